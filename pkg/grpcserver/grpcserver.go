@@ -1,0 +1,141 @@
+// Package grpcserver is the server plumbing both services share: the interceptor chain (panic
+// recovery, error mapping and logging, authentication), health checking, reflection, message size
+// limits, and a Run that serves until its context ends and then shuts down gracefully.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/certhosting/certhosting/pkg/auth"
+)
+
+// MaxRecvMsgSize bounds a request message. Our largest request (an application with a customer
+// CSR and many domains) is a few KiB; 1 MiB leaves room and refuses floods (ResourceExhausted).
+const MaxRecvMsgSize = 1 << 20
+
+// Server is a gRPC server with health and reflection registered.
+type Server struct {
+	GRPC   *grpc.Server
+	Health *health.Server
+	log    *slog.Logger
+}
+
+// New makes a server whose calls pass through recovery, logging and the given auth interceptor.
+// Register the service implementations on s.GRPC before Run.
+func New(log *slog.Logger, authn *auth.Interceptor) *Server {
+	s := &Server{Health: health.NewServer(), log: log}
+	s.GRPC = grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary()),
+		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream()),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	reflection.Register(s.GRPC)
+	return s
+}
+
+// Run serves on lis until ctx ends, then marks the server NOT_SERVING (so balancers stop sending
+// new calls), lets calls in progress finish for up to grace, and stops.
+func (s *Server) Run(ctx context.Context, lis net.Listener, grace time.Duration) error {
+	s.Health.Resume()
+	errc := make(chan error, 1)
+	go func() { errc <- s.GRPC.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.Health.Shutdown()
+	stopped := make(chan struct{})
+	go func() { s.GRPC.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(grace):
+		s.log.Warn("graceful stop timed out; closing remaining calls", "grace", grace)
+		s.GRPC.Stop()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	ctx, caller := auth.WithSlot(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	resp, err = handler(ctx, req)
+	return resp, s.finish(caller, info.FullMethod, start, err)
+}
+
+func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ctx, caller := auth.WithSlot(ss.Context())
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return s.finish(caller, info.FullMethod, start, handler(srv, &ctxStream{ServerStream: ss, ctx: ctx}))
+}
+
+// finish maps a handler's error to what the client sees, and logs the call. Errors that carry a
+// gRPC status (apierr.Error, or a status from a dependency) pass through; context errors become
+// Canceled/DeadlineExceeded; anything else is our fault: logged in full, returned as a bare
+// Internal so no internal detail (SQL, paths) reaches the client.
+func (s *Server) finish(caller *auth.Principal, method string, start time.Time, err error) error {
+	code := codes.OK
+	if err != nil {
+		if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+			code = st.Code()
+		} else if errors.Is(err, context.Canceled) {
+			code, err = codes.Canceled, status.Error(codes.Canceled, "call cancelled")
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			code, err = codes.DeadlineExceeded, status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		} else {
+			s.log.Error("internal error", "method", method, "err", err)
+			code, err = codes.Internal, status.Error(codes.Internal, "internal error")
+		}
+	}
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if caller.AccountID != "" {
+		attrs = append(attrs, "account", caller.AccountID, "key_id", caller.KeyID)
+	}
+	switch code {
+	case codes.OK:
+		s.log.Debug("call", attrs...)
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		s.log.Error("call", append(attrs, "err", err)...)
+	default:
+		s.log.Info("call", append(attrs, "err", err)...)
+	}
+	return err
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *ctxStream) Context() context.Context { return c.ctx }

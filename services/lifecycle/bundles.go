@@ -1,0 +1,144 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/pagetoken"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+// validateCreateBundle checks a CreateBundleRequest field by field.
+func validateCreateBundle(req *lifecyclev1.CreateBundleRequest) error {
+	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
+		return err
+	}
+	if err := ids.Check("account_id", ids.Account, req.GetAccountId()); err != nil {
+		return err
+	}
+	if err := ids.Check("order_id", ids.Order, req.GetOrderId()); err != nil {
+		return err
+	}
+	p := req.GetProduct()
+	switch {
+	case p.GetProductId() == "":
+		return apierr.InvalidArgument("product.product_id", "is required")
+	case p.GetValidationType() == lifecyclev1.ValidationType_VALIDATION_TYPE_UNSPECIFIED || lifecyclev1.ValidationType_name[int32(p.GetValidationType())] == "":
+		return apierr.InvalidArgument("product.validation_type", "must be DV, OV or EV")
+	case p.GetDomainType() == lifecyclev1.DomainType_DOMAIN_TYPE_UNSPECIFIED || lifecyclev1.DomainType_name[int32(p.GetDomainType())] == "":
+		return apierr.InvalidArgument("product.domain_type", "must be SINGLE, WILDCARD or MULTI")
+	}
+	if n := req.GetDomainCount(); n < 1 || n > 1000 {
+		return apierr.InvalidArgument("domain_count", "must be between 1 and 1000, got %d", n)
+	}
+	if y := req.GetSubscriptionYears(); y < 1 || y > 3 {
+		return apierr.InvalidArgument("subscription_years", "must be 1, 2 or 3, got %d", y)
+	}
+	if req.GetHosting() && req.GetSubscriptionYears() < 2 {
+		return apierr.InvalidArgument("hosting", "needs a subscription of 2 or 3 years, got %d", req.GetSubscriptionYears())
+	}
+	return nil
+}
+
+// CreateBundle implements LifecycleService.CreateBundle: a paid order becomes one certificate
+// instance per subscription year, the first PENDING_APPLICATION and the rest NOT_ACTIVATED.
+func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundleRequest) (*lifecyclev1.CreateBundleResponse, error) {
+	if err := validateCreateBundle(req); err != nil {
+		return nil, err
+	}
+	now := s.clk.Now()
+	nowMicros := db.Micros(now)
+	p := req.GetProduct()
+	nb := store.NewBundle{
+		Bundle: store.Bundle{
+			ID:                req.GetBundleId(),
+			AccountID:         req.GetAccountId(),
+			OrderID:           req.GetOrderId(),
+			ProductID:         p.GetProductId(),
+			ValidationType:    p.GetValidationType().String()[len("VALIDATION_TYPE_"):],
+			DomainType:        p.GetDomainType().String()[len("DOMAIN_TYPE_"):],
+			DomainCount:       int(req.GetDomainCount()),
+			Hosting:           req.GetHosting(),
+			SubscriptionYears: int(req.GetSubscriptionYears()),
+			CreateTime:        nowMicros,
+		},
+		Reason: fmt.Sprintf("order %s paid", req.GetOrderId()),
+	}
+	for seq := 1; seq <= int(req.GetSubscriptionYears()); seq++ {
+		st := state.NotActivated
+		if seq == 1 {
+			st = state.PendingApplication
+		}
+		nb.Certificates = append(nb.Certificates, store.Certificate{
+			ID: ids.New(ids.Certificate, now), BundleID: req.GetBundleId(), AccountID: req.GetAccountId(),
+			Sequence: seq, State: st, CreateTime: nowMicros, UpdateTime: nowMicros,
+		})
+	}
+	b, created, err := s.store.CreateBundle(ctx, nb)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
+			"years", b.SubscriptionYears, "hosting", b.Hosting)
+	}
+	b, certs, err := s.store.GetBundle(ctx, b.AccountID, b.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.CreateBundleResponse{Bundle: bundleProto(b, certs)}, nil
+}
+
+// GetBundle implements LifecycleService.GetBundle.
+func (s *Server) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleRequest) (*lifecyclev1.GetBundleResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
+		return nil, err
+	}
+	b, certs, err := s.store.GetBundle(ctx, who.AccountID, req.GetBundleId())
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.GetBundleResponse{Bundle: bundleProto(b, certs)}, nil
+}
+
+// ListBundles implements LifecycleService.ListBundles.
+func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRequest) (*lifecyclev1.ListBundlesResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := pagetoken.Size(req.GetPageSize(), pagetoken.DefaultSize)
+	if err != nil {
+		return nil, err
+	}
+	filter := pagetoken.Filter(who.AccountID)
+	pos, _, err := pagetoken.Decode(req.GetPageToken(), filter)
+	if err != nil {
+		return nil, err
+	}
+	if pos.Key != "" && !ids.Valid(ids.Bundle, pos.Key) {
+		return nil, apierr.InvalidArgument("page_token", "malformed")
+	}
+	bs, certs, err := s.store.ListBundles(ctx, who.AccountID, pos.Key, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &lifecyclev1.ListBundlesResponse{}
+	if len(bs) > size {
+		bs = bs[:size]
+		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: bs[len(bs)-1].ID})
+	}
+	for _, b := range bs {
+		resp.Bundles = append(resp.Bundles, bundleProto(b, certs[b.ID]))
+	}
+	return resp, nil
+}

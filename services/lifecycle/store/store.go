@@ -1,0 +1,273 @@
+// Package store is the lifecycle service's SQL: bundles, certificate instances and their history.
+// It speaks models; the server converts them to and from protos. State changes go through
+// state.Check and are compare-and-set on the state checked.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the lifecycle database's schema migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Bundle is one bundle row.
+type Bundle struct {
+	ID                string `db:"bundle_id"`
+	AccountID         string `db:"account_id"`
+	OrderID           string `db:"order_id"`
+	ProductID         string `db:"product_id"`
+	ValidationType    string `db:"validation_type"`
+	DomainType        string `db:"domain_type"`
+	DomainCount       int    `db:"domain_count"`
+	Hosting           bool   `db:"hosting"`
+	SubscriptionYears int    `db:"subscription_years"`
+	CreateTime        int64  `db:"create_time"`
+}
+
+const bundleColumns = `bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count,
+	hosting, subscription_years, create_time`
+
+// Certificate is one certificate instance row.
+type Certificate struct {
+	ID            string        `db:"certificate_id"`
+	BundleID      string        `db:"bundle_id"`
+	AccountID     string        `db:"account_id"`
+	Sequence      int           `db:"sequence"`
+	State         state.State   `db:"state"`
+	CoverageStart sql.NullInt64 `db:"coverage_start"`
+	CoverageEnd   sql.NullInt64 `db:"coverage_end"`
+	CreateTime    int64         `db:"create_time"`
+	UpdateTime    int64         `db:"update_time"`
+}
+
+const certificateColumns = `certificate_id, bundle_id, account_id, sequence, state, coverage_start, coverage_end,
+	create_time, update_time`
+
+// Event is one history entry.
+type Event struct {
+	ID            int64       `db:"event_id"`
+	AccountID     string      `db:"account_id"`
+	BundleID      string      `db:"bundle_id"`
+	CertificateID string      `db:"certificate_id"`
+	Type          string      `db:"type"`
+	From          state.State `db:"from_state"`
+	To            state.State `db:"to_state"`
+	Actor         state.Actor `db:"actor"`
+	Reason        string      `db:"reason"`
+	Time          int64       `db:"time"`
+}
+
+const eventColumns = `event_id, account_id, bundle_id, certificate_id, type, from_state, to_state, actor, reason, time`
+
+// Event types.
+const (
+	EventCreated = "created"
+)
+
+// Store is the lifecycle database.
+type Store struct {
+	db *db.DB
+}
+
+// New wraps an opened database.
+func New(d *db.DB) *Store { return &Store{db: d} }
+
+// NewBundle is a bundle to create with its instances.
+type NewBundle struct {
+	Bundle       Bundle
+	Certificates []Certificate // in sequence order, states set
+	Reason       string        // recorded on each instance's first history event
+}
+
+// CreateBundle inserts the bundle, its instances and each instance's first history event in one
+// transaction. If the bundle exists already it returns the existing one (created false) when it
+// was made for the same order and account, and AlreadyExists otherwise.
+func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, created bool, err error) {
+	err = s.db.Write(ctx, func(tx *db.Tx) error {
+		err := tx.Get(&b, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ?`, nb.Bundle.ID)
+		if err == nil {
+			if b.OrderID != nb.Bundle.OrderID || b.AccountID != nb.Bundle.AccountID {
+				return apierr.AlreadyExists("bundle_id", "%s already exists for another order", nb.Bundle.ID)
+			}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
+			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time)`, nb.Bundle); err != nil {
+			if db.IsUniqueViolation(err) {
+				return apierr.AlreadyExists("order_id", "order %s already has a bundle", nb.Bundle.OrderID)
+			}
+			return err
+		}
+		events := make([]Event, 0, len(nb.Certificates))
+		for _, c := range nb.Certificates {
+			if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
+				return err
+			}
+			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
+				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time)`, c); err != nil {
+				return err
+			}
+			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+				Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
+		}
+		if err := appendEvents(tx, events); err != nil {
+			return err
+		}
+		b, created = nb.Bundle, true
+		return nil
+	})
+	return b, created, err
+}
+
+// appendEvents inserts events with ids allocated from the events counter in this transaction, so
+// ids increase in commit order.
+func appendEvents(tx *db.Tx, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var last int64
+	if err := tx.Get(&last, `UPDATE counters SET value = value + ? WHERE name = 'events' RETURNING value`, len(events)); err != nil {
+		return fmt.Errorf("allocate event ids: %w", err)
+	}
+	first := last - int64(len(events)) + 1
+	for i := range events {
+		events[i].ID = first + int64(i)
+		if _, err := tx.NamedExec(`INSERT INTO events (`+eventColumns+`) VALUES (:event_id, :account_id, :bundle_id,
+			:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time)`, events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetBundle returns a bundle of the account with its instances, or NotFound.
+func (s *Store) GetBundle(ctx context.Context, accountID, bundleID string) (Bundle, []Certificate, error) {
+	var b Bundle
+	err := s.db.Get(ctx, &b, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ? AND account_id = ?`, bundleID, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Bundle{}, nil, apierr.NotFound("bundle", bundleID)
+	}
+	if err != nil {
+		return Bundle{}, nil, err
+	}
+	var cs []Certificate
+	err = s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id = ? ORDER BY sequence`, bundleID)
+	return b, cs, err
+}
+
+// ListBundles returns up to limit bundles of the account, newest first, before the bundle id
+// `before` (exclusive; empty for the first page), with their instances.
+func (s *Store) ListBundles(ctx context.Context, accountID, before string, limit int) ([]Bundle, map[string][]Certificate, error) {
+	q := `SELECT ` + bundleColumns + ` FROM bundles WHERE account_id = ?`
+	args := []any{accountID}
+	if before != "" {
+		q += ` AND bundle_id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY bundle_id DESC LIMIT ?`
+	args = append(args, limit)
+	var bs []Bundle
+	if err := s.db.Select(ctx, &bs, q, args...); err != nil || len(bs) == 0 {
+		return bs, nil, err
+	}
+	// One query for every bundle's instances rather than one per bundle.
+	in := make([]any, len(bs))
+	for i, b := range bs {
+		in[i] = b.ID
+	}
+	var cs []Certificate
+	if err := s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id IN (`+
+		placeholders(len(in))+`) ORDER BY bundle_id, sequence`, in...); err != nil {
+		return nil, nil, err
+	}
+	byBundle := make(map[string][]Certificate, len(bs))
+	for _, c := range cs {
+		byBundle[c.BundleID] = append(byBundle[c.BundleID], c)
+	}
+	return bs, byBundle, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// GetCertificate returns an instance of the account, or NotFound.
+func (s *Store) GetCertificate(ctx context.Context, accountID, certificateID string) (Certificate, error) {
+	var c Certificate
+	err := s.db.Get(ctx, &c, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ? AND account_id = ?`, certificateID, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, apierr.NotFound("certificate", certificateID)
+	}
+	return c, err
+}
+
+// CertificateFilter selects instances for ListCertificates.
+type CertificateFilter struct {
+	AccountID string
+	BundleID  string      // empty: every bundle
+	State     state.State // empty: every state
+}
+
+// CertificatePosition is the keyset position of ListCertificates: newest bundle first, then
+// sequence within a bundle.
+type CertificatePosition struct {
+	BundleID string
+	Sequence int
+}
+
+// ListCertificates returns up to limit instances matching f after pos (zero: the first page).
+func (s *Store) ListCertificates(ctx context.Context, f CertificateFilter, after CertificatePosition, limit int) ([]Certificate, error) {
+	q := `SELECT ` + certificateColumns + ` FROM certificates WHERE account_id = ?`
+	args := []any{f.AccountID}
+	if f.BundleID != "" {
+		q += ` AND bundle_id = ?`
+		args = append(args, f.BundleID)
+	}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	if after.BundleID != "" {
+		q += ` AND (bundle_id < ? OR (bundle_id = ? AND sequence > ?))`
+		args = append(args, after.BundleID, after.BundleID, after.Sequence)
+	}
+	q += ` ORDER BY bundle_id DESC, sequence LIMIT ?`
+	args = append(args, limit)
+	var cs []Certificate
+	err := s.db.Select(ctx, &cs, q, args...)
+	return cs, err
+}
+
+// ListEvents returns up to limit history events of an instance of the account, oldest first,
+// after event id `after` (0 for the first page). NotFound if the instance is not the account's.
+func (s *Store) ListEvents(ctx context.Context, accountID, certificateID string, after int64, limit int) ([]Event, error) {
+	if _, err := s.GetCertificate(ctx, accountID, certificateID); err != nil {
+		return nil, err
+	}
+	var es []Event
+	err := s.db.Select(ctx, &es, `SELECT `+eventColumns+` FROM events WHERE certificate_id = ? AND event_id > ?
+		ORDER BY event_id LIMIT ?`, certificateID, after, limit)
+	return es, err
+}

@@ -1,0 +1,147 @@
+// Command certhosting-order runs the order service (certhosting.order.v1.OrderService) and its
+// outbox relay to the lifecycle service. `certhosting-order admin ...` manages accounts and keys.
+//
+// Every flag can also be set with an environment variable: -listen is CERTHOSTING_ORDER_LISTEN,
+// -lifecycle-addr is CERTHOSTING_ORDER_LIFECYCLE_ADDR, and so on. Flags win over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
+	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/cli"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/services/order"
+	"github.com/certhosting/certhosting/services/order/store"
+)
+
+const envPrefix = "CERTHOSTING_ORDER"
+
+type config struct {
+	listen           string
+	dbPath           string
+	identityDB       string
+	lifecycleAddr    string
+	lifecycleKeyFile string
+	authCacheTTL     time.Duration
+	rateLimit        float64
+	logFormat        string
+	logLevel         string
+	shutdownGrace    time.Duration
+	readyFile        string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("certhosting-order", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:50051", "gRPC listen address (port 0 picks a free port)")
+	fs.StringVar(&c.dbPath, "db", "var/order.db", "order database (SQLite file)")
+	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the lifecycle service (accounts and API keys)")
+	fs.StringVar(&c.lifecycleAddr, "lifecycle-addr", "127.0.0.1:50052", "address of the lifecycle service")
+	fs.StringVar(&c.lifecycleKeyFile, "lifecycle-key-file", "var/order-service-key", "file holding this service's API key (role service) for the lifecycle service")
+	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
+	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
+	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
+	err := cli.Parse(fs, args, envPrefix)
+	return c, err
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		err = auth.RunAdmin(ctx, "certhosting-order", os.Args[2:], os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stderr)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "certhosting-order:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	clk := clockwork.NewRealClock()
+
+	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	st := store.New(database)
+
+	identity, err := auth.OpenStore(ctx, cfg.identityDB, clk, log)
+	if err != nil {
+		return fmt.Errorf("identity database: %w", err)
+	}
+	defer identity.Close()
+	verifier := auth.NewVerifier(identity, clk, cfg.authCacheTTL)
+
+	serviceKey, err := auth.ReadKeyFile(cfg.lifecycleKeyFile)
+	if err != nil {
+		return fmt.Errorf("-lifecycle-key-file: %w", err)
+	}
+	conn, err := grpc.NewClient(cfg.lifecycleAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)))
+	if err != nil {
+		return fmt.Errorf("-lifecycle-addr: %w", err)
+	}
+	defer conn.Close()
+	relay := order.NewRelay(st, lifecyclev1.NewLifecycleServiceClient(conn), order.RelayConfig{Clock: clk, Log: log.With("component", "relay")})
+
+	srv, err := order.NewServer(ctx, st, clk, log, relay)
+	if err != nil {
+		return err
+	}
+	gs := grpcserver.New(log, auth.NewInterceptor(verifier, order.Policy, cfg.rateLimit))
+	orderv1.RegisterOrderServiceServer(gs.GRPC, srv)
+
+	lis, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("order service listening", "addr", lis.Addr().String(), "db", cfg.dbPath, "lifecycle", cfg.lifecycleAddr)
+	if cfg.readyFile != "" {
+		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
+			return err
+		}
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
+	g.Go(func() error { return relay.Run(ctx) })
+	err = g.Wait()
+	log.Info("order service stopped")
+	return err
+}

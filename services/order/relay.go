@@ -1,0 +1,189 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/pkg/backoff"
+	"github.com/certhosting/certhosting/services/order/store"
+)
+
+// BundleCreator is the part of the lifecycle service the relay needs.
+type BundleCreator interface {
+	CreateBundle(ctx context.Context, in *lifecyclev1.CreateBundleRequest, opts ...grpc.CallOption) (*lifecyclev1.CreateBundleResponse, error)
+}
+
+// RelayConfig tunes the relay; zero values take the defaults.
+type RelayConfig struct {
+	Batch       int              // messages read per sweep (default 256)
+	Concurrency int              // CreateBundle calls in flight (default 64)
+	CallTimeout time.Duration    // deadline of each CreateBundle call (default 5s)
+	Poll        time.Duration    // longest sleep between sweeps when nothing wakes the relay (default 1s)
+	Backoff     backoff.Policy   // retry delays (default 500ms doubling to 1m)
+	Clock       clockwork.Clock  // default: real clock
+	Log         *slog.Logger     // default: discard
+}
+
+// Relay delivers the outbox to the lifecycle service. Each message is retried, with exponential
+// backoff and jitter, until the lifecycle service acknowledges it; the row is deleted in the same
+// transaction that records the acknowledgement on the order. A crash between the acknowledgement
+// and that transaction makes the relay deliver the message again after restart, and CreateBundle
+// is idempotent on the bundle id, so the purchase still gets exactly one bundle.
+//
+// One relay runs per order-service process; the SQLite store has one process by construction.
+type Relay struct {
+	store  *store.Store
+	client BundleCreator
+	cfg    RelayConfig
+	wake   chan struct{}
+}
+
+// NewRelay makes a relay; call Run to start it.
+func NewRelay(st *store.Store, client BundleCreator, cfg RelayConfig) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Backoff == (backoff.Policy{}) {
+		cfg.Backoff = backoff.Policy{Base: 500 * time.Millisecond, Max: time.Minute}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{store: st, client: client, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Notify wakes the relay (a payment was committed). It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		n, err := r.Sweep(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.cfg.Log.Error("outbox sweep failed", "err", err)
+		}
+		if n == r.cfg.Batch {
+			continue // more may be due right now
+		}
+		wait := r.cfg.Poll
+		if next, ok, err := r.store.NextOutboxTime(ctx); err == nil && ok {
+			wait = min(wait, max(0, next.Sub(r.cfg.Clock.Now())))
+		}
+		if wait == 0 {
+			continue
+		}
+		t := r.cfg.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+		case <-t.Chan():
+		}
+		t.Stop()
+	}
+}
+
+// Sweep makes one attempt at every message due now (up to Batch) and records the outcomes. It
+// returns how many messages it attempted.
+func (r *Relay) Sweep(ctx context.Context) (int, error) {
+	due, err := r.store.DueOutbox(ctx, r.cfg.Clock.Now(), r.cfg.Batch)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	var (
+		mu     sync.Mutex
+		ok     []store.Delivered
+		failed []store.Failed
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, r.cfg.Concurrency)
+	)
+	for _, m := range due {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			certs, err := r.deliver(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok = append(ok, store.Delivered{MessageID: m.ID, OrderID: m.OrderID, CertificateIDs: certs})
+				return
+			}
+			attempts := m.Attempts + 1
+			delay := r.cfg.Backoff.Delay(attempts)
+			level := slog.LevelWarn
+			if attempts >= 10 {
+				level = slog.LevelError
+			}
+			r.cfg.Log.Log(ctx, level, "outbox delivery failed; will retry", "message_id", m.ID, "order_id", m.OrderID,
+				"attempts", attempts, "retry_in", delay, "code", status.Code(err).String(), "err", err)
+			failed = append(failed, store.Failed{MessageID: m.ID, Attempts: attempts, Next: r.cfg.Clock.Now().Add(delay), Err: err.Error()})
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil && len(ok) == 0 {
+		// Shutting down: the failures are our own cancellations, not the receiver's; leave the
+		// rows as they were.
+		return len(due), nil
+	}
+	if err := r.store.RecordDeliveries(context.WithoutCancel(ctx), r.cfg.Clock.Now(), ok, failed); err != nil {
+		return len(due), fmt.Errorf("record deliveries: %w", err)
+	}
+	return len(due), nil
+}
+
+func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) ([]string, error) {
+	if m.Kind != store.OutboxKindCreateBundle {
+		return nil, fmt.Errorf("unknown outbox message kind %q", m.Kind)
+	}
+	var req lifecyclev1.CreateBundleRequest
+	if err := protojson.Unmarshal([]byte(m.Payload), &req); err != nil {
+		return nil, fmt.Errorf("decode outbox payload: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
+	resp, err := r.client.CreateBundle(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
+	b := resp.GetBundle()
+	if b.GetBundleId() != req.GetBundleId() {
+		return nil, errors.New("lifecycle service answered for another bundle")
+	}
+	certs := make([]string, 0, len(b.GetCertificates()))
+	for _, c := range b.GetCertificates() {
+		certs = append(certs, c.GetCertificateId())
+	}
+	return certs, nil
+}

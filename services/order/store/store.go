@@ -1,0 +1,326 @@
+// Package store is the order service's SQL: products, orders and the outbox. It speaks models;
+// the server converts them to and from protos. It is the only package that knows the order
+// database's tables.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations are the order database's schema migrations.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Order statuses, as stored.
+const (
+	StatusUnpaid    = "UNPAID"
+	StatusPaid      = "PAID"
+	StatusCancelled = "CANCELLED"
+)
+
+// OutboxKindCreateBundle is the outbox message that asks the lifecycle service for a bundle.
+const OutboxKindCreateBundle = "lifecycle.CreateBundle"
+
+// Product is one catalog entry.
+type Product struct {
+	ID               string `db:"product_id"`
+	Position         int    `db:"position"`
+	DisplayName      string `db:"display_name"`
+	Brand            string `db:"brand"`
+	ValidationType   string `db:"validation_type"`
+	DomainType       string `db:"domain_type"`
+	MaxDomains       int    `db:"max_domains"`
+	CurrencyCode     string `db:"currency_code"`
+	YearlyPriceMinor int64  `db:"yearly_price_minor"`
+}
+
+// Order is one order row.
+type Order struct {
+	ID                 string         `db:"order_id"`
+	AccountID          string         `db:"account_id"`
+	RequestID          string         `db:"request_id"`
+	Status             string         `db:"status"`
+	ProductID          string         `db:"product_id"`
+	ValidationType     string         `db:"validation_type"`
+	DomainType         string         `db:"domain_type"`
+	DomainCount        int            `db:"domain_count"`
+	SubscriptionYears  int            `db:"subscription_years"`
+	Hosting            bool           `db:"hosting"`
+	CurrencyCode       string         `db:"currency_code"`
+	TotalMinor         int64          `db:"total_minor"`
+	PaymentReference   sql.NullString `db:"payment_reference"`
+	BundleID           sql.NullString `db:"bundle_id"`
+	CertificateIDs     sql.NullString `db:"certificate_ids"`
+	CreateTime         int64          `db:"create_time"`
+	PayTime            sql.NullInt64  `db:"pay_time"`
+	CancelTime         sql.NullInt64  `db:"cancel_time"`
+	BundleDeliveryTime sql.NullInt64  `db:"bundle_delivery_time"`
+}
+
+// Certificates decodes the certificate ids the lifecycle service acknowledged.
+func (o *Order) Certificates() []string {
+	if !o.CertificateIDs.Valid {
+		return nil
+	}
+	var out []string
+	_ = json.Unmarshal([]byte(o.CertificateIDs.String), &out)
+	return out
+}
+
+const orderColumns = `order_id, account_id, request_id, status, product_id, validation_type, domain_type,
+	domain_count, subscription_years, hosting, currency_code, total_minor, payment_reference, bundle_id,
+	certificate_ids, create_time, pay_time, cancel_time, bundle_delivery_time`
+
+// Store is the order database.
+type Store struct {
+	db *db.DB
+}
+
+// New wraps an opened database.
+func New(d *db.DB) *Store { return &Store{db: d} }
+
+// Products returns the catalog in display order.
+func (s *Store) Products(ctx context.Context) ([]Product, error) {
+	var ps []Product
+	err := s.db.Select(ctx, &ps, `SELECT product_id, position, display_name, brand, validation_type, domain_type,
+		max_domains, currency_code, yearly_price_minor FROM products ORDER BY position`)
+	return ps, err
+}
+
+// CreateOrder inserts o unless the account already has an order with o's request id, in which
+// case it returns that order (same parameters) or AlreadyExists (other parameters).
+func (s *Store) CreateOrder(ctx context.Context, o Order) (Order, error) {
+	var out Order
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE account_id = ? AND request_id = ?`, o.AccountID, o.RequestID)
+		switch {
+		case err == nil:
+			if out.ProductID != o.ProductID || out.DomainCount != o.DomainCount ||
+				out.SubscriptionYears != o.SubscriptionYears || out.Hosting != o.Hosting {
+				return apierr.AlreadyExists("request_id", "%q was already used for order %s with other parameters", o.RequestID, out.ID)
+			}
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.NamedExec(`INSERT INTO orders (`+orderColumns+`) VALUES (:order_id, :account_id, :request_id,
+			:status, :product_id, :validation_type, :domain_type, :domain_count, :subscription_years, :hosting,
+			:currency_code, :total_minor, :payment_reference, :bundle_id, :certificate_ids, :create_time, :pay_time,
+			:cancel_time, :bundle_delivery_time)`, o); err != nil {
+			return err
+		}
+		out = o
+		return nil
+	})
+	return out, err
+}
+
+// GetOrder returns an order of the account, or NotFound.
+func (s *Store) GetOrder(ctx context.Context, accountID, orderID string) (Order, error) {
+	var o Order
+	err := s.db.Get(ctx, &o, `SELECT `+orderColumns+` FROM orders WHERE order_id = ? AND account_id = ?`, orderID, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, apierr.NotFound("order", orderID)
+	}
+	return o, err
+}
+
+// ListOrders returns up to limit orders of the account, newest first, after the order id
+// `before` (exclusive; empty for the first page), optionally of one status.
+func (s *Store) ListOrders(ctx context.Context, accountID, status, before string, limit int) ([]Order, error) {
+	q := `SELECT ` + orderColumns + ` FROM orders WHERE account_id = ?`
+	args := []any{accountID}
+	if status != "" {
+		q += ` AND status = ?`
+		args = append(args, status)
+	}
+	if before != "" {
+		q += ` AND order_id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY order_id DESC LIMIT ?`
+	args = append(args, limit)
+	var os []Order
+	err := s.db.Select(ctx, &os, q, args...)
+	return os, err
+}
+
+// Payment is what PayOrder records.
+type Payment struct {
+	AccountID, OrderID, Reference, BundleID string
+	Time                                    time.Time
+	// Outbox builds the outbox payload for the order being paid; it runs inside the transaction,
+	// after the order was read, so the payload describes exactly the order that became PAID.
+	Outbox func(o Order) (string, error)
+}
+
+// PayOrder makes an UNPAID order PAID and queues its bundle in the outbox, in one transaction.
+// Paying a PAID order with the same reference returns it unchanged (the outbox row written by
+// the first payment, or its delivery, stands); another reference, or a CANCELLED order, is
+// FailedPrecondition. afterCommit runs once a new payment is durable.
+func (s *Store) PayOrder(ctx context.Context, p Payment, afterCommit func()) (Order, error) {
+	var out Order
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		if err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE order_id = ? AND account_id = ?`, p.OrderID, p.AccountID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return apierr.NotFound("order", p.OrderID)
+			}
+			return err
+		}
+		switch out.Status {
+		case StatusPaid:
+			if out.PaymentReference.String == p.Reference {
+				return nil
+			}
+			return apierr.FailedPrecondition("order %s is already PAID with another payment_reference", p.OrderID)
+		case StatusCancelled:
+			return apierr.FailedPrecondition("order %s is CANCELLED and cannot be paid", p.OrderID)
+		}
+		now := db.Micros(p.Time)
+		if err := db.ExpectOne(tx.Exec(`UPDATE orders SET status = ?, payment_reference = ?, pay_time = ?, bundle_id = ?
+			WHERE order_id = ? AND status = ?`, StatusPaid, p.Reference, now, p.BundleID, p.OrderID, StatusUnpaid)); err != nil {
+			return err
+		}
+		out.Status, out.PaymentReference, out.PayTime, out.BundleID = StatusPaid,
+			sql.NullString{String: p.Reference, Valid: true}, sql.NullInt64{Int64: now, Valid: true},
+			sql.NullString{String: p.BundleID, Valid: true}
+		payload, err := p.Outbox(out)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO outbox (message_id, kind, order_id, payload, next_attempt_time, create_time)
+			VALUES (?, ?, ?, ?, ?, ?)`, p.BundleID, OutboxKindCreateBundle, p.OrderID, payload, now, now); err != nil {
+			return err
+		}
+		if afterCommit != nil {
+			tx.AfterCommit(afterCommit)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CancelOrder makes an UNPAID order CANCELLED; a CANCELLED order is returned unchanged; a PAID
+// one is FailedPrecondition.
+func (s *Store) CancelOrder(ctx context.Context, accountID, orderID string, t time.Time) (Order, error) {
+	var out Order
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		if err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE order_id = ? AND account_id = ?`, orderID, accountID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return apierr.NotFound("order", orderID)
+			}
+			return err
+		}
+		switch out.Status {
+		case StatusCancelled:
+			return nil
+		case StatusPaid:
+			return apierr.FailedPrecondition("order %s is PAID; only UNPAID orders can be cancelled", orderID)
+		}
+		now := db.Micros(t)
+		if err := db.ExpectOne(tx.Exec(`UPDATE orders SET status = ?, cancel_time = ? WHERE order_id = ? AND status = ?`,
+			StatusCancelled, now, orderID, StatusUnpaid)); err != nil {
+			return err
+		}
+		out.Status, out.CancelTime = StatusCancelled, sql.NullInt64{Int64: now, Valid: true}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxMessage is one undelivered outbox row.
+type OutboxMessage struct {
+	ID              string         `db:"message_id"`
+	Kind            string         `db:"kind"`
+	OrderID         string         `db:"order_id"`
+	Payload         string         `db:"payload"`
+	Attempts        int            `db:"attempts"`
+	NextAttemptTime int64          `db:"next_attempt_time"`
+	LastError       sql.NullString `db:"last_error"`
+}
+
+// DueOutbox returns up to limit messages whose next attempt is due at now, oldest due first.
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
+	var ms []OutboxMessage
+	err := s.db.Select(ctx, &ms, `SELECT message_id, kind, order_id, payload, attempts, next_attempt_time, last_error
+		FROM outbox WHERE next_attempt_time <= ? ORDER BY next_attempt_time, message_id LIMIT ?`, db.Micros(now), limit)
+	return ms, err
+}
+
+// NextOutboxTime returns when the earliest undelivered message is due, or ok false when the
+// outbox is empty.
+func (s *Store) NextOutboxTime(ctx context.Context) (t time.Time, ok bool, err error) {
+	var v sql.NullInt64
+	if err := s.db.Get(ctx, &v, `SELECT MIN(next_attempt_time) FROM outbox`); err != nil {
+		return time.Time{}, false, err
+	}
+	return db.FromNullMicros(v), v.Valid, nil
+}
+
+// Delivered is the outcome of one successful delivery.
+type Delivered struct {
+	MessageID      string
+	OrderID        string
+	CertificateIDs []string
+}
+
+// Failed is the outcome of one failed delivery attempt.
+type Failed struct {
+	MessageID string
+	Attempts  int // attempts made so far, including this one
+	Next      time.Time
+	Err       string
+}
+
+// RecordDeliveries removes delivered messages, records their bundles on the orders, and
+// reschedules failed ones, in one transaction.
+func (s *Store) RecordDeliveries(ctx context.Context, t time.Time, ok []Delivered, failed []Failed) error {
+	now := db.Micros(t)
+	return s.db.Write(ctx, func(tx *db.Tx) error {
+		for _, d := range ok {
+			certs, err := json.Marshal(d.CertificateIDs)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM outbox WHERE message_id = ?`, d.MessageID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`UPDATE orders SET certificate_ids = ?, bundle_delivery_time = ? WHERE order_id = ?`,
+				string(certs), now, d.OrderID); err != nil {
+				return fmt.Errorf("record delivery of %s: %w", d.OrderID, err)
+			}
+		}
+		for _, f := range failed {
+			if _, err := tx.Exec(`UPDATE outbox SET attempts = ?, next_attempt_time = ?, last_error = ? WHERE message_id = ?`,
+				f.Attempts, db.Micros(f.Next), f.Err, f.MessageID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// OutboxLen counts undelivered messages (for tests and the admin view).
+func (s *Store) OutboxLen(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.Get(ctx, &n, `SELECT COUNT(*) FROM outbox`)
+	return n, err
+}
