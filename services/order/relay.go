@@ -25,13 +25,13 @@ type BundleCreator interface {
 
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
-	Batch       int              // messages read per sweep (default 256)
-	Concurrency int              // CreateBundle calls in flight (default 64)
-	CallTimeout time.Duration    // deadline of each CreateBundle call (default 5s)
-	Poll        time.Duration    // longest sleep between sweeps when nothing wakes the relay (default 1s)
-	Backoff     backoff.Policy   // retry delays (default 500ms doubling to 1m)
-	Clock       clockwork.Clock  // default: real clock
-	Log         *slog.Logger     // default: discard
+	Batch       int             // messages read per sweep (default 256)
+	Concurrency int             // CreateBundle calls in flight (default 64)
+	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
+	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
+	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
+	Clock       clockwork.Clock // default: real clock
+	Log         *slog.Logger    // default: discard
 }
 
 // Relay delivers the outbox to the lifecycle service. Each message is retried, with exponential
