@@ -1,0 +1,294 @@
+// Package pair starts the service pair as real processes on loopback, for end-to-end tests and
+// the load benchmark: it builds the binaries, bootstraps an identity database, and starts, stops
+// or kills each service on its own ports and files, so runs never share state.
+package pair
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Binaries are the built service binaries.
+type Binaries struct {
+	Order     string
+	Lifecycle string
+}
+
+// Build compiles both services into dir. race adds the race detector (end-to-end tests run the
+// services with it, so a data race in a real process fails the test).
+func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return Binaries{}, err
+	}
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "./services/order/cmd/certhosting-order", "./services/lifecycle/cmd/certhosting-lifecycle")
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return Binaries{}, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return Binaries{Order: filepath.Join(dir, "certhosting-order"), Lifecycle: filepath.Join(dir, "certhosting-lifecycle")}, nil
+}
+
+// moduleRoot finds the directory holding go.mod, from this source file's location.
+func moduleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("pair: cannot locate source")
+	}
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("pair: go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+// ModuleRoot is the repository root (where go.mod is).
+func ModuleRoot() (string, error) { return moduleRoot() }
+
+// Options configure a Pair.
+type Options struct {
+	// Dir holds the databases, key files and logs; a test's t.TempDir().
+	Dir string
+	// OrderArgs and LifecycleArgs are extra flags for each service.
+	OrderArgs, LifecycleArgs []string
+	// Log receives both services' output, each line prefixed; nil keeps it in memory only
+	// (see Pair.Logs).
+	Log io.Writer
+}
+
+// Pair is the two services running as processes.
+type Pair struct {
+	bins Binaries
+	opts Options
+
+	// OrderAddr and LifecycleAddr are the loopback addresses the services listen on; they stay
+	// the same across restarts.
+	OrderAddr, LifecycleAddr string
+	// DemoKey is a customer key of the "demo" account; ServiceKeyFile holds the order service's key.
+	DemoKey, ServiceKeyFile string
+	// IdentityDB is the identity database both services use.
+	IdentityDB string
+
+	mu        sync.Mutex
+	order     *proc
+	lifecycle *proc
+	logs      bytes.Buffer
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start bootstraps identity and starts the lifecycle service, then the order service.
+func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
+	p := &Pair{bins: bins, opts: opts, IdentityDB: filepath.Join(opts.Dir, "identity.db")}
+	out, err := p.Admin(ctx, "bootstrap", "-dir", opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	p.DemoKey = strings.TrimSpace(out)
+	p.ServiceKeyFile = filepath.Join(opts.Dir, "order-service-key")
+	if p.LifecycleAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if p.OrderAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if err := p.StartLifecycle(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.StartOrder(ctx); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// freeAddr picks a free loopback port. The services are then started on it explicitly, so a
+// restarted service comes back on the same address.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Admin runs `certhosting-order admin <args>` against the pair's identity database.
+func (p *Pair) Admin(ctx context.Context, args ...string) (string, error) {
+	full := append([]string{"admin", args[0], "-identity-db", p.IdentityDB}, args[1:]...)
+	cmd := exec.CommandContext(ctx, p.bins.Order, full...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("admin %s: %v: %s", args[0], err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// StartOrder starts (or restarts) the order service and waits until it serves.
+func (p *Pair) StartOrder(ctx context.Context) error {
+	args := append([]string{
+		"-listen", p.OrderAddr,
+		"-db", filepath.Join(p.opts.Dir, "order.db"),
+		"-identity-db", p.IdentityDB,
+		"-lifecycle-addr", p.LifecycleAddr,
+		"-lifecycle-key-file", p.ServiceKeyFile,
+	}, p.opts.OrderArgs...)
+	pr, err := p.start(ctx, "order", p.bins.Order, args)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.order = pr
+	p.mu.Unlock()
+	return nil
+}
+
+// StartLifecycle starts (or restarts) the lifecycle service and waits until it serves.
+func (p *Pair) StartLifecycle(ctx context.Context) error {
+	args := append([]string{
+		"-listen", p.LifecycleAddr,
+		"-db", filepath.Join(p.opts.Dir, "lifecycle.db"),
+		"-identity-db", p.IdentityDB,
+	}, p.opts.LifecycleArgs...)
+	pr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.lifecycle = pr
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*proc, error) {
+	ready := filepath.Join(p.opts.Dir, name+".ready")
+	_ = os.Remove(ready)
+	args = append(args, "-ready-file", ready, "-log-level", "debug")
+	cmd := exec.Command(bin, args...)
+	w := &prefixWriter{prefix: name + ": ", p: p}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Dir = p.opts.Dir
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	pr := &proc{cmd: cmd, done: make(chan error, 1)}
+	go func() { pr.done <- cmd.Wait() }()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
+			return pr, nil
+		}
+		select {
+		case err := <-pr.done:
+			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, err, p.Logs())
+		case <-deadline.C:
+			_ = cmd.Process.Kill()
+			return nil, fmt.Errorf("%s did not start within 30s\n%s", name, p.Logs())
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// KillOrder SIGKILLs the order service (no graceful shutdown) and waits for it to die.
+func (p *Pair) KillOrder() { p.signal(&p.order, syscall.SIGKILL) }
+
+// KillLifecycle SIGKILLs the lifecycle service and waits for it to die.
+func (p *Pair) KillLifecycle() { p.signal(&p.lifecycle, syscall.SIGKILL) }
+
+// StopOrder stops the order service gracefully (SIGTERM) and returns its exit error.
+func (p *Pair) StopOrder() error { return p.signal(&p.order, syscall.SIGTERM) }
+
+// StopLifecycle stops the lifecycle service gracefully (SIGTERM) and returns its exit error.
+func (p *Pair) StopLifecycle() error { return p.signal(&p.lifecycle, syscall.SIGTERM) }
+
+func (p *Pair) signal(slot **proc, sig syscall.Signal) error {
+	p.mu.Lock()
+	pr := *slot
+	*slot = nil
+	p.mu.Unlock()
+	if pr == nil {
+		return nil
+	}
+	_ = pr.cmd.Process.Signal(sig)
+	select {
+	case err := <-pr.done:
+		if sig == syscall.SIGKILL {
+			return nil
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		_ = pr.cmd.Process.Kill()
+		return fmt.Errorf("process did not exit within 30s of %v", sig)
+	}
+}
+
+// Stop stops both services gracefully; it returns the first non-clean exit.
+func (p *Pair) Stop() error {
+	return errors.Join(p.StopOrder(), p.StopLifecycle())
+}
+
+// Logs returns both services' output so far.
+func (p *Pair) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+type prefixWriter struct {
+	prefix string
+	p      *Pair
+	buf    []byte
+}
+
+func (w *prefixWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := w.prefix + string(w.buf[:i+1])
+		w.buf = w.buf[i+1:]
+		w.p.mu.Lock()
+		w.p.logs.WriteString(line)
+		w.p.mu.Unlock()
+		if w.p.opts.Log != nil {
+			_, _ = io.WriteString(w.p.opts.Log, line)
+		}
+	}
+	return len(b), nil
+}
