@@ -1,0 +1,132 @@
+// Package ca is the contract between the lifecycle service and a certificate authority: submit an
+// application, poll its status, cancel it. Implementations: the built-in local CA (ca/localca),
+// ACME, and CA plug-ins behind certhosting.ca.v1.
+//
+// The contract, for every method: a returned error means "transient, try later" (the CA was
+// unreachable, timed out, rate limited us, or failed internally) and is retried with backoff; it
+// is never turned into a verdict. A verdict is a Status with State Rejected: the CA decided, and
+// the lifecycle service moves the certificate to VALIDATION_FAILED and opens a support case.
+package ca
+
+import (
+	"context"
+	"time"
+)
+
+// Client is what the lifecycle service needs of a CA.
+type Client interface {
+	// Submit starts an application. It is idempotent on Request.ID: submitting the same ID again
+	// returns the same submission, so a caller that crashed after Submit but before recording its
+	// result can simply submit again.
+	Submit(ctx context.Context, req Request) (Submission, error)
+	// Status polls an application by the reference Submit returned.
+	Status(ctx context.Context, ref string) (Status, error)
+	// Cancel abandons an application that is still pending. Cancelling a decided or unknown
+	// application is not an error.
+	Cancel(ctx context.Context, ref string) error
+}
+
+// Request is one application to the CA.
+type Request struct {
+	// ID is the caller's application id; the idempotency key of Submit.
+	ID string
+	// Domains are the names, as A-labels; the first is the subject's common name. A wildcard is
+	// written "*.example.com".
+	Domains []string
+	// CSR is the DER-encoded certificate signing request holding the public key; its names match
+	// Domains.
+	CSR []byte
+	// Validation is "DV", "OV" or "EV".
+	Validation string
+	// Organization is required for OV and EV, nil for DV.
+	Organization *Organization
+	// Contact is who the CA may write to about this application.
+	Contact Contact
+	// NotAfter is when the caller wants the certificate to end (the coverage end of its instance).
+	// The CA caps it at its maximum validity; a CA that does not take a requested end ignores it.
+	// Zero means "as long as allowed".
+	NotAfter time.Time
+	// Binding identifies the subscription the application belongs to. It is the same for every
+	// application of a bundle, so a CA whose domain validation record is derived from it (the local
+	// CA's persistent TXT record, DNS delegation) verifies renewals with no customer action.
+	Binding string
+	// Replaces is the certificate (PEM) this one renews, if any: an ACME CA with renewal
+	// information (RFC 9773) is told which certificate is being replaced.
+	Replaces []byte
+}
+
+// Organization is what OV and EV validation check.
+type Organization struct {
+	LegalName          string `json:"legal_name"`
+	Country            string `json:"country"` // ISO 3166-1 alpha-2
+	StateOrProvince    string `json:"state_or_province,omitempty"`
+	Locality           string `json:"locality"`
+	RegistrationNumber string `json:"registration_number"`
+}
+
+// Contact is the applicant's contact.
+type Contact struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// DNSRecord is a record the customer must publish for the CA to verify domain control.
+type DNSRecord struct {
+	Name  string `json:"name"`  // fully qualified, without the trailing dot
+	Type  string `json:"type"`  // "TXT" or "CNAME"
+	Value string `json:"value"` // the TXT value, or the CNAME target
+}
+
+// Submission is the CA's answer to Submit.
+type Submission struct {
+	// Ref identifies the application at the CA, for Status and Cancel.
+	Ref string
+	// Instructions are the DNS records to publish; empty when nothing needs publishing.
+	Instructions []DNSRecord
+}
+
+// State is where an application stands at the CA.
+type State int
+
+// Application states.
+const (
+	Pending State = iota + 1
+	Issued
+	Rejected
+)
+
+func (s State) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Issued:
+		return "issued"
+	case Rejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// Reason is why the CA rejected an application.
+type Reason string
+
+// Rejection reasons.
+const (
+	ReasonDNS          Reason = "DNS"          // domain control could not be verified
+	ReasonOrganization Reason = "ORGANIZATION" // organization details could not be verified
+	ReasonCAA          Reason = "CAA"          // a CAA record forbids this CA
+	ReasonPolicy       Reason = "POLICY"       // anything else the CA's policy refuses
+)
+
+// Status is the CA's answer to Status.
+type Status struct {
+	State State
+	// RetryAfter is when to poll again (Pending); zero leaves it to the caller's backoff.
+	RetryAfter time.Duration
+	// ChainPEM is the issued chain, leaf first (Issued).
+	ChainPEM []byte
+	// Reason and Message explain a rejection (Rejected).
+	Reason  Reason
+	Message string
+}
