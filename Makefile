@@ -5,7 +5,7 @@ SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
-CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle
+CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns
 
 .PHONY: all build tools generate lint check-generated vet test test-short run bench clean
 
@@ -21,7 +21,7 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 tools: $(TOOLS)
 
 build:
-	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle
+	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle ./cmd/certhosting-devdns
 
 generate: $(BIN)/buf
 	$(BIN)/buf generate
@@ -45,12 +45,15 @@ test: lint check-generated vet tools
 test-short: vet
 	$(GO) test -race -short ./...
 
-# make run: both services on SQLite under var/, local defaults. Ctrl-C stops both.
+# make run: both services on SQLite under var/, local defaults, and the development DNS server
+# (127.0.0.1:5354, answering from var/dev.zone) that the local CA verifies domains against.
+# Ctrl-C stops them all.
 run: build
 	@mkdir -p var
 	@$(BIN)/certhosting-order admin bootstrap -dir var > /dev/null
 	@echo "demo API key (also in var/demo-api-key): $$(cat var/demo-api-key)"
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	$(BIN)/certhosting-devdns & \
 	$(BIN)/certhosting-lifecycle & \
 	$(BIN)/certhosting-order & \
 	wait -n
