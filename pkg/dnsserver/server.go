@@ -157,7 +157,7 @@ func (s *Server) Close() error {
 
 // ServeDNS answers one query (it implements dns.Handler).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	m := Answer(s.src, r)
+	m := answer(s.src, r)
 	network := w.LocalAddr().Network()
 	if network == "udp" {
 		size := dns.MinMsgSize
@@ -176,9 +176,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 }
 
-// Answer is the reply to query r from src, before any truncation for UDP. It is what the server
-// sends, exposed so that a test or another transport can ask the same questions without a socket.
-func Answer(src Source, r *dns.Msg) *dns.Msg {
+// answer is the reply to query r from src, before any truncation for UDP.
+func answer(src Source, r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	if opt := r.IsEdns0(); opt != nil {
