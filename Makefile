@@ -51,6 +51,7 @@ test-short: vet
 run: build
 	@mkdir -p var
 	@$(BIN)/certhosting-order admin bootstrap -dir var > /dev/null
+	@test -s var/lifecycle-master.key || (umask 077; head -c 32 /dev/urandom | base64 > var/lifecycle-master.key)
 	@echo "demo API key (also in var/demo-api-key): $$(cat var/demo-api-key)"
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
 	$(BIN)/certhosting-devdns & \

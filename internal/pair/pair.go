@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/certhosting/certhosting/pkg/secrets"
 )
 
 // Binaries are the built service binaries.
@@ -173,10 +175,18 @@ func (p *Pair) StartOrder(ctx context.Context) error {
 
 // StartLifecycle starts (or restarts) the lifecycle service and waits until it serves.
 func (p *Pair) StartLifecycle(ctx context.Context) error {
+	keyFile := filepath.Join(p.opts.Dir, "lifecycle-master.key")
+	if _, err := os.Stat(keyFile); err != nil {
+		if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
+			return err
+		}
+	}
 	args := append([]string{
 		"-listen", p.LifecycleAddr,
 		"-db", filepath.Join(p.opts.Dir, "lifecycle.db"),
 		"-identity-db", p.IdentityDB,
+		"-master-key-file", keyFile,
+		"-localca-db", filepath.Join(p.opts.Dir, "localca.db"),
 	}, p.opts.LifecycleArgs...)
 	pr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
 	if err != nil {

@@ -46,6 +46,10 @@ type Request struct {
 	// The CA caps it at its maximum validity; a CA that does not take a requested end ignores it.
 	// Zero means "as long as allowed".
 	NotAfter time.Time
+	// Lifetime, when NotAfter is zero and Lifetime is not, asks for a certificate that ends
+	// Lifetime after its own not_before (capped like NotAfter). The first certificate of a bundle
+	// is requested this way: it defines the bundle's T0 and must end exactly one year later.
+	Lifetime time.Duration
 	// Binding identifies the subscription the application belongs to. It is the same for every
 	// application of a bundle, so a CA whose domain validation record is derived from it (the local
 	// CA's persistent TXT record, DNS delegation) verifies renewals with no customer action.

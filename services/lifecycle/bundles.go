@@ -2,7 +2,9 @@ package lifecycle
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"time"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -51,7 +53,7 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 	if err := validateCreateBundle(req); err != nil {
 		return nil, err
 	}
-	now := s.clk.Now()
+	now := s.Clock.Now()
 	nowMicros := db.Micros(now)
 	p := req.GetProduct()
 	nb := store.NewBundle{
@@ -66,8 +68,12 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 			Hosting:           req.GetHosting(),
 			SubscriptionYears: int(req.GetSubscriptionYears()),
 			CreateTime:        nowMicros,
+			HostingStatus:     store.HostingNotHosted,
 		},
 		Reason: fmt.Sprintf("order %s paid", req.GetOrderId()),
+	}
+	if req.GetHosting() {
+		nb.Bundle.HostingStatus = store.HostingWaiting
 	}
 	for seq := 1; seq <= int(req.GetSubscriptionYears()); seq++ {
 		st := state.NotActivated
@@ -79,15 +85,15 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 			Sequence: seq, State: st, CreateTime: nowMicros, UpdateTime: nowMicros,
 		})
 	}
-	b, created, err := s.store.CreateBundle(ctx, nb)
+	b, created, err := s.Store.CreateBundle(ctx, nb)
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		s.log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
+		s.Log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
 			"years", b.SubscriptionYears, "hosting", b.Hosting)
 	}
-	b, certs, err := s.store.GetBundle(ctx, b.AccountID, b.ID)
+	b, certs, err := s.Store.BundleView(ctx, b.AccountID, b.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +109,7 @@ func (s *Server) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleReques
 	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
 		return nil, err
 	}
-	b, certs, err := s.store.GetBundle(ctx, who.AccountID, req.GetBundleId())
+	b, certs, err := s.Store.BundleView(ctx, who.AccountID, req.GetBundleId())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 	if pos.Key != "" && !ids.Valid(ids.Bundle, pos.Key) {
 		return nil, apierr.InvalidArgument("page_token", "malformed")
 	}
-	bs, certs, err := s.store.ListBundles(ctx, who.AccountID, pos.Key, size+1)
+	bs, certs, err := s.Store.ListBundles(ctx, who.AccountID, pos.Key, size+1)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +144,87 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: bs[len(bs)-1].ID})
 	}
 	for _, b := range bs {
-		resp.Bundles = append(resp.Bundles, bundleProto(b, certs[b.ID]))
+		views, err := s.Store.Views(ctx, certs[b.ID])
+		if err != nil {
+			return nil, err
+		}
+		resp.Bundles = append(resp.Bundles, bundleProto(b, views))
 	}
 	return resp, nil
+}
+
+// Bounds of a bundle's renew_before setting.
+const (
+	minRenewBefore        = time.Hour
+	maxRenewBeforeSetting = 60 * 24 * time.Hour
+)
+
+// UpdateBundle implements LifecycleService.UpdateBundle.
+func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundleRequest) (*lifecyclev1.UpdateBundleResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
+		return nil, err
+	}
+	var override sql.NullInt64
+	if rb := req.GetRenewBefore(); rb != nil {
+		if err := rb.CheckValid(); err != nil {
+			return nil, apierr.InvalidArgument("renew_before", "%v", err)
+		}
+		d := rb.AsDuration()
+		if d != 0 && (d < minRenewBefore || d > maxRenewBeforeSetting) {
+			return nil, apierr.InvalidArgument("renew_before", "must be between %s and %s (or zero for the default), got %s",
+				minRenewBefore, maxRenewBeforeSetting, d)
+		}
+		if d != 0 {
+			override = sql.NullInt64{Int64: int64(d / time.Second), Valid: true}
+		}
+	}
+	if _, _, err := s.Store.GetBundle(ctx, who.AccountID, req.GetBundleId()); err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
+		b, err := tx.Bundle(req.GetBundleId())
+		if err != nil {
+			return err
+		}
+		b.RenewBeforeSeconds = override
+		if err := tx.SaveBundle(&b, nil); err != nil {
+			return err
+		}
+		// The hosted certificate whose renewal has not started yet moves to the new schedule.
+		certs, err := tx.Certificates(b.ID)
+		if err != nil {
+			return err
+		}
+		for _, c := range certs {
+			if c.State != state.Hosted || !c.RenewAt.Valid || !c.CurrentIssuanceID.Valid {
+				continue
+			}
+			iss, err := tx.Issuance(c.CurrentIssuanceID.String)
+			if err != nil {
+				return err
+			}
+			nb, na := db.FromMicros(iss.NotBefore), db.FromMicros(iss.NotAfter)
+			rb := RenewBefore(na.Sub(nb), time.Duration(override.Int64)*time.Second)
+			c.RenewAt = sql.NullInt64{Int64: db.Micros(na.Add(-rb)), Valid: true}
+			c.EscalateAt = sql.NullInt64{Int64: db.Micros(na.Add(-EscalateBefore(na.Sub(nb), rb))), Valid: true}
+			if err := tx.SaveSchedule(&c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.wakeTicker()
+	b, views, err := s.Store.BundleView(ctx, who.AccountID, req.GetBundleId())
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.UpdateBundleResponse{Bundle: bundleProto(b, views)}, nil
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -21,11 +22,11 @@ func (s *Server) GetCertificate(ctx context.Context, req *lifecyclev1.GetCertifi
 	if err := ids.Check("certificate_id", ids.Certificate, req.GetCertificateId()); err != nil {
 		return nil, err
 	}
-	c, err := s.store.GetCertificate(ctx, who.AccountID, req.GetCertificateId())
+	v, err := s.Store.CertificateView(ctx, who.AccountID, req.GetCertificateId())
 	if err != nil {
 		return nil, err
 	}
-	return &lifecyclev1.GetCertificateResponse{Certificate: certificateProto(c)}, nil
+	return &lifecyclev1.GetCertificateResponse{Certificate: certificateProto(v)}, nil
 }
 
 // ListCertificates implements LifecycleService.ListCertificates.
@@ -61,7 +62,7 @@ func (s *Server) ListCertificates(ctx context.Context, req *lifecyclev1.ListCert
 	if pos.Key != "" && !ids.Valid(ids.Bundle, pos.Key) {
 		return nil, apierr.InvalidArgument("page_token", "malformed")
 	}
-	cs, err := s.store.ListCertificates(ctx, f, after, size+1)
+	cs, err := s.Store.ListCertificates(ctx, f, after, size+1)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +72,12 @@ func (s *Server) ListCertificates(ctx context.Context, req *lifecyclev1.ListCert
 		last := cs[len(cs)-1]
 		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: last.BundleID, Seq: int64(last.Sequence)})
 	}
-	for _, c := range cs {
-		resp.Certificates = append(resp.Certificates, certificateProto(c))
+	views, err := s.Store.Views(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range views {
+		resp.Certificates = append(resp.Certificates, certificateProto(v))
 	}
 	return resp, nil
 }
@@ -105,7 +110,7 @@ func (s *Server) GetCertificateLifecycle(ctx context.Context, req *lifecyclev1.G
 			return nil, apierr.InvalidArgument("page_token", "malformed")
 		}
 	}
-	es, err := s.store.ListEvents(ctx, who.AccountID, req.GetCertificateId(), after, size+1)
+	es, err := s.Store.ListEvents(ctx, who.AccountID, req.GetCertificateId(), after, size+1)
 	if err != nil {
 		return nil, err
 	}
@@ -130,5 +135,7 @@ func eventProto(e store.Event) *lifecyclev1.LifecycleEvent {
 		Actor:         state.ActorProto(e.Actor),
 		Reason:        e.Reason,
 		Time:          ts(e.Time),
+		Type:          lifecyclev1.EventType(lifecyclev1.EventType_value["EVENT_TYPE_"+strings.ToUpper(e.Type)]),
+		SupportCaseId: e.SupportCaseID,
 	}
 }

@@ -1,48 +1,95 @@
 // Package lifecycle is the lifecycle service: bundles and their certificate instances, the
-// instance state machine (package state), and the history of every instance.
+// instance state machine (package state), applications to the CA, issued certificates, support
+// cases, and the renewal ticker that keeps a hosted bundle's certificate valid for the whole
+// subscription.
 //
-// Where a purchase becomes instances: CreateBundle (bundles.go), called by the order service's
-// outbox relay for each paid order.
+// Where to look:
+//   - a paid order becomes instances: CreateBundle (bundles.go);
+//   - a customer applies: SubmitApplication (applications.go);
+//   - the renewal decision: DecideSuccessor (renewal.go), applied by the ticker (ticker.go);
+//   - who may change what: state/state.go;
+//   - support engineers: support.go; the event stream: events.go.
 package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"time"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
-// Policy lists who may call each LifecycleService method. CreateBundle is for the order
-// service's own credential only; everything else is for customers, each on its own account.
+var (
+	customer        = []auth.Role{auth.RoleCustomer}
+	customerSupport = []auth.Role{auth.RoleCustomer, auth.RoleSupport}
+)
+
+// Policy lists who may call each method. CreateBundle is for the order service's own credential
+// only; support engineers may retry a failed application and work on support cases across
+// accounts; everything else is for customers, each on its own account.
 var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:            {auth.RoleService},
-	lifecyclev1.LifecycleService_GetBundle_FullMethodName:               {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName:             {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:          {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:        {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName: {auth.RoleCustomer},
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:               customer,
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName:             customer,
+	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:            customer,
+	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:          customer,
+	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:        customer,
+	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName: customer,
+	lifecyclev1.LifecycleService_SubmitApplication_FullMethodName:       customer,
+	lifecyclev1.LifecycleService_RetryApplication_FullMethodName:        customerSupport,
+	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:     customer,
+	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:       customer,
+	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:             customer,
+	lifecyclev1.SupportService_ListSupportCases_FullMethodName:          customerSupport,
+	lifecyclev1.SupportService_GetSupportCase_FullMethodName:            customerSupport,
+	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:         customerSupport,
 }
+
+// Config wires the lifecycle service: what both the API and the ticker use.
+type Config struct {
+	Store *store.Store
+	Clock clockwork.Clock
+	Log   *slog.Logger
+	// CA issues the certificates; CAName is recorded on each application.
+	CA     ca.Client
+	CAName string
+	// Keys encrypts private keys at rest.
+	Keys *secrets.Box
+	// Engineers are the support engineers cases are assigned to, round-robin.
+	Engineers []string
+}
+
+// core is the part of the service the API and the ticker share.
+type core struct{ Config }
 
 // Server implements lifecyclev1.LifecycleServiceServer.
 type Server struct {
 	lifecyclev1.UnimplementedLifecycleServiceServer
-
-	store *store.Store
-	clk   clockwork.Clock
-	log   *slog.Logger
+	core
+	events     *Notifier
+	wakeTicker func()
 }
 
-// NewServer returns the server.
-func NewServer(st *store.Store, clk clockwork.Clock, log *slog.Logger) *Server {
-	return &Server{store: st, clk: clk, log: log}
+// NewServer returns the server. events wakes WatchEvents streams (the store calls its Notify on
+// every commit with events); wakeTicker (may be nil) asks the ticker to poll a new application
+// at once.
+func NewServer(c Config, events *Notifier, wakeTicker func()) *Server {
+	if wakeTicker == nil {
+		wakeTicker = func() {}
+	}
+	return &Server{core: core{c}, events: events, wakeTicker: wakeTicker}
 }
 
 func caller(ctx context.Context) (auth.Principal, error) {
@@ -55,7 +102,7 @@ func caller(ctx context.Context) (auth.Principal, error) {
 
 func ts(micros int64) *timestamppb.Timestamp { return timestamppb.New(db.FromMicros(micros)) }
 
-func bundleProto(b store.Bundle, certs []store.Certificate) *lifecyclev1.Bundle {
+func bundleProto(b store.Bundle, certs []store.CertificateView) *lifecyclev1.Bundle {
 	out := &lifecyclev1.Bundle{
 		BundleId:  b.ID,
 		OrderId:   b.OrderID,
@@ -69,6 +116,16 @@ func bundleProto(b store.Bundle, certs []store.Certificate) *lifecyclev1.Bundle 
 		Hosting:           b.Hosting,
 		SubscriptionYears: int32(b.SubscriptionYears),
 		CreateTime:        ts(b.CreateTime),
+		HostingStatus:     hostingStatusProto(b),
+	}
+	if b.T0.Valid {
+		out.FirstIssueTime = ts(b.T0.Int64)
+	}
+	if b.HostingEndTime.Valid {
+		out.HostingEndTime = ts(b.HostingEndTime.Int64)
+	}
+	if b.RenewBeforeSeconds.Valid {
+		out.RenewBefore = durationpb.New(time.Duration(b.RenewBeforeSeconds.Int64) * time.Second)
 	}
 	for _, c := range certs {
 		out.Certificates = append(out.Certificates, certificateProto(c))
@@ -76,7 +133,23 @@ func bundleProto(b store.Bundle, certs []store.Certificate) *lifecyclev1.Bundle 
 	return out
 }
 
-func certificateProto(c store.Certificate) *lifecyclev1.Certificate {
+func hostingStatusProto(b store.Bundle) lifecyclev1.HostingStatus {
+	if !b.Hosting {
+		return lifecyclev1.HostingStatus_HOSTING_STATUS_NOT_HOSTED
+	}
+	switch b.HostingStatus {
+	case store.HostingActive:
+		return lifecyclev1.HostingStatus_HOSTING_STATUS_ACTIVE
+	case store.HostingEnding:
+		return lifecyclev1.HostingStatus_HOSTING_STATUS_ENDING
+	case store.HostingEnded:
+		return lifecyclev1.HostingStatus_HOSTING_STATUS_ENDED
+	}
+	return lifecyclev1.HostingStatus_HOSTING_STATUS_WAITING
+}
+
+func certificateProto(v store.CertificateView) *lifecyclev1.Certificate {
+	c := v.Certificate
 	out := &lifecyclev1.Certificate{
 		CertificateId: c.ID,
 		BundleId:      c.BundleID,
@@ -90,6 +163,86 @@ func certificateProto(c store.Certificate) *lifecyclev1.Certificate {
 	}
 	if c.CoverageEnd.Valid {
 		out.CoverageEndTime = ts(c.CoverageEnd.Int64)
+	}
+	if c.RenewAt.Valid {
+		out.RenewTime = ts(c.RenewAt.Int64)
+	}
+	if v.Issuance != nil {
+		out.CurrentIssuance = issuanceProto(*v.Issuance)
+	}
+	if v.Application != nil {
+		out.CurrentApplication = applicationProto(*v.Application)
+	}
+	return out
+}
+
+func issuanceProto(i store.Issuance) *lifecyclev1.Issuance {
+	return &lifecyclev1.Issuance{
+		IssuanceId:          i.ID,
+		ApplicationId:       i.ApplicationID,
+		SerialNumber:        i.Serial,
+		NotBefore:           ts(i.NotBefore),
+		NotAfter:            ts(i.NotAfter),
+		CertificateChainPem: i.ChainPEM,
+		IssueTime:           ts(i.CreateTime),
+	}
+}
+
+var appStatusProto = map[string]lifecyclev1.ApplicationStatus{
+	store.AppSubmitting: lifecyclev1.ApplicationStatus_APPLICATION_STATUS_SUBMITTING,
+	store.AppPending:    lifecyclev1.ApplicationStatus_APPLICATION_STATUS_PENDING,
+	store.AppIssued:     lifecyclev1.ApplicationStatus_APPLICATION_STATUS_ISSUED,
+	store.AppRejected:   lifecyclev1.ApplicationStatus_APPLICATION_STATUS_REJECTED,
+	store.AppCancelled:  lifecyclev1.ApplicationStatus_APPLICATION_STATUS_CANCELLED,
+}
+
+var keyAlgorithmProto = map[string]lifecyclev1.KeyAlgorithm{
+	KeyECDSAP256: lifecyclev1.KeyAlgorithm_KEY_ALGORITHM_ECDSA_P256,
+	KeyECDSAP384: lifecyclev1.KeyAlgorithm_KEY_ALGORITHM_ECDSA_P384,
+	KeyRSA2048:   lifecyclev1.KeyAlgorithm_KEY_ALGORITHM_RSA_2048,
+	KeyRSA3072:   lifecyclev1.KeyAlgorithm_KEY_ALGORITHM_RSA_3072,
+	KeyRSA4096:   lifecyclev1.KeyAlgorithm_KEY_ALGORITHM_RSA_4096,
+}
+
+func reasonProto(r string) lifecyclev1.RejectionReason {
+	return lifecyclev1.RejectionReason(lifecyclev1.RejectionReason_value["REJECTION_REASON_"+r])
+}
+
+func applicationProto(a store.Application) *lifecyclev1.Application {
+	out := &lifecyclev1.Application{
+		ApplicationId:    a.ID,
+		CertificateId:    a.CertificateID,
+		Status:           appStatusProto[a.Status],
+		ValidationMethod: lifecyclev1.ValidationMethod(lifecyclev1.ValidationMethod_value["VALIDATION_METHOD_"+a.ValidationMethod]),
+		KeyAlgorithm:     keyAlgorithmProto[a.KeyAlgorithm],
+		CustomerKey:      a.CSRPEM.Valid,
+		Automatic:        a.Automatic,
+		RejectionMessage: a.RejectMessage.String,
+		SubmitTime:       ts(a.CreateTime),
+		UpdateTime:       ts(a.UpdateTime),
+	}
+	if a.RejectReason.Valid {
+		out.RejectionReason = reasonProto(a.RejectReason.String)
+	}
+	if info, err := infoFromRow(a); err == nil {
+		out.Domains = info.Domains
+		out.Contact = &lifecyclev1.Contact{Name: info.Contact.Name, Email: info.Contact.Email, Phone: info.Contact.Phone}
+		if o := info.Organization; o != nil {
+			out.Organization = &lifecyclev1.Organization{LegalName: o.LegalName, Country: o.Country,
+				StateOrProvince: o.StateOrProvince, Locality: o.Locality, RegistrationNumber: o.RegistrationNumber}
+		}
+	}
+	var instr []ca.DNSRecord
+	if err := json.Unmarshal([]byte(a.Instructions), &instr); err == nil {
+		out.Instructions = dnsRecordsProto(instr)
+	}
+	return out
+}
+
+func dnsRecordsProto(rs []ca.DNSRecord) []*lifecyclev1.DnsRecord {
+	out := make([]*lifecyclev1.DnsRecord, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, &lifecyclev1.DnsRecord{Name: r.Name, Type: r.Type, Value: r.Value})
 	}
 	return out
 }

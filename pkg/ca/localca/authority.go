@@ -183,13 +183,15 @@ func leafTemplate(app application, pub crypto.PublicKey, notBefore, notAfter tim
 }
 
 // validity is the leaf's lifetime from now: not_before is now to the second; not_after is the
-// earliest of the requested end, now + maxValidity and the intermediate's own end (a certificate
-// must not outlive its issuer).
-func validity(now, requested time.Time, maxValidity time.Duration, issuerNotAfter time.Time) (notBefore, notAfter time.Time) {
+// earliest of the requested end (or, without one, not_before + the requested lifetime), now +
+// maxValidity and the intermediate's own end (a certificate must not outlive its issuer).
+func validity(now, requested time.Time, lifetime, maxValidity time.Duration, issuerNotAfter time.Time) (notBefore, notAfter time.Time) {
 	notBefore = now.UTC().Truncate(time.Second)
 	notAfter = notBefore.Add(maxValidity)
 	if !requested.IsZero() {
 		notAfter = minTime(notAfter, requested.UTC().Truncate(time.Second))
+	} else if lifetime > 0 {
+		notAfter = minTime(notAfter, notBefore.Add(lifetime))
 	}
 	return notBefore, minTime(notAfter, issuerNotAfter.UTC())
 }
@@ -208,7 +210,7 @@ func (c *CA) issueLeaf(app application, now time.Time) (leaf *x509.Certificate, 
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("stored CSR of %s: %w", app.Ref, err) // it parsed at Submit
 	}
-	notBefore, notAfter := validity(now, app.RequestedNotAfter, c.maxValidity, c.intermediate.cert.NotAfter)
+	notBefore, notAfter := validity(now, app.RequestedNotAfter, app.RequestedLifetime, c.maxValidity, c.intermediate.cert.NotAfter)
 	if !notAfter.After(notBefore) {
 		if !c.intermediate.cert.NotAfter.After(notBefore) {
 			return nil, nil, "", fmt.Errorf("the intermediate certificate expired at %s", c.intermediate.cert.NotAfter)

@@ -280,7 +280,7 @@ func (c *CA) Submit(ctx context.Context, req ca.Request) (ca.Submission, error) 
 	app := application{
 		Ref: ids.New(refKind, now), RequestID: req.ID, Domains: domains, CSR: req.CSR,
 		Validation: req.Validation, Organization: req.Organization, Contact: req.Contact,
-		RequestedNotAfter: req.NotAfter, State: statePending, CreateTime: now,
+		RequestedNotAfter: req.NotAfter, RequestedLifetime: req.Lifetime, State: statePending, CreateTime: now,
 	}
 	if problem != "" {
 		app.Domains = req.Domains

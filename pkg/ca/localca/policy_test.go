@@ -83,18 +83,22 @@ func TestValidity(t *testing.T) {
 	tests := []struct {
 		name      string
 		requested time.Time
+		lifetime  time.Duration
 		max       time.Duration
 		want      time.Time
 	}{
-		{"no request: the maximum", time.Time{}, 200 * day, start.Add(200 * day)},
-		{"request inside the maximum", start.Add(90 * day), 200 * day, start.Add(90 * day)},
-		{"request beyond the maximum", start.Add(300 * day), 200 * day, start.Add(200 * day)},
-		{"request truncated to the second", start.Add(90*day + 500*time.Millisecond), 200 * day, start.Add(90 * day)},
-		{"capped by the issuer", time.Time{}, 400 * day, issuerEnd},
+		{"no request: the maximum", time.Time{}, 0, 200 * day, start.Add(200 * day)},
+		{"request inside the maximum", start.Add(90 * day), 0, 200 * day, start.Add(90 * day)},
+		{"request beyond the maximum", start.Add(300 * day), 0, 200 * day, start.Add(200 * day)},
+		{"request truncated to the second", start.Add(90*day + 500*time.Millisecond), 0, 200 * day, start.Add(90 * day)},
+		{"capped by the issuer", time.Time{}, 0, 400 * day, issuerEnd},
+		{"lifetime inside the maximum", time.Time{}, 365 * day, 398 * day, start.Add(365 * day)},
+		{"lifetime beyond the maximum", time.Time{}, 365 * day, 200 * day, start.Add(200 * day)},
+		{"an end wins over a lifetime", start.Add(30 * day), 365 * day, 398 * day, start.Add(30 * day)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			nb, na := validity(now, tc.requested, tc.max, issuerEnd)
+			nb, na := validity(now, tc.requested, tc.lifetime, tc.max, issuerEnd)
 			if !nb.Equal(start) || !na.Equal(tc.want) {
 				t.Errorf("validity = [%s, %s], want [%s, %s]", nb, na, start, tc.want)
 			}

@@ -44,6 +44,7 @@ type application struct {
 	Organization      *ca.Organization
 	Contact           ca.Contact
 	RequestedNotAfter time.Time
+	RequestedLifetime time.Duration
 	Instructions      []ca.DNSRecord
 	State             string
 	Reason            string
@@ -64,6 +65,7 @@ type appRow struct {
 	Organization      sql.NullString `db:"organization"`
 	Contact           string         `db:"contact"`
 	RequestedNotAfter sql.NullInt64  `db:"requested_not_after"`
+	RequestedLifetime sql.NullInt64  `db:"requested_lifetime"`
 	Instructions      string         `db:"instructions"`
 	State             string         `db:"state"`
 	Reason            sql.NullString `db:"reason"`
@@ -74,7 +76,7 @@ type appRow struct {
 	DecideTime        sql.NullInt64  `db:"decide_time"`
 }
 
-const appColumns = `ref, request_id, domains, csr, validation, organization, contact, requested_not_after,
+const appColumns = `ref, request_id, domains, csr, validation, organization, contact, requested_not_after, requested_lifetime,
 	instructions, state, reason, message, serial, chain_pem, create_time, decide_time`
 
 func toRow(a application) (appRow, error) {
@@ -93,7 +95,8 @@ func toRow(a application) (appRow, error) {
 	r := appRow{
 		Ref: a.Ref, RequestID: a.RequestID, Domains: string(domains), CSR: a.CSR, Validation: a.Validation,
 		Contact: string(contact), RequestedNotAfter: db.NullMicros(a.RequestedNotAfter), Instructions: string(instr),
-		State: a.State, Reason: nullString(a.Reason), Message: nullString(a.Message), Serial: nullString(a.Serial),
+		RequestedLifetime: sql.NullInt64{Int64: int64(a.RequestedLifetime / time.Second), Valid: a.RequestedLifetime > 0},
+		State:             a.State, Reason: nullString(a.Reason), Message: nullString(a.Message), Serial: nullString(a.Serial),
 		ChainPEM: nullString(a.ChainPEM), CreateTime: db.Micros(a.CreateTime), DecideTime: db.NullMicros(a.DecideTime),
 	}
 	if a.Organization != nil {
@@ -110,7 +113,8 @@ func (r appRow) application() (application, error) {
 	a := application{
 		Ref: r.Ref, RequestID: r.RequestID, CSR: r.CSR, Validation: r.Validation,
 		RequestedNotAfter: db.FromNullMicros(r.RequestedNotAfter), State: r.State, Reason: r.Reason.String,
-		Message: r.Message.String, Serial: r.Serial.String, ChainPEM: r.ChainPEM.String,
+		RequestedLifetime: time.Duration(r.RequestedLifetime.Int64) * time.Second,
+		Message:           r.Message.String, Serial: r.Serial.String, ChainPEM: r.ChainPEM.String,
 		CreateTime: db.FromMicros(r.CreateTime), DecideTime: db.FromNullMicros(r.DecideTime),
 	}
 	err := errors.Join(
@@ -227,7 +231,7 @@ func (s *store) createApplication(ctx context.Context, a application) (applicati
 			return err // found (nil) or failed
 		}
 		_, err = tx.NamedExec(`INSERT INTO applications (`+appColumns+`) VALUES (:ref, :request_id, :domains, :csr,
-			:validation, :organization, :contact, :requested_not_after, :instructions, :state, :reason, :message,
+			:validation, :organization, :contact, :requested_not_after, :requested_lifetime, :instructions, :state, :reason, :message,
 			:serial, :chain_pem, :create_time, :decide_time)`, row)
 		out = row
 		return err

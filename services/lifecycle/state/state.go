@@ -57,12 +57,14 @@ var transitions = map[edge][]Actor{
 	// After a rejection, the customer (or a support engineer on their behalf) resubmits.
 	{ValidationFailed, Validating}: {ActorCustomer, ActorSupport},
 	// The CA's verdict on an application.
-	{Validating, ValidationFailed}: {ActorSystem, ActorTicker},
-	{Validating, Issued}:           {ActorSystem, ActorTicker},
-	{Validating, Hosted}:           {ActorSystem, ActorTicker},
+	{Validating, ValidationFailed}: {ActorTicker},
+	{Validating, Issued}:           {ActorTicker},
+	{Validating, Hosted}:           {ActorTicker},
 	// A renewal inside a hosted instance (a re-issue) was rejected: the instance's current
 	// certificate is still valid, but the bundle needs a person.
 	{Hosted, ValidationFailed}: {ActorTicker},
+	// ... or was rejected after that certificate had already expired (a late renewal).
+	{Expired, ValidationFailed}: {ActorTicker},
 	// The successor (in the next instance) is hosted: the predecessor stays valid until it expires.
 	{Hosted, Issued}: {ActorTicker},
 	// A re-issue that lands after its instance's previous certificate expired (a late renewal).

@@ -41,10 +41,27 @@ type Bundle struct {
 	Hosting           bool   `db:"hosting"`
 	SubscriptionYears int    `db:"subscription_years"`
 	CreateTime        int64  `db:"create_time"`
+
+	T0                    sql.NullInt64  `db:"t0"`
+	TemplateApplicationID sql.NullString `db:"template_application_id"`
+	RenewalApplicationID  sql.NullString `db:"renewal_application_id"`
+	HostingStatus         string         `db:"hosting_status"`
+	HostingEndTime        sql.NullInt64  `db:"hosting_end_time"`
+	RenewBeforeSeconds    sql.NullInt64  `db:"renew_before_seconds"`
 }
 
+// Hosting statuses, as stored in bundles.hosting_status.
+const (
+	HostingNotHosted = "NOT_HOSTED"
+	HostingWaiting   = "WAITING"
+	HostingActive    = "ACTIVE"
+	HostingEnding    = "ENDING"
+	HostingEnded     = "ENDED"
+)
+
 const bundleColumns = `bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count,
-	hosting, subscription_years, create_time`
+	hosting, subscription_years, create_time, t0, template_application_id, renewal_application_id, hosting_status,
+	hosting_end_time, renew_before_seconds`
 
 // Certificate is one certificate instance row.
 type Certificate struct {
@@ -57,10 +74,16 @@ type Certificate struct {
 	CoverageEnd   sql.NullInt64 `db:"coverage_end"`
 	CreateTime    int64         `db:"create_time"`
 	UpdateTime    int64         `db:"update_time"`
+
+	CurrentIssuanceID    sql.NullString `db:"current_issuance_id"`
+	CurrentApplicationID sql.NullString `db:"current_application_id"`
+	RenewAt              sql.NullInt64  `db:"renew_at"`
+	ExpireAt             sql.NullInt64  `db:"expire_at"`
+	EscalateAt           sql.NullInt64  `db:"escalate_at"`
 }
 
 const certificateColumns = `certificate_id, bundle_id, account_id, sequence, state, coverage_start, coverage_end,
-	create_time, update_time`
+	create_time, update_time, current_issuance_id, current_application_id, renew_at, expire_at, escalate_at`
 
 // Event is one history entry.
 type Event struct {
@@ -74,22 +97,37 @@ type Event struct {
 	Actor         state.Actor `db:"actor"`
 	Reason        string      `db:"reason"`
 	Time          int64       `db:"time"`
+	SupportCaseID string      `db:"support_case_id"`
 }
 
-const eventColumns = `event_id, account_id, bundle_id, certificate_id, type, from_state, to_state, actor, reason, time`
+const eventColumns = `event_id, account_id, bundle_id, certificate_id, type, from_state, to_state, actor, reason, time,
+	support_case_id`
 
-// Event types.
+// Event types, as stored; the API's EventType without its prefix, lower case.
 const (
-	EventCreated = "created"
+	EventCreated              = "created"
+	EventActivated            = "activated"
+	EventApplicationSubmitted = "application_submitted"
+	EventValidationFailed     = "validation_failed"
+	EventIssued               = "issued"
+	EventHosted               = "hosted"
+	EventRenewalStarted       = "renewal_started"
+	EventSuperseded           = "superseded"
+	EventSupportCaseOpened    = "support_case_opened"
+	EventHostingEnding        = "hosting_ending"
+	EventExpired              = "expired"
+	EventHostingEnded         = "hosting_ended"
 )
 
 // Store is the lifecycle database.
 type Store struct {
-	db *db.DB
+	db       *db.DB
+	onEvents func()
 }
 
-// New wraps an opened database.
-func New(d *db.DB) *Store { return &Store{db: d} }
+// New wraps an opened database. onEvents, if not nil, is called after every commit that appended
+// history events (it wakes WatchEvents streams); it must not block.
+func New(d *db.DB, onEvents func()) *Store { return &Store{db: d, onEvents: onEvents} }
 
 // NewBundle is a bundle to create with its instances.
 type NewBundle struct {
@@ -114,7 +152,9 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 			return err
 		}
 		if _, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
-			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time)`, nb.Bundle); err != nil {
+			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
+			:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
+			:renew_before_seconds)`, nb.Bundle); err != nil {
 			if db.IsUniqueViolation(err) {
 				return apierr.AlreadyExists("order_id", "order %s already has a bundle", nb.Bundle.OrderID)
 			}
@@ -126,14 +166,18 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 				return err
 			}
 			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
-				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time)`, c); err != nil {
+				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
+				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at)`, c); err != nil {
 				return err
 			}
 			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
 				Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
 		}
-		if err := appendEvents(tx, events); err != nil {
+		if err := s.appendEventsRaw(tx, events); err != nil {
 			return err
+		}
+		if s.onEvents != nil {
+			tx.AfterCommit(s.onEvents)
 		}
 		b, created = nb.Bundle, true
 		return nil
@@ -143,7 +187,7 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 
 // appendEvents inserts events with ids allocated from the events counter in this transaction, so
 // ids increase in commit order.
-func appendEvents(tx *db.Tx, events []Event) error {
+func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -155,7 +199,7 @@ func appendEvents(tx *db.Tx, events []Event) error {
 	for i := range events {
 		events[i].ID = first + int64(i)
 		if _, err := tx.NamedExec(`INSERT INTO events (`+eventColumns+`) VALUES (:event_id, :account_id, :bundle_id,
-			:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time)`, events[i]); err != nil {
+			:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time, :support_case_id)`, events[i]); err != nil {
 			return err
 		}
 	}
@@ -270,4 +314,18 @@ func (s *Store) ListEvents(ctx context.Context, accountID, certificateID string,
 	err := s.db.Select(ctx, &es, `SELECT `+eventColumns+` FROM events WHERE certificate_id = ? AND event_id > ?
 		ORDER BY event_id LIMIT ?`, certificateID, after, limit)
 	return es, err
+}
+
+// CertificateOf returns an instance; accountID empty means any account (support engineers and
+// the ticker), otherwise NotFound unless it is the account's.
+func (s *Store) CertificateOf(ctx context.Context, accountID, certificateID string) (Certificate, error) {
+	if accountID != "" {
+		return s.GetCertificate(ctx, accountID, certificateID)
+	}
+	var c Certificate
+	err := s.db.Get(ctx, &c, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ?`, certificateID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, apierr.NotFound("certificate", certificateID)
+	}
+	return c, err
 }

@@ -29,6 +29,7 @@ CREATE TABLE applications (
     organization        TEXT,             -- JSON, OV and EV
     contact             TEXT NOT NULL,    -- JSON
     requested_not_after BIGINT,
+    requested_lifetime  BIGINT,           -- seconds; when requested_not_after is NULL
     instructions        TEXT NOT NULL,    -- JSON array of the DNS records to publish
     state               TEXT NOT NULL,
     reason              TEXT,

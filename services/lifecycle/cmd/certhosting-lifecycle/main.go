@@ -16,16 +16,21 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"golang.org/x/sync/errgroup"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/cli"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -36,12 +41,23 @@ type config struct {
 	listen        string
 	dbPath        string
 	identityDB    string
+	masterKeyFile string
+	engineers     string
 	authCacheTTL  time.Duration
 	rateLimit     float64
 	logFormat     string
 	logLevel      string
 	shutdownGrace time.Duration
 	readyFile     string
+
+	tickerInterval time.Duration
+	tickerBatch    int
+
+	localCADB          string
+	localCAResolver    string
+	localCAMaxValidity time.Duration
+	localCADNSTimeout  time.Duration
+	localCARejectOrg   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -51,6 +67,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:50052", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&c.dbPath, "db", "var/lifecycle.db", "lifecycle database (SQLite file)")
 	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys)")
+	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
+	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
+	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
+	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.StringVar(&c.localCADB, "localca-db", "var/localca.db", "the local CA's database (its root, intermediate and applications)")
+	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
+	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
+	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before the local CA rejects it")
+	fs.StringVar(&c.localCARejectOrg, "localca-reject-org", "", "regular expression: OV/EV organization legal names the local CA rejects (to exercise the failure path)")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -100,9 +125,39 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer identity.Close()
 	verifier := auth.NewVerifier(identity, clk, cfg.authCacheTTL)
 
-	srv := lifecycle.NewServer(store.New(database), clk, log)
+	keys, err := secrets.Load("CERTHOSTING_LIFECYCLE_MASTER_KEY", cfg.masterKeyFile)
+	if err != nil {
+		return err
+	}
+	var orgRule localca.OrganizationRule
+	if cfg.localCARejectOrg != "" {
+		if orgRule.RejectLegalName, err = regexp.Compile(cfg.localCARejectOrg); err != nil {
+			return fmt.Errorf("-localca-reject-org: %w", err)
+		}
+	}
+	authority, err := localca.Open(ctx, localca.Config{
+		DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
+		MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, OrganizationRule: orgRule,
+		Logger: log.With("component", "localca"),
+	})
+	if err != nil {
+		return fmt.Errorf("local CA: %w", err)
+	}
+	defer authority.Close()
+	engineers := splitList(cfg.engineers)
+	if len(engineers) == 0 {
+		return fmt.Errorf("-support-engineers: at least one engineer is required")
+	}
+
+	events := lifecycle.NewNotifier()
+	lc := lifecycle.Config{
+		Store: store.New(database, events.Notify), Clock: clk, Log: log,
+		CA: authority, CAName: "local", Keys: keys, Engineers: engineers,
+	}
+	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
 	gs := grpcserver.New(log, auth.NewInterceptor(verifier, lifecycle.Policy, cfg.rateLimit))
-	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, srv)
+	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(lc, events, ticker.Wake))
+	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(lc))
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -114,7 +169,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	err = gs.Run(ctx, lis, cfg.shutdownGrace)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
+	g.Go(func() error { return ticker.Run(ctx) })
+	err = g.Wait()
 	log.Info("lifecycle service stopped")
 	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

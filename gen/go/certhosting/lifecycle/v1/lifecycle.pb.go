@@ -9,6 +9,7 @@ package lifecyclev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -280,6 +281,887 @@ func (Actor) EnumDescriptor() ([]byte, []int) {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{3}
 }
 
+// HostingStatus is where a bundle's hosting stands.
+type HostingStatus int32
+
+const (
+	// Not set; never returned.
+	HostingStatus_HOSTING_STATUS_UNSPECIFIED HostingStatus = 0
+	// The bundle is not hosted: the customer applies for and activates each instance.
+	HostingStatus_HOSTING_STATUS_NOT_HOSTED HostingStatus = 1
+	// Hosted, waiting for the first certificate to be issued.
+	HostingStatus_HOSTING_STATUS_WAITING HostingStatus = 2
+	// Hosted: the service renews the current certificate before it expires.
+	HostingStatus_HOSTING_STATUS_ACTIVE HostingStatus = 3
+	// The last certificate of the subscription is in place; hosting ends at hosting_end_time.
+	HostingStatus_HOSTING_STATUS_ENDING HostingStatus = 4
+	// The subscription's last certificate has expired.
+	HostingStatus_HOSTING_STATUS_ENDED HostingStatus = 5
+)
+
+// Enum value maps for HostingStatus.
+var (
+	HostingStatus_name = map[int32]string{
+		0: "HOSTING_STATUS_UNSPECIFIED",
+		1: "HOSTING_STATUS_NOT_HOSTED",
+		2: "HOSTING_STATUS_WAITING",
+		3: "HOSTING_STATUS_ACTIVE",
+		4: "HOSTING_STATUS_ENDING",
+		5: "HOSTING_STATUS_ENDED",
+	}
+	HostingStatus_value = map[string]int32{
+		"HOSTING_STATUS_UNSPECIFIED": 0,
+		"HOSTING_STATUS_NOT_HOSTED":  1,
+		"HOSTING_STATUS_WAITING":     2,
+		"HOSTING_STATUS_ACTIVE":      3,
+		"HOSTING_STATUS_ENDING":      4,
+		"HOSTING_STATUS_ENDED":       5,
+	}
+)
+
+func (x HostingStatus) Enum() *HostingStatus {
+	p := new(HostingStatus)
+	*p = x
+	return p
+}
+
+func (x HostingStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HostingStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[4].Descriptor()
+}
+
+func (HostingStatus) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[4]
+}
+
+func (x HostingStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HostingStatus.Descriptor instead.
+func (HostingStatus) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+}
+
+// ValidationMethod is how domain control is proven.
+type ValidationMethod int32
+
+const (
+	// Not set: DNS_TXT.
+	ValidationMethod_VALIDATION_METHOD_UNSPECIFIED ValidationMethod = 0
+	// A DNS record named in the instructions is published once; the CA looks it up. The record is
+	// the same for every application of a bundle, so renewals verify with no customer action.
+	ValidationMethod_VALIDATION_METHOD_DNS_TXT ValidationMethod = 1
+)
+
+// Enum value maps for ValidationMethod.
+var (
+	ValidationMethod_name = map[int32]string{
+		0: "VALIDATION_METHOD_UNSPECIFIED",
+		1: "VALIDATION_METHOD_DNS_TXT",
+	}
+	ValidationMethod_value = map[string]int32{
+		"VALIDATION_METHOD_UNSPECIFIED": 0,
+		"VALIDATION_METHOD_DNS_TXT":     1,
+	}
+)
+
+func (x ValidationMethod) Enum() *ValidationMethod {
+	p := new(ValidationMethod)
+	*p = x
+	return p
+}
+
+func (x ValidationMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ValidationMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5].Descriptor()
+}
+
+func (ValidationMethod) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5]
+}
+
+func (x ValidationMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ValidationMethod.Descriptor instead.
+func (ValidationMethod) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+}
+
+// KeyAlgorithm is the kind of key a system-generated key is.
+type KeyAlgorithm int32
+
+const (
+	// Not set: ECDSA_P256.
+	KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED KeyAlgorithm = 0
+	// ECDSA on NIST P-256 (the default: small, fast, universally supported).
+	KeyAlgorithm_KEY_ALGORITHM_ECDSA_P256 KeyAlgorithm = 1
+	// ECDSA on NIST P-384.
+	KeyAlgorithm_KEY_ALGORITHM_ECDSA_P384 KeyAlgorithm = 2
+	// RSA with a 2048-bit modulus.
+	KeyAlgorithm_KEY_ALGORITHM_RSA_2048 KeyAlgorithm = 3
+	// RSA with a 3072-bit modulus.
+	KeyAlgorithm_KEY_ALGORITHM_RSA_3072 KeyAlgorithm = 4
+	// RSA with a 4096-bit modulus.
+	KeyAlgorithm_KEY_ALGORITHM_RSA_4096 KeyAlgorithm = 5
+)
+
+// Enum value maps for KeyAlgorithm.
+var (
+	KeyAlgorithm_name = map[int32]string{
+		0: "KEY_ALGORITHM_UNSPECIFIED",
+		1: "KEY_ALGORITHM_ECDSA_P256",
+		2: "KEY_ALGORITHM_ECDSA_P384",
+		3: "KEY_ALGORITHM_RSA_2048",
+		4: "KEY_ALGORITHM_RSA_3072",
+		5: "KEY_ALGORITHM_RSA_4096",
+	}
+	KeyAlgorithm_value = map[string]int32{
+		"KEY_ALGORITHM_UNSPECIFIED": 0,
+		"KEY_ALGORITHM_ECDSA_P256":  1,
+		"KEY_ALGORITHM_ECDSA_P384":  2,
+		"KEY_ALGORITHM_RSA_2048":    3,
+		"KEY_ALGORITHM_RSA_3072":    4,
+		"KEY_ALGORITHM_RSA_4096":    5,
+	}
+)
+
+func (x KeyAlgorithm) Enum() *KeyAlgorithm {
+	p := new(KeyAlgorithm)
+	*p = x
+	return p
+}
+
+func (x KeyAlgorithm) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyAlgorithm) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6].Descriptor()
+}
+
+func (KeyAlgorithm) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6]
+}
+
+func (x KeyAlgorithm) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyAlgorithm.Descriptor instead.
+func (KeyAlgorithm) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{6}
+}
+
+// ApplicationStatus is where an application stands.
+type ApplicationStatus int32
+
+const (
+	// Not set; never returned.
+	ApplicationStatus_APPLICATION_STATUS_UNSPECIFIED ApplicationStatus = 0
+	// Recorded, being handed to the CA (retried while the CA is unreachable).
+	ApplicationStatus_APPLICATION_STATUS_SUBMITTING ApplicationStatus = 1
+	// At the CA, which is verifying domain control and organization details.
+	ApplicationStatus_APPLICATION_STATUS_PENDING ApplicationStatus = 2
+	// The CA issued the certificate.
+	ApplicationStatus_APPLICATION_STATUS_ISSUED ApplicationStatus = 3
+	// The CA rejected the application (see rejection_reason).
+	ApplicationStatus_APPLICATION_STATUS_REJECTED ApplicationStatus = 4
+	// Abandoned before a verdict.
+	ApplicationStatus_APPLICATION_STATUS_CANCELLED ApplicationStatus = 5
+)
+
+// Enum value maps for ApplicationStatus.
+var (
+	ApplicationStatus_name = map[int32]string{
+		0: "APPLICATION_STATUS_UNSPECIFIED",
+		1: "APPLICATION_STATUS_SUBMITTING",
+		2: "APPLICATION_STATUS_PENDING",
+		3: "APPLICATION_STATUS_ISSUED",
+		4: "APPLICATION_STATUS_REJECTED",
+		5: "APPLICATION_STATUS_CANCELLED",
+	}
+	ApplicationStatus_value = map[string]int32{
+		"APPLICATION_STATUS_UNSPECIFIED": 0,
+		"APPLICATION_STATUS_SUBMITTING":  1,
+		"APPLICATION_STATUS_PENDING":     2,
+		"APPLICATION_STATUS_ISSUED":      3,
+		"APPLICATION_STATUS_REJECTED":    4,
+		"APPLICATION_STATUS_CANCELLED":   5,
+	}
+)
+
+func (x ApplicationStatus) Enum() *ApplicationStatus {
+	p := new(ApplicationStatus)
+	*p = x
+	return p
+}
+
+func (x ApplicationStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApplicationStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7].Descriptor()
+}
+
+func (ApplicationStatus) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7]
+}
+
+func (x ApplicationStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApplicationStatus.Descriptor instead.
+func (ApplicationStatus) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+}
+
+// RejectionReason is why the CA rejected an application.
+type RejectionReason int32
+
+const (
+	// Not rejected.
+	RejectionReason_REJECTION_REASON_UNSPECIFIED RejectionReason = 0
+	// Domain control could not be verified (the DNS record is missing or wrong).
+	RejectionReason_REJECTION_REASON_DNS RejectionReason = 1
+	// The organization details could not be verified.
+	RejectionReason_REJECTION_REASON_ORGANIZATION RejectionReason = 2
+	// A CAA record forbids the CA to issue for the domain.
+	RejectionReason_REJECTION_REASON_CAA RejectionReason = 3
+	// The CA's policy refuses the request for another reason (see the message).
+	RejectionReason_REJECTION_REASON_POLICY RejectionReason = 4
+)
+
+// Enum value maps for RejectionReason.
+var (
+	RejectionReason_name = map[int32]string{
+		0: "REJECTION_REASON_UNSPECIFIED",
+		1: "REJECTION_REASON_DNS",
+		2: "REJECTION_REASON_ORGANIZATION",
+		3: "REJECTION_REASON_CAA",
+		4: "REJECTION_REASON_POLICY",
+	}
+	RejectionReason_value = map[string]int32{
+		"REJECTION_REASON_UNSPECIFIED":  0,
+		"REJECTION_REASON_DNS":          1,
+		"REJECTION_REASON_ORGANIZATION": 2,
+		"REJECTION_REASON_CAA":          3,
+		"REJECTION_REASON_POLICY":       4,
+	}
+)
+
+func (x RejectionReason) Enum() *RejectionReason {
+	p := new(RejectionReason)
+	*p = x
+	return p
+}
+
+func (x RejectionReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RejectionReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8].Descriptor()
+}
+
+func (RejectionReason) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8]
+}
+
+func (x RejectionReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RejectionReason.Descriptor instead.
+func (RejectionReason) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+}
+
+// EventType is what a lifecycle event records.
+type EventType int32
+
+const (
+	// Not set; never returned.
+	EventType_EVENT_TYPE_UNSPECIFIED EventType = 0
+	// The instance was created by payment.
+	EventType_EVENT_TYPE_CREATED EventType = 1
+	// The instance was activated (NOT_ACTIVATED → PENDING_APPLICATION).
+	EventType_EVENT_TYPE_ACTIVATED EventType = 2
+	// An application was submitted (by the customer, or automatically for a renewal).
+	EventType_EVENT_TYPE_APPLICATION_SUBMITTED EventType = 3
+	// The CA rejected the verification.
+	EventType_EVENT_TYPE_VALIDATION_FAILED EventType = 4
+	// A certificate was issued for the instance.
+	EventType_EVENT_TYPE_ISSUED EventType = 5
+	// The instance's certificate became the bundle's hosted certificate.
+	EventType_EVENT_TYPE_HOSTED EventType = 6
+	// The service started renewing the hosted certificate.
+	EventType_EVENT_TYPE_RENEWAL_STARTED EventType = 7
+	// A successor in a later instance is hosted; this instance stays valid until it expires.
+	EventType_EVENT_TYPE_SUPERSEDED EventType = 8
+	// A support case was opened for the instance.
+	EventType_EVENT_TYPE_SUPPORT_CASE_OPENED EventType = 9
+	// The subscription has no later instance: hosting ends when this certificate expires.
+	EventType_EVENT_TYPE_HOSTING_ENDING EventType = 10
+	// The instance's last certificate expired.
+	EventType_EVENT_TYPE_EXPIRED EventType = 11
+	// The bundle's hosting ended with the expiry of its last certificate.
+	EventType_EVENT_TYPE_HOSTING_ENDED EventType = 12
+)
+
+// Enum value maps for EventType.
+var (
+	EventType_name = map[int32]string{
+		0:  "EVENT_TYPE_UNSPECIFIED",
+		1:  "EVENT_TYPE_CREATED",
+		2:  "EVENT_TYPE_ACTIVATED",
+		3:  "EVENT_TYPE_APPLICATION_SUBMITTED",
+		4:  "EVENT_TYPE_VALIDATION_FAILED",
+		5:  "EVENT_TYPE_ISSUED",
+		6:  "EVENT_TYPE_HOSTED",
+		7:  "EVENT_TYPE_RENEWAL_STARTED",
+		8:  "EVENT_TYPE_SUPERSEDED",
+		9:  "EVENT_TYPE_SUPPORT_CASE_OPENED",
+		10: "EVENT_TYPE_HOSTING_ENDING",
+		11: "EVENT_TYPE_EXPIRED",
+		12: "EVENT_TYPE_HOSTING_ENDED",
+	}
+	EventType_value = map[string]int32{
+		"EVENT_TYPE_UNSPECIFIED":           0,
+		"EVENT_TYPE_CREATED":               1,
+		"EVENT_TYPE_ACTIVATED":             2,
+		"EVENT_TYPE_APPLICATION_SUBMITTED": 3,
+		"EVENT_TYPE_VALIDATION_FAILED":     4,
+		"EVENT_TYPE_ISSUED":                5,
+		"EVENT_TYPE_HOSTED":                6,
+		"EVENT_TYPE_RENEWAL_STARTED":       7,
+		"EVENT_TYPE_SUPERSEDED":            8,
+		"EVENT_TYPE_SUPPORT_CASE_OPENED":   9,
+		"EVENT_TYPE_HOSTING_ENDING":        10,
+		"EVENT_TYPE_EXPIRED":               11,
+		"EVENT_TYPE_HOSTING_ENDED":         12,
+	}
+)
+
+func (x EventType) Enum() *EventType {
+	p := new(EventType)
+	*p = x
+	return p
+}
+
+func (x EventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9].Descriptor()
+}
+
+func (EventType) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9]
+}
+
+func (x EventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventType.Descriptor instead.
+func (EventType) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+}
+
+// Contact is who the CA and the support engineer may contact about an application.
+type Contact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Full name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Email address; required.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Phone number in international format.
+	Phone         string `protobuf:"bytes,3,opt,name=phone,proto3" json:"phone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Contact) Reset() {
+	*x = Contact{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Contact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Contact) ProtoMessage() {}
+
+func (x *Contact) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Contact.ProtoReflect.Descriptor instead.
+func (*Contact) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Contact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Contact) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Contact) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+// Organization is the applicant organization, verified by the CA for OV and EV certificates.
+type Organization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Registered legal name.
+	LegalName string `protobuf:"bytes,1,opt,name=legal_name,json=legalName,proto3" json:"legal_name,omitempty"`
+	// ISO 3166-1 alpha-2 country code, for example "DE".
+	Country string `protobuf:"bytes,2,opt,name=country,proto3" json:"country,omitempty"`
+	// State or province, where the country has them.
+	StateOrProvince string `protobuf:"bytes,3,opt,name=state_or_province,json=stateOrProvince,proto3" json:"state_or_province,omitempty"`
+	// City or town.
+	Locality string `protobuf:"bytes,4,opt,name=locality,proto3" json:"locality,omitempty"`
+	// Company registration number.
+	RegistrationNumber string `protobuf:"bytes,5,opt,name=registration_number,json=registrationNumber,proto3" json:"registration_number,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Organization) Reset() {
+	*x = Organization{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Organization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Organization) ProtoMessage() {}
+
+func (x *Organization) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Organization.ProtoReflect.Descriptor instead.
+func (*Organization) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Organization) GetLegalName() string {
+	if x != nil {
+		return x.LegalName
+	}
+	return ""
+}
+
+func (x *Organization) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *Organization) GetStateOrProvince() string {
+	if x != nil {
+		return x.StateOrProvince
+	}
+	return ""
+}
+
+func (x *Organization) GetLocality() string {
+	if x != nil {
+		return x.Locality
+	}
+	return ""
+}
+
+func (x *Organization) GetRegistrationNumber() string {
+	if x != nil {
+		return x.RegistrationNumber
+	}
+	return ""
+}
+
+// DnsRecord is a record to publish so the CA can verify domain control.
+type DnsRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fully qualified record name, for example "_certhosting-validation.example.com".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Record type: "TXT" or "CNAME".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The TXT value, or the CNAME target.
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DnsRecord) Reset() {
+	*x = DnsRecord{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DnsRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DnsRecord) ProtoMessage() {}
+
+func (x *DnsRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DnsRecord.ProtoReflect.Descriptor instead.
+func (*DnsRecord) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DnsRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DnsRecord) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DnsRecord) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// Application is one submission to the CA for a certificate instance.
+type Application struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier: "app_" followed by 26 characters.
+	ApplicationId string `protobuf:"bytes,1,opt,name=application_id,json=applicationId,proto3" json:"application_id,omitempty"`
+	// The instance the application is for.
+	CertificateId string `protobuf:"bytes,2,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// Where the application stands.
+	Status ApplicationStatus `protobuf:"varint,3,opt,name=status,proto3,enum=certhosting.lifecycle.v1.ApplicationStatus" json:"status,omitempty"`
+	// The names, as stored (A-labels); the first is the common name.
+	Domains []string `protobuf:"bytes,4,rep,name=domains,proto3" json:"domains,omitempty"`
+	// How domain control is proven.
+	ValidationMethod ValidationMethod `protobuf:"varint,5,opt,name=validation_method,json=validationMethod,proto3,enum=certhosting.lifecycle.v1.ValidationMethod" json:"validation_method,omitempty"`
+	// The applicant's contact.
+	Contact *Contact `protobuf:"bytes,6,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The organization (OV and EV only).
+	Organization *Organization `protobuf:"bytes,7,opt,name=organization,proto3" json:"organization,omitempty"`
+	// The key algorithm of a system-generated key; unspecified with a customer CSR.
+	KeyAlgorithm KeyAlgorithm `protobuf:"varint,8,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certhosting.lifecycle.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	// Whether the key is the customer's own (a CSR was submitted).
+	CustomerKey bool `protobuf:"varint,9,opt,name=customer_key,json=customerKey,proto3" json:"customer_key,omitempty"`
+	// Whether the service submitted it by itself (a hosted renewal).
+	Automatic bool `protobuf:"varint,10,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	// The DNS records to publish for the CA.
+	Instructions []*DnsRecord `protobuf:"bytes,11,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	// Why the CA rejected it, when it did.
+	RejectionReason RejectionReason `protobuf:"varint,12,opt,name=rejection_reason,json=rejectionReason,proto3,enum=certhosting.lifecycle.v1.RejectionReason" json:"rejection_reason,omitempty"`
+	// The CA's explanation of a rejection.
+	RejectionMessage string `protobuf:"bytes,13,opt,name=rejection_message,json=rejectionMessage,proto3" json:"rejection_message,omitempty"`
+	// When it was submitted.
+	SubmitTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=submit_time,json=submitTime,proto3" json:"submit_time,omitempty"`
+	// When it last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Application) Reset() {
+	*x = Application{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Application) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Application) ProtoMessage() {}
+
+func (x *Application) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Application.ProtoReflect.Descriptor instead.
+func (*Application) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Application) GetApplicationId() string {
+	if x != nil {
+		return x.ApplicationId
+	}
+	return ""
+}
+
+func (x *Application) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *Application) GetStatus() ApplicationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ApplicationStatus_APPLICATION_STATUS_UNSPECIFIED
+}
+
+func (x *Application) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *Application) GetValidationMethod() ValidationMethod {
+	if x != nil {
+		return x.ValidationMethod
+	}
+	return ValidationMethod_VALIDATION_METHOD_UNSPECIFIED
+}
+
+func (x *Application) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *Application) GetOrganization() *Organization {
+	if x != nil {
+		return x.Organization
+	}
+	return nil
+}
+
+func (x *Application) GetKeyAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+func (x *Application) GetCustomerKey() bool {
+	if x != nil {
+		return x.CustomerKey
+	}
+	return false
+}
+
+func (x *Application) GetAutomatic() bool {
+	if x != nil {
+		return x.Automatic
+	}
+	return false
+}
+
+func (x *Application) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
+func (x *Application) GetRejectionReason() RejectionReason {
+	if x != nil {
+		return x.RejectionReason
+	}
+	return RejectionReason_REJECTION_REASON_UNSPECIFIED
+}
+
+func (x *Application) GetRejectionMessage() string {
+	if x != nil {
+		return x.RejectionMessage
+	}
+	return ""
+}
+
+func (x *Application) GetSubmitTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SubmitTime
+	}
+	return nil
+}
+
+func (x *Application) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// Issuance is one X.509 certificate issued for an instance.
+type Issuance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier: "iss_" followed by 26 characters.
+	IssuanceId string `protobuf:"bytes,1,opt,name=issuance_id,json=issuanceId,proto3" json:"issuance_id,omitempty"`
+	// The application it was issued for.
+	ApplicationId string `protobuf:"bytes,2,opt,name=application_id,json=applicationId,proto3" json:"application_id,omitempty"`
+	// The certificate's serial number, in hexadecimal.
+	SerialNumber string `protobuf:"bytes,3,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	// Start of validity.
+	NotBefore *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	// End of validity.
+	NotAfter *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// The chain in PEM, leaf first, without the root.
+	CertificateChainPem string `protobuf:"bytes,6,opt,name=certificate_chain_pem,json=certificateChainPem,proto3" json:"certificate_chain_pem,omitempty"`
+	// When the service received it.
+	IssueTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Issuance) Reset() {
+	*x = Issuance{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Issuance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Issuance) ProtoMessage() {}
+
+func (x *Issuance) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Issuance.ProtoReflect.Descriptor instead.
+func (*Issuance) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Issuance) GetIssuanceId() string {
+	if x != nil {
+		return x.IssuanceId
+	}
+	return ""
+}
+
+func (x *Issuance) GetApplicationId() string {
+	if x != nil {
+		return x.ApplicationId
+	}
+	return ""
+}
+
+func (x *Issuance) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
+func (x *Issuance) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Issuance) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *Issuance) GetCertificateChainPem() string {
+	if x != nil {
+		return x.CertificateChainPem
+	}
+	return ""
+}
+
+func (x *Issuance) GetIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssueTime
+	}
+	return nil
+}
+
 // ProductSnapshot is what the lifecycle service needs to know of the product bought, copied from
 // the order service's catalog at payment so later catalog changes do not alter a bundle.
 type ProductSnapshot struct {
@@ -296,7 +1178,7 @@ type ProductSnapshot struct {
 
 func (x *ProductSnapshot) Reset() {
 	*x = ProductSnapshot{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[0]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +1190,7 @@ func (x *ProductSnapshot) String() string {
 func (*ProductSnapshot) ProtoMessage() {}
 
 func (x *ProductSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[0]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +1203,7 @@ func (x *ProductSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductSnapshot.ProtoReflect.Descriptor instead.
 func (*ProductSnapshot) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{0}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProductSnapshot) GetProductId() string {
@@ -365,14 +1247,23 @@ type Bundle struct {
 	// Every certificate instance of the bundle, in sequence order.
 	Certificates []*Certificate `protobuf:"bytes,8,rep,name=certificates,proto3" json:"certificates,omitempty"`
 	// When the bundle was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Where hosting stands.
+	HostingStatus HostingStatus `protobuf:"varint,10,opt,name=hosting_status,json=hostingStatus,proto3,enum=certhosting.lifecycle.v1.HostingStatus" json:"hosting_status,omitempty"`
+	// T0: not_before of the bundle's first certificate; unset until it is issued.
+	FirstIssueTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=first_issue_time,json=firstIssueTime,proto3" json:"first_issue_time,omitempty"`
+	// When hosting ends (the last certificate's not_after), once the last renewal is in place.
+	HostingEndTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=hosting_end_time,json=hostingEndTime,proto3" json:"hosting_end_time,omitempty"`
+	// How long before expiry the hosted certificate is renewed; unset means the default,
+	// min(30 days, a third of the certificate's lifetime).
+	RenewBefore   *durationpb.Duration `protobuf:"bytes,13,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[1]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +1275,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[1]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +1288,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{1}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Bundle) GetBundleId() string {
@@ -463,6 +1354,34 @@ func (x *Bundle) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Bundle) GetHostingStatus() HostingStatus {
+	if x != nil {
+		return x.HostingStatus
+	}
+	return HostingStatus_HOSTING_STATUS_UNSPECIFIED
+}
+
+func (x *Bundle) GetFirstIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstIssueTime
+	}
+	return nil
+}
+
+func (x *Bundle) GetHostingEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HostingEndTime
+	}
+	return nil
+}
+
+func (x *Bundle) GetRenewBefore() *durationpb.Duration {
+	if x != nil {
+		return x.RenewBefore
+	}
+	return nil
+}
+
 // Certificate is one certificate instance: one subscription year of a bundle.
 type Certificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -483,14 +1402,21 @@ type Certificate struct {
 	// When the instance was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the instance last changed state.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The certificate currently in use for this instance, once one was issued.
+	CurrentIssuance *Issuance `protobuf:"bytes,9,opt,name=current_issuance,json=currentIssuance,proto3" json:"current_issuance,omitempty"`
+	// The instance's latest application, once one was submitted.
+	CurrentApplication *Application `protobuf:"bytes,10,opt,name=current_application,json=currentApplication,proto3" json:"current_application,omitempty"`
+	// When the service starts renewing this (hosted) certificate; unset when no renewal is planned
+	// or one is under way.
+	RenewTime     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=renew_time,json=renewTime,proto3" json:"renew_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[2]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +1428,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[2]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +1441,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{2}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Certificate) GetCertificateId() string {
@@ -574,6 +1500,27 @@ func (x *Certificate) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Certificate) GetCurrentIssuance() *Issuance {
+	if x != nil {
+		return x.CurrentIssuance
+	}
+	return nil
+}
+
+func (x *Certificate) GetCurrentApplication() *Application {
+	if x != nil {
+		return x.CurrentApplication
+	}
+	return nil
+}
+
+func (x *Certificate) GetRenewTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RenewTime
+	}
+	return nil
+}
+
 // LifecycleEvent is one entry of a certificate instance's history.
 type LifecycleEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -592,14 +1539,18 @@ type LifecycleEvent struct {
 	// Why, in words, for example "order paid".
 	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the change happened.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	// What happened.
+	Type EventType `protobuf:"varint,9,opt,name=type,proto3,enum=certhosting.lifecycle.v1.EventType" json:"type,omitempty"`
+	// The support case the event is about, for EVENT_TYPE_SUPPORT_CASE_OPENED.
+	SupportCaseId string `protobuf:"bytes,10,opt,name=support_case_id,json=supportCaseId,proto3" json:"support_case_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LifecycleEvent) Reset() {
 	*x = LifecycleEvent{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[3]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +1562,7 @@ func (x *LifecycleEvent) String() string {
 func (*LifecycleEvent) ProtoMessage() {}
 
 func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[3]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +1575,7 @@ func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LifecycleEvent.ProtoReflect.Descriptor instead.
 func (*LifecycleEvent) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LifecycleEvent) GetEventId() string {
@@ -683,6 +1634,20 @@ func (x *LifecycleEvent) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *LifecycleEvent) GetType() EventType {
+	if x != nil {
+		return x.Type
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *LifecycleEvent) GetSupportCaseId() string {
+	if x != nil {
+		return x.SupportCaseId
+	}
+	return ""
+}
+
 // CreateBundleRequest is sent by the order service's outbox relay for each paid order.
 type CreateBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -706,7 +1671,7 @@ type CreateBundleRequest struct {
 
 func (x *CreateBundleRequest) Reset() {
 	*x = CreateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[4]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +1683,7 @@ func (x *CreateBundleRequest) String() string {
 func (*CreateBundleRequest) ProtoMessage() {}
 
 func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[4]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +1696,7 @@ func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleRequest.ProtoReflect.Descriptor instead.
 func (*CreateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateBundleRequest) GetBundleId() string {
@@ -794,7 +1759,7 @@ type CreateBundleResponse struct {
 
 func (x *CreateBundleResponse) Reset() {
 	*x = CreateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[5]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1771,7 @@ func (x *CreateBundleResponse) String() string {
 func (*CreateBundleResponse) ProtoMessage() {}
 
 func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[5]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1784,7 @@ func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleResponse.ProtoReflect.Descriptor instead.
 func (*CreateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateBundleResponse) GetBundle() *Bundle {
@@ -840,7 +1805,7 @@ type GetBundleRequest struct {
 
 func (x *GetBundleRequest) Reset() {
 	*x = GetBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[6]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1817,7 @@ func (x *GetBundleRequest) String() string {
 func (*GetBundleRequest) ProtoMessage() {}
 
 func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[6]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1830,7 @@ func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{6}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetBundleRequest) GetBundleId() string {
@@ -886,7 +1851,7 @@ type GetBundleResponse struct {
 
 func (x *GetBundleResponse) Reset() {
 	*x = GetBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1863,7 @@ func (x *GetBundleResponse) String() string {
 func (*GetBundleResponse) ProtoMessage() {}
 
 func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1876,7 @@ func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetBundleResponse) GetBundle() *Bundle {
@@ -934,7 +1899,7 @@ type ListBundlesRequest struct {
 
 func (x *ListBundlesRequest) Reset() {
 	*x = ListBundlesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1911,7 @@ func (x *ListBundlesRequest) String() string {
 func (*ListBundlesRequest) ProtoMessage() {}
 
 func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1924,7 @@ func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ListBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListBundlesRequest) GetPageSize() int32 {
@@ -989,7 +1954,7 @@ type ListBundlesResponse struct {
 
 func (x *ListBundlesResponse) Reset() {
 	*x = ListBundlesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1966,7 @@ func (x *ListBundlesResponse) String() string {
 func (*ListBundlesResponse) ProtoMessage() {}
 
 func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1979,7 @@ func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ListBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListBundlesResponse) GetBundles() []*Bundle {
@@ -1042,7 +2007,7 @@ type GetCertificateRequest struct {
 
 func (x *GetCertificateRequest) Reset() {
 	*x = GetCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +2019,7 @@ func (x *GetCertificateRequest) String() string {
 func (*GetCertificateRequest) ProtoMessage() {}
 
 func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +2032,7 @@ func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCertificateRequest) GetCertificateId() string {
@@ -1088,7 +2053,7 @@ type GetCertificateResponse struct {
 
 func (x *GetCertificateResponse) Reset() {
 	*x = GetCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +2065,7 @@ func (x *GetCertificateResponse) String() string {
 func (*GetCertificateResponse) ProtoMessage() {}
 
 func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +2078,7 @@ func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCertificateResponse) GetCertificate() *Certificate {
@@ -1141,7 +2106,7 @@ type ListCertificatesRequest struct {
 
 func (x *ListCertificatesRequest) Reset() {
 	*x = ListCertificatesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +2118,7 @@ func (x *ListCertificatesRequest) String() string {
 func (*ListCertificatesRequest) ProtoMessage() {}
 
 func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +2131,7 @@ func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCertificatesRequest) GetPageSize() int32 {
@@ -1210,7 +2175,7 @@ type ListCertificatesResponse struct {
 
 func (x *ListCertificatesResponse) Reset() {
 	*x = ListCertificatesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +2187,7 @@ func (x *ListCertificatesResponse) String() string {
 func (*ListCertificatesResponse) ProtoMessage() {}
 
 func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +2200,7 @@ func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCertificatesResponse) GetCertificates() []*Certificate {
@@ -1267,7 +2232,7 @@ type GetCertificateLifecycleRequest struct {
 
 func (x *GetCertificateLifecycleRequest) Reset() {
 	*x = GetCertificateLifecycleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +2244,7 @@ func (x *GetCertificateLifecycleRequest) String() string {
 func (*GetCertificateLifecycleRequest) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +2257,7 @@ func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCertificateLifecycleRequest) GetCertificateId() string {
@@ -1329,7 +2294,7 @@ type GetCertificateLifecycleResponse struct {
 
 func (x *GetCertificateLifecycleResponse) Reset() {
 	*x = GetCertificateLifecycleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +2306,7 @@ func (x *GetCertificateLifecycleResponse) String() string {
 func (*GetCertificateLifecycleResponse) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +2319,7 @@ func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCertificateLifecycleResponse) GetEvents() []*LifecycleEvent {
@@ -1371,17 +2336,722 @@ func (x *GetCertificateLifecycleResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SubmitApplicationRequest is the application of one instance.
+type SubmitApplicationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, PENDING_APPLICATION or VALIDATION_FAILED.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// The names, 1 up to the bundle's domain_count; the first is the common name. Internationalized
+	// names may be given in Unicode and are stored as A-labels. A wildcard is "*.example.com" and is
+	// allowed only for wildcard products (which may add the bare domain as a second name).
+	Domains []string `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
+	// How domain control is proven; unspecified means DNS_TXT.
+	ValidationMethod ValidationMethod `protobuf:"varint,3,opt,name=validation_method,json=validationMethod,proto3,enum=certhosting.lifecycle.v1.ValidationMethod" json:"validation_method,omitempty"`
+	// The applicant's contact; email is required.
+	Contact *Contact `protobuf:"bytes,4,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The organization: required for OV and EV (legal name, country, locality, registration number),
+	// not allowed for DV.
+	Organization *Organization `protobuf:"bytes,5,opt,name=organization,proto3" json:"organization,omitempty"`
+	// The algorithm of the key the service generates; unspecified means ECDSA_P256. Not allowed
+	// together with csr_pem.
+	KeyAlgorithm KeyAlgorithm `protobuf:"varint,6,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certhosting.lifecycle.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	// The customer's own certificate signing request (PEM), whose names must match domains. Not
+	// allowed for a hosted bundle: every renewal rotates the key, so the service generates it.
+	CsrPem        string `protobuf:"bytes,7,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitApplicationRequest) Reset() {
+	*x = SubmitApplicationRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitApplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitApplicationRequest) ProtoMessage() {}
+
+func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
+func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SubmitApplicationRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *SubmitApplicationRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *SubmitApplicationRequest) GetValidationMethod() ValidationMethod {
+	if x != nil {
+		return x.ValidationMethod
+	}
+	return ValidationMethod_VALIDATION_METHOD_UNSPECIFIED
+}
+
+func (x *SubmitApplicationRequest) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *SubmitApplicationRequest) GetOrganization() *Organization {
+	if x != nil {
+		return x.Organization
+	}
+	return nil
+}
+
+func (x *SubmitApplicationRequest) GetKeyAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+func (x *SubmitApplicationRequest) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+// SubmitApplicationResponse holds the instance, now VALIDATING, and the records to publish.
+type SubmitApplicationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, with current_application set.
+	Certificate *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The DNS records to publish for the CA (also in certificate.current_application).
+	Instructions  []*DnsRecord `protobuf:"bytes,2,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitApplicationResponse) Reset() {
+	*x = SubmitApplicationResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitApplicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitApplicationResponse) ProtoMessage() {}
+
+func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitApplicationResponse.ProtoReflect.Descriptor instead.
+func (*SubmitApplicationResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SubmitApplicationResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SubmitApplicationResponse) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
+// RetryApplicationRequest names the instance whose rejected application is resubmitted.
+type RetryApplicationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, VALIDATION_FAILED.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryApplicationRequest) Reset() {
+	*x = RetryApplicationRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryApplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryApplicationRequest) ProtoMessage() {}
+
+func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryApplicationRequest.ProtoReflect.Descriptor instead.
+func (*RetryApplicationRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RetryApplicationRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+// RetryApplicationResponse holds the instance, now VALIDATING.
+type RetryApplicationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, with the new application.
+	Certificate *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The DNS records to publish for the CA.
+	Instructions  []*DnsRecord `protobuf:"bytes,2,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryApplicationResponse) Reset() {
+	*x = RetryApplicationResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryApplicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryApplicationResponse) ProtoMessage() {}
+
+func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryApplicationResponse.ProtoReflect.Descriptor instead.
+func (*RetryApplicationResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RetryApplicationResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *RetryApplicationResponse) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
+// ActivateCertificateRequest names the instance to activate.
+type ActivateCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lowest-numbered NOT_ACTIVATED instance of a non-hosted bundle whose earlier instances
+	// have all been issued.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateCertificateRequest) Reset() {
+	*x = ActivateCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateCertificateRequest) ProtoMessage() {}
+
+func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ActivateCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ActivateCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+// ActivateCertificateResponse holds the activated instance.
+type ActivateCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, now PENDING_APPLICATION.
+	Certificate   *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateCertificateResponse) Reset() {
+	*x = ActivateCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateCertificateResponse) ProtoMessage() {}
+
+func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateCertificateResponse.ProtoReflect.Descriptor instead.
+func (*ActivateCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ActivateCertificateResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// ExportCertificateRequest names the instance to export.
+type ExportCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance; it must have a current certificate.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCertificateRequest) Reset() {
+	*x = ExportCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCertificateRequest) ProtoMessage() {}
+
+func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ExportCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ExportCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+// ExportCertificateResponse holds the certificate and its key.
+type ExportCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The current certificate, with its chain.
+	Issuance *Issuance `protobuf:"bytes,1,opt,name=issuance,proto3" json:"issuance,omitempty"`
+	// The private key in PKCS#8 PEM; empty when the customer supplied the CSR (and so holds the key).
+	PrivateKeyPem string `protobuf:"bytes,2,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCertificateResponse) Reset() {
+	*x = ExportCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCertificateResponse) ProtoMessage() {}
+
+func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCertificateResponse.ProtoReflect.Descriptor instead.
+func (*ExportCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ExportCertificateResponse) GetIssuance() *Issuance {
+	if x != nil {
+		return x.Issuance
+	}
+	return nil
+}
+
+func (x *ExportCertificateResponse) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+// UpdateBundleRequest changes a bundle's renewal settings.
+type UpdateBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle to change.
+	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// How long before expiry to renew: from 1 hour to 60 days; unset (or zero) restores the
+	// default, min(30 days, a third of the certificate's lifetime). It applies from the next
+	// certificate issued, and to the current hosted certificate's renewal time at once.
+	RenewBefore   *durationpb.Duration `protobuf:"bytes,2,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBundleRequest) Reset() {
+	*x = UpdateBundleRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBundleRequest) ProtoMessage() {}
+
+func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBundleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateBundleRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateBundleRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *UpdateBundleRequest) GetRenewBefore() *durationpb.Duration {
+	if x != nil {
+		return x.RenewBefore
+	}
+	return nil
+}
+
+// UpdateBundleResponse holds the changed bundle.
+type UpdateBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle.
+	Bundle        *Bundle `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateBundleResponse) Reset() {
+	*x = UpdateBundleResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateBundleResponse) ProtoMessage() {}
+
+func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateBundleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateBundleResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpdateBundleResponse) GetBundle() *Bundle {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+// WatchEventsRequest says where to start the stream.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream the events after this event_id. Empty starts at the newest event (only new events are
+	// sent); "0" starts at the beginning of the account's history.
+	AfterEventId string `protobuf:"bytes,1,opt,name=after_event_id,json=afterEventId,proto3" json:"after_event_id,omitempty"`
+	// Only events of this bundle; empty for every bundle of the account.
+	BundleId      string `protobuf:"bytes,2,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WatchEventsRequest) GetAfterEventId() string {
+	if x != nil {
+		return x.AfterEventId
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+// WatchEventsResponse is one event of the stream.
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event; resume after its event_id.
+	Event         *LifecycleEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WatchEventsResponse) GetEvent() *LifecycleEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
-	"(certhosting/lifecycle/v1/lifecycle.proto\x12\x18certhosting.lifecycle.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n" +
+	"(certhosting/lifecycle/v1/lifecycle.proto\x12\x18certhosting.lifecycle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n" +
+	"\aContact\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
+	"\x05phone\x18\x03 \x01(\tR\x05phone\"\xc0\x01\n" +
+	"\fOrganization\x12\x1d\n" +
+	"\n" +
+	"legal_name\x18\x01 \x01(\tR\tlegalName\x12\x18\n" +
+	"\acountry\x18\x02 \x01(\tR\acountry\x12*\n" +
+	"\x11state_or_province\x18\x03 \x01(\tR\x0fstateOrProvince\x12\x1a\n" +
+	"\blocality\x18\x04 \x01(\tR\blocality\x12/\n" +
+	"\x13registration_number\x18\x05 \x01(\tR\x12registrationNumber\"I\n" +
+	"\tDnsRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\xf0\x06\n" +
+	"\vApplication\x12%\n" +
+	"\x0eapplication_id\x18\x01 \x01(\tR\rapplicationId\x12%\n" +
+	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12C\n" +
+	"\x06status\x18\x03 \x01(\x0e2+.certhosting.lifecycle.v1.ApplicationStatusR\x06status\x12\x18\n" +
+	"\adomains\x18\x04 \x03(\tR\adomains\x12W\n" +
+	"\x11validation_method\x18\x05 \x01(\x0e2*.certhosting.lifecycle.v1.ValidationMethodR\x10validationMethod\x12;\n" +
+	"\acontact\x18\x06 \x01(\v2!.certhosting.lifecycle.v1.ContactR\acontact\x12J\n" +
+	"\forganization\x18\a \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\x12K\n" +
+	"\rkey_algorithm\x18\b \x01(\x0e2&.certhosting.lifecycle.v1.KeyAlgorithmR\fkeyAlgorithm\x12!\n" +
+	"\fcustomer_key\x18\t \x01(\bR\vcustomerKey\x12\x1c\n" +
+	"\tautomatic\x18\n" +
+	" \x01(\bR\tautomatic\x12G\n" +
+	"\finstructions\x18\v \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\x12T\n" +
+	"\x10rejection_reason\x18\f \x01(\x0e2).certhosting.lifecycle.v1.RejectionReasonR\x0frejectionReason\x12+\n" +
+	"\x11rejection_message\x18\r \x01(\tR\x10rejectionMessage\x12;\n" +
+	"\vsubmit_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"submitTime\x12;\n" +
+	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\xda\x02\n" +
+	"\bIssuance\x12\x1f\n" +
+	"\vissuance_id\x18\x01 \x01(\tR\n" +
+	"issuanceId\x12%\n" +
+	"\x0eapplication_id\x18\x02 \x01(\tR\rapplicationId\x12#\n" +
+	"\rserial_number\x18\x03 \x01(\tR\fserialNumber\x129\n" +
+	"\n" +
+	"not_before\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
+	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x122\n" +
+	"\x15certificate_chain_pem\x18\x06 \x01(\tR\x13certificateChainPem\x129\n" +
+	"\n" +
+	"issue_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\"\xca\x01\n" +
 	"\x0fProductSnapshot\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
 	"\x0fvalidation_type\x18\x02 \x01(\x0e2(.certhosting.lifecycle.v1.ValidationTypeR\x0evalidationType\x12E\n" +
 	"\vdomain_type\x18\x03 \x01(\x0e2$.certhosting.lifecycle.v1.DomainTypeR\n" +
-	"domainType\"\x98\x03\n" +
+	"domainType\"\xb2\x05\n" +
 	"\x06Bundle\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1d\n" +
@@ -1393,7 +3063,12 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x12subscription_years\x18\a \x01(\x05R\x11subscriptionYears\x12I\n" +
 	"\fcertificates\x18\b \x03(\v2%.certhosting.lifecycle.v1.CertificateR\fcertificates\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xbd\x03\n" +
+	"createTime\x12N\n" +
+	"\x0ehosting_status\x18\n" +
+	" \x01(\x0e2'.certhosting.lifecycle.v1.HostingStatusR\rhostingStatus\x12D\n" +
+	"\x10first_issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstIssueTime\x12D\n" +
+	"\x10hosting_end_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0ehostingEndTime\x12<\n" +
+	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"\x9f\x05\n" +
 	"\vCertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12\x1a\n" +
@@ -1404,7 +3079,12 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x80\x03\n" +
+	"updateTime\x12M\n" +
+	"\x10current_issuance\x18\t \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\x12V\n" +
+	"\x13current_application\x18\n" +
+	" \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x12currentApplication\x129\n" +
+	"\n" +
+	"renew_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\trenewTime\"\xe1\x03\n" +
 	"\x0eLifecycleEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12%\n" +
 	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1b\n" +
@@ -1414,7 +3094,10 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\bto_state\x18\x05 \x01(\x0e2*.certhosting.lifecycle.v1.CertificateStateR\atoState\x125\n" +
 	"\x05actor\x18\x06 \x01(\x0e2\x1f.certhosting.lifecycle.v1.ActorR\x05actor\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
-	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9d\x02\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x127\n" +
+	"\x04type\x18\t \x01(\x0e2#.certhosting.lifecycle.v1.EventTypeR\x04type\x12&\n" +
+	"\x0fsupport_case_id\x18\n" +
+	" \x01(\tR\rsupportCaseId\"\x9d\x02\n" +
 	"\x13CreateBundleRequest\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x1d\n" +
 	"\n" +
@@ -1457,7 +3140,42 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x8b\x01\n" +
 	"\x1fGetCertificateLifecycleResponse\x12@\n" +
 	"\x06events\x18\x01 \x03(\v2(.certhosting.lifecycle.v1.LifecycleEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x03\n" +
+	"\x18SubmitApplicationRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x18\n" +
+	"\adomains\x18\x02 \x03(\tR\adomains\x12W\n" +
+	"\x11validation_method\x18\x03 \x01(\x0e2*.certhosting.lifecycle.v1.ValidationMethodR\x10validationMethod\x12;\n" +
+	"\acontact\x18\x04 \x01(\v2!.certhosting.lifecycle.v1.ContactR\acontact\x12J\n" +
+	"\forganization\x18\x05 \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\x12K\n" +
+	"\rkey_algorithm\x18\x06 \x01(\x0e2&.certhosting.lifecycle.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x17\n" +
+	"\acsr_pem\x18\a \x01(\tR\x06csrPem\"\xad\x01\n" +
+	"\x19SubmitApplicationResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\"@\n" +
+	"\x17RetryApplicationRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"\xac\x01\n" +
+	"\x18RetryApplicationResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\"C\n" +
+	"\x1aActivateCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"f\n" +
+	"\x1bActivateCertificateResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\"A\n" +
+	"\x18ExportCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"\x83\x01\n" +
+	"\x19ExportCertificateResponse\x12>\n" +
+	"\bissuance\x18\x01 \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\bissuance\x12&\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"p\n" +
+	"\x13UpdateBundleRequest\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12<\n" +
+	"\frenew_before\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"P\n" +
+	"\x14UpdateBundleResponse\x128\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"W\n" +
+	"\x12WatchEventsRequest\x12$\n" +
+	"\x0eafter_event_id\x18\x01 \x01(\tR\fafterEventId\x12\x1b\n" +
+	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\"U\n" +
+	"\x13WatchEventsResponse\x12>\n" +
+	"\x05event\x18\x01 \x01(\v2(.certhosting.lifecycle.v1.LifecycleEventR\x05event*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -1485,14 +3203,65 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x0eACTOR_CUSTOMER\x10\x01\x12\x10\n" +
 	"\fACTOR_SYSTEM\x10\x02\x12\x10\n" +
 	"\fACTOR_TICKER\x10\x03\x12\x11\n" +
-	"\rACTOR_SUPPORT\x10\x042\xd4\x05\n" +
+	"\rACTOR_SUPPORT\x10\x04*\xba\x01\n" +
+	"\rHostingStatus\x12\x1e\n" +
+	"\x1aHOSTING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19HOSTING_STATUS_NOT_HOSTED\x10\x01\x12\x1a\n" +
+	"\x16HOSTING_STATUS_WAITING\x10\x02\x12\x19\n" +
+	"\x15HOSTING_STATUS_ACTIVE\x10\x03\x12\x19\n" +
+	"\x15HOSTING_STATUS_ENDING\x10\x04\x12\x18\n" +
+	"\x14HOSTING_STATUS_ENDED\x10\x05*T\n" +
+	"\x10ValidationMethod\x12!\n" +
+	"\x1dVALIDATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19VALIDATION_METHOD_DNS_TXT\x10\x01*\xbd\x01\n" +
+	"\fKeyAlgorithm\x12\x1d\n" +
+	"\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
+	"\x18KEY_ALGORITHM_ECDSA_P384\x10\x02\x12\x1a\n" +
+	"\x16KEY_ALGORITHM_RSA_2048\x10\x03\x12\x1a\n" +
+	"\x16KEY_ALGORITHM_RSA_3072\x10\x04\x12\x1a\n" +
+	"\x16KEY_ALGORITHM_RSA_4096\x10\x05*\xdc\x01\n" +
+	"\x11ApplicationStatus\x12\"\n" +
+	"\x1eAPPLICATION_STATUS_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dAPPLICATION_STATUS_SUBMITTING\x10\x01\x12\x1e\n" +
+	"\x1aAPPLICATION_STATUS_PENDING\x10\x02\x12\x1d\n" +
+	"\x19APPLICATION_STATUS_ISSUED\x10\x03\x12\x1f\n" +
+	"\x1bAPPLICATION_STATUS_REJECTED\x10\x04\x12 \n" +
+	"\x1cAPPLICATION_STATUS_CANCELLED\x10\x05*\xa7\x01\n" +
+	"\x0fRejectionReason\x12 \n" +
+	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
+	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
+	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\x83\x03\n" +
+	"\tEventType\x12\x1a\n" +
+	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
+	"\x14EVENT_TYPE_ACTIVATED\x10\x02\x12$\n" +
+	" EVENT_TYPE_APPLICATION_SUBMITTED\x10\x03\x12 \n" +
+	"\x1cEVENT_TYPE_VALIDATION_FAILED\x10\x04\x12\x15\n" +
+	"\x11EVENT_TYPE_ISSUED\x10\x05\x12\x15\n" +
+	"\x11EVENT_TYPE_HOSTED\x10\x06\x12\x1e\n" +
+	"\x1aEVENT_TYPE_RENEWAL_STARTED\x10\a\x12\x19\n" +
+	"\x15EVENT_TYPE_SUPERSEDED\x10\b\x12\"\n" +
+	"\x1eEVENT_TYPE_SUPPORT_CASE_OPENED\x10\t\x12\x1d\n" +
+	"\x19EVENT_TYPE_HOSTING_ENDING\x10\n" +
+	"\x12\x16\n" +
+	"\x12EVENT_TYPE_EXPIRED\x10\v\x12\x1c\n" +
+	"\x18EVENT_TYPE_HOSTING_ENDED\x10\f2\xad\v\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
 	"\vListBundles\x12,.certhosting.lifecycle.v1.ListBundlesRequest\x1a-.certhosting.lifecycle.v1.ListBundlesResponse\x12s\n" +
 	"\x0eGetCertificate\x12/.certhosting.lifecycle.v1.GetCertificateRequest\x1a0.certhosting.lifecycle.v1.GetCertificateResponse\x12y\n" +
 	"\x10ListCertificates\x121.certhosting.lifecycle.v1.ListCertificatesRequest\x1a2.certhosting.lifecycle.v1.ListCertificatesResponse\x12\x8e\x01\n" +
-	"\x17GetCertificateLifecycle\x128.certhosting.lifecycle.v1.GetCertificateLifecycleRequest\x1a9.certhosting.lifecycle.v1.GetCertificateLifecycleResponseB\x80\x02\n" +
+	"\x17GetCertificateLifecycle\x128.certhosting.lifecycle.v1.GetCertificateLifecycleRequest\x1a9.certhosting.lifecycle.v1.GetCertificateLifecycleResponse\x12|\n" +
+	"\x11SubmitApplication\x122.certhosting.lifecycle.v1.SubmitApplicationRequest\x1a3.certhosting.lifecycle.v1.SubmitApplicationResponse\x12y\n" +
+	"\x10RetryApplication\x121.certhosting.lifecycle.v1.RetryApplicationRequest\x1a2.certhosting.lifecycle.v1.RetryApplicationResponse\x12\x82\x01\n" +
+	"\x13ActivateCertificate\x124.certhosting.lifecycle.v1.ActivateCertificateRequest\x1a5.certhosting.lifecycle.v1.ActivateCertificateResponse\x12|\n" +
+	"\x11ExportCertificate\x122.certhosting.lifecycle.v1.ExportCertificateRequest\x1a3.certhosting.lifecycle.v1.ExportCertificateResponse\x12m\n" +
+	"\fUpdateBundle\x12-.certhosting.lifecycle.v1.UpdateBundleRequest\x1a..certhosting.lifecycle.v1.UpdateBundleResponse\x12l\n" +
+	"\vWatchEvents\x12,.certhosting.lifecycle.v1.WatchEventsRequest\x1a-.certhosting.lifecycle.v1.WatchEventsResponse0\x01B\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -1507,71 +3276,140 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescData
 }
 
-var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                     // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                         // 1: certhosting.lifecycle.v1.DomainType
 	(CertificateState)(0),                   // 2: certhosting.lifecycle.v1.CertificateState
 	(Actor)(0),                              // 3: certhosting.lifecycle.v1.Actor
-	(*ProductSnapshot)(nil),                 // 4: certhosting.lifecycle.v1.ProductSnapshot
-	(*Bundle)(nil),                          // 5: certhosting.lifecycle.v1.Bundle
-	(*Certificate)(nil),                     // 6: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                  // 7: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),             // 8: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),            // 9: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                // 10: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),               // 11: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),              // 12: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),             // 13: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),           // 14: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),          // 15: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),         // 16: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),        // 17: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),  // 18: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil), // 19: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*timestamppb.Timestamp)(nil),           // 20: google.protobuf.Timestamp
+	(HostingStatus)(0),                      // 4: certhosting.lifecycle.v1.HostingStatus
+	(ValidationMethod)(0),                   // 5: certhosting.lifecycle.v1.ValidationMethod
+	(KeyAlgorithm)(0),                       // 6: certhosting.lifecycle.v1.KeyAlgorithm
+	(ApplicationStatus)(0),                  // 7: certhosting.lifecycle.v1.ApplicationStatus
+	(RejectionReason)(0),                    // 8: certhosting.lifecycle.v1.RejectionReason
+	(EventType)(0),                          // 9: certhosting.lifecycle.v1.EventType
+	(*Contact)(nil),                         // 10: certhosting.lifecycle.v1.Contact
+	(*Organization)(nil),                    // 11: certhosting.lifecycle.v1.Organization
+	(*DnsRecord)(nil),                       // 12: certhosting.lifecycle.v1.DnsRecord
+	(*Application)(nil),                     // 13: certhosting.lifecycle.v1.Application
+	(*Issuance)(nil),                        // 14: certhosting.lifecycle.v1.Issuance
+	(*ProductSnapshot)(nil),                 // 15: certhosting.lifecycle.v1.ProductSnapshot
+	(*Bundle)(nil),                          // 16: certhosting.lifecycle.v1.Bundle
+	(*Certificate)(nil),                     // 17: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                  // 18: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),             // 19: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),            // 20: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                // 21: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),               // 22: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),              // 23: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),             // 24: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),           // 25: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),          // 26: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),         // 27: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),        // 28: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),  // 29: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil), // 30: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),        // 31: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),       // 32: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),         // 33: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),        // 34: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),      // 35: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),     // 36: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),        // 37: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),       // 38: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),             // 39: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),            // 40: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),              // 41: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),             // 42: certhosting.lifecycle.v1.WatchEventsResponse
+	(*timestamppb.Timestamp)(nil),           // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),             // 44: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
-	0,  // 0: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
-	1,  // 1: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
-	4,  // 2: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	6,  // 3: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	20, // 4: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 5: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	20, // 6: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	20, // 7: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	20, // 8: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	20, // 9: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 10: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 11: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 12: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	20, // 13: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	4,  // 14: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	5,  // 15: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	5,  // 16: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	5,  // 17: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	6,  // 18: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 19: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	6,  // 20: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	7,  // 21: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	8,  // 22: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	10, // 23: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	12, // 24: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	14, // 25: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	16, // 26: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	18, // 27: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	9,  // 28: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	11, // 29: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	13, // 30: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	15, // 31: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	17, // 32: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	19, // 33: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	7,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
+	5,  // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	10, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
+	11, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
+	6,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	12, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	8,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
+	43, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	43, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	43, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	43, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	43, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
+	1,  // 13: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
+	15, // 14: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	17, // 15: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	43, // 16: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 17: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	43, // 18: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	43, // 19: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	44, // 20: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	2,  // 21: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	43, // 22: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	43, // 23: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	43, // 24: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	43, // 25: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	14, // 26: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	13, // 27: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	43, // 28: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	2,  // 29: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,  // 30: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,  // 31: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	43, // 32: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	9,  // 33: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	15, // 34: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	16, // 35: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	16, // 36: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	16, // 37: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	17, // 38: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,  // 39: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	17, // 40: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	18, // 41: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	5,  // 42: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	10, // 43: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	11, // 44: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	6,  // 45: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	17, // 46: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12, // 47: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	17, // 48: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12, // 49: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	17, // 50: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 51: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	44, // 52: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	16, // 53: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	18, // 54: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	19, // 55: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	21, // 56: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	23, // 57: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	25, // 58: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	27, // 59: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	29, // 60: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	31, // 61: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	33, // 62: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	35, // 63: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	37, // 64: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	39, // 65: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	41, // 66: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	20, // 67: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	22, // 68: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	24, // 69: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	26, // 70: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	28, // 71: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	30, // 72: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	32, // 73: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	34, // 74: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	36, // 75: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	38, // 76: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	40, // 77: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	42, // 78: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	67, // [67:79] is the sub-list for method output_type
+	55, // [55:67] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -1584,8 +3422,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   16,
+			NumEnums:      10,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

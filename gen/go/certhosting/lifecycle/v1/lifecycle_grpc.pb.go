@@ -25,6 +25,12 @@ const (
 	LifecycleService_GetCertificate_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/GetCertificate"
 	LifecycleService_ListCertificates_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/ListCertificates"
 	LifecycleService_GetCertificateLifecycle_FullMethodName = "/certhosting.lifecycle.v1.LifecycleService/GetCertificateLifecycle"
+	LifecycleService_SubmitApplication_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/SubmitApplication"
+	LifecycleService_RetryApplication_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/RetryApplication"
+	LifecycleService_ActivateCertificate_FullMethodName     = "/certhosting.lifecycle.v1.LifecycleService/ActivateCertificate"
+	LifecycleService_ExportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ExportCertificate"
+	LifecycleService_UpdateBundle_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/UpdateBundle"
+	LifecycleService_WatchEvents_FullMethodName             = "/certhosting.lifecycle.v1.LifecycleService/WatchEvents"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -32,9 +38,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // LifecycleService owns certificate bundles (one per paid order), their certificate instances (one
-// per subscription year) and each instance's lifecycle history. Every call acts for the account of
-// the API key in the `authorization: Bearer <key>` metadata; one account never sees another's
-// resources (NotFound, not PermissionDenied).
+// per subscription year), applications to the CA, issued certificates and each instance's
+// lifecycle history. For a hosted bundle it renews the certificate by itself for the whole
+// subscription. Every call acts for the account of the API key in the `authorization: Bearer <key>`
+// metadata; one account never sees another's resources (NotFound, not PermissionDenied).
 type LifecycleServiceClient interface {
 	// CreateBundle creates the bundle of a paid order: one certificate instance per subscription
 	// year, the first PENDING_APPLICATION and the others NOT_ACTIVATED, in one transaction.
@@ -53,6 +60,26 @@ type LifecycleServiceClient interface {
 	// GetCertificateLifecycle returns the history of one certificate instance, oldest first: every
 	// state change with its time, actor and reason.
 	GetCertificateLifecycle(ctx context.Context, in *GetCertificateLifecycleRequest, opts ...grpc.CallOption) (*GetCertificateLifecycleResponse, error)
+	// SubmitApplication submits the application of an instance to the CA: allowed in
+	// PENDING_APPLICATION, and in VALIDATION_FAILED as a resubmit. The instance becomes VALIDATING
+	// and the response holds the DNS records to publish. For a hosted bundle, the first application's
+	// information is kept and re-submitted by the service for every renewal.
+	SubmitApplication(ctx context.Context, in *SubmitApplicationRequest, opts ...grpc.CallOption) (*SubmitApplicationResponse, error)
+	// RetryApplication resubmits the last application of a VALIDATION_FAILED instance with the same
+	// information (and, for a system-generated key, a fresh key), for example once a DNS record has
+	// been fixed. Customers and support engineers may call it.
+	RetryApplication(ctx context.Context, in *RetryApplicationRequest, opts ...grpc.CallOption) (*RetryApplicationResponse, error)
+	// ActivateCertificate activates the next NOT_ACTIVATED instance of a non-hosted bundle (it
+	// becomes PENDING_APPLICATION). Hosted bundles activate their instances by themselves.
+	ActivateCertificate(ctx context.Context, in *ActivateCertificateRequest, opts ...grpc.CallOption) (*ActivateCertificateResponse, error)
+	// ExportCertificate returns an instance's current certificate chain and, when the service
+	// generated the key, its private key. Only the owning account's customer keys may call it.
+	ExportCertificate(ctx context.Context, in *ExportCertificateRequest, opts ...grpc.CallOption) (*ExportCertificateResponse, error)
+	// UpdateBundle changes a bundle's renewal settings.
+	UpdateBundle(ctx context.Context, in *UpdateBundleRequest, opts ...grpc.CallOption) (*UpdateBundleResponse, error)
+	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
+	// client that disconnects resumes from the last event_id it saw and misses nothing.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type lifecycleServiceClient struct {
@@ -123,14 +150,84 @@ func (c *lifecycleServiceClient) GetCertificateLifecycle(ctx context.Context, in
 	return out, nil
 }
 
+func (c *lifecycleServiceClient) SubmitApplication(ctx context.Context, in *SubmitApplicationRequest, opts ...grpc.CallOption) (*SubmitApplicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SubmitApplicationResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_SubmitApplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) RetryApplication(ctx context.Context, in *RetryApplicationRequest, opts ...grpc.CallOption) (*RetryApplicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryApplicationResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_RetryApplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) ActivateCertificate(ctx context.Context, in *ActivateCertificateRequest, opts ...grpc.CallOption) (*ActivateCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ActivateCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_ActivateCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) ExportCertificate(ctx context.Context, in *ExportCertificateRequest, opts ...grpc.CallOption) (*ExportCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_ExportCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) UpdateBundle(ctx context.Context, in *UpdateBundleRequest, opts ...grpc.CallOption) (*UpdateBundleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateBundleResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_UpdateBundle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LifecycleService_ServiceDesc.Streams[0], LifecycleService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LifecycleService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
 //
 // LifecycleService owns certificate bundles (one per paid order), their certificate instances (one
-// per subscription year) and each instance's lifecycle history. Every call acts for the account of
-// the API key in the `authorization: Bearer <key>` metadata; one account never sees another's
-// resources (NotFound, not PermissionDenied).
+// per subscription year), applications to the CA, issued certificates and each instance's
+// lifecycle history. For a hosted bundle it renews the certificate by itself for the whole
+// subscription. Every call acts for the account of the API key in the `authorization: Bearer <key>`
+// metadata; one account never sees another's resources (NotFound, not PermissionDenied).
 type LifecycleServiceServer interface {
 	// CreateBundle creates the bundle of a paid order: one certificate instance per subscription
 	// year, the first PENDING_APPLICATION and the others NOT_ACTIVATED, in one transaction.
@@ -149,6 +246,26 @@ type LifecycleServiceServer interface {
 	// GetCertificateLifecycle returns the history of one certificate instance, oldest first: every
 	// state change with its time, actor and reason.
 	GetCertificateLifecycle(context.Context, *GetCertificateLifecycleRequest) (*GetCertificateLifecycleResponse, error)
+	// SubmitApplication submits the application of an instance to the CA: allowed in
+	// PENDING_APPLICATION, and in VALIDATION_FAILED as a resubmit. The instance becomes VALIDATING
+	// and the response holds the DNS records to publish. For a hosted bundle, the first application's
+	// information is kept and re-submitted by the service for every renewal.
+	SubmitApplication(context.Context, *SubmitApplicationRequest) (*SubmitApplicationResponse, error)
+	// RetryApplication resubmits the last application of a VALIDATION_FAILED instance with the same
+	// information (and, for a system-generated key, a fresh key), for example once a DNS record has
+	// been fixed. Customers and support engineers may call it.
+	RetryApplication(context.Context, *RetryApplicationRequest) (*RetryApplicationResponse, error)
+	// ActivateCertificate activates the next NOT_ACTIVATED instance of a non-hosted bundle (it
+	// becomes PENDING_APPLICATION). Hosted bundles activate their instances by themselves.
+	ActivateCertificate(context.Context, *ActivateCertificateRequest) (*ActivateCertificateResponse, error)
+	// ExportCertificate returns an instance's current certificate chain and, when the service
+	// generated the key, its private key. Only the owning account's customer keys may call it.
+	ExportCertificate(context.Context, *ExportCertificateRequest) (*ExportCertificateResponse, error)
+	// UpdateBundle changes a bundle's renewal settings.
+	UpdateBundle(context.Context, *UpdateBundleRequest) (*UpdateBundleResponse, error)
+	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
+	// client that disconnects resumes from the last event_id it saw and misses nothing.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -176,6 +293,24 @@ func (UnimplementedLifecycleServiceServer) ListCertificates(context.Context, *Li
 }
 func (UnimplementedLifecycleServiceServer) GetCertificateLifecycle(context.Context, *GetCertificateLifecycleRequest) (*GetCertificateLifecycleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCertificateLifecycle not implemented")
+}
+func (UnimplementedLifecycleServiceServer) SubmitApplication(context.Context, *SubmitApplicationRequest) (*SubmitApplicationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitApplication not implemented")
+}
+func (UnimplementedLifecycleServiceServer) RetryApplication(context.Context, *RetryApplicationRequest) (*RetryApplicationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryApplication not implemented")
+}
+func (UnimplementedLifecycleServiceServer) ActivateCertificate(context.Context, *ActivateCertificateRequest) (*ActivateCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ActivateCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) ExportCertificate(context.Context, *ExportCertificateRequest) (*ExportCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) UpdateBundle(context.Context, *UpdateBundleRequest) (*UpdateBundleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateBundle not implemented")
+}
+func (UnimplementedLifecycleServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -306,6 +441,107 @@ func _LifecycleService_GetCertificateLifecycle_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LifecycleService_SubmitApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitApplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).SubmitApplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_SubmitApplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).SubmitApplication(ctx, req.(*SubmitApplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_RetryApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryApplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).RetryApplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_RetryApplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).RetryApplication(ctx, req.(*RetryApplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_ActivateCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActivateCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).ActivateCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_ActivateCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).ActivateCertificate(ctx, req.(*ActivateCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_ExportCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).ExportCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_ExportCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).ExportCertificate(ctx, req.(*ExportCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_UpdateBundle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateBundleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).UpdateBundle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_UpdateBundle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).UpdateBundle(ctx, req.(*UpdateBundleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LifecycleServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LifecycleService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -337,7 +573,33 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetCertificateLifecycle",
 			Handler:    _LifecycleService_GetCertificateLifecycle_Handler,
 		},
+		{
+			MethodName: "SubmitApplication",
+			Handler:    _LifecycleService_SubmitApplication_Handler,
+		},
+		{
+			MethodName: "RetryApplication",
+			Handler:    _LifecycleService_RetryApplication_Handler,
+		},
+		{
+			MethodName: "ActivateCertificate",
+			Handler:    _LifecycleService_ActivateCertificate_Handler,
+		},
+		{
+			MethodName: "ExportCertificate",
+			Handler:    _LifecycleService_ExportCertificate_Handler,
+		},
+		{
+			MethodName: "UpdateBundle",
+			Handler:    _LifecycleService_UpdateBundle_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _LifecycleService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "certhosting/lifecycle/v1/lifecycle.proto",
 }

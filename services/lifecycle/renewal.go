@@ -1,0 +1,117 @@
+package lifecycle
+
+import (
+	"time"
+)
+
+// The hosting timeline (DESIGN.md, "Hosting timeline rules"), as pure functions of their inputs.
+// The ticker (ticker.go) reads the database, asks these what to do, and writes the answer.
+
+// Year is the length of one subscription year: one certificate instance covers one Year.
+const Year = 365 * 24 * time.Hour
+
+// Defaults of the renewal rules.
+const (
+	maxRenewBefore    = 30 * 24 * time.Hour // the seed product's 30 days
+	maxEscalateBefore = 7 * 24 * time.Hour
+)
+
+// Coverage is the subscription year instance seq (1-based) covers: [T0+(seq-1)·Year, T0+seq·Year).
+func Coverage(t0 time.Time, seq int) (start, end time.Time) {
+	start = t0.Add(time.Duration(seq-1) * Year)
+	return start, start.Add(Year)
+}
+
+// RenewBefore is how long before a certificate's not_after its renewal starts:
+// min(30 days, lifetime/3) by default, so a 47-day certificate renews with 15 days to spare
+// rather than 30. A bundle's own setting (override > 0) replaces the default but is capped at
+// half the lifetime, so a short certificate is never renewed the moment it is issued.
+func RenewBefore(lifetime, override time.Duration) time.Duration {
+	if override > 0 {
+		return min(override, lifetime/2)
+	}
+	return min(maxRenewBefore, lifetime/3)
+}
+
+// EscalateBefore is how long before the predecessor's expiry an unfinished renewal opens an urgent
+// support case: min(7 days, lifetime/10), and never earlier than half the renewal window, so the
+// renewal always gets a chance before a person is called.
+func EscalateBefore(lifetime, renewBefore time.Duration) time.Duration {
+	return min(maxEscalateBefore, lifetime/10, renewBefore/2)
+}
+
+// SuccessorKind is what a hosted certificate's renewal does.
+type SuccessorKind int
+
+const (
+	// Reissue: the successor belongs to the same instance (a new issuance; the instance stays HOSTED).
+	Reissue SuccessorKind = iota + 1
+	// Activate: the successor belongs to a later instance, which is activated and applied for with
+	// the first application's information.
+	Activate
+	// HostingEnds: the predecessor runs to (or past) the end of the subscription; nothing is
+	// activated and hosting ends when it expires.
+	HostingEnds
+)
+
+func (k SuccessorKind) String() string {
+	switch k {
+	case Reissue:
+		return "reissue"
+	case Activate:
+		return "activate"
+	case HostingEnds:
+		return "hosting ends"
+	}
+	return "unknown"
+}
+
+// Successor is the renewal decision for one hosted certificate.
+type Successor struct {
+	Kind SuccessorKind
+	// Sequence is the instance the successor belongs to (Reissue, Activate).
+	Sequence int
+	// NotAfter is the end requested for the successor: its instance's coverage end, so the days a
+	// certificate does not use are not lost (the CA caps it at its maximum validity).
+	NotAfter time.Time
+	// TakeOver is when the successor takes over: the predecessor's not_after, or now if that has
+	// passed (a late renewal).
+	TakeOver time.Time
+}
+
+// DecideSuccessor decides which instance the successor of a hosted certificate belongs to: the one
+// whose coverage contains the moment it takes over. t0 is the bundle's T0, years its number of
+// instances, predSeq the predecessor's instance and predNotAfter its end.
+func DecideSuccessor(t0 time.Time, years, predSeq int, predNotAfter, now time.Time) Successor {
+	takeOver := predNotAfter
+	if now.After(takeOver) {
+		takeOver = now
+	}
+	seq := 1
+	if !takeOver.Before(t0) {
+		seq = int(takeOver.Sub(t0)/Year) + 1
+	}
+	// A successor never goes back to an earlier instance, whatever a CA chose as not_after.
+	seq = max(seq, predSeq)
+	if seq > years {
+		return Successor{Kind: HostingEnds, TakeOver: takeOver}
+	}
+	_, end := Coverage(t0, seq)
+	kind := Activate
+	if seq == predSeq {
+		kind = Reissue
+	}
+	return Successor{Kind: kind, Sequence: seq, NotAfter: end, TakeOver: takeOver}
+}
+
+// RequestedEnd is the end to request for an application of instance seq: its coverage end once
+// T0 is known. Before that (the bundle's first application) it is the zero time, and the
+// application asks for a lifetime of one Year instead (see caRequest), so the first certificate
+// ends exactly at the end of instance 1's coverage, whenever it is issued.
+func RequestedEnd(t0 time.Time, seq int) time.Time {
+	if t0.IsZero() {
+		return time.Time{}
+	}
+	_, end := Coverage(t0, seq)
+	return end
+}

@@ -1,0 +1,96 @@
+package lifecycle
+
+import (
+	"testing"
+	"time"
+)
+
+const day = 24 * time.Hour
+
+func TestRenewBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		lifetime, override time.Duration
+		want               time.Duration
+	}{
+		{"one-year certificate renews 30 days ahead", 365 * day, 0, 30 * day},
+		{"200-day certificate renews 30 days ahead", 200 * day, 0, 30 * day},
+		{"47-day certificate renews a third of its life ahead", 47 * day, 0, 47 * day / 3},
+		{"55-day remainder renews 55/3 days ahead", 55 * day, 0, 55 * day / 3},
+		{"bundle setting replaces the default", 200 * day, 45 * day, 45 * day},
+		{"bundle setting is capped at half the lifetime", 47 * day, 30 * day, 47 * day / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RenewBefore(tc.lifetime, tc.override); got != tc.want {
+				t.Errorf("RenewBefore(%v, %v) = %v, want %v", tc.lifetime, tc.override, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEscalateBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		lifetime, renewBefore time.Duration
+		want                  time.Duration
+	}{
+		{"one-year certificate escalates 7 days ahead", 365 * day, 30 * day, 7 * day},
+		{"47-day certificate escalates a tenth of its life ahead", 47 * day, 47 * day / 3, 47 * day / 10},
+		{"never before half the renewal window", 200 * day, 4 * day, 2 * day},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := EscalateBefore(tc.lifetime, tc.renewBefore); got != tc.want {
+				t.Errorf("EscalateBefore(%v, %v) = %v, want %v", tc.lifetime, tc.renewBefore, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecideSuccessor walks DESIGN.md's worked examples (3-year hosted bundle, days after T0)
+// through the decision, plus the edges: late renewals and CAs that choose their own not_after.
+func TestDecideSuccessor(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(days float64) time.Time { return t0.Add(time.Duration(days * float64(day))) }
+	for _, tc := range []struct {
+		name         string
+		predSeq      int
+		predNotAfter time.Time
+		now          time.Time
+		want         Successor
+	}{
+		// One-year certificates (398-day maximum): each renewal activates the next instance.
+		{"398d: cert 1 → instance 2", 1, at(365), at(335), Successor{Activate, 2, at(730), at(365)}},
+		{"398d: cert 2 → instance 3", 2, at(730), at(700), Successor{Activate, 3, at(1095), at(730)}},
+		{"398d: cert 3 → hosting ends", 3, at(1095), at(1065), Successor{Kind: HostingEnds, TakeOver: at(1095)}},
+		// 200-day maximum: re-issues inside an instance, activation at the year boundary.
+		{"200d: cert 1 → re-issue in instance 1", 1, at(200), at(170), Successor{Reissue, 1, at(365), at(200)}},
+		{"200d: cert 2 → instance 2", 1, at(365), at(335), Successor{Activate, 2, at(730), at(365)}},
+		{"200d: cert 3 → re-issue in instance 2", 2, at(535), at(505), Successor{Reissue, 2, at(730), at(535)}},
+		{"200d: cert 4 → re-issue in instance 2", 2, at(705), at(675), Successor{Reissue, 2, at(730), at(705)}},
+		{"200d: cert 5 → instance 3", 2, at(730), at(712), Successor{Activate, 3, at(1095), at(730)}},
+		// Late: the predecessor already expired, so the successor takes over now.
+		{"late renewal takes over now", 1, at(200), at(250), Successor{Reissue, 1, at(365), at(250)}},
+		{"late renewal past the year boundary", 1, at(365), at(400), Successor{Activate, 2, at(730), at(400)}},
+		// A CA that ignores the requested end (ACME, 90 days) never sends a successor back.
+		{"CA-chosen end inside the same year", 2, at(500), at(470), Successor{Reissue, 2, at(730), at(500)}},
+		{"CA-chosen end past the subscription", 3, at(1150), at(1120), Successor{Kind: HostingEnds, TakeOver: at(1150)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := DecideSuccessor(t0, 3, tc.predSeq, tc.predNotAfter, tc.now)
+			if got != tc.want {
+				t.Errorf("DecideSuccessor(seq %d, not_after %v, now %v) = %+v, want %+v", tc.predSeq,
+					tc.predNotAfter.Sub(t0)/day, tc.now.Sub(t0)/day, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequestedEnd(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if got := RequestedEnd(time.Time{}, 1); !got.IsZero() {
+		t.Errorf("before T0: got %v, want the zero time", got)
+	}
+	if got := RequestedEnd(t0, 2); !got.Equal(t0.Add(2 * Year)) {
+		t.Errorf("instance 2: got %v, want %v", got, t0.Add(2*Year))
+	}
+}

@@ -1,0 +1,404 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+)
+
+// Application statuses, as stored.
+const (
+	AppSubmitting = "SUBMITTING"
+	AppPending    = "PENDING"
+	AppIssued     = "ISSUED"
+	AppRejected   = "REJECTED"
+	AppCancelled  = "CANCELLED"
+)
+
+// Application is one application row. Domains, Contact, Organization and Instructions are JSON.
+type Application struct {
+	ID                 string         `db:"application_id"`
+	CertificateID      string         `db:"certificate_id"`
+	BundleID           string         `db:"bundle_id"`
+	AccountID          string         `db:"account_id"`
+	Status             string         `db:"status"`
+	Automatic          bool           `db:"automatic"`
+	Actor              state.Actor    `db:"actor"`
+	Domains            string         `db:"domains"`
+	ValidationMethod   string         `db:"validation_method"`
+	Contact            string         `db:"contact"`
+	Organization       sql.NullString `db:"organization"`
+	KeyAlgorithm       string         `db:"key_algorithm"`
+	CSRPEM             sql.NullString `db:"csr_pem"`
+	KeySealed          sql.NullString `db:"key_sealed"`
+	RequestedNotAfter  sql.NullInt64  `db:"requested_not_after"`
+	ReplacesIssuanceID sql.NullString `db:"replaces_issuance_id"`
+	CAName             string         `db:"ca_name"`
+	CARef              sql.NullString `db:"ca_ref"`
+	Instructions       string         `db:"instructions"`
+	Attempts           int            `db:"attempts"`
+	NextPollAt         sql.NullInt64  `db:"next_poll_at"`
+	LastError          sql.NullString `db:"last_error"`
+	RejectReason       sql.NullString `db:"reject_reason"`
+	RejectMessage      sql.NullString `db:"reject_message"`
+	CreateTime         int64          `db:"create_time"`
+	UpdateTime         int64          `db:"update_time"`
+}
+
+const applicationColumns = `application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
+	validation_method, contact, organization, key_algorithm, csr_pem, key_sealed, requested_not_after,
+	replaces_issuance_id, ca_name, ca_ref, instructions, attempts, next_poll_at, last_error, reject_reason,
+	reject_message, create_time, update_time`
+
+// Issuance is one issued certificate.
+type Issuance struct {
+	ID            string `db:"issuance_id"`
+	CertificateID string `db:"certificate_id"`
+	ApplicationID string `db:"application_id"`
+	BundleID      string `db:"bundle_id"`
+	AccountID     string `db:"account_id"`
+	Serial        string `db:"serial"`
+	NotBefore     int64  `db:"not_before"`
+	NotAfter      int64  `db:"not_after"`
+	ChainPEM      string `db:"chain_pem"`
+	CreateTime    int64  `db:"create_time"`
+}
+
+const issuanceColumns = `issuance_id, certificate_id, application_id, bundle_id, account_id, serial, not_before,
+	not_after, chain_pem, create_time`
+
+// CertificateView is an instance with its current issuance and latest application, as the API
+// shows it.
+type CertificateView struct {
+	Certificate
+	Issuance    *Issuance
+	Application *Application
+}
+
+// CertificateView reads an instance of the account with its current issuance and application.
+func (s *Store) CertificateView(ctx context.Context, accountID, certificateID string) (CertificateView, error) {
+	c, err := s.GetCertificate(ctx, accountID, certificateID)
+	if err != nil {
+		return CertificateView{}, err
+	}
+	views, err := s.views(ctx, []Certificate{c})
+	if err != nil {
+		return CertificateView{}, err
+	}
+	return views[0], nil
+}
+
+// views attaches current issuances and applications to instances, in two queries.
+func (s *Store) views(ctx context.Context, cs []Certificate) ([]CertificateView, error) {
+	out := make([]CertificateView, len(cs))
+	var issIDs, appIDs []any
+	for i, c := range cs {
+		out[i].Certificate = c
+		if c.CurrentIssuanceID.Valid {
+			issIDs = append(issIDs, c.CurrentIssuanceID.String)
+		}
+		if c.CurrentApplicationID.Valid {
+			appIDs = append(appIDs, c.CurrentApplicationID.String)
+		}
+	}
+	iss := map[string]*Issuance{}
+	if len(issIDs) > 0 {
+		var rows []Issuance
+		if err := s.db.Select(ctx, &rows, `SELECT `+issuanceColumns+` FROM issuances WHERE issuance_id IN (`+placeholders(len(issIDs))+`)`, issIDs...); err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			iss[rows[i].ID] = &rows[i]
+		}
+	}
+	apps := map[string]*Application{}
+	if len(appIDs) > 0 {
+		var rows []Application
+		if err := s.db.Select(ctx, &rows, `SELECT `+applicationColumns+` FROM applications WHERE application_id IN (`+placeholders(len(appIDs))+`)`, appIDs...); err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			apps[rows[i].ID] = &rows[i]
+		}
+	}
+	for i := range out {
+		out[i].Issuance = iss[out[i].CurrentIssuanceID.String]
+		out[i].Application = apps[out[i].CurrentApplicationID.String]
+	}
+	return out, nil
+}
+
+// BundleView reads a bundle of the account with every instance's view.
+func (s *Store) BundleView(ctx context.Context, accountID, bundleID string) (Bundle, []CertificateView, error) {
+	b, cs, err := s.GetBundle(ctx, accountID, bundleID)
+	if err != nil {
+		return Bundle{}, nil, err
+	}
+	views, err := s.views(ctx, cs)
+	return b, views, err
+}
+
+// Views attaches issuances and applications to a list of instances.
+func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView, error) {
+	return s.views(ctx, cs)
+}
+
+// The sweeps of the renewal ticker. Each reads the rows due at now through a partial index on the
+// sweep column, oldest first, at most limit of them.
+
+// DueRenewals returns HOSTED instances whose renewal time has come.
+func (s *Store) DueRenewals(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
+	return s.dueCertificates(ctx, "renew_at", now, limit)
+}
+
+// DueExpirations returns instances whose current certificate has passed its not_after.
+func (s *Store) DueExpirations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
+	return s.dueCertificates(ctx, "expire_at", now, limit)
+}
+
+// DueEscalations returns hosted instances whose successor is still not in place escalate_before
+// their expiry.
+func (s *Store) DueEscalations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
+	return s.dueCertificates(ctx, "escalate_at", now, limit)
+}
+
+func (s *Store) dueCertificates(ctx context.Context, column string, now time.Time, limit int) ([]Certificate, error) {
+	var cs []Certificate
+	err := s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE `+column+` IS NOT NULL AND `+
+		column+` <= ? ORDER BY `+column+` LIMIT ?`, db.Micros(now), limit)
+	return cs, err
+}
+
+// DueApplications returns applications in status (SUBMITTING or PENDING) whose next submission
+// or poll is due.
+func (s *Store) DueApplications(ctx context.Context, status string, now time.Time, limit int) ([]Application, error) {
+	var as []Application
+	err := s.db.Select(ctx, &as, `SELECT `+applicationColumns+` FROM applications WHERE next_poll_at IS NOT NULL AND
+		next_poll_at <= ? AND status = ? ORDER BY next_poll_at LIMIT ?`, db.Micros(now), status, limit)
+	return as, err
+}
+
+// NextDue returns the earliest time any sweep has work, or ok false when nothing is scheduled:
+// the ticker sleeps until then (or its interval, whichever is sooner).
+func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
+	var v sql.NullInt64
+	err = s.db.Get(ctx, &v, `SELECT MIN(t) FROM (
+		SELECT MIN(renew_at) AS t FROM certificates WHERE renew_at IS NOT NULL
+		UNION ALL SELECT MIN(expire_at) FROM certificates WHERE expire_at IS NOT NULL
+		UNION ALL SELECT MIN(escalate_at) FROM certificates WHERE escalate_at IS NOT NULL
+		UNION ALL SELECT MIN(next_poll_at) FROM applications WHERE next_poll_at IS NOT NULL) due`)
+	return db.FromNullMicros(v), v.Valid, err
+}
+
+// Issuance returns an issuance of the account.
+func (s *Store) Issuance(ctx context.Context, accountID, issuanceID string) (Issuance, error) {
+	var i Issuance
+	err := s.db.Get(ctx, &i, `SELECT `+issuanceColumns+` FROM issuances WHERE issuance_id = ? AND account_id = ?`, issuanceID, accountID)
+	return i, notFound(err, "issuance", issuanceID)
+}
+
+// ApplicationOf returns an application of the account.
+func (s *Store) ApplicationOf(ctx context.Context, accountID, applicationID string) (Application, error) {
+	var a Application
+	err := s.db.Get(ctx, &a, `SELECT `+applicationColumns+` FROM applications WHERE application_id = ? AND account_id = ?`, applicationID, accountID)
+	return a, notFound(err, "application", applicationID)
+}
+
+// BundleOf returns a bundle (any account); for the ticker.
+func (s *Store) BundleOf(ctx context.Context, bundleID string) (Bundle, error) {
+	var b Bundle
+	err := s.db.Get(ctx, &b, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ?`, bundleID)
+	return b, notFound(err, "bundle", bundleID)
+}
+
+// EventsAfter returns up to limit events of the account after event id `after`, oldest first,
+// optionally of one bundle: the WatchEvents feed.
+func (s *Store) EventsAfter(ctx context.Context, accountID, bundleID string, after int64, limit int) ([]Event, error) {
+	q := `SELECT ` + eventColumns + ` FROM events WHERE account_id = ? AND event_id > ?`
+	args := []any{accountID, after}
+	if bundleID != "" {
+		q += ` AND bundle_id = ?`
+		args = append(args, bundleID)
+	}
+	q += ` ORDER BY event_id LIMIT ?`
+	args = append(args, limit)
+	var es []Event
+	err := s.db.Select(ctx, &es, q, args...)
+	return es, err
+}
+
+// LastEventID returns the newest event id (0 when there is none).
+func (s *Store) LastEventID(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.Get(ctx, &v, `SELECT value FROM counters WHERE name = 'events'`)
+	return v, err
+}
+
+// Support cases.
+
+// Support case kinds and statuses, as stored.
+const (
+	CaseValidationFailed = "VALIDATION_FAILED"
+	CaseLateRenewal      = "LATE_RENEWAL"
+
+	CaseOpen       = "OPEN"
+	CaseInProgress = "IN_PROGRESS"
+	CaseResolved   = "RESOLVED"
+)
+
+// SupportCase is one support case row; Notes is a JSON array of Note.
+type SupportCase struct {
+	ID            string         `db:"case_id"`
+	AccountID     string         `db:"account_id"`
+	BundleID      string         `db:"bundle_id"`
+	CertificateID string         `db:"certificate_id"`
+	ApplicationID sql.NullString `db:"application_id"`
+	Kind          string         `db:"kind"`
+	Urgent        bool           `db:"urgent"`
+	Status        string         `db:"status"`
+	Assignee      string         `db:"assignee"`
+	Reason        string         `db:"reason"`
+	Summary       string         `db:"summary"`
+	Notes         string         `db:"notes"`
+	CreateTime    int64          `db:"create_time"`
+	UpdateTime    int64          `db:"update_time"`
+}
+
+// Note is one note of a support case.
+type Note struct {
+	Author string `json:"author"`
+	Text   string `json:"text"`
+	Time   int64  `json:"time"`
+}
+
+// NoteList decodes the case's notes.
+func (c *SupportCase) NoteList() []Note {
+	var ns []Note
+	_ = json.Unmarshal([]byte(c.Notes), &ns)
+	return ns
+}
+
+// AddNote appends a note.
+func (c *SupportCase) AddNote(n Note) {
+	ns := append(c.NoteList(), n)
+	b, _ := json.Marshal(ns)
+	c.Notes = string(b)
+}
+
+const caseColumns = `case_id, account_id, bundle_id, certificate_id, application_id, kind, urgent, status, assignee,
+	reason, summary, notes, create_time, update_time`
+
+// OpenCase inserts a case assigned to the next engineer in round-robin order (a counter in the
+// database, so the rotation survives restarts) and records the support_case_opened event.
+func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
+	if len(engineers) == 0 {
+		return errors.New("no support engineers configured")
+	}
+	n, err := t.nextCounter("support_rr", 1)
+	if err != nil {
+		return err
+	}
+	c.Assignee = engineers[(n-1)%int64(len(engineers))]
+	c.Status = CaseOpen
+	c.CreateTime, c.UpdateTime = t.now, t.now
+	if c.Notes == "" {
+		c.Notes = "[]"
+	}
+	if _, err := t.tx.NamedExec(`INSERT INTO support_cases (`+caseColumns+`) VALUES (:case_id, :account_id, :bundle_id,
+		:certificate_id, :application_id, :kind, :urgent, :status, :assignee, :reason, :summary, :notes, :create_time,
+		:update_time)`, c); err != nil {
+		return err
+	}
+	cert, err := t.Certificate(c.CertificateID)
+	if err != nil {
+		return err
+	}
+	return t.Event(Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.CertificateID,
+		Type: EventSupportCaseOpened, From: cert.State, To: cert.State, Actor: state.ActorSystem,
+		Reason: "assigned to " + c.Assignee + ": " + c.Summary, SupportCaseID: c.ID})
+}
+
+// ResolveCases resolves the unresolved cases of an instance with a system note.
+func (t *Tx) ResolveCases(certificateID, note string) error {
+	var cs []SupportCase
+	if err := t.tx.Select(&cs, `SELECT `+caseColumns+` FROM support_cases WHERE certificate_id = ? AND status <> ?`,
+		certificateID, CaseResolved); err != nil {
+		return err
+	}
+	for i := range cs {
+		cs[i].AddNote(Note{Author: "system", Text: note, Time: t.now})
+		cs[i].Status = CaseResolved
+		if err := t.SaveCase(&cs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Case reads a case inside the transaction.
+func (t *Tx) Case(id string) (SupportCase, error) {
+	var c SupportCase
+	err := t.tx.Get(&c, `SELECT `+caseColumns+` FROM support_cases WHERE case_id = ?`, id)
+	return c, notFound(err, "support case", id)
+}
+
+// SaveCase writes a case's status, assignee and notes.
+func (t *Tx) SaveCase(c *SupportCase) error {
+	c.UpdateTime = t.now
+	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, notes = ?, update_time = ? WHERE case_id = ?`,
+		c.Status, c.Assignee, c.Notes, c.UpdateTime, c.ID)
+	return err
+}
+
+// GetCase reads a case; accountID empty means any account (support engineers).
+func (s *Store) GetCase(ctx context.Context, accountID, caseID string) (SupportCase, error) {
+	q := `SELECT ` + caseColumns + ` FROM support_cases WHERE case_id = ?`
+	args := []any{caseID}
+	if accountID != "" {
+		q += ` AND account_id = ?`
+		args = append(args, accountID)
+	}
+	var c SupportCase
+	err := s.db.Get(ctx, &c, q, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SupportCase{}, apierr.NotFound("support case", caseID)
+	}
+	return c, err
+}
+
+// CaseFilter selects cases for ListCases.
+type CaseFilter struct {
+	AccountID   string // empty: every account
+	Status      string
+	Assignee    string
+	Certificate string
+}
+
+// ListCases returns up to limit cases matching f, newest first, before case id `before`.
+func (s *Store) ListCases(ctx context.Context, f CaseFilter, before string, limit int) ([]SupportCase, error) {
+	q := `SELECT ` + caseColumns + ` FROM support_cases WHERE 1 = 1`
+	var args []any
+	for _, cond := range []struct{ col, val string }{
+		{"account_id", f.AccountID}, {"status", f.Status}, {"assignee", f.Assignee}, {"certificate_id", f.Certificate},
+	} {
+		if cond.val != "" {
+			q += ` AND ` + cond.col + ` = ?`
+			args = append(args, cond.val)
+		}
+	}
+	if before != "" {
+		q += ` AND case_id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY case_id DESC LIMIT ?`
+	args = append(args, limit)
+	var cs []SupportCase
+	err := s.db.Select(ctx, &cs, q, args...)
+	return cs, err
+}

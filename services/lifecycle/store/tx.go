@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+)
+
+// Tx is one write transaction of the lifecycle store, with the domain's operations: the lifecycle
+// package composes them, and everything in one Write commits or rolls back together.
+type Tx struct {
+	s        *Store
+	tx       *db.Tx
+	now      int64
+	notified bool
+}
+
+// Write runs fn in one write transaction; now is the time recorded on every row it touches.
+func (s *Store) Write(ctx context.Context, now int64, fn func(tx *Tx) error) error {
+	return s.db.Write(ctx, func(dtx *db.Tx) error {
+		return fn(&Tx{s: s, tx: dtx, now: now})
+	})
+}
+
+// Now is the transaction's time.
+func (t *Tx) Now() int64 { return t.now }
+
+// AfterCommit runs f once the transaction is durable.
+func (t *Tx) AfterCommit(f func()) { t.tx.AfterCommit(f) }
+
+func notFound(err error, kind, id string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return apierr.NotFound(kind, id)
+	}
+	return err
+}
+
+// Bundle reads a bundle (of any account: callers check ownership where a caller is involved).
+func (t *Tx) Bundle(id string) (Bundle, error) {
+	var b Bundle
+	err := t.tx.Get(&b, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ?`, id)
+	return b, notFound(err, "bundle", id)
+}
+
+// Certificate reads an instance.
+func (t *Tx) Certificate(id string) (Certificate, error) {
+	var c Certificate
+	err := t.tx.Get(&c, `SELECT `+certificateColumns+` FROM certificates WHERE certificate_id = ?`, id)
+	return c, notFound(err, "certificate", id)
+}
+
+// Certificates reads every instance of a bundle in sequence order.
+func (t *Tx) Certificates(bundleID string) ([]Certificate, error) {
+	var cs []Certificate
+	err := t.tx.Select(&cs, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id = ? ORDER BY sequence`, bundleID)
+	return cs, err
+}
+
+// Application reads an application.
+func (t *Tx) Application(id string) (Application, error) {
+	var a Application
+	err := t.tx.Get(&a, `SELECT `+applicationColumns+` FROM applications WHERE application_id = ?`, id)
+	return a, notFound(err, "application", id)
+}
+
+// Issuance reads an issuance.
+func (t *Tx) Issuance(id string) (Issuance, error) {
+	var i Issuance
+	err := t.tx.Get(&i, `SELECT `+issuanceColumns+` FROM issuances WHERE issuance_id = ?`, id)
+	return i, notFound(err, "issuance", id)
+}
+
+// Transition moves c to state `to` for actor, as a compare-and-set on c's current state, and
+// records the history event. It is the only way the store changes an instance's state. On success
+// c.State is `to`.
+func (t *Tx) Transition(c *Certificate, to state.State, actor state.Actor, eventType, reason string) error {
+	if err := state.Check(c.State, to, actor); err != nil {
+		return err
+	}
+	err := db.ExpectOne(t.tx.Exec(`UPDATE certificates SET state = ?, update_time = ? WHERE certificate_id = ? AND state = ?`,
+		string(to), t.now, c.ID, string(c.State)))
+	if errors.Is(err, db.ErrConflict) {
+		return apierr.FailedPrecondition("certificate %s changed concurrently; try again", c.ID)
+	}
+	if err != nil {
+		return err
+	}
+	from := c.State
+	c.State, c.UpdateTime = to, t.now
+	return t.Event(Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID, Type: eventType,
+		From: from, To: to, Actor: actor, Reason: reason})
+}
+
+// Event records a history event that is not a state change (renewal started, support case
+// opened, hosting ending); From and To default to the instance's current state.
+func (t *Tx) Event(e Event) error {
+	e.Time = t.now
+	if !t.notified && t.s.onEvents != nil {
+		t.tx.AfterCommit(t.s.onEvents)
+		t.notified = true
+	}
+	return t.s.appendEventsRaw(t.tx, []Event{e})
+}
+
+// SaveSchedule writes an instance's non-state columns: current issuance and application, coverage,
+// and the sweep times (renew_at, expire_at, escalate_at).
+func (t *Tx) SaveSchedule(c *Certificate) error {
+	c.UpdateTime = t.now
+	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
+		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, update_time = ? WHERE certificate_id = ?`,
+		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
+		c.UpdateTime, c.ID)
+	return err
+}
+
+// SaveBundle writes a bundle's hosting columns. When expectRenewal is given, the write is a
+// compare-and-set on renewal_application_id (NULL when expectRenewal.Valid is false): the guard
+// that gives a bundle at most one successor in flight.
+func (t *Tx) SaveBundle(b *Bundle, expectRenewal *sql.NullString) error {
+	q := `UPDATE bundles SET t0 = ?, template_application_id = ?, renewal_application_id = ?, hosting_status = ?,
+		hosting_end_time = ?, renew_before_seconds = ? WHERE bundle_id = ?`
+	args := []any{b.T0, b.TemplateApplicationID, b.RenewalApplicationID, b.HostingStatus, b.HostingEndTime,
+		b.RenewBeforeSeconds, b.ID}
+	if expectRenewal == nil {
+		_, err := t.tx.Exec(q, args...)
+		return err
+	}
+	if expectRenewal.Valid {
+		q += ` AND renewal_application_id = ?`
+		args = append(args, expectRenewal.String)
+	} else {
+		q += ` AND renewal_application_id IS NULL`
+	}
+	return db.ExpectOne(t.tx.Exec(q, args...))
+}
+
+// InsertApplication adds an application.
+func (t *Tx) InsertApplication(a *Application) error {
+	a.CreateTime, a.UpdateTime = t.now, t.now
+	_, err := t.tx.NamedExec(`INSERT INTO applications (`+applicationColumns+`) VALUES (:application_id, :certificate_id,
+		:bundle_id, :account_id, :status, :automatic, :actor, :domains, :validation_method, :contact, :organization,
+		:key_algorithm, :csr_pem, :key_sealed, :requested_not_after, :replaces_issuance_id, :ca_name, :ca_ref,
+		:instructions, :attempts, :next_poll_at, :last_error, :reject_reason, :reject_message, :create_time,
+		:update_time)`, a)
+	if db.IsUniqueViolation(err) {
+		return apierr.FailedPrecondition("certificate %s already has an application in flight", a.CertificateID)
+	}
+	return err
+}
+
+// UpdateApplication writes an application's mutable columns as a compare-and-set on the status
+// it had when read (expect); db.ErrConflict when someone else changed it first.
+func (t *Tx) UpdateApplication(a *Application, expect string) error {
+	a.UpdateTime = t.now
+	return db.ExpectOne(t.tx.Exec(`UPDATE applications SET status = ?, key_sealed = ?, ca_ref = ?, instructions = ?,
+		attempts = ?, next_poll_at = ?, last_error = ?, reject_reason = ?, reject_message = ?, update_time = ?
+		WHERE application_id = ? AND status = ?`,
+		a.Status, a.KeySealed, a.CARef, a.Instructions, a.Attempts, a.NextPollAt, a.LastError, a.RejectReason,
+		a.RejectMessage, a.UpdateTime, a.ID, expect))
+}
+
+// InsertIssuance adds an issued certificate.
+func (t *Tx) InsertIssuance(i *Issuance) error {
+	i.CreateTime = t.now
+	_, err := t.tx.NamedExec(`INSERT INTO issuances (`+issuanceColumns+`) VALUES (:issuance_id, :certificate_id,
+		:application_id, :bundle_id, :account_id, :serial, :not_before, :not_after, :chain_pem, :create_time)`, i)
+	return err
+}
+
+// nextCounter increments a named counter and returns its new value.
+func (t *Tx) nextCounter(name string, by int) (int64, error) {
+	var v int64
+	err := t.tx.Get(&v, `UPDATE counters SET value = value + ? WHERE name = ? RETURNING value`, by, name)
+	if err != nil {
+		return 0, fmt.Errorf("counter %s: %w", name, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,200 @@
+package lifecycle
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/pagetoken"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+// SupportServer implements lifecyclev1.SupportServiceServer: the dedicated support engineers'
+// cases. A customer sees its own account's cases and may add notes; a support engineer (a
+// support-role key, named after the engineer) sees every account's cases and may change their
+// status and assignee. Nobody else can act across accounts.
+type SupportServer struct {
+	lifecyclev1.UnimplementedSupportServiceServer
+	core
+}
+
+// NewSupportServer returns the support server.
+func NewSupportServer(c Config) *SupportServer { return &SupportServer{core: core{c}} }
+
+// scope is the account a caller may see cases of: its own, or every account ("") for support.
+func scope(p auth.Principal) string {
+	if p.Role == auth.RoleSupport {
+		return ""
+	}
+	return p.AccountID
+}
+
+var caseStatusToProto = map[string]lifecyclev1.SupportCaseStatus{
+	store.CaseOpen:       lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_OPEN,
+	store.CaseInProgress: lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_IN_PROGRESS,
+	store.CaseResolved:   lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED,
+}
+
+func caseStatusFromProto(p lifecyclev1.SupportCaseStatus) (string, bool) {
+	for k, v := range caseStatusToProto {
+		if v == p {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// ListSupportCases implements SupportService.ListSupportCases.
+func (s *SupportServer) ListSupportCases(ctx context.Context, req *lifecyclev1.ListSupportCasesRequest) (*lifecyclev1.ListSupportCasesResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := pagetoken.Size(req.GetPageSize(), pagetoken.DefaultSize)
+	if err != nil {
+		return nil, err
+	}
+	f := store.CaseFilter{AccountID: scope(who), Assignee: req.GetAssignee()}
+	if st := req.GetStatus(); st != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_UNSPECIFIED {
+		var ok bool
+		if f.Status, ok = caseStatusFromProto(st); !ok {
+			return nil, apierr.InvalidArgument("status", "unknown support case status %d", int32(st))
+		}
+	}
+	filter := pagetoken.Filter(who.AccountID, string(who.Role), f.Status, f.Assignee)
+	pos, _, err := pagetoken.Decode(req.GetPageToken(), filter)
+	if err != nil {
+		return nil, err
+	}
+	if pos.Key != "" && !ids.Valid(ids.SupportCase, pos.Key) {
+		return nil, apierr.InvalidArgument("page_token", "malformed")
+	}
+	cs, err := s.Store.ListCases(ctx, f, pos.Key, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &lifecyclev1.ListSupportCasesResponse{}
+	if len(cs) > size {
+		cs = cs[:size]
+		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: cs[len(cs)-1].ID})
+	}
+	for _, c := range cs {
+		resp.Cases = append(resp.Cases, caseProto(c))
+	}
+	return resp, nil
+}
+
+// GetSupportCase implements SupportService.GetSupportCase.
+func (s *SupportServer) GetSupportCase(ctx context.Context, req *lifecyclev1.GetSupportCaseRequest) (*lifecyclev1.GetSupportCaseResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ids.Check("case_id", ids.SupportCase, req.GetCaseId()); err != nil {
+		return nil, err
+	}
+	c, err := s.Store.GetCase(ctx, scope(who), req.GetCaseId())
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.GetSupportCaseResponse{Case: caseProto(c)}, nil
+}
+
+// maxNote bounds a note's length.
+const maxNote = 4000
+
+// UpdateSupportCase implements SupportService.UpdateSupportCase.
+func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.UpdateSupportCaseRequest) (*lifecyclev1.UpdateSupportCaseResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ids.Check("case_id", ids.SupportCase, req.GetCaseId()); err != nil {
+		return nil, err
+	}
+	note := strings.TrimSpace(req.GetNote())
+	if len(note) > maxNote {
+		return nil, apierr.InvalidArgument("note", "must be at most %d characters, got %d", maxNote, len(note))
+	}
+	status := ""
+	if st := req.GetStatus(); st != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_UNSPECIFIED {
+		var ok bool
+		if status, ok = caseStatusFromProto(st); !ok {
+			return nil, apierr.InvalidArgument("status", "unknown support case status %d", int32(st))
+		}
+	}
+	if note == "" && status == "" && req.GetAssignee() == "" {
+		return nil, apierr.InvalidArgument("note", "nothing to update: give a note, a status or an assignee")
+	}
+	if who.Role != auth.RoleSupport && (status != "" || req.GetAssignee() != "") {
+		return nil, apierr.PermissionDenied("only support engineers change a case's status or assignee")
+	}
+	if a := req.GetAssignee(); a != "" && !slices.Contains(s.Engineers, a) {
+		return nil, apierr.InvalidArgument("assignee", "%q is not a support engineer (engineers: %s)", a, strings.Join(s.Engineers, ", "))
+	}
+	// Read through the caller's scope first, so another account's case is NotFound.
+	if _, err := s.Store.GetCase(ctx, scope(who), req.GetCaseId()); err != nil {
+		return nil, err
+	}
+	author := "customer"
+	if who.Role == auth.RoleSupport {
+		author = who.Name
+	}
+	now := s.Clock.Now()
+	var out store.SupportCase
+	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
+		c, err := tx.Case(req.GetCaseId())
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			c.AddNote(store.Note{Author: author, Text: note, Time: db.Micros(now)})
+		}
+		if status != "" && status != c.Status {
+			c.AddNote(store.Note{Author: author, Text: "status " + c.Status + " → " + status, Time: db.Micros(now)})
+			c.Status = status
+		}
+		if a := req.GetAssignee(); a != "" && a != c.Assignee {
+			c.AddNote(store.Note{Author: author, Text: "reassigned from " + c.Assignee + " to " + a, Time: db.Micros(now)})
+			c.Assignee = a
+		}
+		out = c
+		return tx.SaveCase(&c)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.UpdateSupportCaseResponse{Case: caseProto(out)}, nil
+}
+
+func caseProto(c store.SupportCase) *lifecyclev1.SupportCase {
+	out := &lifecyclev1.SupportCase{
+		CaseId:          c.ID,
+		AccountId:       c.AccountID,
+		BundleId:        c.BundleID,
+		CertificateId:   c.CertificateID,
+		ApplicationId:   c.ApplicationID.String,
+		Urgent:          c.Urgent,
+		Status:          caseStatusToProto[c.Status],
+		Assignee:        c.Assignee,
+		Summary:         c.Summary,
+		CreateTime:      ts(c.CreateTime),
+		UpdateTime:      ts(c.UpdateTime),
+		RejectionReason: reasonProto(c.Reason),
+	}
+	switch c.Kind {
+	case store.CaseValidationFailed:
+		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_VALIDATION_FAILED
+	case store.CaseLateRenewal:
+		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_LATE_RENEWAL
+	}
+	for _, n := range c.NoteList() {
+		out.Notes = append(out.Notes, &lifecyclev1.SupportCaseNote{Author: n.Author, Text: n.Text, Time: ts(n.Time)})
+	}
+	return out
+}

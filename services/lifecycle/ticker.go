@@ -1,0 +1,691 @@
+package lifecycle
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/backoff"
+	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+// TickerConfig tunes the renewal ticker; zero values take the defaults.
+type TickerConfig struct {
+	// Interval is the longest the ticker sleeps between ticks (default 1m). It wakes earlier
+	// when the next scheduled work is due sooner, or when an application is submitted.
+	Interval time.Duration
+	// Batch is how many rows each sweep reads at a time (default 1000).
+	Batch int
+	// Concurrency bounds the CA calls and per-item transactions in flight (default 32).
+	Concurrency int
+	// Backoff spaces out retries of transient CA errors (default 5s doubling to 1h).
+	Backoff backoff.Policy
+}
+
+// Ticker is the renewal loop: a thin Run around Tick(ctx, now), which does everything due at
+// now. Each sweep reads only rows due at now (partial indexes on the sweep columns), so a tick's
+// cost grows with the work due, not with the certificates stored.
+//
+// Every unit of work is one transaction that re-checks what it read (compare-and-set), and every
+// CA call is idempotent or harmless to repeat, so a crash at any point leaves state from which the
+// next tick finishes the job; the renewal_application_id compare-and-set on the bundle means no
+// bundle ever gets two successors.
+type Ticker struct {
+	core
+	cfg  TickerConfig
+	wake chan struct{}
+}
+
+// NewTicker makes the ticker.
+func NewTicker(c Config, cfg TickerConfig) *Ticker {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	if cfg.Backoff == (backoff.Policy{}) {
+		cfg.Backoff = backoff.Policy{Base: 5 * time.Second, Max: time.Hour}
+	}
+	return &Ticker{core: core{c}, cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the ticker tick now (an application was submitted). It never blocks.
+func (t *Ticker) Wake() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run ticks until ctx ends.
+func (t *Ticker) Run(ctx context.Context) error {
+	for {
+		if _, err := t.Tick(ctx, t.Clock.Now()); err != nil && ctx.Err() == nil {
+			t.Log.Error("tick failed", "err", err)
+		}
+		wait := t.cfg.Interval
+		if next, ok, err := t.Store.NextDue(ctx); err == nil && ok {
+			wait = min(wait, max(10*time.Millisecond, next.Sub(t.Clock.Now())))
+		}
+		timer := t.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-t.wake:
+		case <-timer.Chan():
+		}
+		timer.Stop()
+	}
+}
+
+// TickStats counts what one tick did.
+type TickStats struct {
+	Expired, Escalated, RenewalsStarted, Activated, HostingEnding int
+	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors int
+}
+
+// Tick does everything due at now: expiries, escalations, renewals to start, applications to
+// submit, applications to poll, in that order (so a renewal started now is submitted, and with a
+// quick CA issued, in the same tick).
+func (t *Ticker) Tick(ctx context.Context, now time.Time) (TickStats, error) {
+	var st TickStats
+	var errs []error
+	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
+		t.expire, t.escalate, t.startRenewals, t.submit, t.poll,
+	} {
+		if err := phase(ctx, now, &st); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return st, errors.Join(errs...)
+}
+
+// sweep runs work for every item that load returns, batch by batch, each item in its own
+// goroutine and transaction (concurrent writes are group-committed together). It stops when a
+// batch comes back short, or when a whole batch failed (the failures are logged and stay due).
+func sweep[T any](ctx context.Context, t *Ticker, name string, load func() ([]T, error), work func(T) error) error {
+	for round := 0; ; round++ {
+		items, err := load()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			failed int
+			sem    = make(chan struct{}, t.cfg.Concurrency)
+		)
+		for _, it := range items {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := work(it); err != nil {
+					if ctx.Err() == nil {
+						t.Log.Error("ticker work failed", "sweep", name, "err", err)
+					}
+					mu.Lock()
+					failed++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(items) < t.cfg.Batch || failed == len(items) || ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// write runs one unit of the ticker's work in a transaction at now.
+func (t *Ticker) write(ctx context.Context, now time.Time, fn func(tx *store.Tx) error) error {
+	return t.Store.Write(context.WithoutCancel(ctx), db.Micros(now), fn)
+}
+
+// expire moves instances whose certificate passed its not_after to EXPIRED, and ends a bundle's
+// hosting when its last hosted certificate expires.
+func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "expire", func() ([]store.Certificate, error) {
+		return t.Store.DueExpirations(ctx, now, t.cfg.Batch)
+	}, func(c store.Certificate) error {
+		return t.write(ctx, now, func(tx *store.Tx) error {
+			cur, err := tx.Certificate(c.ID)
+			if err != nil || !cur.ExpireAt.Valid || cur.ExpireAt.Int64 > db.Micros(now) {
+				return err // changed since it was read: nothing to do
+			}
+			wasHosted := cur.State == state.Hosted
+			cur.ExpireAt = sql.NullInt64{}
+			if cur.State == state.Hosted || cur.State == state.Issued {
+				cur.RenewAt, cur.EscalateAt = sql.NullInt64{}, sql.NullInt64{}
+				if err := tx.Transition(&cur, state.Expired, state.ActorTicker, store.EventExpired,
+					fmt.Sprintf("certificate expired at %s", db.FromMicros(c.ExpireAt.Int64).Format(time.RFC3339))); err != nil {
+					return err
+				}
+				mu.Lock()
+				st.Expired++
+				mu.Unlock()
+			}
+			if err := tx.SaveSchedule(&cur); err != nil {
+				return err
+			}
+			if !wasHosted {
+				return nil
+			}
+			b, err := tx.Bundle(cur.BundleID)
+			if err != nil || b.HostingStatus != store.HostingEnding {
+				return err
+			}
+			b.HostingStatus = store.HostingEnded
+			if err := tx.SaveBundle(&b, nil); err != nil {
+				return err
+			}
+			return tx.Event(store.Event{AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
+				Type: store.EventHostingEnded, From: cur.State, To: cur.State, Actor: state.ActorTicker,
+				Reason: "the subscription's last certificate expired; hosting ended"})
+		})
+	})
+}
+
+// escalate opens an urgent support case for each hosted certificate whose successor is still not
+// in place escalate_before its expiry.
+func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "escalate", func() ([]store.Certificate, error) {
+		return t.Store.DueEscalations(ctx, now, t.cfg.Batch)
+	}, func(c store.Certificate) error {
+		return t.write(ctx, now, func(tx *store.Tx) error {
+			cur, err := tx.Certificate(c.ID)
+			if err != nil || !cur.EscalateAt.Valid || cur.EscalateAt.Int64 > db.Micros(now) {
+				return err
+			}
+			cur.EscalateAt = sql.NullInt64{}
+			if err := tx.SaveSchedule(&cur); err != nil {
+				return err
+			}
+			b, err := tx.Bundle(cur.BundleID)
+			if err != nil || b.HostingStatus == store.HostingEnding || b.HostingStatus == store.HostingEnded {
+				return err
+			}
+			expiry := "its expiry"
+			if cur.CurrentIssuanceID.Valid {
+				if iss, err := tx.Issuance(cur.CurrentIssuanceID.String); err == nil {
+					expiry = db.FromMicros(iss.NotAfter).Format(time.RFC3339)
+				}
+			}
+			if err := tx.OpenCase(&store.SupportCase{
+				ID: ids.New(ids.SupportCase, now), AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
+				Kind: store.CaseLateRenewal, Urgent: true,
+				Summary: fmt.Sprintf("the renewal of instance %d is not complete and its certificate expires at %s", cur.Sequence, expiry),
+			}, t.Engineers); err != nil {
+				return err
+			}
+			mu.Lock()
+			st.Escalated++
+			mu.Unlock()
+			return nil
+		})
+	})
+}
+
+// startRenewals decides, for each hosted certificate at its renewal time, where its successor
+// goes (DecideSuccessor) and records it: an automatic application for the same instance or for
+// the next one (activating it), or the end of hosting. The application is submitted to the CA by
+// the submit sweep, outside this transaction.
+func (t *Ticker) startRenewals(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "renew", func() ([]store.Certificate, error) {
+		return t.Store.DueRenewals(ctx, now, t.cfg.Batch)
+	}, func(c store.Certificate) error {
+		var kind SuccessorKind
+		err := t.write(ctx, now, func(tx *store.Tx) error {
+			var err error
+			kind, err = t.startRenewal(tx, c.ID, now)
+			return err
+		})
+		if err == nil && kind != 0 {
+			mu.Lock()
+			switch kind {
+			case Reissue:
+				st.RenewalsStarted++
+			case Activate:
+				st.RenewalsStarted++
+				st.Activated++
+			case HostingEnds:
+				st.HostingEnding++
+			}
+			mu.Unlock()
+		}
+		return err
+	})
+}
+
+func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (SuccessorKind, error) {
+	cur, err := tx.Certificate(certID)
+	if err != nil {
+		return 0, err
+	}
+	if !cur.RenewAt.Valid || cur.RenewAt.Int64 > db.Micros(now) {
+		return 0, nil // started by someone else, or rescheduled, since it was read
+	}
+	cur.RenewAt = sql.NullInt64{}
+	if err := tx.SaveSchedule(&cur); err != nil {
+		return 0, err
+	}
+	b, err := tx.Bundle(cur.BundleID)
+	if err != nil {
+		return 0, err
+	}
+	if cur.State != state.Hosted || !cur.CurrentIssuanceID.Valid || !b.T0.Valid || b.RenewalApplicationID.Valid {
+		return 0, nil // not (or no longer) the hosted certificate, or a successor is already in flight
+	}
+	iss, err := tx.Issuance(cur.CurrentIssuanceID.String)
+	if err != nil {
+		return 0, err
+	}
+	t0, notAfter := db.FromMicros(b.T0.Int64), db.FromMicros(iss.NotAfter)
+	next := DecideSuccessor(t0, b.SubscriptionYears, cur.Sequence, notAfter, now)
+
+	if next.Kind == HostingEnds {
+		b.HostingStatus, b.HostingEndTime = store.HostingEnding, sql.NullInt64{Int64: iss.NotAfter, Valid: true}
+		cur.EscalateAt = sql.NullInt64{} // nothing to escalate: no successor is due
+		if err := tx.SaveBundle(&b, nil); err != nil {
+			return 0, err
+		}
+		if err := tx.SaveSchedule(&cur); err != nil {
+			return 0, err
+		}
+		return HostingEnds, tx.Event(store.Event{AccountID: cur.AccountID, BundleID: b.ID, CertificateID: cur.ID,
+			Type: store.EventHostingEnding, From: cur.State, To: cur.State, Actor: state.ActorTicker,
+			Reason: fmt.Sprintf("no later instance in the %d-year subscription: hosting ends when this certificate expires at %s",
+				b.SubscriptionYears, notAfter.Format(time.RFC3339))})
+	}
+
+	if !b.TemplateApplicationID.Valid {
+		return 0, errNoTemplate
+	}
+	tmpl, err := tx.Application(b.TemplateApplicationID.String)
+	if err != nil {
+		return 0, err
+	}
+	info, err := infoFromRow(tmpl)
+	if err != nil {
+		return 0, err
+	}
+	if info.CSRPEM != "" { // not possible for a hosted bundle; never re-use a customer's key anyway
+		info.CSRPEM, info.KeyAlgorithm = "", KeyECDSAP256
+	}
+	certs, err := tx.Certificates(b.ID)
+	if err != nil {
+		return 0, err
+	}
+	target := certs[next.Sequence-1]
+	a := store.Application{
+		ID: ids.New(ids.Application, now), CertificateID: target.ID, BundleID: b.ID, AccountID: b.AccountID,
+		Status: store.AppSubmitting, Automatic: true, Actor: state.ActorTicker, CAName: t.CAName,
+		RequestedNotAfter:  sql.NullInt64{Int64: db.Micros(next.NotAfter), Valid: true},
+		ReplacesIssuanceID: cur.CurrentIssuanceID,
+		NextPollAt:         sql.NullInt64{Int64: db.Micros(now), Valid: true},
+	}
+	if err := info.toRow(&a); err != nil {
+		return 0, err
+	}
+	if err := tx.InsertApplication(&a); err != nil {
+		return 0, err
+	}
+	prevRenewal := b.RenewalApplicationID
+	b.RenewalApplicationID = sql.NullString{String: a.ID, Valid: true}
+	if err := tx.SaveBundle(&b, &prevRenewal); err != nil {
+		return 0, err
+	}
+
+	reason := fmt.Sprintf("renewal of the certificate expiring at %s: successor in instance %d, requested to end at %s",
+		notAfter.Format(time.RFC3339), next.Sequence, next.NotAfter.Format(time.RFC3339))
+	if err := tx.Event(store.Event{AccountID: cur.AccountID, BundleID: b.ID, CertificateID: cur.ID,
+		Type: store.EventRenewalStarted, From: cur.State, To: cur.State, Actor: state.ActorTicker, Reason: reason}); err != nil {
+		return 0, err
+	}
+	if next.Kind == Activate {
+		if target.State == state.NotActivated {
+			if err := tx.Transition(&target, state.PendingApplication, state.ActorTicker, store.EventActivated,
+				fmt.Sprintf("activated by the renewal of instance %d", cur.Sequence)); err != nil {
+				return 0, err
+			}
+		}
+		if err := tx.Transition(&target, state.Validating, state.ActorTicker, store.EventApplicationSubmitted,
+			fmt.Sprintf("application %s submitted automatically with the first application's information", a.ID)); err != nil {
+			return 0, err
+		}
+	}
+	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
+	if err := tx.SaveSchedule(&target); err != nil {
+		return 0, err
+	}
+	return next.Kind, nil
+}
+
+// submit hands applications recorded by startRenewals (status SUBMITTING) to the CA. The key is
+// generated and stored first, so a submission repeated after a crash sends the same CSR; the CA
+// deduplicates on the application id.
+func (t *Ticker) submit(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "submit", func() ([]store.Application, error) {
+		return t.Store.DueApplications(ctx, store.AppSubmitting, now, t.cfg.Batch)
+	}, func(a store.Application) error {
+		err := t.submitOne(ctx, a, now)
+		mu.Lock()
+		if err == nil {
+			st.Submitted++
+		} else {
+			st.SubmitErrors++
+		}
+		mu.Unlock()
+		if errors.Is(err, errTransient) {
+			return nil // already rescheduled with backoff
+		}
+		return err
+	})
+}
+
+var errTransient = errors.New("transient CA error")
+
+func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Time) error {
+	info, err := infoFromRow(a)
+	if err != nil {
+		return err
+	}
+	b, err := t.Store.BundleOf(ctx, a.BundleID)
+	if err != nil {
+		return err
+	}
+	hadKey := a.KeySealed.Valid
+	csr, err := t.keyFor(&a, info)
+	if err != nil {
+		return err
+	}
+	if !hadKey {
+		if err := t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, store.AppSubmitting) }); err != nil {
+			return err
+		}
+	}
+	req := caRequest(a, b, info, csr)
+	if a.ReplacesIssuanceID.Valid {
+		if prev, err := t.Store.Issuance(ctx, a.AccountID, a.ReplacesIssuanceID.String); err == nil {
+			req.Replaces = []byte(prev.ChainPEM)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+	sub, err := t.CA.Submit(cctx, req)
+	cancel()
+	if err != nil {
+		return t.retryLater(ctx, a, now, 0, err)
+	}
+	instr, err := json.Marshal(sub.Instructions)
+	if err != nil {
+		return err
+	}
+	a.Status, a.CARef, a.Instructions = store.AppPending, sql.NullString{String: sub.Ref, Valid: true}, string(instr)
+	a.Attempts, a.LastError, a.NextPollAt = 0, sql.NullString{}, sql.NullInt64{Int64: db.Micros(now), Valid: true}
+	return t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, store.AppSubmitting) })
+}
+
+// retryLater records a transient CA failure and schedules the next attempt with backoff (at least
+// retryAfter, when the CA said so).
+func (t *Ticker) retryLater(ctx context.Context, a store.Application, now time.Time, retryAfter time.Duration, cause error) error {
+	expect := a.Status
+	a.Attempts++
+	delay := t.cfg.Backoff.DelayAtLeast(a.Attempts, retryAfter)
+	a.NextPollAt = sql.NullInt64{Int64: db.Micros(now.Add(delay)), Valid: true}
+	a.LastError = sql.NullString{String: cause.Error(), Valid: true}
+	level := slog.LevelWarn
+	if a.Attempts >= 10 {
+		level = slog.LevelError
+	}
+	t.Log.Log(ctx, level, "CA call failed; will retry", "application_id", a.ID, "status", a.Status, "attempts", a.Attempts,
+		"retry_in", delay, "err", cause)
+	if err := t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, expect) }); err != nil {
+		return err
+	}
+	return errTransient
+}
+
+// poll asks the CA about applications in flight and records verdicts.
+func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	count := func(f *int) { mu.Lock(); *f++; mu.Unlock() }
+	return sweep(ctx, t, "poll", func() ([]store.Application, error) {
+		return t.Store.DueApplications(ctx, store.AppPending, now, t.cfg.Batch)
+	}, func(a store.Application) error {
+		count(&st.Polled)
+		cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+		res, err := t.CA.Status(cctx, a.CARef.String)
+		cancel()
+		if err != nil {
+			count(&st.PollErrors)
+			if err := t.retryLater(ctx, a, now, 0, err); !errors.Is(err, errTransient) {
+				return err
+			}
+			return nil
+		}
+		switch res.State {
+		case ca.Issued:
+			err := t.recordIssued(ctx, a, res.ChainPEM, now)
+			var verdict *caVerdict
+			if errors.As(err, &verdict) {
+				count(&st.Rejected)
+				return t.recordRejected(ctx, a, ca.ReasonPolicy, verdict.msg, now)
+			}
+			if err == nil {
+				count(&st.Issued)
+			}
+			return err
+		case ca.Rejected:
+			count(&st.Rejected)
+			return t.recordRejected(ctx, a, res.Reason, res.Message, now)
+		default:
+			a.Attempts++
+			delay := res.RetryAfter
+			if delay <= 0 {
+				delay = t.cfg.Backoff.Delay(a.Attempts)
+			}
+			a.NextPollAt = sql.NullInt64{Int64: db.Micros(now.Add(min(delay, 4*t.cfg.Backoff.Max))), Valid: true}
+			return t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, store.AppPending) })
+		}
+	})
+}
+
+// caVerdict is an issued chain that does not match its application: treated as a rejection.
+type caVerdict struct{ msg string }
+
+func (v *caVerdict) Error() string { return v.msg }
+
+// recordIssued records an issued certificate: the issuance, T0 and the coverage of every instance
+// on the bundle's first issuance, and the instance's new state: HOSTED (its predecessor, if any,
+// becomes ISSUED) for a hosted bundle, ISSUED otherwise.
+func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM []byte, now time.Time) error {
+	info, err := infoFromRow(a)
+	if err != nil {
+		return err
+	}
+	pub, err := t.publicKey(a, info)
+	if err != nil {
+		return err
+	}
+	chain, err := checkChain(chainPEM, pub, info.Domains)
+	if err != nil {
+		t.Log.Error("CA returned a certificate that does not match the application", "application_id", a.ID, "err", err)
+		return &caVerdict{msg: "the CA returned a certificate that does not match the application: " + err.Error()}
+	}
+	return t.write(ctx, now, func(tx *store.Tx) error {
+		cur, err := tx.Application(a.ID)
+		if err != nil || cur.Status != store.AppPending {
+			return err // decided meanwhile
+		}
+		c, err := tx.Certificate(a.CertificateID)
+		if err != nil {
+			return err
+		}
+		b, err := tx.Bundle(a.BundleID)
+		if err != nil {
+			return err
+		}
+		leaf := chain.leaf
+		iss := store.Issuance{
+			ID: ids.New(ids.Issuance, now), CertificateID: c.ID, ApplicationID: a.ID, BundleID: b.ID, AccountID: b.AccountID,
+			Serial: leaf.SerialNumber.Text(16), NotBefore: db.Micros(leaf.NotBefore), NotAfter: db.Micros(leaf.NotAfter),
+			ChainPEM: chain.pem,
+		}
+		if err := tx.InsertIssuance(&iss); err != nil {
+			return err
+		}
+		cur.Status, cur.NextPollAt, cur.LastError = store.AppIssued, sql.NullInt64{}, sql.NullString{}
+		if err := tx.UpdateApplication(&cur, store.AppPending); err != nil {
+			return err
+		}
+
+		certs, err := tx.Certificates(b.ID)
+		if err != nil {
+			return err
+		}
+		if !b.T0.Valid {
+			// The bundle's first certificate: T0 is its not_before, and every instance's coverage
+			// (its planned subscription year) is known from now on.
+			b.T0 = sql.NullInt64{Int64: iss.NotBefore, Valid: true}
+			t0 := leaf.NotBefore
+			for i := range certs {
+				start, end := Coverage(t0, certs[i].Sequence)
+				certs[i].CoverageStart = sql.NullInt64{Int64: db.Micros(start), Valid: true}
+				certs[i].CoverageEnd = sql.NullInt64{Int64: db.Micros(end), Valid: true}
+				if certs[i].ID == c.ID {
+					c.CoverageStart, c.CoverageEnd = certs[i].CoverageStart, certs[i].CoverageEnd
+					continue
+				}
+				if err := tx.SaveSchedule(&certs[i]); err != nil {
+					return err
+				}
+			}
+		}
+		if !a.Automatic {
+			b.TemplateApplicationID = sql.NullString{String: a.ID, Valid: true}
+		}
+		if b.RenewalApplicationID.String == a.ID {
+			b.RenewalApplicationID = sql.NullString{}
+		}
+
+		issued := fmt.Sprintf("certificate %s issued, valid %s to %s", iss.Serial,
+			leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		c.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
+		c.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
+		lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
+		if b.Hosting {
+			if err := tx.Event(store.Event{AccountID: c.AccountID, BundleID: b.ID, CertificateID: c.ID, Type: store.EventIssued,
+				From: c.State, To: c.State, Actor: state.ActorTicker, Reason: issued}); err != nil {
+				return err
+			}
+			// The predecessor stays valid until it expires, no longer hosted.
+			for i := range certs {
+				o := certs[i]
+				if o.ID == c.ID || o.State != state.Hosted {
+					continue
+				}
+				o.RenewAt, o.EscalateAt = sql.NullInt64{}, sql.NullInt64{}
+				if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
+					fmt.Sprintf("superseded by instance %d's certificate %s", c.Sequence, iss.Serial)); err != nil {
+					return err
+				}
+				if err := tx.SaveSchedule(&o); err != nil {
+					return err
+				}
+				if err := tx.ResolveCases(o.ID, "the successor certificate is in place"); err != nil {
+					return err
+				}
+			}
+			if c.State != state.Hosted {
+				if err := tx.Transition(&c, state.Hosted, state.ActorTicker, store.EventHosted, "hosted: the service renews it before it expires"); err != nil {
+					return err
+				}
+			}
+			renewBefore := RenewBefore(lifetime, time.Duration(b.RenewBeforeSeconds.Int64)*time.Second)
+			c.RenewAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-renewBefore)), Valid: true}
+			c.EscalateAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-EscalateBefore(lifetime, renewBefore))), Valid: true}
+			if b.HostingStatus == store.HostingWaiting || b.HostingStatus == "" {
+				b.HostingStatus = store.HostingActive
+			}
+		} else {
+			if err := tx.Transition(&c, state.Issued, state.ActorTicker, store.EventIssued, issued); err != nil {
+				return err
+			}
+		}
+		if err := tx.SaveSchedule(&c); err != nil {
+			return err
+		}
+		if err := tx.SaveBundle(&b, nil); err != nil {
+			return err
+		}
+		return tx.ResolveCases(c.ID, "certificate "+iss.Serial+" issued")
+	})
+}
+
+// recordRejected records the CA's rejection: the instance becomes VALIDATION_FAILED and a support
+// case is opened, urgent when it was a hosted renewal (a certificate in use is going to expire).
+func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason ca.Reason, msg string, now time.Time) error {
+	return t.write(ctx, now, func(tx *store.Tx) error {
+		cur, err := tx.Application(a.ID)
+		if err != nil || cur.Status != store.AppPending {
+			return err
+		}
+		cur.Status, cur.NextPollAt = store.AppRejected, sql.NullInt64{}
+		cur.RejectReason = sql.NullString{String: string(reason), Valid: true}
+		cur.RejectMessage = sql.NullString{String: msg, Valid: true}
+		if err := tx.UpdateApplication(&cur, store.AppPending); err != nil {
+			return err
+		}
+		c, err := tx.Certificate(a.CertificateID)
+		if err != nil {
+			return err
+		}
+		b, err := tx.Bundle(a.BundleID)
+		if err != nil {
+			return err
+		}
+		if b.RenewalApplicationID.String == a.ID {
+			b.RenewalApplicationID = sql.NullString{}
+			if err := tx.SaveBundle(&b, nil); err != nil {
+				return err
+			}
+		}
+		summary := fmt.Sprintf("%s verification failed for %s: %s", reason, a.Domains, msg)
+		if err := tx.Transition(&c, state.ValidationFailed, state.ActorTicker, store.EventValidationFailed, summary); err != nil {
+			if apierr.IsClientError(err) {
+				t.Log.Error("rejection arrived for an instance in an unexpected state", "certificate_id", c.ID, "state", c.State)
+			}
+			return err
+		}
+		return tx.OpenCase(&store.SupportCase{
+			ID: ids.New(ids.SupportCase, now), AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+			ApplicationID: sql.NullString{String: a.ID, Valid: true}, Kind: store.CaseValidationFailed,
+			Urgent: a.Automatic, Reason: string(reason), Summary: summary,
+		}, t.Engineers)
+	})
+}
