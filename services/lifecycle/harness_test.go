@@ -1,0 +1,294 @@
+package lifecycle_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/miekg/dns"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/localca"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/dnsserver"
+	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/services/lifecycle"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+// start is the fake clock's origin in these tests.
+var start = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+// envOptions tune newEnv.
+type envOptions struct {
+	maxValidity time.Duration  // local CA maximum validity (default 200 days)
+	dnsTimeout  time.Duration  // local CA DNS timeout (default 1h)
+	rejectOrg   *regexp.Regexp // legal names the local CA rejects
+}
+
+// env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
+// interceptors and identity store, a real SQLite store, the real local CA (behind a switch that
+// can make it unavailable) verifying through a real DNS server on loopback, and a fake clock that
+// the test moves. The ticker is driven by calling Tick.
+type env struct {
+	t         *testing.T
+	ctx       context.Context
+	clk       *clockwork.FakeClock
+	zone      *dnsserver.MemorySource
+	ca        *flakyCA
+	authority *localca.CA
+	st        *store.Store
+	ticker    *lifecycle.Ticker
+
+	// Clients for each role.
+	customer, other, service               lifecyclev1.LifecycleServiceClient
+	support, customerSupport, otherSupport lifecyclev1.SupportServiceClient
+	otherAccount, customerAccount          string
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := clockwork.NewFakeClockAt(start)
+	log := slog.New(slog.DiscardHandler)
+
+	zone := dnsserver.NewMemorySource()
+	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dnsSrv.Close() })
+
+	box, err := secrets.Parse(secrets.Generate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.maxValidity == 0 {
+		o.maxValidity = localca.DefaultMaxValidity
+	}
+	authority, err := localca.Open(ctx, localca.Config{
+		DBPath: filepath.Join(dir, "localca.db"), Box: box, Clock: clk, Resolver: dnsSrv.Addr(),
+		MaxValidity: o.maxValidity, DNSTimeout: o.dnsTimeout,
+		OrganizationRule: localca.OrganizationRule{RejectLegalName: o.rejectOrg},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { authority.Close() })
+
+	database, err := db.Open(ctx, filepath.Join(dir, "lifecycle.db"), db.Options{Migrations: store.Migrations()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { database.Close() })
+	events := lifecycle.NewNotifier()
+	st := store.New(database, events.Notify)
+	flaky := &flakyCA{Client: authority}
+	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CA: flaky, CAName: "local", Keys: box,
+		Engineers: []string{"alice", "bob"}}
+	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
+
+	identity, err := auth.OpenStore(ctx, filepath.Join(dir, "identity.db"), clk, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { identity.Close() })
+	gs := grpcserver.New(log, auth.NewInterceptor(auth.NewVerifier(identity, clk, 0), lifecycle.Policy, 0))
+	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(cfg, events, nil))
+	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(cfg))
+	lis := bufconn.Listen(1 << 20)
+	srvCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- gs.Run(srvCtx, lis, time.Second) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	e := &env{t: t, ctx: ctx, clk: clk, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker}
+	key := func(account string, role auth.Role, name string) *grpc.ClientConn {
+		_, secret, err := identity.CreateKey(ctx, account, role, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient("passthrough:///bufnet",
+			grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(auth.BearerCredentials(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	account := func(name string) string {
+		a, err := identity.CreateAccount(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+	e.customerAccount, e.otherAccount = account("customer"), account("other")
+	staff, svc := account("staff"), account("order-service")
+	cc, oc := key(e.customerAccount, auth.RoleCustomer, "ci"), key(e.otherAccount, auth.RoleCustomer, "ci")
+	e.customer, e.customerSupport = lifecyclev1.NewLifecycleServiceClient(cc), lifecyclev1.NewSupportServiceClient(cc)
+	e.other, e.otherSupport = lifecyclev1.NewLifecycleServiceClient(oc), lifecyclev1.NewSupportServiceClient(oc)
+	e.service = lifecyclev1.NewLifecycleServiceClient(key(svc, auth.RoleService, "order service"))
+	e.support = lifecyclev1.NewSupportServiceClient(key(staff, auth.RoleSupport, "alice"))
+	return e
+}
+
+// flakyCA is the real CA behind a switch: while down, every call fails as a network error would.
+type flakyCA struct {
+	ca.Client
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+var errCADown = &net.OpError{Op: "dial", Net: "tcp", Err: errString("connection refused")}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func (f *flakyCA) Submit(ctx context.Context, r ca.Request) (ca.Submission, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return ca.Submission{}, errCADown
+	}
+	return f.Client.Submit(ctx, r)
+}
+
+func (f *flakyCA) Status(ctx context.Context, ref string) (ca.Status, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return ca.Status{}, errCADown
+	}
+	return f.Client.Status(ctx, ref)
+}
+
+// buy creates a bundle as the order service would after payment.
+func (e *env) buy(product string, validation lifecyclev1.ValidationType, domainType lifecyclev1.DomainType, domains, years int32, hosting bool) *lifecyclev1.Bundle {
+	e.t.Helper()
+	now := e.clk.Now()
+	resp, err := e.service.CreateBundle(e.ctx, &lifecyclev1.CreateBundleRequest{
+		BundleId: ids.New(ids.Bundle, now), AccountId: e.customerAccount, OrderId: ids.New(ids.Order, now),
+		Product:     &lifecyclev1.ProductSnapshot{ProductId: product, ValidationType: validation, DomainType: domainType},
+		DomainCount: domains, SubscriptionYears: years, Hosting: hosting,
+	})
+	if err != nil {
+		e.t.Fatalf("CreateBundle: %v", err)
+	}
+	return resp.GetBundle()
+}
+
+// publish serves the instructions' records from the test DNS server.
+func (e *env) publish(records []*lifecyclev1.DnsRecord) {
+	e.t.Helper()
+	for _, r := range records {
+		rr, err := dns.NewRR(r.GetName() + `. 60 IN ` + r.GetType() + ` "` + r.GetValue() + `"`)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.zone.Add(rr)
+	}
+}
+
+// withhold removes the instructions' records.
+func (e *env) withhold(records []*lifecyclev1.DnsRecord) {
+	for _, r := range records {
+		e.zone.Remove(r.GetName()+".", dns.StringToType[r.GetType()])
+	}
+}
+
+// tick runs one tick at the fake clock's now.
+func (e *env) tick() lifecycle.TickStats {
+	e.t.Helper()
+	st, err := e.ticker.Tick(e.ctx, e.clk.Now())
+	if err != nil {
+		e.t.Fatalf("tick at %s: %v", e.clk.Now(), err)
+	}
+	return st
+}
+
+// advance moves the clock forward by d, ticking at every moment work falls due on the way (as
+// the real ticker, which sleeps until the next due time, would) and calling observe after each
+// tick.
+func (e *env) advance(d time.Duration, observe func()) {
+	e.t.Helper()
+	end := e.clk.Now().Add(d)
+	for {
+		e.tick()
+		if observe != nil {
+			observe()
+		}
+		next, ok, err := e.st.NextDue(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		now := e.clk.Now()
+		if !ok || next.After(end) {
+			e.clk.Advance(end.Sub(now))
+			e.tick()
+			if observe != nil {
+				observe()
+			}
+			return
+		}
+		step := next.Sub(now)
+		if step < time.Second {
+			step = time.Second
+		}
+		e.clk.Advance(step)
+	}
+}
+
+func (e *env) bundle(id string) *lifecyclev1.Bundle {
+	e.t.Helper()
+	resp, err := e.customer.GetBundle(e.ctx, &lifecyclev1.GetBundleRequest{BundleId: id})
+	if err != nil {
+		e.t.Fatalf("GetBundle: %v", err)
+	}
+	return resp.GetBundle()
+}
+
+func (e *env) certificate(id string) *lifecyclev1.Certificate {
+	e.t.Helper()
+	resp, err := e.customer.GetCertificate(e.ctx, &lifecyclev1.GetCertificateRequest{CertificateId: id})
+	if err != nil {
+		e.t.Fatalf("GetCertificate: %v", err)
+	}
+	return resp.GetCertificate()
+}
+
+func (e *env) history(certID string) []*lifecyclev1.LifecycleEvent {
+	e.t.Helper()
+	resp, err := e.customer.GetCertificateLifecycle(e.ctx, &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: certID, PageSize: 500})
+	if err != nil {
+		e.t.Fatalf("GetCertificateLifecycle: %v", err)
+	}
+	return resp.GetEvents()
+}
+
+func (e *env) cases(c lifecyclev1.SupportServiceClient) []*lifecyclev1.SupportCase {
+	e.t.Helper()
+	resp, err := c.ListSupportCases(e.ctx, &lifecyclev1.ListSupportCasesRequest{PageSize: 500})
+	if err != nil {
+		e.t.Fatalf("ListSupportCases: %v", err)
+	}
+	return resp.GetCases()
+}
+
+// days is how far t is from T0, in days, for readable logs.
+func days(t0, t time.Time) float64 { return t.Sub(t0).Hours() / 24 }
