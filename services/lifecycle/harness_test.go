@@ -56,6 +56,7 @@ type env struct {
 	// Clients for each role.
 	customer, other, service               lifecyclev1.LifecycleServiceClient
 	support, customerSupport, otherSupport lifecyclev1.SupportServiceClient
+	supportConn                            *grpc.ClientConn // the support engineer "alice"
 	otherAccount, customerAccount          string
 }
 
@@ -145,7 +146,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.customer, e.customerSupport = lifecyclev1.NewLifecycleServiceClient(cc), lifecyclev1.NewSupportServiceClient(cc)
 	e.other, e.otherSupport = lifecyclev1.NewLifecycleServiceClient(oc), lifecyclev1.NewSupportServiceClient(oc)
 	e.service = lifecyclev1.NewLifecycleServiceClient(key(svc, auth.RoleService, "order service"))
-	e.support = lifecyclev1.NewSupportServiceClient(key(staff, auth.RoleSupport, "alice"))
+	e.supportConn = key(staff, auth.RoleSupport, "alice")
+	e.support = lifecyclev1.NewSupportServiceClient(e.supportConn)
 	return e
 }
 
