@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/certhosting/certhosting/pkg/auth"
@@ -115,4 +118,36 @@ func (s *Server) Dial(t testing.TB, key string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// Pages reads a paginated listing to the end: list fetches the page at token ("" for the first)
+// and returns its items and the next page's token. Pages returns every item in order and how
+// many pages there were, and fails the test on an error or a listing that does not end.
+func Pages[T any](t testing.TB, list func(token string) (items []T, next string, err error)) (all []T, pages int) {
+	t.Helper()
+	token := ""
+	for {
+		items, next, err := list(token)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages+1, err)
+		}
+		pages++
+		all = append(all, items...)
+		if next == "" {
+			return all, pages
+		}
+		if pages == 100 {
+			t.Fatal("pagination does not end after 100 pages")
+		}
+		token = next
+	}
+}
+
+// WantInvalidArgument fails the test unless err is InvalidArgument with a message that starts
+// with the name of field, as every validation error of the services does.
+func WantInvalidArgument(t testing.TB, err error, field string) {
+	t.Helper()
+	if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), field+":") {
+		t.Errorf("got %v, want InvalidArgument naming %s", err, field)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/ids"
 )
 
@@ -208,9 +209,7 @@ func TestCreateBundleInvalid(t *testing.T) {
 			req := e.request(e.accA, 2, true)
 			tc.change(req)
 			_, err := e.svc.CreateBundle(context.Background(), req)
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tc.field+":") {
-				t.Errorf("CreateBundle = %v, want InvalidArgument naming %s", err, tc.field)
-			}
+			grpctest.WantInvalidArgument(t, err, tc.field)
 		})
 	}
 	resp, err := e.a.ListBundles(context.Background(), &lifecyclev1.ListBundlesRequest{})
@@ -229,21 +228,18 @@ func TestListBundles(t *testing.T) {
 		want = slices.Insert(want, 0, e.create(t, e.accA, years, false).GetBundleId())
 	}
 	e.create(t, e.accB, 2, false)
+	bundles, pages := grpctest.Pages(t, func(token string) ([]*lifecyclev1.Bundle, string, error) {
+		resp, err := e.a.ListBundles(ctx, &lifecyclev1.ListBundlesRequest{PageSize: 2, PageToken: token})
+		return resp.GetBundles(), resp.GetNextPageToken(), err
+	})
 	var got []string
 	var certs []int
-	token := ""
-	for page := 0; ; page++ {
-		resp, err := e.a.ListBundles(ctx, &lifecyclev1.ListBundlesRequest{PageSize: 2, PageToken: token})
-		if err != nil {
-			t.Fatalf("page %d: %v", page, err)
-		}
-		for _, b := range resp.GetBundles() {
-			got = append(got, b.GetBundleId())
-			certs = append(certs, len(b.GetCertificates()))
-		}
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
+	for _, b := range bundles {
+		got = append(got, b.GetBundleId())
+		certs = append(certs, len(b.GetCertificates()))
+	}
+	if pages != 2 {
+		t.Errorf("%d pages of 2 for 3 bundles, want 2", pages)
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("bundles %v, want %v (newest first)", got, want)
@@ -251,9 +247,8 @@ func TestListBundles(t *testing.T) {
 	if fmt.Sprint(certs) != "[2 3 1]" {
 		t.Errorf("certificates per bundle %v, want [2 3 1]", certs)
 	}
-	if _, err := e.b.ListBundles(ctx, &lifecyclev1.ListBundlesRequest{PageSize: 2, PageToken: firstToken(t, e.a)}); status.Code(err) != codes.InvalidArgument {
-		t.Errorf("A's page token used by B = %v, want InvalidArgument", err)
-	}
+	_, err := e.b.ListBundles(ctx, &lifecyclev1.ListBundlesRequest{PageSize: 2, PageToken: firstToken(t, e.a)})
+	grpctest.WantInvalidArgument(t, err, "page_token")
 }
 
 func firstToken(t *testing.T, c lifecyclev1.LifecycleServiceClient) string {

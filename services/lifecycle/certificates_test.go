@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 )
@@ -115,35 +117,25 @@ func TestMalformedIDs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.call()
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tc.field+":") {
-				t.Errorf("got %v, want InvalidArgument naming %s", err, tc.field)
-			}
+			grpctest.WantInvalidArgument(t, tc.call(), tc.field)
 		})
 	}
 }
 
 // listCertificates pages through ListCertificates with req's filters and returns, per
-// certificate, "bundle#sequence:state" with bundles numbered in byNumber.
-func listCertificates(t *testing.T, c lifecyclev1.LifecycleServiceClient, req *lifecyclev1.ListCertificatesRequest, byNumber map[string]int) (got []string, pages int) {
+// certificate, "bundle#sequence:state" with bundles numbered as in byNumber.
+func listCertificates(t *testing.T, c lifecyclev1.LifecycleServiceClient, req *lifecyclev1.ListCertificatesRequest, byNumber map[string]int) ([]string, int) {
 	t.Helper()
-	for {
+	return grpctest.Pages(t, func(token string) ([]string, string, error) {
+		req.PageToken = token
 		resp, err := c.ListCertificates(context.Background(), req)
-		if err != nil {
-			t.Fatalf("page %d: %v", pages+1, err)
-		}
-		pages++
+		var got []string
 		for _, cert := range resp.GetCertificates() {
 			got = append(got, fmt.Sprintf("%d#%d:%s", byNumber[cert.GetBundleId()], cert.GetSequence(),
 				strings.TrimPrefix(cert.GetState().String(), "CERTIFICATE_STATE_")))
 		}
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			return got, pages
-		}
-		if pages > 20 {
-			t.Fatal("pagination does not end")
-		}
-	}
+		return got, resp.GetNextPageToken(), err
+	})
 }
 
 // ListCertificates orders newest bundle first, then by sequence; pages of 2 walk across bundles
@@ -221,9 +213,7 @@ func TestListCertificatesBadPaging(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.client.ListCertificates(ctx, tc.req)
-			if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), tc.field+":") {
-				t.Errorf("got %v, want InvalidArgument naming %s", err, tc.field)
-			}
+			grpctest.WantInvalidArgument(t, err, tc.field)
 		})
 	}
 	// The token still works with the filters it was made for.
@@ -264,28 +254,19 @@ func TestGetCertificateLifecyclePaging(t *testing.T) {
 	addHistory(t, e, e.accA, b.GetBundleId(), cert, "r1", "r2", "r3", "r4")
 	addHistory(t, e, e.accA, b.GetBundleId(), other, "other")
 
+	events, pages := grpctest.Pages(t, func(token string) ([]*lifecyclev1.LifecycleEvent, string, error) {
+		resp, err := e.a.GetCertificateLifecycle(ctx, &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: cert, PageSize: 2, PageToken: token})
+		return resp.GetEvents(), resp.GetNextPageToken(), err
+	})
 	var reasons []string
 	var lastID int64
-	req := &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: cert, PageSize: 2}
-	pages := 0
-	for {
-		resp, err := e.a.GetCertificateLifecycle(ctx, req)
-		if err != nil {
-			t.Fatalf("page %d: %v", pages+1, err)
+	for _, ev := range events {
+		id, err := strconv.ParseInt(ev.GetEventId(), 10, 64)
+		if err != nil || id <= lastID || ev.GetCertificateId() != cert {
+			t.Errorf("event %v out of order or of another certificate", ev)
 		}
-		pages++
-		for _, ev := range resp.GetEvents() {
-			var id int64
-			fmt.Sscan(ev.GetEventId(), &id)
-			if id <= lastID || ev.GetCertificateId() != cert {
-				t.Errorf("event %v out of order or of another certificate", ev)
-			}
-			lastID = id
-			reasons = append(reasons, ev.GetReason())
-		}
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			break
-		}
+		lastID = id
+		reasons = append(reasons, ev.GetReason())
 	}
 	if len(reasons) != 5 || !slices.Equal(reasons[1:], []string{"r1", "r2", "r3", "r4"}) || pages != 3 {
 		t.Errorf("history %v in %d pages, want the creation event then r1..r4 in 3 pages", reasons, pages)
@@ -295,15 +276,19 @@ func TestGetCertificateLifecyclePaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, req := range map[string]*lifecyclev1.GetCertificateLifecycleRequest{
-		"token of another certificate": {CertificateId: other, PageToken: first.GetNextPageToken()},
-		"garbage token":                {CertificateId: cert, PageToken: "x"},
-		"page_size 501":                {CertificateId: cert, PageSize: 501},
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := e.a.GetCertificateLifecycle(ctx, req); status.Code(err) != codes.InvalidArgument {
-				t.Errorf("got %v, want InvalidArgument", err)
-			}
+	tests := []struct {
+		name  string
+		req   *lifecyclev1.GetCertificateLifecycleRequest
+		field string
+	}{
+		{"token of another certificate", &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: other, PageToken: first.GetNextPageToken()}, "page_token"},
+		{"garbage token", &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: cert, PageToken: "x"}, "page_token"},
+		{"page_size 501", &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: cert, PageSize: 501}, "page_size"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.a.GetCertificateLifecycle(ctx, tc.req)
+			grpctest.WantInvalidArgument(t, err, tc.field)
 		})
 	}
 }
