@@ -24,7 +24,8 @@ import (
 
 // creator is a hand-written BundleCreator in front of another (usually a real lifecycle
 // service): it counts calls, fails the first `failures` of them with Unavailable without passing
-// them on, runs after once a passed-on call succeeded, and reports each call on called if set.
+// them on, runs after once a passed-on call succeeded, and reports each call on called if set
+// (as far as its buffer goes).
 type creator struct {
 	next     order.BundleCreator
 	failures int32
@@ -35,7 +36,12 @@ type creator struct {
 
 func (c *creator) CreateBundle(ctx context.Context, in *lifecyclev1.CreateBundleRequest, opts ...grpc.CallOption) (*lifecyclev1.CreateBundleResponse, error) {
 	if c.called != nil {
-		defer func() { c.called <- struct{}{} }()
+		defer func() {
+			select {
+			case c.called <- struct{}{}:
+			default: // nobody is counting this many calls
+			}
+		}()
 	}
 	if c.calls.Add(1) <= c.failures {
 		return nil, status.Error(codes.Unavailable, "lifecycle restarting")
@@ -301,5 +307,48 @@ func TestRelayRun(t *testing.T) {
 	stop()
 	if err := <-stopped; err != nil {
 		t.Errorf("Run = %v, want nil on shutdown", err)
+	}
+}
+
+// When recording a sweep's outcome fails, Run does not retry at once (the messages it could not
+// update are still due, so "sleep until the next is due" would be no sleep): it waits a poll
+// interval instead of calling the lifecycle service again and again.
+func TestRelayRunWaitsAfterFailedSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	lc := e.startLifecycle(t)
+	c := &creator{next: lc.svc, called: make(chan struct{}, 4)}
+	relay := e.newRelay(t, e.store, c, order.RelayConfig{Poll: time.Minute})
+	e.paidOrder(t)
+	// The outbox rows can be read but no longer changed: recording any outcome fails.
+	if err := e.db.Write(context.Background(), func(tx *db.Tx) error {
+		for _, stmt := range []string{
+			`CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
+			`CREATE TRIGGER outbox_no_update BEFORE UPDATE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
+		} {
+			if _, err := tx.Exec(stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	stopped := make(chan error, 1)
+	go func() { stopped <- relay.Run(ctx) }()
+	<-c.called
+	waitCtx, cancelWait := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelWait()
+	if err := e.clk.BlockUntilContext(waitCtx, 1); err != nil {
+		t.Fatalf("Run did not wait after a failed sweep (lifecycle called %d times)", c.calls.Load())
+	}
+	if n := c.calls.Load(); n != 1 {
+		t.Errorf("lifecycle called %d times before Run waited, want 1", n)
+	}
+	stop()
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v", err)
 	}
 }
