@@ -49,6 +49,14 @@ func newGroupWriter(db *sqlx.DB, maxBatch int, log *slog.Logger) *groupWriter {
 }
 
 func (w *groupWriter) do(ctx context.Context, fn func(*Tx) error) error {
+	// Refuse at once after Close: in the select below a free slot in the queue is as ready as the
+	// closed channel, and select picks at random, so it could queue the request for a writer that
+	// has already stopped.
+	select {
+	case <-w.closing:
+		return ErrClosed
+	default:
+	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case w.reqs <- r:
@@ -59,7 +67,19 @@ func (w *groupWriter) do(ctx context.Context, fn func(*Tx) error) error {
 	}
 	// Once queued, wait for the verdict even if ctx ends: the write may already be committed, and
 	// the caller must not report failure for a write that happened.
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-w.done:
+		// The writer answers every request it takes before it stops. No answer means Close ran
+		// concurrently and this request was queued after the writer's last look at the queue.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 func (w *groupWriter) close() {

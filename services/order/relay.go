@@ -89,15 +89,18 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			r.cfg.Log.Error("outbox sweep failed", "err", err)
-		}
-		if n == r.cfg.Batch {
-			continue // more may be due right now
-		}
 		wait := r.cfg.Poll
-		if next, ok, err := r.store.NextOutboxTime(ctx); err == nil && ok {
-			wait = min(wait, max(0, next.Sub(r.cfg.Clock.Now())))
+		switch {
+		case err != nil:
+			// The outcomes were not recorded, so the messages just attempted are still due:
+			// sweeping again at once would call the lifecycle service in a tight loop.
+			r.cfg.Log.Error("outbox sweep failed", "err", err)
+		case n == r.cfg.Batch:
+			continue // more may be due right now
+		default:
+			if next, ok, err := r.store.NextOutboxTime(ctx); err == nil && ok {
+				wait = min(wait, max(0, next.Sub(r.cfg.Clock.Now())))
+			}
 		}
 		if wait == 0 {
 			continue

@@ -1,0 +1,208 @@
+package grpcserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/grpctest"
+	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/grpcserver"
+)
+
+// faulty is a LifecycleService whose GetBundle fails in the way its bundle_id names, and whose
+// ListBundles blocks until release is closed (after telling entered).
+type faulty struct {
+	lifecyclev1.UnimplementedLifecycleServiceServer
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (faulty) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleRequest) (*lifecyclev1.GetBundleResponse, error) {
+	switch req.GetBundleId() {
+	case "ok":
+		return &lifecyclev1.GetBundleResponse{}, nil
+	case "internal":
+		return nil, fmt.Errorf("query /srv/secret/lifecycle.db: %w", errors.New("database is locked"))
+	case "panic":
+		panic("nil map")
+	case "client":
+		return nil, apierr.NotFound("bundle", "bdl_x")
+	case "status":
+		return nil, status.Error(codes.Unavailable, "dependency down")
+	case "unknown status":
+		return nil, status.Error(codes.Unknown, "mystery at /srv/secret")
+	case "canceled":
+		return nil, fmt.Errorf("read: %w", context.Canceled)
+	case "deadline":
+		return nil, fmt.Errorf("read: %w", context.DeadlineExceeded)
+	}
+	return nil, errors.New("unexpected bundle_id")
+}
+
+func (f faulty) ListBundles(ctx context.Context, _ *lifecyclev1.ListBundlesRequest) (*lifecyclev1.ListBundlesResponse, error) {
+	close(f.entered)
+	<-f.release
+	return &lifecyclev1.ListBundlesResponse{}, nil
+}
+
+var policy = auth.Policy{
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:   {auth.RoleCustomer},
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName: {auth.RoleCustomer},
+}
+
+// newAuth is an interceptor over a fresh identity store, and a customer key it accepts.
+func newAuth(t *testing.T) (*auth.Interceptor, string) {
+	t.Helper()
+	clk := clockwork.NewFakeClock()
+	st := grpctest.OpenIdentity(t, clk)
+	c := grpctest.NewCaller(t, st, "acme", auth.RoleCustomer)
+	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, 0), c.Key
+}
+
+// Errors that carry a status pass through; context errors become their codes; anything else,
+// panics included, reaches the client as a bare Internal with no detail.
+func TestErrorMapping(t *testing.T) {
+	t.Parallel()
+	authn, key := newAuth(t)
+	srv := grpctest.Start(t, authn, func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, faulty{}) })
+	client := lifecyclev1.NewLifecycleServiceClient(srv.Dial(t, key))
+	tests := []struct {
+		bundleID string
+		code     codes.Code
+		msg      string
+	}{
+		{"ok", codes.OK, ""},
+		{"internal", codes.Internal, "internal error"},
+		{"panic", codes.Internal, "internal error"},
+		{"client", codes.NotFound, `bundle "bdl_x" not found`},
+		{"status", codes.Unavailable, "dependency down"},
+		{"unknown status", codes.Internal, "internal error"},
+		{"canceled", codes.Canceled, "call cancelled"},
+		{"deadline", codes.DeadlineExceeded, "deadline exceeded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.bundleID, func(t *testing.T) {
+			t.Parallel()
+			_, err := client.GetBundle(context.Background(), &lifecyclev1.GetBundleRequest{BundleId: tc.bundleID})
+			st := status.Convert(err)
+			if st.Code() != tc.code || st.Message() != tc.msg {
+				t.Errorf("got %v %q, want %v %q", st.Code(), st.Message(), tc.code, tc.msg)
+			}
+		})
+	}
+	// The server survived the panic.
+	if _, err := client.GetBundle(context.Background(), &lifecyclev1.GetBundleRequest{BundleId: "ok"}); err != nil {
+		t.Errorf("call after the panic: %v", err)
+	}
+}
+
+func TestMaxRecvMsgSize(t *testing.T) {
+	t.Parallel()
+	authn, key := newAuth(t)
+	srv := grpctest.Start(t, authn, func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, faulty{}) })
+	client := lifecyclev1.NewLifecycleServiceClient(srv.Dial(t, key))
+	_, err := client.GetBundle(context.Background(), &lifecyclev1.GetBundleRequest{BundleId: strings.Repeat("x", grpcserver.MaxRecvMsgSize)})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("oversized request = %v, want ResourceExhausted", err)
+	}
+}
+
+// runOnLoopback serves s on a loopback port through Run, as main does.
+func runOnLoopback(t *testing.T, s *grpcserver.Server, grace time.Duration) (conn *grpc.ClientConn, stop context.CancelFunc, stopped <-chan error) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx, lis, grace) }()
+	t.Cleanup(func() { cancel(); s.GRPC.Stop() })
+	conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, cancel, errc
+}
+
+// callInProgress starts a ListBundles call and returns once the handler is running; the call's
+// result arrives on the channel when f.release is closed (or the server cuts it off).
+func (f faulty) callInProgress(conn *grpc.ClientConn, key string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := lifecyclev1.NewLifecycleServiceClient(conn).ListBundles(context.Background(), &lifecyclev1.ListBundlesRequest{},
+			grpc.PerRPCCredentials(auth.BearerCredentials(key)))
+		done <- err
+	}()
+	<-f.entered
+	return done
+}
+
+// On shutdown, Run reports NOT_SERVING to health watchers first, lets the call in progress
+// finish, and returns nil.
+func TestRunGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	authn, key := newAuth(t)
+	s := grpcserver.New(grpctest.Logger(t), authn)
+	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
+	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
+	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
+
+	watchCtx, endWatch := context.WithCancel(context.Background())
+	defer endWatch()
+	watch, err := healthpb.NewHealthClient(conn).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health before shutdown: %v, %v; want SERVING", r, err)
+	}
+
+	callDone := f.callInProgress(conn, key)
+	stop()
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health after shutdown began: %v, %v; want NOT_SERVING", r, err)
+	}
+	endWatch()
+	close(f.release)
+	if err := <-callDone; err != nil {
+		t.Errorf("call in progress at shutdown: %v, want it to finish", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// A call that outlives the grace period is cut off, and Run still returns.
+func TestRunGraceExpires(t *testing.T) {
+	t.Parallel()
+	authn, key := newAuth(t)
+	s := grpcserver.New(grpctest.Logger(t), authn)
+	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(f.release)
+	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
+	conn, stop, stopped := runOnLoopback(t, s, 50*time.Millisecond)
+	callDone := f.callInProgress(conn, key)
+	stop()
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	if err := <-callDone; status.Code(err) != codes.Unavailable {
+		t.Errorf("call cut off at shutdown = %v, want Unavailable", err)
+	}
+}
