@@ -30,7 +30,7 @@ var (
 func (e *env) hostedDV() (*lifecyclev1.Bundle, []*lifecyclev1.DnsRecord) {
 	e.t.Helper()
 	b := e.buy("dv-single", dv, single, 1, 3, true)
-	sub, err := e.customer.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
+	sub, err := e.a.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
 		CertificateId: b.GetCertificates()[0].GetCertificateId(),
 		Domains:       []string{"shop.example.com"},
 		Contact:       &lifecyclev1.Contact{Email: "ops@example.com"},
@@ -103,7 +103,7 @@ func TestVerificationRejected(t *testing.T) {
 			e := newEnv(t, envOptions{rejectOrg: regexp.MustCompile(`^Evil`)})
 			b := e.buy("p", tc.validation, tc.domainType, 1, 2, true)
 			cert := b.GetCertificates()[0].GetCertificateId()
-			sub, err := e.customer.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
+			sub, err := e.a.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
 				CertificateId: cert, Domains: []string{"shop.example.com"},
 				Contact: &lifecyclev1.Contact{Email: "ops@example.com"}, Organization: tc.org,
 			})
@@ -130,7 +130,7 @@ func TestVerificationRejected(t *testing.T) {
 				!strings.Contains(app.GetRejectionMessage(), tc.message) {
 				t.Errorf("application: %s %s %q; want REJECTED %s mentioning %q", app.GetStatus(), app.GetRejectionReason(), app.GetRejectionMessage(), tc.reason, tc.message)
 			}
-			cases := e.cases(e.customerSupport)
+			cases := e.cases(e.aSupport)
 			if len(cases) != 1 {
 				t.Fatalf("customer sees %d support cases, want 1", len(cases))
 			}
@@ -143,10 +143,10 @@ func TestVerificationRejected(t *testing.T) {
 			if got := e.cases(e.support); len(got) != 1 || got[0].GetCaseId() != sc.GetCaseId() {
 				t.Errorf("support engineer sees %v, want the case", got)
 			}
-			if got := e.cases(e.otherSupport); len(got) != 0 {
+			if got := e.cases(e.bSupport); len(got) != 0 {
 				t.Errorf("another account sees %d cases, want none", len(got))
 			}
-			if _, err := e.otherSupport.GetSupportCase(e.ctx, &lifecyclev1.GetSupportCaseRequest{CaseId: sc.GetCaseId()}); status.Code(err) != codes.NotFound {
+			if _, err := e.bSupport.GetSupportCase(e.ctx, &lifecyclev1.GetSupportCaseRequest{CaseId: sc.GetCaseId()}); status.Code(err) != codes.NotFound {
 				t.Errorf("another account's GetSupportCase: %v, want NotFound", err)
 			}
 			evs := e.history(cert)
@@ -175,7 +175,7 @@ func TestResubmitAfterFix(t *testing.T) {
 			req := &lifecyclev1.RetryApplicationRequest{CertificateId: cert}
 			var err error
 			if by == "customer" {
-				_, err = e.customer.RetryApplication(e.ctx, req)
+				_, err = e.a.RetryApplication(e.ctx, req)
 			} else {
 				staff := lifecyclev1.NewLifecycleServiceClient(e.supportConn)
 				_, err = staff.RetryApplication(e.ctx, req)
@@ -188,11 +188,11 @@ func TestResubmitAfterFix(t *testing.T) {
 			if c.GetState() != stHosted {
 				t.Fatalf("after the retry the instance is %s, want HOSTED", c.GetState())
 			}
-			cases := e.cases(e.customerSupport)
+			cases := e.cases(e.aSupport)
 			if len(cases) != 1 || cases[0].GetStatus() != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED {
 				t.Errorf("cases = %v, want the one case RESOLVED", cases)
 			}
-			if _, err := e.other.RetryApplication(e.ctx, req); status.Code(err) != codes.NotFound {
+			if _, err := e.b.RetryApplication(e.ctx, req); status.Code(err) != codes.NotFound {
 				t.Errorf("another account's RetryApplication: %v, want NotFound", err)
 			}
 		})
@@ -243,7 +243,7 @@ func TestCAUnavailableDuringRenewal(t *testing.T) {
 	if n := countEvents(e.history(first), lifecyclev1.EventType_EVENT_TYPE_RENEWAL_STARTED); n != 1 {
 		t.Errorf("%d renewals started for instance 1, want 1", n)
 	}
-	if cases := e.cases(e.customerSupport); len(cases) != 0 {
+	if cases := e.cases(e.aSupport); len(cases) != 0 {
 		t.Errorf("a transient outage opened cases: %v", cases)
 	}
 }
@@ -260,11 +260,11 @@ func TestLateRenewal(t *testing.T) {
 	e.advance(330*day, nil)
 	e.ca.down.Store(true)
 	e.advance(28*day-time.Minute, nil) // day 358 minus a minute: not yet late
-	if cases := e.cases(e.customerSupport); len(cases) != 0 {
+	if cases := e.cases(e.aSupport); len(cases) != 0 {
 		t.Fatalf("cases before escalate time: %v", cases)
 	}
 	e.advance(2*time.Minute, nil) // day 358: 7 days before expiry
-	cases := e.cases(e.customerSupport)
+	cases := e.cases(e.aSupport)
 	if len(cases) != 1 {
 		t.Fatalf("%d cases at escalate time, want 1", len(cases))
 	}
@@ -303,12 +303,12 @@ func TestRenewalVerificationFails(t *testing.T) {
 	if c.GetCurrentIssuance() == nil || !c.GetCurrentIssuance().GetNotAfter().AsTime().After(e.clk.Now()) {
 		t.Error("the certificate in use must still be there and valid")
 	}
-	cases := e.cases(e.customerSupport)
+	cases := e.cases(e.aSupport)
 	if len(cases) != 1 || !cases[0].GetUrgent() || cases[0].GetRejectionReason() != lifecyclev1.RejectionReason_REJECTION_REASON_DNS {
 		t.Fatalf("cases = %v, want one urgent DNS case", cases)
 	}
 	e.publish(records)
-	if _, err := e.customer.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: first}); err != nil {
+	if _, err := e.a.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: first}); err != nil {
 		t.Fatalf("RetryApplication: %v", err)
 	}
 	e.tick()

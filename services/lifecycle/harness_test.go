@@ -2,7 +2,6 @@ package lifecycle_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -13,16 +12,14 @@ import (
 	"github.com/jonboulle/clockwork"
 	"github.com/miekg/dns"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
-	"github.com/certhosting/certhosting/pkg/grpcserver"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
@@ -42,30 +39,37 @@ type envOptions struct {
 // env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
 // interceptors and identity store, a real SQLite store, the real local CA (behind a switch that
 // can make it unavailable) verifying through a real DNS server on loopback, and a fake clock that
-// the test moves. The ticker is driven by calling Tick.
+// the test moves. The ticker is driven by calling Tick. Callers: the order service's credential
+// (svc), two customer accounts (a and b), and the support engineer "alice".
 type env struct {
 	t         *testing.T
 	ctx       context.Context
 	clk       *clockwork.FakeClock
+	db        *db.DB
 	zone      *dnsserver.MemorySource
 	ca        *flakyCA
 	authority *localca.CA
 	st        *store.Store
 	ticker    *lifecycle.Ticker
 
-	// Clients for each role.
-	customer, other, service               lifecyclev1.LifecycleServiceClient
-	support, customerSupport, otherSupport lifecyclev1.SupportServiceClient
-	supportConn                            *grpc.ClientConn // the support engineer "alice"
-	otherAccount, customerAccount          string
+	svc, a, b          lifecyclev1.LifecycleServiceClient
+	aSupport, bSupport lifecyclev1.SupportServiceClient
+	support            lifecyclev1.SupportServiceClient // the engineer alice
+	supportConn        *grpc.ClientConn
+	// accA and accB are the customers' account ids; keyA is A's key.
+	accA, accB, keyA string
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t *testing.T, opts ...envOptions) *env {
 	t.Helper()
+	var o envOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ctx := context.Background()
 	dir := t.TempDir()
 	clk := clockwork.NewFakeClockAt(start)
-	log := slog.New(slog.DiscardHandler)
+	log := grpctest.Logger(t)
 
 	zone := dnsserver.NewMemorySource()
 	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: zone})
@@ -91,11 +95,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	t.Cleanup(func() { authority.Close() })
 
-	database, err := db.Open(ctx, filepath.Join(dir, "lifecycle.db"), db.Options{Migrations: store.Migrations()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { database.Close() })
+	database := grpctest.OpenDB(t, dir, "lifecycle.db", store.Migrations())
 	events := lifecycle.NewNotifier()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}
@@ -103,52 +103,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Engineers: []string{"alice", "bob"}}
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
-	identity, err := auth.OpenStore(ctx, filepath.Join(dir, "identity.db"), clk, log)
-	if err != nil {
-		t.Fatal(err)
+	identity := grpctest.OpenIdentity(t, clk)
+	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, 0),
+		func(s *grpc.Server) {
+			lifecyclev1.RegisterLifecycleServiceServer(s, lifecycle.NewServer(cfg, events, nil))
+			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
+		})
+	svc := grpctest.NewCaller(t, identity, "certhosting-order", auth.RoleService)
+	a := grpctest.NewCaller(t, identity, "a", auth.RoleCustomer)
+	b := grpctest.NewCaller(t, identity, "b", auth.RoleCustomer)
+	staff := grpctest.NewCaller(t, identity, "alice", auth.RoleSupport)
+	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staff.Key)
+	return &env{
+		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
+		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
+		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
+		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
+		support: lifecyclev1.NewSupportServiceClient(staffConn), supportConn: staffConn,
+		accA: a.AccountID, accB: b.AccountID, keyA: a.Key,
 	}
-	t.Cleanup(func() { identity.Close() })
-	gs := grpcserver.New(log, auth.NewInterceptor(auth.NewVerifier(identity, clk, 0), lifecycle.Policy, 0))
-	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(cfg, events, nil))
-	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(cfg))
-	lis := bufconn.Listen(1 << 20)
-	srvCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- gs.Run(srvCtx, lis, time.Second) }()
-	t.Cleanup(func() { stop(); <-done })
-
-	e := &env{t: t, ctx: ctx, clk: clk, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker}
-	key := func(account string, role auth.Role, name string) *grpc.ClientConn {
-		_, secret, err := identity.CreateKey(ctx, account, role, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := grpc.NewClient("passthrough:///bufnet",
-			grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithPerRPCCredentials(auth.BearerCredentials(secret)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
-	account := func(name string) string {
-		a, err := identity.CreateAccount(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.ID
-	}
-	e.customerAccount, e.otherAccount = account("customer"), account("other")
-	staff, svc := account("staff"), account("order-service")
-	cc, oc := key(e.customerAccount, auth.RoleCustomer, "ci"), key(e.otherAccount, auth.RoleCustomer, "ci")
-	e.customer, e.customerSupport = lifecyclev1.NewLifecycleServiceClient(cc), lifecyclev1.NewSupportServiceClient(cc)
-	e.other, e.otherSupport = lifecyclev1.NewLifecycleServiceClient(oc), lifecyclev1.NewSupportServiceClient(oc)
-	e.service = lifecyclev1.NewLifecycleServiceClient(key(svc, auth.RoleService, "order service"))
-	e.supportConn = key(staff, auth.RoleSupport, "alice")
-	e.support = lifecyclev1.NewSupportServiceClient(e.supportConn)
-	return e
 }
 
 // flakyCA is the real CA behind a switch: while down, every call fails as a network error would.
@@ -184,8 +157,8 @@ func (f *flakyCA) Status(ctx context.Context, ref string) (ca.Status, error) {
 func (e *env) buy(product string, validation lifecyclev1.ValidationType, domainType lifecyclev1.DomainType, domains, years int32, hosting bool) *lifecyclev1.Bundle {
 	e.t.Helper()
 	now := e.clk.Now()
-	resp, err := e.service.CreateBundle(e.ctx, &lifecyclev1.CreateBundleRequest{
-		BundleId: ids.New(ids.Bundle, now), AccountId: e.customerAccount, OrderId: ids.New(ids.Order, now),
+	resp, err := e.svc.CreateBundle(e.ctx, &lifecyclev1.CreateBundleRequest{
+		BundleId: ids.New(ids.Bundle, now), AccountId: e.accA, OrderId: ids.New(ids.Order, now),
 		Product:     &lifecyclev1.ProductSnapshot{ProductId: product, ValidationType: validation, DomainType: domainType},
 		DomainCount: domains, SubscriptionYears: years, Hosting: hosting,
 	})
@@ -258,7 +231,7 @@ func (e *env) advance(d time.Duration, observe func()) {
 
 func (e *env) bundle(id string) *lifecyclev1.Bundle {
 	e.t.Helper()
-	resp, err := e.customer.GetBundle(e.ctx, &lifecyclev1.GetBundleRequest{BundleId: id})
+	resp, err := e.a.GetBundle(e.ctx, &lifecyclev1.GetBundleRequest{BundleId: id})
 	if err != nil {
 		e.t.Fatalf("GetBundle: %v", err)
 	}
@@ -267,7 +240,7 @@ func (e *env) bundle(id string) *lifecyclev1.Bundle {
 
 func (e *env) certificate(id string) *lifecyclev1.Certificate {
 	e.t.Helper()
-	resp, err := e.customer.GetCertificate(e.ctx, &lifecyclev1.GetCertificateRequest{CertificateId: id})
+	resp, err := e.a.GetCertificate(e.ctx, &lifecyclev1.GetCertificateRequest{CertificateId: id})
 	if err != nil {
 		e.t.Fatalf("GetCertificate: %v", err)
 	}
@@ -276,7 +249,7 @@ func (e *env) certificate(id string) *lifecyclev1.Certificate {
 
 func (e *env) history(certID string) []*lifecyclev1.LifecycleEvent {
 	e.t.Helper()
-	resp, err := e.customer.GetCertificateLifecycle(e.ctx, &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: certID, PageSize: 500})
+	resp, err := e.a.GetCertificateLifecycle(e.ctx, &lifecyclev1.GetCertificateLifecycleRequest{CertificateId: certID, PageSize: 500})
 	if err != nil {
 		e.t.Fatalf("GetCertificateLifecycle: %v", err)
 	}
@@ -294,3 +267,42 @@ func (e *env) cases(c lifecyclev1.SupportServiceClient) []*lifecyclev1.SupportCa
 
 // days is how far t is from T0, in days, for readable logs.
 func days(t0, t time.Time) float64 { return t.Sub(t0).Hours() / 24 }
+
+// request is a valid CreateBundleRequest for a new order of account, with fresh ids. The clock
+// moves on a second after each, so bundles made one after another sort newest first by id.
+func (e *env) request(account string, years int32, hosting bool) *lifecyclev1.CreateBundleRequest {
+	now := e.clk.Now()
+	e.clk.Advance(time.Second)
+	return &lifecyclev1.CreateBundleRequest{
+		BundleId:  ids.New(ids.Bundle, now),
+		AccountId: account,
+		OrderId:   ids.New(ids.Order, now),
+		Product: &lifecyclev1.ProductSnapshot{
+			ProductId:      "dv-multi",
+			ValidationType: lifecyclev1.ValidationType_VALIDATION_TYPE_DV,
+			DomainType:     lifecyclev1.DomainType_DOMAIN_TYPE_MULTI,
+		},
+		DomainCount:       3,
+		SubscriptionYears: years,
+		Hosting:           hosting,
+	}
+}
+
+// create makes a bundle through the service credential.
+func (e *env) create(t *testing.T, account string, years int32, hosting bool) *lifecyclev1.Bundle {
+	t.Helper()
+	resp, err := e.svc.CreateBundle(context.Background(), e.request(account, years, hosting))
+	if err != nil {
+		t.Fatalf("CreateBundle(%d years, hosting %v): %v", years, hosting, err)
+	}
+	return resp.GetBundle()
+}
+
+// certIDs lists the ids of certificates, in order.
+func certIDs(cs []*lifecyclev1.Certificate) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.GetCertificateId())
+	}
+	return out
+}

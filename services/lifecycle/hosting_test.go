@@ -60,7 +60,7 @@ func TestHostingTimeTravel(t *testing.T) {
 			b := e.buy("ov-multi", lifecyclev1.ValidationType_VALIDATION_TYPE_OV, lifecyclev1.DomainType_DOMAIN_TYPE_MULTI, 2, 3, true)
 			first := b.GetCertificates()[0]
 			org := &lifecyclev1.Organization{LegalName: "Example GmbH", Country: "DE", Locality: "Berlin", RegistrationNumber: "HRB 12345"}
-			sub, err := e.customer.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
+			sub, err := e.a.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
 				CertificateId: first.GetCertificateId(),
 				Domains:       []string{"shop.example.com", "www.shop.example.com"},
 				Contact:       &lifecyclev1.Contact{Name: "Ops", Email: "ops@example.com"},
@@ -190,7 +190,7 @@ func TestHostingTimeTravel(t *testing.T) {
 					t.Errorf("instance %d was activated %d times, want once", c.GetSequence(), activations)
 				}
 			}
-			if n := len(e.cases(e.customerSupport)); n != 0 {
+			if n := len(e.cases(e.aSupport)); n != 0 {
 				t.Errorf("%d support cases opened on the happy path, want none", n)
 			}
 		})

@@ -83,7 +83,8 @@ type lifecycleService struct {
 func (e *env) startLifecycle(t *testing.T) lifecycleService {
 	t.Helper()
 	d := grpctest.OpenDB(t, t.TempDir(), "lifecycle.db", lifecyclestore.Migrations())
-	srv := lifecycle.NewServer(lifecyclestore.New(d), e.clk, grpctest.Logger(t))
+	srv := lifecycle.NewServer(lifecycle.Config{Store: lifecyclestore.New(d, nil), Clock: e.clk, Log: grpctest.Logger(t)},
+		lifecycle.NewNotifier(), nil)
 	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), lifecycle.Policy, 0),
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, srv) })
 	svc := grpctest.NewCaller(t, e.identity, "certhosting-order", auth.RoleService)

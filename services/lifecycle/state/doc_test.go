@@ -3,14 +3,14 @@ package state
 import (
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 )
 
-// TestDocumentedTransitions keeps docs/lifecycle.md's table and the code's table the same, in
-// both directions, so the document cannot rot.
-func TestDocumentedTransitions(t *testing.T) {
+// documented reads the transition table of docs/lifecycle.md: every legal edge and who may take
+// it, as the design document states it.
+func documented(t *testing.T) map[[2]State][]Actor {
+	t.Helper()
 	raw, err := os.ReadFile("../../../docs/lifecycle.md")
 	if err != nil {
 		t.Fatal(err)
@@ -20,8 +20,8 @@ func TestDocumentedTransitions(t *testing.T) {
 	if begin < 0 || end < begin {
 		t.Fatal("docs/lifecycle.md has no transitions table markers")
 	}
-	row := regexp.MustCompile(`^\| (\S+(?: \S+)?) \| (\S+) \| (\S+) \|`)
-	documented := map[[2]State][]Actor{}
+	row := regexp.MustCompile(`^\| (\S+) \| (\S+) \| (\S+) \|`)
+	out := map[[2]State][]Actor{}
 	for _, line := range strings.Split(doc[begin:end], "\n") {
 		m := row.FindStringSubmatch(line)
 		if m == nil || m[1] == "from" || strings.HasPrefix(m[1], "---") {
@@ -32,20 +32,10 @@ func TestDocumentedTransitions(t *testing.T) {
 			from = None
 		}
 		k := [2]State{from, State(m[2])}
-		documented[k] = append(documented[k], Actor(m[3]))
+		out[k] = append(out[k], Actor(m[3]))
 	}
-	code := Transitions()
-	for k, actors := range code {
-		got := documented[k]
-		slices.Sort(got)
-		slices.Sort(actors)
-		if !slices.Equal(got, actors) {
-			t.Errorf("%s → %s: docs say %v, code says %v", k[0], k[1], got, actors)
-		}
+	if len(out) == 0 {
+		t.Fatal("docs/lifecycle.md's transitions table is empty")
 	}
-	for k := range documented {
-		if _, ok := code[k]; !ok {
-			t.Errorf("%s → %s is documented but not in the code's table", k[0], k[1])
-		}
-	}
+	return out
 }

@@ -17,40 +17,15 @@ var (
 	allActors = []Actor{ActorCustomer, ActorSystem, ActorTicker, ActorSupport}
 )
 
-// legal is the state machine as the design describes it, written out independently of the
-// package's table: every legal edge and who may take it.
-var legal = []struct {
-	from, to State
-	actors   []Actor
-}{
-	{None, PendingApplication, []Actor{ActorSystem}},
-	{None, NotActivated, []Actor{ActorSystem}},
-	{NotActivated, PendingApplication, []Actor{ActorTicker, ActorCustomer}},
-	{PendingApplication, Validating, []Actor{ActorCustomer, ActorTicker}},
-	{ValidationFailed, Validating, []Actor{ActorCustomer, ActorSupport}},
-	{Validating, ValidationFailed, []Actor{ActorSystem, ActorTicker}},
-	{Validating, Issued, []Actor{ActorSystem, ActorTicker}},
-	{Validating, Hosted, []Actor{ActorSystem, ActorTicker}},
-	{Hosted, ValidationFailed, []Actor{ActorTicker}},
-	{Hosted, Issued, []Actor{ActorTicker}},
-	{Expired, Hosted, []Actor{ActorTicker}},
-	{Hosted, Expired, []Actor{ActorTicker}},
-	{Issued, Expired, []Actor{ActorTicker}},
-	{Hosted, Revoked, []Actor{ActorCustomer}},
-	{Issued, Revoked, []Actor{ActorCustomer}},
-	{NotActivated, Cancelled, []Actor{ActorSystem}},
-	{PendingApplication, Cancelled, []Actor{ActorSystem}},
-}
-
 // Every legal edge is allowed for its actors and refused for the others, with a
 // FailedPrecondition that names the current state and the actor.
 func TestCheckLegalEdges(t *testing.T) {
 	t.Parallel()
-	for _, e := range legal {
+	for e, actors := range documented(t) {
 		for _, a := range allActors {
-			t.Run(fmt.Sprintf("%s->%s by %s", e.from, e.to, a), func(t *testing.T) {
-				err := Check(e.from, e.to, a)
-				if slices.Contains(e.actors, a) {
+			t.Run(fmt.Sprintf("%s->%s by %s", e[0], e[1], a), func(t *testing.T) {
+				err := Check(e[0], e[1], a)
+				if slices.Contains(actors, a) {
 					if err != nil {
 						t.Errorf("Check = %v, want nil", err)
 					}
@@ -59,7 +34,7 @@ func TestCheckLegalEdges(t *testing.T) {
 				if status.Code(err) != codes.FailedPrecondition {
 					t.Fatalf("Check = %v, want FailedPrecondition", err)
 				}
-				want := fmt.Sprintf("certificate is %s; the %s cannot make it %s", e.from, a, e.to)
+				want := fmt.Sprintf("certificate is %s; the %s cannot make it %s", e[0], a, e[1])
 				if got := status.Convert(err).Message(); got != want {
 					t.Errorf("message %q, want %q", got, want)
 				}
@@ -108,14 +83,12 @@ func TestCheckIllegalEdges(t *testing.T) {
 	}
 }
 
-// The package's table has exactly the edges above: a new transition must be added here too, on
-// purpose. Every pair of states outside the list is refused for every actor.
+// The package's table has exactly the edges of docs/lifecycle.md's table, written out there
+// independently of the code: a new transition must be documented too, on purpose. Every pair of
+// states outside the list is refused for every actor.
 func TestTransitionsMatchDesign(t *testing.T) {
 	t.Parallel()
-	want := map[[2]State][]Actor{}
-	for _, e := range legal {
-		want[[2]State{e.from, e.to}] = e.actors
-	}
+	want := documented(t)
 	got := Transitions()
 	if len(got) != len(want) {
 		t.Errorf("Transitions has %d edges, want %d", len(got), len(want))
