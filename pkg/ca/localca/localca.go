@@ -66,11 +66,9 @@ const (
 	DefaultDNSQueryTimeout = 2 * time.Second
 )
 
-// Poll intervals suggested to the caller of a pending application (never beyond the DNS timeout).
-const (
-	pollInterval      = 30 * time.Second // the records were looked up and are not there yet
-	pollIntervalError = 15 * time.Second // the lookup failed; look again sooner
-)
+// DefaultRecheck is the poll interval suggested while an application's records are not there yet
+// (never beyond the DNS timeout); after a failed lookup the CA suggests half of it.
+const DefaultRecheck = 10 * time.Second
 
 // refKind prefixes application references: "lca_" and a ULID.
 const refKind ids.Kind = "lca"
@@ -91,6 +89,9 @@ type Config struct {
 	// DNSTimeout is how long after Submit an application waits for its records before it is
 	// rejected with ReasonDNS (default DefaultDNSTimeout).
 	DNSTimeout time.Duration
+	// Recheck is how soon a pending application whose records are missing should be polled again
+	// (default DefaultRecheck). A short value makes a demo or a test quick; real CAs wait longer.
+	Recheck time.Duration
 	// DNSQueryTimeout bounds each DNS query (default DefaultDNSQueryTimeout).
 	DNSQueryTimeout time.Duration
 	// OrganizationRule vets OV and EV organizations.
@@ -107,6 +108,7 @@ type CA struct {
 	resolver     resolver
 	maxValidity  time.Duration
 	dnsTimeout   time.Duration
+	recheck      time.Duration
 	orgRule      OrganizationRule
 	log          *slog.Logger
 	root         *issuer
@@ -146,6 +148,9 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	if c.dnsTimeout <= 0 {
 		c.dnsTimeout = DefaultDNSTimeout
+	}
+	if c.recheck = cfg.Recheck; c.recheck <= 0 {
+		c.recheck = DefaultRecheck
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -366,9 +371,9 @@ func (c *CA) verify(ctx context.Context, app application) (ca.Status, error) {
 	if age >= c.dnsTimeout {
 		return c.decide(ctx, app, ca.ReasonDNS, dnsMessage(missing, c.dnsTimeout), now)
 	}
-	retry := pollInterval
+	retry := c.recheck
 	if lookupFailed {
-		retry = pollIntervalError
+		retry = c.recheck / 2
 	}
 	retry = max(time.Second, min(retry, c.dnsTimeout-age))
 	for _, m := range missing {

@@ -288,14 +288,14 @@ func TestWithheldRecord(t *testing.T) {
 	rec := sub.Instructions[0]
 
 	st := e.status(sub.Ref)
-	if st.State != ca.Pending || st.RetryAfter < 15*time.Second || st.RetryAfter > 60*time.Second {
-		t.Fatalf("first poll = %+v, want pending with a retry after 15-60 s", st)
+	if st.State != ca.Pending || st.RetryAfter != localca.DefaultRecheck {
+		t.Fatalf("first poll = %+v, want pending with a retry after %s", st, localca.DefaultRecheck)
 	}
-	e.clk.Advance(time.Hour - 10*time.Second)
-	if st := e.status(sub.Ref); st.State != ca.Pending || st.RetryAfter != 10*time.Second {
-		t.Fatalf("10 s before the timeout = %+v, want pending, retry after 10 s (the time left)", st)
+	e.clk.Advance(time.Hour - 4*time.Second)
+	if st := e.status(sub.Ref); st.State != ca.Pending || st.RetryAfter != 4*time.Second {
+		t.Fatalf("4 s before the timeout = %+v, want pending, retry after 4 s (the time left)", st)
 	}
-	e.clk.Advance(10 * time.Second)
+	e.clk.Advance(4 * time.Second)
 	st = e.status(sub.Ref)
 	if st.State != ca.Rejected || st.Reason != ca.ReasonDNS {
 		t.Fatalf("after the timeout = %+v, want rejected DNS", st)
@@ -563,8 +563,8 @@ func TestDNSUnavailable(t *testing.T) {
 			sub := e.submit(dvRequest(t, "app_dns_down", "shop.example.com"))
 			for range 3 {
 				st := e.status(sub.Ref)
-				if st.State != ca.Pending || st.RetryAfter != 15*time.Second {
-					t.Fatalf("status = %+v, want pending, retry after 15 s", st)
+				if st.State != ca.Pending || st.RetryAfter != localca.DefaultRecheck/2 {
+					t.Fatalf("status = %+v, want pending, retry after half the recheck interval", st)
 				}
 				e.clk.Advance(15 * time.Minute)
 			}

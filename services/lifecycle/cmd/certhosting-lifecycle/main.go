@@ -57,6 +57,7 @@ type config struct {
 	localCAResolver    string
 	localCAMaxValidity time.Duration
 	localCADNSTimeout  time.Duration
+	localCARecheck     time.Duration
 	localCARejectOrg   string
 }
 
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
 	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
 	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before the local CA rejects it")
+	fs.DurationVar(&c.localCARecheck, "localca-recheck", localca.DefaultRecheck, "how often the local CA looks again for a DNS record that is not published yet")
 	fs.StringVar(&c.localCARejectOrg, "localca-reject-org", "", "regular expression: OV/EV organization legal names the local CA rejects (to exercise the failure path)")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
@@ -137,7 +139,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	authority, err := localca.Open(ctx, localca.Config{
 		DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
-		MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, OrganizationRule: orgRule,
+		MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
+		OrganizationRule: orgRule,
 		Logger: log.With("component", "localca"),
 	})
 	if err != nil {
