@@ -141,7 +141,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
 		MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
 		OrganizationRule: orgRule,
-		Logger: log.With("component", "localca"),
+		Logger:           log.With("component", "localca"),
 	})
 	if err != nil {
 		return fmt.Errorf("local CA: %w", err)
