@@ -10,6 +10,7 @@ package ca
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -133,4 +134,43 @@ type Status struct {
 	// Reason and Message explain a rejection (Rejected).
 	Reason  Reason
 	Message string
+}
+
+// RetryAfterError is a transient error for which the CA said how long to wait (an ACME
+// rateLimited or serverInternal problem with a Retry-After header, say). The caller waits at
+// least After before trying again.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns how long err asks the caller to wait (zero when it does not say).
+func RetryAfter(err error) time.Duration {
+	var r *RetryAfterError
+	if errors.As(err, &r) {
+		return r.After
+	}
+	return 0
+}
+
+// RenewalWindow is a CA's suggestion of when to renew a certificate (ACME Renewal Information,
+// RFC 9773).
+type RenewalWindow struct {
+	Start, End time.Time
+	// RetryAfter is when to ask again; the CA may move the window (for example to renew early
+	// after a mass revocation).
+	RetryAfter time.Duration
+	// ExplanationURL, if the CA gave one, explains why the window is where it is.
+	ExplanationURL string
+}
+
+// RenewalInformer is implemented by a Client whose CA publishes renewal information. The
+// lifecycle service asks it for the window of every hosted certificate the CA issued.
+type RenewalInformer interface {
+	// RenewalInfo returns the CA's window for the certificate (PEM, leaf first). ok is false when
+	// the CA does not offer renewal information; an error is transient.
+	RenewalInfo(ctx context.Context, chainPEM []byte) (w RenewalWindow, ok bool, err error)
 }

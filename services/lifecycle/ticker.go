@@ -439,7 +439,7 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 	sub, err := t.CA.Submit(cctx, req)
 	cancel()
 	if err != nil {
-		return t.retryLater(ctx, a, now, 0, err)
+		return t.retryLater(ctx, a, now, ca.RetryAfter(err), err)
 	}
 	instr, err := json.Marshal(sub.Instructions)
 	if err != nil {
@@ -483,7 +483,7 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 		cancel()
 		if err != nil {
 			count(&st.PollErrors)
-			if err := t.retryLater(ctx, a, now, 0, err); !errors.Is(err, errTransient) {
+			if err := t.retryLater(ctx, a, now, ca.RetryAfter(err), err); !errors.Is(err, errTransient) {
 				return err
 			}
 			return nil
