@@ -140,7 +140,9 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		}, "domains[0]"},
 		{"no contact", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Contact = nil }, "contact.email"},
 		{"no contact email", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Contact = &lifecyclev1.Contact{Name: "Ops"} }, "contact.email"},
-		{"malformed contact email", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Contact = &lifecyclev1.Contact{Email: "ops.example.com"} }, "contact.email"},
+		{"malformed contact email", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Contact = &lifecyclev1.Contact{Email: "ops.example.com"}
+		}, "contact.email"},
 		{"contact email with a display name", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) {
 			r.Contact = &lifecyclev1.Contact{Email: "Ops <ops@example.com>"}
 		}, "contact.email"},
@@ -149,6 +151,9 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		{"OV without country", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Country = "" }, "organization.country"},
 		{"OV without locality", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Locality = "" }, "organization.locality"},
 		{"OV without registration number", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.RegistrationNumber = "" }, "organization.registration_number"},
+		{"legal name of 201 characters", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Organization.LegalName = strings.Repeat("a", 201)
+		}, "organization.legal_name"},
 		{"country in lower case", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Country = "de" }, "organization.country"},
 		{"country of three letters", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Country = "DEU" }, "organization.country"},
 		{"organization on DV", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization = org }, "organization"},
@@ -198,11 +203,14 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		}
 	}
 	// The same applications without the fault are accepted (with the customer's own key on the
-	// non-hosted single-domain bundle).
+	// non-hosted single-domain bundle, and a legal name of 200 characters in 400 bytes).
 	for product := range bundles {
 		req := valid(product)
-		if product == "dv-single" {
+		switch product {
+		case "dv-single":
 			req.CsrPem = goodCSR
+		case "ov-multi":
+			req.Organization.LegalName = strings.Repeat("ü", 200)
 		}
 		if got := e.submit(req).GetCertificate().GetState(); got != stValidating {
 			t.Errorf("%s: valid application leaves the instance %s, want VALIDATING", product, got)
