@@ -68,6 +68,7 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		"dv-wildcard":      e.buy("dv-wildcard", dv, wildcard, 2, 1, false),
 		"dv-multi":         e.buy("dv-multi", dv, multi, 2, 1, false),
 		"ov-multi":         e.buy("ov-multi", ov, multi, 2, 1, false),
+		"ev-single":        e.buy("ev-single", lifecyclev1.ValidationType_VALIDATION_TYPE_EV, single, 1, 1, false),
 	}
 	valid := func(product string) *lifecyclev1.SubmitApplicationRequest {
 		r := application(bundles[product].GetCertificates()[0].GetCertificateId(), "shop.example.com")
@@ -78,6 +79,8 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 			r.Domains = []string{"shop.example.com", "www.example.com"}
 		case "ov-multi":
 			r.Domains = []string{"shop.example.com", "www.example.com"}
+			r.Organization = proto.Clone(org).(*lifecyclev1.Organization)
+		case "ev-single":
 			r.Organization = proto.Clone(org).(*lifecyclev1.Organization)
 		}
 		return r
@@ -147,6 +150,10 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 			r.Contact = &lifecyclev1.Contact{Email: "Ops <ops@example.com>"}
 		}, "contact.email"},
 		{"OV without organization", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization = nil }, "organization"},
+		{"EV without organization", "ev-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization = nil }, "organization"},
+		{"EV with an empty organization", "ev-single", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Organization = &lifecyclev1.Organization{}
+		}, "organization.legal_name"},
 		{"OV without legal name", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.LegalName = " " }, "organization.legal_name"},
 		{"OV without country", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Country = "" }, "organization.country"},
 		{"OV without locality", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization.Locality = "" }, "organization.locality"},
