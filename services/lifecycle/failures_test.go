@@ -30,14 +30,11 @@ var (
 func (e *env) hostedDV() (*lifecyclev1.Bundle, []*lifecyclev1.DnsRecord) {
 	e.t.Helper()
 	b := e.buy("dv-single", dv, single, 1, 3, true)
-	sub, err := e.a.SubmitApplication(e.ctx, &lifecyclev1.SubmitApplicationRequest{
+	sub := e.submit(&lifecyclev1.SubmitApplicationRequest{
 		CertificateId: b.GetCertificates()[0].GetCertificateId(),
 		Domains:       []string{"shop.example.com"},
 		Contact:       &lifecyclev1.Contact{Email: "ops@example.com"},
 	})
-	if err != nil {
-		e.t.Fatalf("SubmitApplication: %v", err)
-	}
 	return b, sub.GetInstructions()
 }
 

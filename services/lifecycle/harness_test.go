@@ -112,8 +112,17 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	svc := grpctest.NewCaller(t, identity, "certhosting-order", auth.RoleService)
 	a := grpctest.NewCaller(t, identity, "a", auth.RoleCustomer)
 	b := grpctest.NewCaller(t, identity, "b", auth.RoleCustomer)
-	staff := grpctest.NewCaller(t, identity, "alice", auth.RoleSupport)
-	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staff.Key)
+	// The support engineer's key carries the engineer's name, as the service's configuration
+	// expects: cases are assigned to that name and the engineer's notes are signed with it.
+	staffAccount, err := identity.CreateAccount(ctx, "support")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, staffKey, err := identity.CreateKey(ctx, staffAccount.ID, auth.RoleSupport, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
@@ -122,6 +131,14 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		support: lifecyclev1.NewSupportServiceClient(staffConn), supportConn: staffConn,
 		accA: a.AccountID, accB: b.AccountID, keyA: a.Key,
 	}
+}
+
+// in is the env for the subtest t: the same service, with helpers that fail t. Subtests that
+// share an env this way run one after another (not in parallel).
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
 }
 
 // flakyCA is the real CA behind a switch: while down, every call fails as a network error would.
@@ -166,6 +183,29 @@ func (e *env) buy(product string, validation lifecyclev1.ValidationType, domainT
 		e.t.Fatalf("CreateBundle: %v", err)
 	}
 	return resp.GetBundle()
+}
+
+// submit sends an application as customer A and fails the test if it is refused.
+func (e *env) submit(req *lifecyclev1.SubmitApplicationRequest) *lifecyclev1.SubmitApplicationResponse {
+	e.t.Helper()
+	resp, err := e.a.SubmitApplication(e.ctx, req)
+	if err != nil {
+		e.t.Fatalf("SubmitApplication(%v): %v", req.GetDomains(), err)
+	}
+	return resp
+}
+
+// issue submits req, publishes its records and ticks: the local CA verifies them and issues in
+// that tick. It returns the certificate, which must have its certificate by then.
+func (e *env) issue(req *lifecyclev1.SubmitApplicationRequest) *lifecyclev1.Certificate {
+	e.t.Helper()
+	e.publish(e.submit(req).GetInstructions())
+	e.tick()
+	c := e.certificate(req.GetCertificateId())
+	if c.GetCurrentIssuance() == nil {
+		e.t.Fatalf("certificate %s is %s after its records were published, want a certificate issued", c.GetCertificateId(), c.GetState())
+	}
+	return c
 }
 
 // publish serves the instructions' records from the test DNS server.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -118,8 +119,8 @@ func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.
 		return nil, err
 	}
 	note := strings.TrimSpace(req.GetNote())
-	if len(note) > maxNote {
-		return nil, apierr.InvalidArgument("note", "must be at most %d characters, got %d", maxNote, len(note))
+	if n := utf8.RuneCountInString(note); n > maxNote {
+		return nil, apierr.InvalidArgument("note", "must be at most %d characters, got %d", maxNote, n)
 	}
 	status := ""
 	if st := req.GetStatus(); st != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_UNSPECIFIED {

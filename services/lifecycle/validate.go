@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
@@ -158,7 +159,7 @@ func checkOrganization(validation string, o *lifecyclev1.Organization) (*ca.Orga
 		if strings.TrimSpace(f.v) == "" {
 			return nil, apierr.InvalidArgument(f.name, "is required for a %s certificate", validation)
 		}
-		if len(f.v) > 200 {
+		if utf8.RuneCountInString(f.v) > 200 {
 			return nil, apierr.InvalidArgument(f.name, "is longer than 200 characters")
 		}
 	}
