@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/ids"
@@ -37,6 +39,10 @@ func (n *Notifier) Wait() <-chan struct{} {
 	return n.ch
 }
 
+// WatchStartHeader is the response header of WatchEvents holding the event id the stream starts
+// after; once a client has it, every event committed later reaches the stream.
+const WatchStartHeader = "certhosting-watch-start"
+
 // watchBatch is how many events WatchEvents reads at a time; watchPoll is how often it looks
 // even without a notification (a safety net; notifications carry the latency).
 const (
@@ -68,6 +74,11 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 		}
 	} else if cursor, err = strconv.ParseInt(req.GetAfterEventId(), 10, 64); err != nil || cursor < 0 {
 		return apierr.InvalidArgument("after_event_id", "must be an event_id (a non-negative integer) or empty, got %q", req.GetAfterEventId())
+	}
+	// The response headers say where the stream starts: a client that must not miss a change it
+	// makes right after opening the stream waits for them before making it.
+	if err := stream.SendHeader(metadata.Pairs(WatchStartHeader, strconv.FormatInt(cursor, 10))); err != nil {
+		return err
 	}
 	for {
 		wake := s.events.Wait()

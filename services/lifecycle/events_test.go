@@ -13,6 +13,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
+	"github.com/certhosting/certhosting/services/lifecycle"
 )
 
 // watchTimeout bounds every WatchEvents stream of a test: an event that never comes ends the
@@ -37,20 +38,25 @@ func (e *env) watch(c lifecyclev1.LifecycleServiceClient, afterEventID, bundleID
 	if err != nil {
 		e.t.Fatalf("WatchEvents: %v", err)
 	}
-	last, _ := strconv.ParseInt(afterEventID, 10, 64)
-	return &watcher{t: e.t, stream: s, cancel: cancel, last: last}
-}
-
-// watching blocks until n streams have read what was there when they started and wait for new
-// events (each waits on a poll timer of the fake clock), so a change made next reaches them: a
-// stream started with an empty after_event_id would otherwise race with it.
-func (e *env) watching(n int) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, watchTimeout)
-	defer cancel()
-	if err := e.clk.BlockUntilContext(ctx, n); err != nil {
-		e.t.Fatalf("waiting for %d WatchEvents streams to wait for events: %v", n, err)
+	// The headers say where the stream starts; once they are here, every later change reaches it.
+	md, err := s.Header()
+	if err != nil {
+		e.t.Fatalf("WatchEvents headers: %v", err)
 	}
+	startAt := md.Get(lifecycle.WatchStartHeader)
+	if len(startAt) != 1 {
+		e.t.Fatalf("WatchEvents headers %v lack %s", md, lifecycle.WatchStartHeader)
+	}
+	last, err := strconv.ParseInt(startAt[0], 10, 64)
+	if err != nil {
+		e.t.Fatalf("%s = %q: %v", lifecycle.WatchStartHeader, startAt[0], err)
+	}
+	if afterEventID != "" {
+		if want, _ := strconv.ParseInt(afterEventID, 10, 64); last != want {
+			e.t.Fatalf("%s = %d, want the requested cursor %d", lifecycle.WatchStartHeader, last, want)
+		}
+	}
+	return &watcher{t: e.t, stream: s, cancel: cancel, last: last}
 }
 
 // next receives the next n events and fails the test unless their ids increase strictly.
@@ -184,7 +190,6 @@ func TestWatchEventsNewOnly(t *testing.T) {
 	e := newEnv(t)
 	b := e.create(t, e.accA, 2, false)
 	w := e.watch(e.a, "", "")
-	e.watching(1)
 	cert := b.GetCertificates()[0].GetCertificateId()
 	e.submit(application(cert, "shop.example.com"))
 	if ev := w.next(1)[0]; ev.GetType() != evSubmitted || ev.GetCertificateId() != cert {

@@ -93,6 +93,9 @@ func checkDomains(b store.Bundle, names []string) ([]string, error) {
 		}
 		out = append(out, d)
 	}
+	if b.ValidationType == "EV" && wildcards > 0 {
+		return nil, apierr.InvalidArgument("domains", "an EV certificate cannot hold a wildcard (CA/Browser Forum EV Guidelines)")
+	}
 	switch b.DomainType {
 	case "SINGLE":
 		if len(out) != 1 {

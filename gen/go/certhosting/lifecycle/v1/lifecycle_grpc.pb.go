@@ -78,7 +78,9 @@ type LifecycleServiceClient interface {
 	// UpdateBundle changes a bundle's renewal settings.
 	UpdateBundle(ctx context.Context, in *UpdateBundleRequest, opts ...grpc.CallOption) (*UpdateBundleResponse, error)
 	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
-	// client that disconnects resumes from the last event_id it saw and misses nothing.
+	// client that disconnects resumes from the last event_id it saw and misses nothing. The response
+	// header `certhosting-watch-start` holds the event id the stream starts after: every event
+	// committed once the client has the headers reaches the stream.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
@@ -264,7 +266,9 @@ type LifecycleServiceServer interface {
 	// UpdateBundle changes a bundle's renewal settings.
 	UpdateBundle(context.Context, *UpdateBundleRequest) (*UpdateBundleResponse, error)
 	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
-	// client that disconnects resumes from the last event_id it saw and misses nothing.
+	// client that disconnects resumes from the last event_id it saw and misses nothing. The response
+	// header `certhosting-watch-start` holds the event id the stream starts after: every event
+	// committed once the client has the headers reaches the stream.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
