@@ -286,8 +286,10 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 	now := s.Clock.Now()
 	a := store.Application{
 		ID: ids.New(ids.Application, now), CertificateID: c.ID, BundleID: b.ID, AccountID: c.AccountID,
-		Status: store.AppPending, Actor: actor, CAName: s.CAName,
+		Status: store.AppPending, Actor: actor,
 	}
+	var authority ca.Client
+	a.CAName, authority = s.CAs.Route(b.ProductID, b.ValidationType)
 	if err := info.toRow(&a); err != nil {
 		return nil, err
 	}
@@ -298,10 +300,10 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
-	sub, err := s.CA.Submit(cctx, caRequest(a, b, info, csr))
+	sub, err := authority.Submit(cctx, caRequest(a, b, info, csr))
 	cancel()
 	if err != nil {
-		s.Log.Warn("CA submit failed", "application_id", a.ID, "ca", s.CAName, "err", err)
+		s.Log.Warn("CA submit failed", "application_id", a.ID, "ca", a.CAName, "err", err)
 		return nil, apierr.Unavailable("the CA is unavailable right now; nothing was submitted; try again")
 	}
 	instr, err := json.Marshal(sub.Instructions)
@@ -332,7 +334,7 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 	})
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), caCallTimeout)
-		if cerr := s.CA.Cancel(cctx, sub.Ref); cerr != nil {
+		if cerr := authority.Cancel(cctx, sub.Ref); cerr != nil {
 			s.Log.Warn("CA cancel failed", "application_id", a.ID, "err", cerr)
 		}
 		cancel()

@@ -99,7 +99,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	events := lifecycle.NewNotifier()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}
-	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CA: flaky, CAName: "local", Keys: box,
+	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: ca.Single("local", flaky), Keys: box,
 		Engineers: []string{"alice", "bob"}}
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 

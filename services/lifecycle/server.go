@@ -14,6 +14,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -62,9 +63,9 @@ type Config struct {
 	Store *store.Store
 	Clock clockwork.Clock
 	Log   *slog.Logger
-	// CA issues the certificates; CAName is recorded on each application.
-	CA     ca.Client
-	CAName string
+	// CAs are the configured certificate authorities and which one serves each product. An
+	// application records the name of its CA.
+	CAs *ca.Registry
 	// Keys encrypts private keys at rest.
 	Keys *secrets.Box
 	// Engineers are the support engineers cases are assigned to, round-robin.
@@ -73,6 +74,15 @@ type Config struct {
 
 // core is the part of the service the API and the ticker share.
 type core struct{ Config }
+
+// caOf returns the CA an application went to.
+func (c *core) caOf(a store.Application) (ca.Client, error) {
+	client, ok := c.CAs.Client(a.CAName)
+	if !ok {
+		return nil, fmt.Errorf("application %s went to CA %q, which is no longer configured (configured: %v)", a.ID, a.CAName, c.CAs.Names())
+	}
+	return client, nil
+}
 
 // Server implements lifecyclev1.LifecycleServiceServer.
 type Server struct {

@@ -343,7 +343,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	target := certs[next.Sequence-1]
 	a := store.Application{
 		ID: ids.New(ids.Application, now), CertificateID: target.ID, BundleID: b.ID, AccountID: b.AccountID,
-		Status: store.AppSubmitting, Automatic: true, Actor: state.ActorTicker, CAName: t.CAName,
+		Status: store.AppSubmitting, Automatic: true, Actor: state.ActorTicker,
 		RequestedNotAfter:  sql.NullInt64{Int64: db.Micros(next.NotAfter), Valid: true},
 		ReplacesIssuanceID: cur.CurrentIssuanceID,
 		NextPollAt:         sql.NullInt64{Int64: db.Micros(now), Valid: true},
@@ -351,6 +351,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	if err := info.toRow(&a); err != nil {
 		return 0, err
 	}
+	a.CAName, _ = t.CAs.Route(b.ProductID, b.ValidationType)
 	if err := tx.InsertApplication(&a); err != nil {
 		return 0, err
 	}
@@ -435,8 +436,12 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 			req.Replaces = []byte(prev.ChainPEM)
 		}
 	}
+	authority, err := t.caOf(a)
+	if err != nil {
+		return t.retryLater(ctx, a, now, 0, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
-	sub, err := t.CA.Submit(cctx, req)
+	sub, err := authority.Submit(cctx, req)
 	cancel()
 	if err != nil {
 		return t.retryLater(ctx, a, now, ca.RetryAfter(err), err)
@@ -478,9 +483,13 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 		return t.Store.DueApplications(ctx, store.AppPending, now, t.cfg.Batch)
 	}, func(a store.Application) error {
 		count(&st.Polled)
-		cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
-		res, err := t.CA.Status(cctx, a.CARef.String)
-		cancel()
+		authority, err := t.caOf(a)
+		var res ca.Status
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+			res, err = authority.Status(cctx, a.CARef.String)
+			cancel()
+		}
 		if err != nil {
 			count(&st.PollErrors)
 			if err := t.retryLater(ctx, a, now, ca.RetryAfter(err), err); !errors.Is(err, errTransient) {

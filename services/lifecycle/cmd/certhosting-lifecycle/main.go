@@ -26,6 +26,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/cli"
 	"github.com/certhosting/certhosting/pkg/db"
@@ -155,7 +156,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	events := lifecycle.NewNotifier()
 	lc := lifecycle.Config{
 		Store: store.New(database, events.Notify), Clock: clk, Log: log,
-		CA: authority, CAName: "local", Keys: keys, Engineers: engineers,
+		CAs: ca.Single("local", authority), Keys: keys, Engineers: engineers,
 	}
 	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
 	gs := grpcserver.New(log, auth.NewInterceptor(verifier, lifecycle.Policy, cfg.rateLimit))
