@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,10 +143,38 @@ func (e *env) in(t *testing.T) *env {
 }
 
 // flakyCA is the real CA behind a switch: while down, every call fails as a network error would.
+// It also plays a CA with renewal information (RFC 9773) once a test sets a window, and keeps the
+// requests it was given.
 type flakyCA struct {
 	ca.Client
 	down  atomic.Bool
 	calls atomic.Int64
+
+	mu       sync.Mutex
+	windows  map[string]ca.RenewalWindow // by certificate chain; others get no renewal information
+	requests []ca.Request
+}
+
+// setWindow makes the CA publish w as the renewal window of the certificate with this chain.
+func (f *flakyCA) setWindow(chainPEM string, w ca.RenewalWindow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.windows == nil {
+		f.windows = map[string]ca.RenewalWindow{}
+	}
+	f.windows[chainPEM] = w
+}
+
+// RenewalInfo implements ca.RenewalInformer.
+func (f *flakyCA) RenewalInfo(ctx context.Context, chainPEM []byte) (ca.RenewalWindow, bool, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return ca.RenewalWindow{}, false, errCADown
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w, ok := f.windows[string(chainPEM)]
+	return w, ok, nil
 }
 
 var errCADown = &net.OpError{Op: "dial", Net: "tcp", Err: errString("connection refused")}
@@ -159,6 +188,9 @@ func (f *flakyCA) Submit(ctx context.Context, r ca.Request) (ca.Submission, erro
 	if f.down.Load() {
 		return ca.Submission{}, errCADown
 	}
+	f.mu.Lock()
+	f.requests = append(f.requests, r)
+	f.mu.Unlock()
 	return f.Client.Submit(ctx, r)
 }
 
@@ -243,7 +275,10 @@ func (e *env) tick() lifecycle.TickStats {
 func (e *env) advance(d time.Duration, observe func()) {
 	e.t.Helper()
 	end := e.clk.Now().Add(d)
-	for {
+	for ticks := 0; ; ticks++ {
+		if ticks == 100_000 {
+			e.t.Fatalf("advance: 100000 ticks and still at %s of %s; something stays due without progress", e.clk.Now(), end)
+		}
 		e.tick()
 		if observe != nil {
 			observe()

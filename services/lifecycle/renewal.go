@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"time"
+
+	"github.com/certhosting/certhosting/pkg/ca"
 )
 
 // The hosting timeline (DESIGN.md, "Hosting timeline rules"), as pure functions of their inputs.
@@ -114,4 +116,58 @@ func RequestedEnd(t0 time.Time, seq int) time.Time {
 	}
 	_, end := Coverage(t0, seq)
 	return end
+}
+
+// DefaultRenewalInfoRecheck is how long to wait before asking a CA for a renewal window again
+// when its answer carried no Retry-After.
+const DefaultRenewalInfoRecheck = 6 * time.Hour
+
+// RenewalInfoPlan is what to do with a CA's renewal window (RFC 9773).
+type RenewalInfoPlan struct {
+	// RenewAt is the renewal time to use (unchanged when the window is not trusted).
+	RenewAt time.Time
+	// NextCheck is when to ask again; zero means never again for this certificate.
+	NextCheck time.Time
+}
+
+// PlanRenewalInfo applies a CA's suggested renewal window to a hosted certificate valid
+// [notBefore, notAfter) whose renewal is planned at current:
+//
+//   - Once less than 1/20 of the lifetime remains, no window is trusted any more: the planned
+//     renewal time stands and the CA is not asked again (a window pushed late then could let the
+//     certificate expire).
+//   - Otherwise the renewal happens at a uniformly random time inside the window (pick draws it,
+//     in [0, n)), so a CA's whole population does not renew at once; a current time already inside
+//     the window is kept, so a window that does not move does not move the renewal. The time is
+//     never later than the 1/20 cut-off, nor earlier than now.
+//   - The CA is asked again after its Retry-After (DefaultRenewalInfoRecheck when it gave none),
+//     unless the renewal or the cut-off comes first. Asking again is what lets a CA move a window
+//     earlier (it does after a mass revocation).
+func PlanRenewalInfo(w ca.RenewalWindow, notBefore, notAfter, current, now time.Time, pick func(n int64) int64) RenewalInfoPlan {
+	cutoff := notAfter.Add(-notAfter.Sub(notBefore) / 20)
+	if !now.Before(cutoff) {
+		return RenewalInfoPlan{RenewAt: current}
+	}
+	renewAt := current
+	end := w.End
+	if end.After(cutoff) {
+		end = cutoff
+	}
+	if w.End.After(w.Start) && end.After(w.Start) {
+		if current.Before(w.Start) || current.After(end) {
+			renewAt = w.Start.Add(time.Duration(pick(int64(end.Sub(w.Start)))))
+		}
+	}
+	if renewAt.Before(now) {
+		renewAt = now
+	}
+	recheck := w.RetryAfter
+	if recheck <= 0 {
+		recheck = DefaultRenewalInfoRecheck
+	}
+	next := now.Add(recheck)
+	if !next.Before(renewAt) || !next.Before(cutoff) {
+		next = time.Time{} // the renewal comes first
+	}
+	return RenewalInfoPlan{RenewAt: renewAt, NextCheck: next}
 }

@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"testing"
 	"time"
+
+	"github.com/certhosting/certhosting/pkg/ca"
 )
 
 const day = 24 * time.Hour
@@ -92,5 +94,52 @@ func TestRequestedEnd(t *testing.T) {
 	}
 	if got := RequestedEnd(t0, 2); !got.Equal(t0.Add(2 * Year)) {
 		t.Errorf("instance 2: got %v, want %v", got, t0.Add(2*Year))
+	}
+}
+
+func TestPlanRenewalInfo(t *testing.T) {
+	nb := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	na := nb.Add(90 * day) // a 90-day ACME certificate: the 1/20 cut-off is 4.5 days before expiry
+	at := func(d float64) time.Time { return nb.Add(time.Duration(d * float64(day))) }
+	half := func(n int64) int64 { return n / 2 }
+	for _, tc := range []struct {
+		name    string
+		window  ca.RenewalWindow
+		current time.Time
+		now     time.Time
+		want    RenewalInfoPlan
+	}{
+		{"a time inside the window, rechecked after Retry-After",
+			ca.RenewalWindow{Start: at(59), End: at(61), RetryAfter: 6 * time.Hour}, at(60), at(1),
+			RenewalInfoPlan{RenewAt: at(60), NextCheck: at(1).Add(6 * time.Hour)}},
+		{"a time outside the window moves into it",
+			ca.RenewalWindow{Start: at(40), End: at(42)}, at(60), at(1),
+			RenewalInfoPlan{RenewAt: at(41), NextCheck: at(1).Add(DefaultRenewalInfoRecheck)}},
+		{"a window later than planned moves the renewal later",
+			ca.RenewalWindow{Start: at(70), End: at(72)}, at(60), at(1),
+			RenewalInfoPlan{RenewAt: at(71), NextCheck: at(1).Add(DefaultRenewalInfoRecheck)}},
+		{"a window past the 1/20 cut-off is cut there",
+			ca.RenewalWindow{Start: at(84), End: at(89)}, at(60), at(1),
+			RenewalInfoPlan{RenewAt: at(84).Add(at(85.5).Sub(at(84)) / 2), NextCheck: at(1).Add(DefaultRenewalInfoRecheck)}},
+		{"a window in the past means renew now, and no more checks",
+			ca.RenewalWindow{Start: at(10), End: at(12)}, at(60), at(30),
+			RenewalInfoPlan{RenewAt: at(30)}},
+		{"less than 1/20 of the lifetime left: no window is trusted",
+			ca.RenewalWindow{Start: at(88), End: at(89)}, at(60), at(86),
+			RenewalInfoPlan{RenewAt: at(60)}},
+		{"an empty window is ignored but asked again",
+			ca.RenewalWindow{Start: at(61), End: at(61)}, at(60), at(1),
+			RenewalInfoPlan{RenewAt: at(60), NextCheck: at(1).Add(DefaultRenewalInfoRecheck)}},
+		{"no recheck after the renewal time",
+			ca.RenewalWindow{Start: at(59), End: at(61), RetryAfter: 10 * day}, at(60), at(55),
+			RenewalInfoPlan{RenewAt: at(60)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := PlanRenewalInfo(tc.window, nb, na, tc.current, tc.now, half)
+			if !got.RenewAt.Equal(tc.want.RenewAt) || !got.NextCheck.Equal(tc.want.NextCheck) {
+				t.Errorf("got renew at day %.2f, next check %v; want day %.2f, %v",
+					got.RenewAt.Sub(nb).Hours()/24, got.NextCheck, tc.want.RenewAt.Sub(nb).Hours()/24, tc.want.NextCheck)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -95,18 +96,18 @@ func (t *Ticker) Run(ctx context.Context) error {
 
 // TickStats counts what one tick did.
 type TickStats struct {
-	Expired, Escalated, RenewalsStarted, Activated, HostingEnding int
+	Expired, Escalated, RenewalInfo, RenewalsStarted, Activated, HostingEnding int
 	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors int
 }
 
-// Tick does everything due at now: expiries, escalations, renewals to start, applications to
-// submit, applications to poll, in that order (so a renewal started now is submitted, and with a
+// Tick does everything due at now: expiries, escalations, renewal windows to refresh, renewals to
+// start, applications to submit, applications to poll, in that order (so a renewal started now is submitted, and with a
 // quick CA issued, in the same tick).
 func (t *Ticker) Tick(ctx context.Context, now time.Time) (TickStats, error) {
 	var st TickStats
 	var errs []error
 	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
-		t.expire, t.escalate, t.startRenewals, t.submit, t.poll,
+		t.expire, t.escalate, t.renewalInfo, t.startRenewals, t.submit, t.poll,
 	} {
 		if err := phase(ctx, now, &st); err != nil {
 			errs = append(errs, err)
@@ -178,7 +179,7 @@ func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error
 			wasHosted := cur.State == state.Hosted
 			cur.ExpireAt = sql.NullInt64{}
 			if cur.State == state.Hosted || cur.State == state.Issued {
-				cur.RenewAt, cur.EscalateAt = sql.NullInt64{}, sql.NullInt64{}
+				cur.RenewAt, cur.EscalateAt, cur.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
 				if err := tx.Transition(&cur, state.Expired, state.ActorTicker, store.EventExpired,
 					fmt.Sprintf("certificate expired at %s", db.FromMicros(c.ExpireAt.Int64).Format(time.RFC3339))); err != nil {
 					return err
@@ -249,6 +250,88 @@ func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) err
 	})
 }
 
+// renewalInfo asks the issuing CA for the renewal window of hosted certificates (ACME Renewal
+// Information, RFC 9773) and moves their renewal time into it (PlanRenewalInfo).
+func (t *Ticker) renewalInfo(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "renewal-info", func() ([]store.Certificate, error) {
+		return t.Store.DueRenewalInfo(ctx, now, t.cfg.Batch)
+	}, func(c store.Certificate) error {
+		plan, err := t.planRenewal(ctx, c, now)
+		if err != nil {
+			return err
+		}
+		err = t.write(ctx, now, func(tx *store.Tx) error {
+			cur, err := tx.Certificate(c.ID)
+			if err != nil || cur.CurrentIssuanceID != c.CurrentIssuanceID || cur.RenewAt != c.RenewAt || cur.ARICheckAt != c.ARICheckAt {
+				return err // changed since it was read: the next check sees the new state
+			}
+			cur.ARICheckAt = db.NullMicros(plan.NextCheck)
+			if plan.RenewAt.IsZero() || !cur.RenewAt.Valid {
+				return tx.SaveSchedule(&cur)
+			}
+			if c.RenewAt.Int64 != db.Micros(plan.RenewAt) {
+				t.Log.Info("renewal moved into the CA's window", "certificate_id", cur.ID,
+					"from", db.FromMicros(c.RenewAt.Int64), "to", plan.RenewAt)
+			}
+			cur.RenewAt = sql.NullInt64{Int64: db.Micros(plan.RenewAt), Valid: true}
+			if cur.ExpireAt.Valid {
+				// Escalation follows the renewal: half of what is left after it, at most 7 days.
+				na, lifetime := db.FromMicros(cur.ExpireAt.Int64), time.Duration(0)
+				if iss, err := tx.Issuance(cur.CurrentIssuanceID.String); err == nil {
+					lifetime = na.Sub(db.FromMicros(iss.NotBefore))
+				}
+				cur.EscalateAt = sql.NullInt64{Int64: db.Micros(na.Add(-EscalateBefore(lifetime, na.Sub(plan.RenewAt)))), Valid: true}
+			}
+			return tx.SaveSchedule(&cur)
+		})
+		if err == nil {
+			mu.Lock()
+			st.RenewalInfo++
+			mu.Unlock()
+		}
+		return err
+	})
+}
+
+// planRenewal asks the certificate's CA for its window. A CA that offers none, or a certificate
+// no longer hosted or already renewing, gets a plan that stops the checks; a transient error
+// checks again later.
+func (t *Ticker) planRenewal(ctx context.Context, c store.Certificate, now time.Time) (RenewalInfoPlan, error) {
+	stop := RenewalInfoPlan{}
+	if c.State != state.Hosted || !c.RenewAt.Valid || !c.CurrentIssuanceID.Valid {
+		return stop, nil
+	}
+	iss, err := t.Store.Issuance(ctx, c.AccountID, c.CurrentIssuanceID.String)
+	if err != nil {
+		return stop, err
+	}
+	a, err := t.Store.ApplicationOf(ctx, c.AccountID, iss.ApplicationID)
+	if err != nil {
+		return stop, err
+	}
+	client, err := t.caOf(a)
+	if err != nil {
+		return stop, err
+	}
+	informer, ok := client.(ca.RenewalInformer)
+	if !ok {
+		return stop, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+	w, ok, err := informer.RenewalInfo(cctx, []byte(iss.ChainPEM))
+	cancel()
+	if err != nil {
+		t.Log.Warn("renewal information unavailable; asking again later", "certificate_id", c.ID, "err", err)
+		return RenewalInfoPlan{NextCheck: now.Add(max(time.Hour, ca.RetryAfter(err)))}, nil
+	}
+	if !ok {
+		return stop, nil
+	}
+	return PlanRenewalInfo(w, db.FromMicros(iss.NotBefore), db.FromMicros(iss.NotAfter), db.FromMicros(c.RenewAt.Int64),
+		now, rand.Int64N), nil
+}
+
 // startRenewals decides, for each hosted certificate at its renewal time, where its successor
 // goes (DecideSuccessor) and records it: an automatic application for the same instance or for
 // the next one (activating it), or the end of hosting. The application is submitted to the CA by
@@ -289,7 +372,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	if !cur.RenewAt.Valid || cur.RenewAt.Int64 > db.Micros(now) {
 		return 0, nil // started by someone else, or rescheduled, since it was read
 	}
-	cur.RenewAt = sql.NullInt64{}
+	cur.RenewAt, cur.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}
 	if err := tx.SaveSchedule(&cur); err != nil {
 		return 0, err
 	}
@@ -618,7 +701,7 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 				if o.ID == c.ID || o.State != state.Hosted {
 					continue
 				}
-				o.RenewAt, o.EscalateAt = sql.NullInt64{}, sql.NullInt64{}
+				o.RenewAt, o.EscalateAt, o.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
 				if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
 					fmt.Sprintf("superseded by instance %d's certificate %s", c.Sequence, iss.Serial)); err != nil {
 					return err
@@ -638,6 +721,12 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 			renewBefore := RenewBefore(lifetime, time.Duration(b.RenewBeforeSeconds.Int64)*time.Second)
 			c.RenewAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-renewBefore)), Valid: true}
 			c.EscalateAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-EscalateBefore(lifetime, renewBefore))), Valid: true}
+			c.ARICheckAt = sql.NullInt64{}
+			if client, err := t.caOf(a); err == nil {
+				if _, ok := client.(ca.RenewalInformer); ok {
+					c.ARICheckAt = sql.NullInt64{Int64: db.Micros(now), Valid: true} // ask for the window at once
+				}
+			}
 			if b.HostingStatus == store.HostingWaiting || b.HostingStatus == "" {
 				b.HostingStatus = store.HostingActive
 			}

@@ -162,6 +162,11 @@ func (s *Store) DueExpirations(ctx context.Context, now time.Time, limit int) ([
 	return s.dueCertificates(ctx, "expire_at", now, limit)
 }
 
+// DueRenewalInfo returns hosted certificates whose CA's renewal window should be asked for.
+func (s *Store) DueRenewalInfo(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
+	return s.dueCertificates(ctx, "ari_check_at", now, limit)
+}
+
 // DueEscalations returns hosted instances whose successor is still not in place escalate_before
 // their expiry.
 func (s *Store) DueEscalations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
@@ -192,6 +197,7 @@ func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 		SELECT MIN(renew_at) AS t FROM certificates WHERE renew_at IS NOT NULL
 		UNION ALL SELECT MIN(expire_at) FROM certificates WHERE expire_at IS NOT NULL
 		UNION ALL SELECT MIN(escalate_at) FROM certificates WHERE escalate_at IS NOT NULL
+		UNION ALL SELECT MIN(ari_check_at) FROM certificates WHERE ari_check_at IS NOT NULL
 		UNION ALL SELECT MIN(next_poll_at) FROM applications WHERE next_poll_at IS NOT NULL) due`)
 	return db.FromNullMicros(v), v.Valid, err
 }
@@ -401,4 +407,34 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter, before string, limi
 	var cs []SupportCase
 	err := s.db.Select(ctx, &cs, q, args...)
 	return cs, err
+}
+
+// The delegated DNS zone's records.
+
+// PublishRecord adds a TXT value at fqdn (lower case, with the trailing dot); adding one that is
+// there already is a no-op.
+func (s *Store) PublishRecord(ctx context.Context, fqdn, value string, now time.Time) error {
+	return s.db.Write(ctx, func(tx *db.Tx) error {
+		var n int
+		if err := tx.Get(&n, `SELECT COUNT(*) FROM dns_records WHERE fqdn = ? AND value = ?`, fqdn, value); err != nil || n > 0 {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO dns_records (fqdn, value, create_time) VALUES (?, ?, ?)`, fqdn, value, db.Micros(now))
+		return err
+	})
+}
+
+// RemoveRecord removes a TXT value at fqdn.
+func (s *Store) RemoveRecord(ctx context.Context, fqdn, value string) error {
+	return s.db.Write(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(`DELETE FROM dns_records WHERE fqdn = ? AND value = ?`, fqdn, value)
+		return err
+	})
+}
+
+// Records returns the TXT values at fqdn.
+func (s *Store) Records(ctx context.Context, fqdn string) ([]string, error) {
+	var vs []string
+	err := s.db.Select(ctx, &vs, `SELECT value FROM dns_records WHERE fqdn = ? ORDER BY create_time, value`, fqdn)
+	return vs, err
 }

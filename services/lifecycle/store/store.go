@@ -80,10 +80,12 @@ type Certificate struct {
 	RenewAt              sql.NullInt64  `db:"renew_at"`
 	ExpireAt             sql.NullInt64  `db:"expire_at"`
 	EscalateAt           sql.NullInt64  `db:"escalate_at"`
+	ARICheckAt           sql.NullInt64  `db:"ari_check_at"`
 }
 
 const certificateColumns = `certificate_id, bundle_id, account_id, sequence, state, coverage_start, coverage_end,
-	create_time, update_time, current_issuance_id, current_application_id, renew_at, expire_at, escalate_at`
+	create_time, update_time, current_issuance_id, current_application_id, renew_at, expire_at, escalate_at,
+	ari_check_at`
 
 // Event is one history entry.
 type Event struct {
@@ -167,7 +169,7 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 			}
 			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
 				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
-				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at)`, c); err != nil {
+				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at)`, c); err != nil {
 				return err
 			}
 			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
