@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -64,7 +65,7 @@ type clients struct {
 
 // start runs a pair in the test's own directory and stops it when the test ends. A service that
 // does not exit cleanly then (a data race under -race exits 66) fails the test, and a failed test
-// prints the end of both services' logs.
+// keeps both services' logs (see keepLogs).
 func start(t *testing.T) *env {
 	t.Helper()
 	if testing.Short() {
@@ -79,7 +80,7 @@ func start(t *testing.T) *env {
 			t.Errorf("stopping the pair: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("service logs (last lines):\n%s", tail(p.Logs(), 80))
+			keepLogs(t, p.Logs())
 		}
 	})
 	return &env{Pair: p, clients: connect(t, p, p.DemoKey)}
@@ -172,9 +173,32 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 	}
 }
 
+// keepLogs shows a failed test's service logs: the warnings and errors and the last lines in the
+// test's output, and all of it in a file that outlives the test's directory.
+func keepLogs(t *testing.T, logs string) {
+	var notable []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || strings.Contains(line, "DATA RACE") {
+			notable = append(notable, line)
+		}
+	}
+	where := "not kept"
+	f, err := os.CreateTemp("", "certhosting-e2e-"+strings.ReplaceAll(t.Name(), "/", "_")+"-*.log")
+	if err == nil {
+		_, err = f.WriteString(logs)
+		err = errors.Join(err, f.Close())
+		where = f.Name()
+	}
+	if err != nil {
+		where = err.Error()
+	}
+	t.Logf("service logs: %s\nwarnings and errors (%d, the last 40):\n%s\nlast lines:\n%s",
+		where, len(notable), tail(strings.Join(notable, ""), 40), tail(logs, 40))
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
-	lines := strings.SplitAfter(s, "\n")
+	lines := strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
