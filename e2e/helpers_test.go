@@ -72,11 +72,14 @@ func (c clients) delivered(t *testing.T, orderID string) *orderv1.Order {
 	return o
 }
 
+// listPageSize is small enough that the crash test's listings span several pages.
+const listPageSize = 100
+
 // bundlesPerOrder lists every bundle of the caller's account, all pages, and counts them by order.
 func (c clients) bundlesPerOrder(t *testing.T) map[string]int {
 	t.Helper()
 	n := map[string]int{}
-	req := &lifecyclev1.ListBundlesRequest{PageSize: 500}
+	req := &lifecyclev1.ListBundlesRequest{PageSize: listPageSize}
 	for {
 		resp, err := c.lifecycle.ListBundles(t.Context(), req)
 		if err != nil {
@@ -95,7 +98,7 @@ func (c clients) bundlesPerOrder(t *testing.T) map[string]int {
 func (c clients) listOrders(t *testing.T) []*orderv1.Order {
 	t.Helper()
 	var all []*orderv1.Order
-	req := &orderv1.ListOrdersRequest{PageSize: 500}
+	req := &orderv1.ListOrdersRequest{PageSize: listPageSize}
 	for {
 		resp, err := c.order.ListOrders(t.Context(), req)
 		if err != nil {
