@@ -89,8 +89,9 @@ type Pair struct {
 	// OrderAddr and LifecycleAddr are the loopback addresses the services listen on; they stay
 	// the same across restarts.
 	OrderAddr, LifecycleAddr string
-	// DemoKey is a customer key of the "demo" account; ServiceKeyFile holds the order service's key.
-	DemoKey, ServiceKeyFile string
+	// DemoKey is a customer key of the "demo" account, also in DemoKeyFile; ServiceKeyFile holds
+	// the order service's key.
+	DemoKey, DemoKeyFile, ServiceKeyFile string
 	// IdentityDB is the identity database both services use.
 	IdentityDB string
 
@@ -113,13 +114,12 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 		return nil, err
 	}
 	p.DemoKey = strings.TrimSpace(out)
+	p.DemoKeyFile = filepath.Join(opts.Dir, "demo-api-key")
 	p.ServiceKeyFile = filepath.Join(opts.Dir, "order-service-key")
-	if p.LifecycleAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
-	if p.OrderAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
+	// The first start of each service listens on port 0 and reports the port the kernel chose
+	// (-ready-file). Picking a free port here and handing it over would leave a window in which a
+	// test running in parallel could take it.
+	p.LifecycleAddr, p.OrderAddr = "127.0.0.1:0", "127.0.0.1:0"
 	if err := p.StartLifecycle(ctx); err != nil {
 		return nil, err
 	}
@@ -130,21 +130,11 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 	return p, nil
 }
 
-// freeAddr picks a free loopback port. The services are then started on it explicitly, so a
-// restarted service comes back on the same address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // Admin runs `certhosting-order admin <args>` against the pair's identity database.
 func (p *Pair) Admin(ctx context.Context, args ...string) (string, error) {
 	full := append([]string{"admin", args[0], "-identity-db", p.IdentityDB}, args[1:]...)
 	cmd := exec.CommandContext(ctx, p.bins.Order, full...)
+	cmd.Env = childEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -152,6 +142,15 @@ func (p *Pair) Admin(ctx context.Context, args ...string) (string, error) {
 		return "", fmt.Errorf("admin %s: %v: %s", args[0], err, stderr.String())
 	}
 	return string(out), nil
+}
+
+// childEnv is the environment of the services and admin commands. A binary built with -race
+// sleeps a second when it exits (the race runtime's atexit_sleep_ms, time for other threads to
+// report), which every admin command, stop and kill would pay; races found while running are
+// still reported and still make the process exit 66. GORACE options set by the caller come later
+// and win.
+func childEnv() []string {
+	return append(os.Environ(), "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 }
 
 // StartOrder starts (or restarts) the order service and waits until it serves.
@@ -163,12 +162,12 @@ func (p *Pair) StartOrder(ctx context.Context) error {
 		"-lifecycle-addr", p.LifecycleAddr,
 		"-lifecycle-key-file", p.ServiceKeyFile,
 	}, p.opts.OrderArgs...)
-	pr, err := p.start(ctx, "order", p.bins.Order, args)
+	pr, addr, err := p.start(ctx, "order", p.bins.Order, args)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.order = pr
+	p.order, p.OrderAddr = pr, addr
 	p.mu.Unlock()
 	return nil
 }
@@ -188,17 +187,21 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 		"-master-key-file", keyFile,
 		"-localca-db", filepath.Join(p.opts.Dir, "localca.db"),
 	}, p.opts.LifecycleArgs...)
-	pr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
+	pr, addr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.lifecycle = pr
+	p.lifecycle, p.LifecycleAddr = pr, addr
 	p.mu.Unlock()
 	return nil
 }
 
-func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*proc, error) {
+// start runs a service and waits until it has written its ready file: the address it listens on.
+// A restart listens on the address of the first start, so clients and the other service find it
+// again; another process could take the port while the service is down, which for the second or
+// so of a restart on loopback is unlikely enough.
+func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*proc, string, error) {
 	ready := filepath.Join(p.opts.Dir, name+".ready")
 	_ = os.Remove(ready)
 	args = append(args, "-ready-file", ready, "-log-level", "debug")
@@ -206,8 +209,10 @@ func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*pro
 	w := &prefixWriter{prefix: name + ": ", p: p}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Dir = p.opts.Dir
+	cmd.Env = childEnv()
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	pr := &proc{cmd: cmd, done: make(chan error, 1)}
 	go func() { pr.done <- cmd.Wait() }()
@@ -216,21 +221,35 @@ func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*pro
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			return pr, nil
+		if addr, ok := readAddr(ready); ok {
+			return pr, addr, nil
 		}
 		select {
 		case err := <-pr.done:
-			return nil, fmt.Errorf("%s exited before serving: %v\n%s", name, err, p.Logs())
+			return nil, "", fmt.Errorf("%s exited before serving: %v\n%s", name, err, p.Logs())
 		case <-deadline.C:
 			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("%s did not start within 30s\n%s", name, p.Logs())
+			return nil, "", fmt.Errorf("%s did not start within 30s\n%s", name, p.Logs())
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// readAddr reads a ready file; ok is false until it holds a whole address with a port.
+func readAddr(path string) (string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	addr := strings.TrimSpace(string(b))
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return "", false
+	}
+	return addr, true
 }
 
 // KillOrder SIGKILLs the order service (no graceful shutdown) and waits for it to die.

@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certhosting/certhosting/internal/pair"
+	"github.com/certhosting/certhosting/pkg/dnsserver"
+)
+
+// The README's grpcurl walkthrough runs as written against a fresh pair, from a directory whose
+// var/ is the pair's (the demo key, the dev DNS zone), with only the two addresses swapped for the
+// pair's, and shows what it says it shows: a 3-year hosted purchase, the application, the TXT
+// record published in the zone, the certificate HOSTED, exported, the events, and (the local CA's
+// validity set short, as the README's renewal section says) a renewal.
+func TestReadmeWalkthrough(t *testing.T) {
+	t.Parallel()
+	root, err := pair.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin", "grpcurl")); err != nil {
+		t.Skip("bin/grpcurl is not built: run `make tools` (`make test` does) to run the README walkthrough")
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script string
+	for _, section := range []string{"walkthrough", "renewal"} {
+		block, err := readmeBlock(string(readme), section)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script += block
+	}
+
+	// The working directory's var/ is what make run's would be: the pair's files and the zone file
+	// the development DNS server answers from.
+	work := t.TempDir()
+	varDir := filepath.Join(work, "var")
+	if err := os.Mkdir(varDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dns, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0",
+		Source: dnsserver.NewZoneFileSource(filepath.Join(varDir, "dev.zone"), "", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Close() })
+	e := startWith(t, pair.Options{Dir: varDir, LifecycleArgs: []string{
+		"-localca-resolver", dns.Addr(), "-localca-recheck", "1s", "-localca-max-validity", "30s",
+	}})
+	script = strings.NewReplacer("localhost:50051", e.OrderAddr, "localhost:50052", e.LifecycleAddr).Replace(script)
+	// Whatever is left pointing at the defaults would talk to a `make run` pair, not this one.
+	for _, stale := range []string{"50051", "50052"} {
+		if strings.Contains(script, stale) {
+			t.Fatalf("the walkthrough still mentions %q after pointing it at the test's pair:\n%s", stale, script)
+		}
+	}
+
+	// The walkthrough waits for delivery, issuance and the renewal with no limit of its own.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	out := stdout.String()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("walkthrough output:\n%s", out)
+		}
+	})
+
+	for _, want := range []string{"certhosting.order.v1.OrderService", `"status": "SERVING"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not show %q (reflection list, health check)", want)
+		}
+	}
+	orderID := regexp.MustCompile(`(?m)^order: (ord_\w+)$`).FindStringSubmatch(out)
+	if orderID == nil {
+		t.Fatal(`output has no "order: ord_..." line`)
+	}
+
+	var bundles, histories []*walkthroughDoc
+	var instructions, watched int
+	for _, d := range jsonDocs(t, out) {
+		switch {
+		case d.Bundle != nil:
+			bundles = append(bundles, d)
+		case d.Events != nil:
+			histories = append(histories, d)
+		case d.Instructions != nil:
+			instructions = len(d.Instructions)
+		case d.Event != nil:
+			watched++
+		}
+	}
+	if len(bundles) != 2 || len(histories) != 2 {
+		t.Fatalf("output has %d GetBundle and %d GetCertificateLifecycle answers, want 2 of each", len(bundles), len(histories))
+	}
+	if got := bundles[0].states(); got != "PENDING_APPLICATION NOT_ACTIVATED NOT_ACTIVATED" {
+		t.Errorf("after payment GetBundle shows %s, want 1 PENDING_APPLICATION and 2 NOT_ACTIVATED", got)
+	}
+	created := histories[0].Events[0]
+	if created.ToState != "CERTIFICATE_STATE_PENDING_APPLICATION" || created.Actor != "ACTOR_SYSTEM" || created.Reason != "order "+orderID[1]+" paid" {
+		t.Errorf("first history event = %+v; want the creation: to PENDING_APPLICATION by ACTOR_SYSTEM, reason %q",
+			created, "order "+orderID[1]+" paid")
+	}
+	if instructions != 1 {
+		t.Errorf("SubmitApplication returned %d DNS records to publish, want 1", instructions)
+	}
+	hosted := bundles[1]
+	if got := hosted.states(); got != "HOSTED NOT_ACTIVATED NOT_ACTIVATED" || hosted.Bundle.HostingStatus != "HOSTING_STATUS_ACTIVE" || hosted.Bundle.FirstIssueTime == "" {
+		t.Errorf("after issuance GetBundle shows %s, hosting %s, T0 %q; want instance 1 HOSTED, hosting ACTIVE, T0 set",
+			got, hosted.Bundle.HostingStatus, hosted.Bundle.FirstIssueTime)
+	}
+	if watched == 0 {
+		t.Error("WatchEvents printed no event")
+	}
+	checkExport(t, filepath.Join(varDir, "shop.example.com.json"))
+
+	renewed := map[string]int{}
+	for _, ev := range histories[1].Events {
+		renewed[ev.Type]++
+	}
+	if renewed["EVENT_TYPE_RENEWAL_STARTED"] < 1 || renewed["EVENT_TYPE_ISSUED"] < 2 {
+		t.Errorf("history after the renewal section has %v, want a RENEWAL_STARTED and two ISSUED events", renewed)
+	}
+}
+
+// checkExport reads the walkthrough's ExportCertificate answer: a chain naming shop.example.com
+// and the private key of its leaf.
+func checkExport(t *testing.T, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the walkthrough's export: %v", err)
+	}
+	var exp struct {
+		Issuance struct {
+			CertificateChainPem string `json:"certificateChainPem"`
+		} `json:"issuance"`
+		PrivateKeyPem string `json:"privateKeyPem"`
+	}
+	if err := json.Unmarshal(raw, &exp); err != nil {
+		t.Fatalf("export is not JSON: %v", err)
+	}
+	block, _ := pem.Decode([]byte(exp.Issuance.CertificateChainPem))
+	keyBlock, _ := pem.Decode([]byte(exp.PrivateKeyPem))
+	if block == nil || keyBlock == nil {
+		t.Fatalf("export lacks the chain or the key:\n%s", raw)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(leaf.PublicKey)
+	keyPub, _ := x509.MarshalPKIXPublicKey(key.(crypto.Signer).Public())
+	if !bytes.Equal(pub, keyPub) || len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "shop.example.com" {
+		t.Errorf("exported key matches the leaf: %v; leaf names %v, want shop.example.com", bytes.Equal(pub, keyPub), leaf.DNSNames)
+	}
+}
+
+// readmeBlock returns the ```sh block between the README's <!-- name:begin --> and
+// <!-- name:end --> markers.
+func readmeBlock(readme, name string) (string, error) {
+	_, rest, ok := strings.Cut(readme, "<!-- "+name+":begin -->")
+	section, _, ok2 := strings.Cut(rest, "<!-- "+name+":end -->")
+	if !ok || !ok2 {
+		return "", fmt.Errorf("README.md has no <!-- %s:begin --> ... <!-- %s:end --> section", name, name)
+	}
+	_, block, ok := strings.Cut(section, "```sh\n")
+	script, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		return "", fmt.Errorf("the README's %s section has no ```sh block", name)
+	}
+	return script, nil
+}
+
+// walkthroughDoc is the part of a grpcurl answer the test reads: GetBundle's,
+// GetCertificateLifecycle's, SubmitApplication's or one WatchEvents message.
+type walkthroughDoc struct {
+	Bundle *struct {
+		HostingStatus  string `json:"hostingStatus"`
+		FirstIssueTime string `json:"firstIssueTime"`
+		Certificates   []struct {
+			State string `json:"state"`
+		} `json:"certificates"`
+	} `json:"bundle"`
+	Events []struct {
+		Type    string `json:"type"`
+		ToState string `json:"toState"`
+		Actor   string `json:"actor"`
+		Reason  string `json:"reason"`
+	} `json:"events"`
+	Instructions []json.RawMessage `json:"instructions"`
+	Event        *struct {
+		Type string `json:"type"`
+	} `json:"event"`
+}
+
+// states lists a GetBundle answer's instance states, without their prefix.
+func (d *walkthroughDoc) states() string {
+	var s []string
+	for _, c := range d.Bundle.Certificates {
+		s = append(s, strings.TrimPrefix(c.State, "CERTIFICATE_STATE_"))
+	}
+	return strings.Join(s, " ")
+}
+
+// jsonDocs picks grpcurl's answers out of the output: each is a JSON object whose braces stand
+// alone at the start of a line; other lines (grpcurl list, echo) are skipped.
+func jsonDocs(t *testing.T, out string) []*walkthroughDoc {
+	t.Helper()
+	var docs []*walkthroughDoc
+	var cur []string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case line == "{":
+			cur = []string{line}
+		case cur != nil:
+			cur = append(cur, line)
+			if line == "}" {
+				d := new(walkthroughDoc)
+				if err := json.Unmarshal([]byte(strings.Join(cur, "\n")), d); err != nil {
+					t.Fatalf("a grpcurl answer is not JSON: %v\n%s", err, strings.Join(cur, "\n"))
+				}
+				docs, cur = append(docs, d), nil
+			}
+		}
+	}
+	return docs
+}
