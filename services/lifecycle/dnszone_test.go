@@ -1,0 +1,71 @@
+package lifecycle_test
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/certhosting/certhosting/pkg/dnsserver"
+	"github.com/certhosting/certhosting/services/lifecycle"
+)
+
+// TestDelegatedZone: the zone's records, published and removed through the store, are answered
+// over DNS by the service's own authoritative server: TXT values below the apex, SOA and NS at it,
+// NXDOMAIN for names without records, nothing outside the zone.
+func TestDelegatedZone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	z, err := lifecycle.NewDelegatedZone(e.st, e.clk, nil, "acme.certhosting.test", "ns1.certhosting.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: z})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	query := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), qtype)
+		r, err := dns.Exchange(m, srv.Addr())
+		if err != nil {
+			t.Fatalf("query %s: %v", name, err)
+		}
+		return r
+	}
+	const label = "x3k9.acme.certhosting.test"
+	if err := z.Publish(e.ctx, label, "value-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Publish(e.ctx, "X3K9.acme.certhosting.test.", "value-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Publish(e.ctx, label, "value-1"); err != nil { // again: a no-op
+		t.Fatal(err)
+	}
+	if err := z.Publish(e.ctx, "example.com", "v"); err == nil {
+		t.Error("publishing outside the zone succeeded")
+	}
+
+	r := query(label, dns.TypeTXT)
+	var got []string
+	for _, rr := range r.Answer {
+		got = append(got, rr.(*dns.TXT).Txt[0])
+	}
+	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(got) != 2 || got[0] != "value-1" || got[1] != "value-2" {
+		t.Errorf("TXT %s = rcode %s, authoritative %v, %v; want both values", label, dns.RcodeToString[r.Rcode], r.Authoritative, got)
+	}
+	if r := query("acme.certhosting.test", dns.TypeSOA); len(r.Answer) != 1 || r.Answer[0].(*dns.SOA).Ns != "ns1.certhosting.test." {
+		t.Errorf("SOA at the apex = %v", r.Answer)
+	}
+	if r := query("nothing.acme.certhosting.test", dns.TypeTXT); r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 {
+		t.Errorf("a name without records: rcode %s, authority %v; want NXDOMAIN with the SOA", dns.RcodeToString[r.Rcode], r.Ns)
+	}
+	if err := z.Remove(e.ctx, label, "value-1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := query(label, dns.TypeTXT); len(r.Answer) != 1 || r.Answer[0].(*dns.TXT).Txt[0] != "value-2" {
+		t.Errorf("after removing value-1: %v, want value-2 only", r.Answer)
+	}
+}
