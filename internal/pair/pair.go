@@ -130,8 +130,10 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 	return p, nil
 }
 
-// freeAddr picks a free loopback port. The services are then started on it explicitly, so a
-// restarted service comes back on the same address.
+// FreeAddr picks a free loopback port (127.0.0.1:N). The services are then started on it
+// explicitly, so a restarted service comes back on the same address.
+func FreeAddr() (string, error) { return freeAddr() }
+
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
