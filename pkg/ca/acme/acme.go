@@ -10,6 +10,11 @@
 //     and never touches DNS again: every DNS-01 value for that domain, for this and every later
 //     application of the subscription, is published by this client at the target, in a zone the
 //     service serves (Config.Challenges), and removed once the order is decided.
+//   - First applications. A CA validates an accepted challenge once, right away, and the customer
+//     publishes the CNAME only after Submit returned it. With CNAMEResolver set, a challenge is
+//     accepted only once the CNAME is visible there; an application still without it after
+//     CNAMETimeout is rejected with ReasonDNS. Without it, challenges are accepted at once, which
+//     suits callers that know the CNAME is in place (renewals, tests).
 //   - Account. The account key (ECDSA P-256) is made once per directory URL and kept in this
 //     client's own SQLite database, sealed with the master key (pkg/secrets); the account URL the
 //     CA gives it is kept beside it. Registration happens at the first call that needs the CA,
@@ -135,27 +140,36 @@ type Config struct {
 	// PollInterval is the RetryAfter of a pending application when the CA sent none (default
 	// DefaultPollInterval).
 	PollInterval time.Duration
+	// CNAMEResolver is the host:port of a DNS resolver. When set, a challenge is accepted only once
+	// the customer's CNAME points at its target there (see precheck.go); empty accepts at once,
+	// for callers that know the CNAME is in place.
+	CNAMEResolver string
+	// CNAMETimeout is how long an application waits for its CNAMEs, with a CNAMEResolver, before it
+	// is rejected with ReasonDNS (default DefaultCNAMETimeout).
+	CNAMETimeout time.Duration
 	// Logger receives applications' progress; nil discards it. Keys are never logged.
 	Logger *slog.Logger
 }
 
 // Client is an ACME ca.Client. Its methods are safe for concurrent use.
 type Client struct {
-	dir          string
-	email        string
-	eab          *EAB
-	profile      string
-	sendNotAfter bool
-	challenges   Challenges
-	zone         string
-	clk          clockwork.Clock
-	httpTimeout  time.Duration
-	poll         time.Duration
-	log          *slog.Logger
-	transport    retryAfterTransport
-	db           *db.DB
-	store        *store
-	key          crypto.Signer
+	dir           string
+	email         string
+	eab           *EAB
+	profile       string
+	sendNotAfter  bool
+	challenges    Challenges
+	zone          string
+	clk           clockwork.Clock
+	httpTimeout   time.Duration
+	poll          time.Duration
+	log           *slog.Logger
+	cnameResolver string
+	cnameTimeout  time.Duration
+	transport     retryAfterTransport
+	db            *db.DB
+	store         *store
+	key           crypto.Signer
 
 	refLocks refLocks
 
@@ -179,6 +193,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		dir: cfg.DirectoryURL, email: cfg.Email, eab: cfg.EAB, profile: cfg.Profile, sendNotAfter: cfg.SendNotAfter,
 		challenges: cfg.Challenges, zone: normalizeDomain(cfg.Zone), clk: cfg.Clock, httpTimeout: cfg.HTTPTimeout,
 		poll: cfg.PollInterval, log: cfg.Logger, sem: make(chan struct{}, 1),
+		cnameResolver: cfg.CNAMEResolver, cnameTimeout: cfg.CNAMETimeout,
+	}
+	if c.cnameTimeout <= 0 {
+		c.cnameTimeout = DefaultCNAMETimeout
 	}
 	if c.clk == nil {
 		c.clk = clockwork.NewRealClock()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/certhosting/certhosting/internal/pebbletest"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/acme"
@@ -213,7 +215,7 @@ func TestExternalAccountBinding(t *testing.T) {
 	t.Parallel()
 	const kid, hmac = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 	e := newEnv(t, pebbletest.Options{EABKeys: map[string]string{kid: hmac}},
-		func(c *acme.Config) { c.EAB = &acme.EAB{KeyID: kid, HMACKey: hmac} })
+		func(c *acme.Config, _ *pebbletest.Pebble) { c.EAB = &acme.EAB{KeyID: kid, HMACKey: hmac} })
 	chain, _ := e.issue(e.client, request(t, "app-eab", "bdl_eab", "eab.example.com"))
 	e.verify(chain, "eab.example.com")
 
@@ -331,4 +333,65 @@ func TestCAStopped(t *testing.T) {
 		t.Fatalf("after the restart: %v %s %q, want issued", st.State, st.Reason, st.Message)
 	}
 	e.verify(st.ChainPEM, "down.example.com")
+}
+
+// TestFirstApplicationWaitsForCNAME: with a CNAME resolver, the challenge is not accepted before
+// the customer publishes the CNAME the instructions name; once it is there, the application is
+// issued.
+func TestFirstApplicationWaitsForCNAME(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, pebbletest.Options{}, func(c *acme.Config, p *pebbletest.Pebble) {
+		c.CNAMEResolver = p.ChallSrv.DNSAddr
+	})
+	sub := e.submit(e.client, request(t, "app-first", "bdl_first", "first.example.com"))
+	for range 3 {
+		st, err := e.client.Status(t.Context(), sub.Ref)
+		if err != nil || st.State != ca.Pending || st.RetryAfter <= 0 {
+			t.Fatalf("Status before the CNAME = %v %s %q (RetryAfter %v), %v; want pending", st.State, st.Reason, st.Message, st.RetryAfter, err)
+		}
+	}
+	if n := e.pebble.Count("POST /chalZ/"); n != 0 {
+		t.Fatalf("%d challenge requests before the CNAME was published, want none", n)
+	}
+	for _, rec := range sub.Instructions {
+		if err := e.pebble.ChallSrv.SetCNAME(t.Context(), rec.Name, rec.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.await(e.client, sub.Ref)
+	if st.State != ca.Issued {
+		t.Fatalf("%v %s %q, want issued", st.State, st.Reason, st.Message)
+	}
+	e.verify(st.ChainPEM, "first.example.com")
+}
+
+// TestCNAMENeverPublished: with a CNAME resolver, an application whose CNAME is still missing (or
+// wrong) after CNAMETimeout is rejected with ReasonDNS naming the record, without the CA ever
+// validating it.
+func TestCNAMENeverPublished(t *testing.T) {
+	t.Parallel()
+	clk := clockwork.NewFakeClockAt(time.Now())
+	e := newEnv(t, pebbletest.Options{}, func(c *acme.Config, p *pebbletest.Pebble) {
+		c.CNAMEResolver, c.CNAMETimeout, c.Clock = p.ChallSrv.DNSAddr, time.Hour, clk
+	})
+	sub := e.submit(e.client, request(t, "app-never", "bdl_never", "never.example.com"))
+	if err := e.pebble.ChallSrv.SetCNAME(t.Context(), sub.Instructions[0].Name, "elsewhere.example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.client.Status(t.Context(), sub.Ref); err != nil || st.State != ca.Pending {
+		t.Fatalf("Status within the timeout = %v %q, %v; want pending", st.State, st.Message, err)
+	}
+	clk.Advance(time.Hour)
+	st, err := e.client.Status(t.Context(), sub.Ref)
+	if err != nil || st.State != ca.Rejected || st.Reason != ca.ReasonDNS {
+		t.Fatalf("Status after the timeout = %v %s %q, %v; want rejected for DNS", st.State, st.Reason, st.Message, err)
+	}
+	for _, want := range []string{sub.Instructions[0].Name, sub.Instructions[0].Value, "elsewhere.example.net"} {
+		if !strings.Contains(st.Message, want) {
+			t.Errorf("message %q does not name %q", st.Message, want)
+		}
+	}
+	if n := e.pebble.Count("POST /chalZ/"); n != 0 {
+		t.Errorf("%d challenge requests, want none", n)
+	}
 }

@@ -109,10 +109,25 @@ func checkRequest(req ca.Request) (domains []string, problem string) {
 			domains = append(domains, d)
 		}
 	}
-	if _, err := x509.ParseCertificateRequest(req.CSR); err != nil {
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err != nil {
 		return nil, fmt.Sprintf("the CSR does not parse: %v", err)
 	}
+	// The CA refuses at finalize, after validation, a CSR whose names are not the order's.
+	var names []string
+	for _, n := range csr.DNSNames {
+		if n = normalizeDomain(n); !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if !sameSet(names, domains) {
+		return nil, fmt.Sprintf("the CSR names %q, not the requested domains %q", csr.DNSNames, domains)
+	}
 	return domains, ""
+}
+
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
 // ariCertID is the RFC 9773 certificate id of a PEM chain's first certificate.

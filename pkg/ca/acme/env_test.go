@@ -40,8 +40,9 @@ type env struct {
 	client *acme.Client
 }
 
-// newEnv starts Pebble (with opts; the delegation zone is added) and opens a client.
-func newEnv(t *testing.T, opts pebbletest.Options, configure ...func(*acme.Config)) *env {
+// newEnv starts Pebble (with opts; the delegation zone is added) and opens a client on the
+// default config changed by configure.
+func newEnv(t *testing.T, opts pebbletest.Options, configure ...func(*acme.Config, *pebbletest.Pebble)) *env {
 	t.Helper()
 	z := newZoneChallenges()
 	srv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: z.src})
@@ -65,7 +66,7 @@ func newEnv(t *testing.T, opts pebbletest.Options, configure ...func(*acme.Confi
 		HTTPTimeout: 10 * time.Second, PollInterval: 500 * time.Millisecond, Logger: grpctest.Logger(t),
 	}
 	for _, f := range configure {
-		f(&e.cfg)
+		f(&e.cfg, p)
 	}
 	e.client = e.open(e.cfg)
 	return e

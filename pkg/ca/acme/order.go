@@ -85,7 +85,7 @@ func (c *Client) createOrder(ctx context.Context, core *api.Core, app applicatio
 	}
 	if err != nil {
 		if p := problemOf(err); p != nil {
-			if reason, final := classify(p); final {
+			if reason, final := classifyRequest(p); final {
 				st, err := c.reject(ctx, app, reason, "new order: "+problemMessage(p))
 				return app, nil, &st, err
 			}
@@ -160,11 +160,21 @@ func (c *Client) solve(ctx context.Context, core *api.Core, app application, aut
 		if chlg.Status != acme.StatusPending {
 			continue // accepted already: the CA is validating
 		}
+		base := baseDomain(authz.Identifier.Value)
+		fqdn := target(c.zone, app.Binding, base)
+		if ready, reject := c.delegationReady(ctx, app, base, fqdn); !ready {
+			if reject == "" {
+				continue // asked again at the next poll
+			}
+			c.deactivate(ctx, app)
+			st, err := c.reject(ctx, app, ca.ReasonDNS, reject)
+			return 0, &st, err
+		}
 		keyAuth, err := core.GetKeyAuthorization(chlg.Token)
 		if err != nil {
 			return 0, nil, fmt.Errorf("key authorization: %w", err)
 		}
-		p := published{FQDN: target(c.zone, app.Binding, baseDomain(authz.Identifier.Value)), Value: dns01Value(keyAuth)}
+		p := published{FQDN: fqdn, Value: dns01Value(keyAuth)}
 		if err := c.store.changePublished(ctx, app.Ref, []published{p}, nil); err != nil {
 			return 0, nil, err
 		}
@@ -212,7 +222,7 @@ func (c *Client) finalize(ctx context.Context, core *api.Core, app application, 
 	})
 	if err != nil {
 		if p := problemOf(err); p != nil {
-			if reason, final := classify(p); final {
+			if reason, final := classifyRequest(p); final {
 				return c.reject(ctx, app, reason, "finalize: "+problemMessage(p))
 			}
 		}

@@ -101,6 +101,18 @@ func classifyCompound(subs []acme.SubProblem) (ca.Reason, bool) {
 	return "", false
 }
 
+// classifyRequest is classify for a refusal of a request (new-order, finalize) rather than of a
+// validation: there "unauthorized" means the CA will not do this for this account (a CSR whose
+// names differ from the order's, a replaced certificate of another account), not that the
+// customer's DNS is wrong, so a domain-control reason becomes ReasonPolicy.
+func classifyRequest(p *acme.ProblemDetails) (ca.Reason, bool) {
+	reason, final := classify(p)
+	if final && reason == ca.ReasonDNS {
+		reason = ca.ReasonPolicy
+	}
+	return reason, final
+}
+
 // problemOf is the problem document err carries, if any.
 func problemOf(err error) *acme.ProblemDetails {
 	if p, ok := errors.AsType[*acme.ProblemDetails](err); ok {

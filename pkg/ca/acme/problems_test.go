@@ -61,6 +61,14 @@ func TestClassify(t *testing.T) {
 			t.Errorf("classify(%s %d %v) = %q, %v; want %q, %v", tc.typ, tc.status, tc.subs, reason, final, tc.wantReason, tc.wantFinal)
 		}
 	}
+	for _, typ := range []string{"unauthorized", "dns", "connection"} {
+		if r, final := classifyRequest(&acme.ProblemDetails{Type: ns + typ, HTTPStatus: 403}); r != ca.ReasonPolicy || !final {
+			t.Errorf("classifyRequest(%s) = %q, %v; want policy: outside validation it is no statement about DNS", typ, r, final)
+		}
+	}
+	if r, _ := classifyRequest(&acme.ProblemDetails{Type: ns + "caa", HTTPStatus: 403}); r != ca.ReasonCAA {
+		t.Errorf("classifyRequest(caa) = %q, want CAA", r)
+	}
 	if _, final := classify(nil); final {
 		t.Error("classify(nil) is final; want transient (no problem document: a network error)")
 	}
