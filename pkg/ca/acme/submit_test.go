@@ -1,6 +1,8 @@
 package acme_test
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,4 +124,46 @@ func TestOpenConfig(t *testing.T) {
 		t.Fatalf("Open(valid config): %v", err)
 	}
 	c.Close()
+}
+
+// TestAccountKeySealed: the account key is in the database only sealed: neither the database
+// file nor its WAL holds its DER bytes, and a client opened with another master key cannot open
+// it.
+func TestAccountKeySealed(t *testing.T) {
+	t.Parallel()
+	box, err := secrets.Parse(secrets.Generate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := acme.Config{DirectoryURL: "https://127.0.0.1:1/dir", DBPath: filepath.Join(t.TempDir(), "acme.db"),
+		Box: box, Challenges: newZoneChallenges(), Zone: zone}
+	c, err := acme.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der := c.AccountKeyForTest()
+	for _, f := range []string{cfg.DBPath, cfg.DBPath + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, der) {
+			t.Errorf("%s holds the account key in plain text", filepath.Base(f))
+		}
+	}
+	c.Close()
+
+	again, err := acme.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.AccountKeyForTest(), der) {
+		t.Error("reopened client has another account key")
+	}
+	again.Close()
+	cfg.Box, _ = secrets.Parse(secrets.Generate())
+	if c, err := acme.Open(t.Context(), cfg); err == nil {
+		c.Close()
+		t.Error("Open with another master key succeeded; want an error")
+	}
 }
