@@ -164,7 +164,8 @@ func (c *Client) solve(ctx context.Context, core *api.Core, app application, aut
 		fqdn := target(c.zone, app.Binding, base)
 		if ready, reject := c.delegationReady(ctx, app, base, fqdn); !ready {
 			if reject == "" {
-				continue // asked again at the next poll
+				longest = max(longest, cnameRecheck) // asked again at the next poll
+				continue
 			}
 			c.deactivate(ctx, app)
 			st, err := c.reject(ctx, app, ca.ReasonDNS, reject)

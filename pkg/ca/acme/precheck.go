@@ -21,6 +21,10 @@ import (
 // DefaultCNAMETimeout is how long an application waits for its CNAMEs with a CNAMEResolver.
 const DefaultCNAMETimeout = time.Hour
 
+// cnameRecheck is the RetryAfter of an application waiting for its CNAME: the customer acts in
+// minutes, not seconds, and each poll costs the CA an order and authorization fetch.
+const cnameRecheck = 10 * time.Second
+
 // cnameQueryTimeout bounds one DNS query of the pre-check.
 const cnameQueryTimeout = 2 * time.Second
 
