@@ -130,6 +130,18 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 	return p, nil
 }
 
+// FreeAddr picks a free loopback port (127.0.0.1:N) for a process that cannot listen on port 0
+// and report its address (Pebble). It is closed again before it is used, so another process may
+// take it in between: prefer port 0 and a ready file where the process supports them.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // Admin runs `certhosting-order admin <args>` against the pair's identity database.
 func (p *Pair) Admin(ctx context.Context, args ...string) (string, error) {
 	full := append([]string{"admin", args[0], "-identity-db", p.IdentityDB}, args[1:]...)
