@@ -27,9 +27,11 @@ import (
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/caconfig"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/cli"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
@@ -60,6 +62,11 @@ type config struct {
 	localCADNSTimeout  time.Duration
 	localCARecheck     time.Duration
 	localCARejectOrg   string
+
+	caConfig      string
+	acmeDNSListen string
+	acmeDNSZone   string
+	acmeDNSNS     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -73,6 +80,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.StringVar(&c.caConfig, "ca-config", "", "JSON file naming the CAs (local, acme, plugin) and which serves each product (docs/cas.md); empty: the local CA for every product")
+	fs.StringVar(&c.acmeDNSListen, "acme-dns-listen", "", "address of the built-in authoritative DNS server for the delegated ACME zone (UDP and TCP; off when empty; needed by ACME CAs)")
+	fs.StringVar(&c.acmeDNSZone, "acme-dns-zone", "", "the delegated zone customers point _acme-challenge CNAMEs into, e.g. acme.certhosting.example")
+	fs.StringVar(&c.acmeDNSNS, "acme-dns-ns", "ns1.invalid", "the name of this DNS server, for the zone's SOA and NS records")
 	fs.StringVar(&c.localCADB, "localca-db", "var/localca.db", "the local CA's database (its root, intermediate and applications)")
 	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
 	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
@@ -132,31 +143,61 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var orgRule localca.OrganizationRule
-	if cfg.localCARejectOrg != "" {
-		if orgRule.RejectLegalName, err = regexp.Compile(cfg.localCARejectOrg); err != nil {
-			return fmt.Errorf("-localca-reject-org: %w", err)
+	events := lifecycle.NewNotifier()
+	caFile := caconfig.Default()
+	if cfg.caConfig != "" {
+		if caFile, err = caconfig.Load(cfg.caConfig); err != nil {
+			return err
 		}
 	}
-	authority, err := localca.Open(ctx, localca.Config{
-		DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
-		MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
-		OrganizationRule: orgRule,
-		Logger:           log.With("component", "localca"),
-	})
-	if err != nil {
-		return fmt.Errorf("local CA: %w", err)
+	local := func() (ca.Client, io.Closer, error) {
+		var orgRule localca.OrganizationRule
+		if cfg.localCARejectOrg != "" {
+			var err error
+			if orgRule.RejectLegalName, err = regexp.Compile(cfg.localCARejectOrg); err != nil {
+				return nil, nil, fmt.Errorf("-localca-reject-org: %w", err)
+			}
+		}
+		authority, err := localca.Open(ctx, localca.Config{
+			DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
+			MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
+			OrganizationRule: orgRule, Logger: log.With("component", "localca"),
+		})
+		return authority, authority, err
 	}
-	defer authority.Close()
+	st := store.New(database, events.Notify)
+	var zone *lifecycle.DelegatedZone
+	if caFile.UsesType(caconfig.TypeACME) {
+		if cfg.acmeDNSListen == "" || cfg.acmeDNSZone == "" {
+			return fmt.Errorf("the CA configuration routes products to ACME, which needs the delegated DNS zone: set -acme-dns-listen and -acme-dns-zone (docs/cas.md)")
+		}
+		if zone, err = lifecycle.NewDelegatedZone(st, clk, log.With("component", "dnszone"), cfg.acmeDNSZone, cfg.acmeDNSNS); err != nil {
+			return fmt.Errorf("-acme-dns-zone: %w", err)
+		}
+		dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: cfg.acmeDNSListen, Source: zone, Logger: log.With("component", "dnszone")})
+		if err != nil {
+			return fmt.Errorf("-acme-dns-listen: %w", err)
+		}
+		defer dnsSrv.Close()
+		log.Info("delegated DNS zone serving", "zone", zone.Zone(), "addr", dnsSrv.Addr())
+	}
+	cas, closers, err := authorities(ctx, caFile, local, zone, keys, clk, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
 	engineers := splitList(cfg.engineers)
 	if len(engineers) == 0 {
 		return fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
 
-	events := lifecycle.NewNotifier()
 	lc := lifecycle.Config{
-		Store: store.New(database, events.Notify), Clock: clk, Log: log,
-		CAs: ca.Single("local", authority), Keys: keys, Engineers: engineers,
+		Store: st, Clock: clk, Log: log,
+		CAs: cas, Keys: keys, Engineers: engineers,
 	}
 	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
 	gs := grpcserver.New(log, auth.NewInterceptor(verifier, lifecycle.Policy, cfg.rateLimit))

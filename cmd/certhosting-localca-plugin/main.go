@@ -1,0 +1,135 @@
+// Command certhosting-localca-plugin runs the built-in local CA as a CA plug-in: a separate
+// process serving certhosting.ca.v1.CertificateAuthorityService, which the lifecycle service calls
+// through its plug-in client (see docs/ca-plugins.md). It is both a useful deployment (the CA and
+// its keys in their own process) and the reference for writing a plug-in in another language.
+//
+// Every flag can also be set with an environment variable: -listen is
+// CERTHOSTING_LOCALCA_PLUGIN_LISTEN, and so on. Flags win over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	cav1 "github.com/certhosting/certhosting/gen/go/certhosting/ca/v1"
+	"github.com/certhosting/certhosting/pkg/ca/localca"
+	"github.com/certhosting/certhosting/pkg/ca/plugin"
+	"github.com/certhosting/certhosting/pkg/cli"
+	"github.com/certhosting/certhosting/pkg/secrets"
+)
+
+const envPrefix = "CERTHOSTING_LOCALCA_PLUGIN"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "certhosting-localca-plugin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("certhosting-localca-plugin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:50060", "gRPC listen address (port 0 picks a free port)")
+	tokenFile := fs.String("token-file", "var/localca-plugin-token", "file holding the token callers must send as `authorization: Bearer <token>`")
+	dbPath := fs.String("db", "var/localca-plugin.db", "the CA's database (its root, intermediate and applications)")
+	keyFile := fs.String("master-key-file", "var/localca-plugin-master.key", "file holding the base64 master key sealing the CA's keys (or set "+envPrefix+"_MASTER_KEY)")
+	resolver := fs.String("resolver", "127.0.0.1:5354", "DNS server the CA looks validation records up at")
+	maxValidity := fs.Duration("max-validity", localca.DefaultMaxValidity, "longest certificate the CA issues")
+	dnsTimeout := fs.Duration("dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before it is rejected")
+	recheck := fs.Duration("recheck", localca.DefaultRecheck, "how often a missing DNS record is looked for again")
+	rejectOrg := fs.String("reject-org", "", "regular expression: OV/EV organization legal names to reject")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	readyFile := fs.String("ready-file", "", "once serving, write the listen address to this file")
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	token, err := os.ReadFile(*tokenFile)
+	if err != nil {
+		return fmt.Errorf("-token-file: %w", err)
+	}
+	if len(token) < 16 {
+		return fmt.Errorf("-token-file: the token must be at least 16 bytes")
+	}
+	box, err := secrets.Load(envPrefix+"_MASTER_KEY", *keyFile)
+	if err != nil {
+		return err
+	}
+	var rule localca.OrganizationRule
+	if *rejectOrg != "" {
+		if rule.RejectLegalName, err = regexp.Compile(*rejectOrg); err != nil {
+			return fmt.Errorf("-reject-org: %w", err)
+		}
+	}
+	authority, err := localca.Open(ctx, localca.Config{DBPath: *dbPath, Box: box, Clock: clockwork.NewRealClock(),
+		Resolver: *resolver, MaxValidity: *maxValidity, DNSTimeout: *dnsTimeout, Recheck: *recheck,
+		OrganizationRule: rule, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer authority.Close()
+
+	unary, stream := plugin.TokenAuth(string(trimNewline(token)))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream), grpc.MaxRecvMsgSize(1<<20))
+	cav1.RegisterCertificateAuthorityServiceServer(srv, plugin.NewServer(authority))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log.Info("local CA plug-in listening", "addr", lis.Addr().String(), "db", *dbPath)
+	if *readyFile != "" {
+		if err := os.WriteFile(*readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		srv.Stop()
+	}
+	log.Info("local CA plug-in stopped")
+	return nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/acme"
+	"github.com/certhosting/certhosting/pkg/ca/caconfig"
+	"github.com/certhosting/certhosting/pkg/ca/plugin"
+	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/services/lifecycle"
+)
+
+// authorities builds the configured CAs. local makes the built-in local CA (from the -localca-*
+// flags), only if some route uses it. The returned closers release them.
+func authorities(ctx context.Context, f *caconfig.File, local func() (ca.Client, io.Closer, error),
+	zone *lifecycle.DelegatedZone, keys *secrets.Box, clk clockwork.Clock, log *slog.Logger) (*ca.Registry, []io.Closer, error) {
+	clients := map[string]ca.Client{}
+	var closers []io.Closer
+	fail := func(err error) (*ca.Registry, []io.Closer, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, nil, err
+	}
+	for name, a := range f.Authorities {
+		switch a.Type {
+		case caconfig.TypeLocal:
+			c, closer, err := local()
+			if err != nil {
+				return fail(fmt.Errorf("CA %s: %w", name, err))
+			}
+			clients[name], closers = c, append(closers, closer)
+		case caconfig.TypeACME:
+			c, err := acmeClient(ctx, name, a, zone, keys, clk, log)
+			if err != nil {
+				return fail(fmt.Errorf("CA %s: %w", name, err))
+			}
+			clients[name], closers = c, append(closers, c)
+		case caconfig.TypePlugin:
+			token, err := os.ReadFile(a.TokenFile)
+			if err != nil {
+				return fail(fmt.Errorf("CA %s: %w", name, err))
+			}
+			creds, err := pluginTLS(a)
+			if err != nil {
+				return fail(fmt.Errorf("CA %s: %w", name, err))
+			}
+			c, err := plugin.Dial(plugin.ClientConfig{Address: a.Address, Token: strings.TrimSpace(string(token)), TLS: creds,
+				Timeout: a.CallTimeout()})
+			if err != nil {
+				return fail(fmt.Errorf("CA %s: %w", name, err))
+			}
+			clients[name], closers = c, append(closers, c)
+		default:
+			return fail(fmt.Errorf("CA %s: type %q is not available in this build", name, a.Type))
+		}
+		log.Info("CA configured", "name", name, "type", a.Type)
+	}
+	reg, err := ca.NewRegistry(clients, f.Products)
+	if err != nil {
+		return fail(err)
+	}
+	return reg, closers, nil
+}
+
+// pluginTLS is the transport security towards a plug-in: none (loopback) unless a CA file is
+// given; mutual TLS when a client certificate is given too.
+func pluginTLS(a caconfig.Authority) (credentials.TransportCredentials, error) {
+	if a.TLSCAFile == "" {
+		if a.TLSCertFile != "" {
+			return nil, errors.New("tls_cert_file needs tls_ca_file")
+		}
+		return nil, nil
+	}
+	pem, err := os.ReadFile(a.TLSCAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", a.TLSCAFile)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: a.TLSServerName, MinVersion: tls.VersionTLS12}
+	if a.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// acmeClient opens an ACME CA's client. It does not contact the CA: the account is registered at
+// the first application (an unreachable CA is a transient error then, not a start failure).
+func acmeClient(ctx context.Context, name string, a caconfig.Authority, zone *lifecycle.DelegatedZone,
+	keys *secrets.Box, clk clockwork.Clock, log *slog.Logger) (*acme.Client, error) {
+	if zone == nil {
+		return nil, errors.New("ACME needs the delegated DNS zone (-acme-dns-listen, -acme-dns-zone)")
+	}
+	cfg := acme.Config{
+		DirectoryURL: a.DirectoryURL, Email: a.Email, Profile: a.Profile, SendNotAfter: a.SendNotAfter,
+		DBPath: a.DB, Box: keys, Challenges: zone, Zone: zone.Zone(), Clock: clk,
+		CNAMEResolver: a.CNAMEResolver, CNAMETimeout: a.CNAMEWait(), Logger: log.With("component", "acme", "ca", name),
+	}
+	if a.RootCAsFile != "" {
+		pem, err := os.ReadFile(a.RootCAsFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pem
+	}
+	if a.EABKeyID != "" {
+		hmac, err := os.ReadFile(a.EABHMACFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.EAB = &acme.EAB{KeyID: a.EABKeyID, HMACKey: strings.TrimSpace(string(hmac))}
+	}
+	return acme.Open(ctx, cfg)
+}
