@@ -97,7 +97,7 @@ func (t *Ticker) Run(ctx context.Context) error {
 // TickStats counts what one tick did.
 type TickStats struct {
 	Expired, Escalated, RenewalInfo, RenewalsStarted, Activated, HostingEnding int
-	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors int
+	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors              int
 }
 
 // Tick does everything due at now: expiries, escalations, renewal windows to refresh, renewals to
