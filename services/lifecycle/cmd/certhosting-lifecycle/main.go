@@ -9,10 +9,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -69,7 +71,8 @@ type config struct {
 	acmeDNSNS     string
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+// parseFlags parses the service's flags; extra adds a subcommand's own.
+func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("certhosting-lifecycle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +99,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
+	for _, f := range extra {
+		f(fs)
+	}
 	err := cli.Parse(fs, args, envPrefix)
 	return c, err
 }
@@ -104,9 +110,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "admin" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "admin":
 		err = auth.RunAdmin(ctx, "certhosting-lifecycle", os.Args[2:], os.Stdout)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "sweep":
+		err = sweep(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(ctx, os.Args[1:], os.Stderr)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -124,30 +133,80 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	svc, err := open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+
+	gs := grpcserver.New(log, auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit))
+	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
+	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
+
+	lis, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", cfg.dbPath)
+	if cfg.readyFile != "" {
+		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
+			return err
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
+	g.Go(func() error { return svc.ticker.Run(ctx) })
+	err = g.Wait()
+	log.Info("lifecycle service stopped")
+	return err
+}
+
+// service is everything the server and the ticker run on, opened from the configuration.
+type service struct {
+	config   lifecycle.Config
+	ticker   *lifecycle.Ticker
+	events   *lifecycle.Notifier
+	verifier *auth.Verifier
+	closers  []func()
+}
+
+func (s *service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// open wires the service: databases, master key, CAs (and the delegated DNS zone they may need),
+// the ticker.
+func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err error) {
+	svc := &service{events: lifecycle.NewNotifier()}
+	defer func() {
+		if err != nil {
+			svc.close()
+		}
+	}()
 	clk := clockwork.NewRealClock()
 
 	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer database.Close()
-
+	svc.closers = append(svc.closers, func() { database.Close() })
 	identity, err := auth.OpenStore(ctx, cfg.identityDB, clk, log)
 	if err != nil {
-		return fmt.Errorf("identity database: %w", err)
+		return nil, fmt.Errorf("identity database: %w", err)
 	}
-	defer identity.Close()
-	verifier := auth.NewVerifier(identity, clk, cfg.authCacheTTL)
+	svc.closers = append(svc.closers, func() { identity.Close() })
+	svc.verifier = auth.NewVerifier(identity, clk, cfg.authCacheTTL)
 
 	keys, err := secrets.Load("CERTHOSTING_LIFECYCLE_MASTER_KEY", cfg.masterKeyFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	events := lifecycle.NewNotifier()
 	caFile := caconfig.Default()
 	if cfg.caConfig != "" {
 		if caFile, err = caconfig.Load(cfg.caConfig); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	local := func() (ca.Client, io.Closer, error) {
@@ -165,61 +224,36 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		})
 		return authority, authority, err
 	}
-	st := store.New(database, events.Notify)
+	st := store.New(database, svc.events.Notify)
 	var zone *lifecycle.DelegatedZone
 	if caFile.UsesType(caconfig.TypeACME) {
 		if cfg.acmeDNSListen == "" || cfg.acmeDNSZone == "" {
-			return fmt.Errorf("the CA configuration routes products to ACME, which needs the delegated DNS zone: set -acme-dns-listen and -acme-dns-zone (docs/cas.md)")
+			return nil, fmt.Errorf("the CA configuration routes products to ACME, which needs the delegated DNS zone: set -acme-dns-listen and -acme-dns-zone (docs/cas.md)")
 		}
 		if zone, err = lifecycle.NewDelegatedZone(st, clk, log.With("component", "dnszone"), cfg.acmeDNSZone, cfg.acmeDNSNS); err != nil {
-			return fmt.Errorf("-acme-dns-zone: %w", err)
+			return nil, fmt.Errorf("-acme-dns-zone: %w", err)
 		}
 		dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: cfg.acmeDNSListen, Source: zone, Logger: log.With("component", "dnszone")})
 		if err != nil {
-			return fmt.Errorf("-acme-dns-listen: %w", err)
+			return nil, fmt.Errorf("-acme-dns-listen: %w", err)
 		}
-		defer dnsSrv.Close()
+		svc.closers = append(svc.closers, func() { dnsSrv.Close() })
 		log.Info("delegated DNS zone serving", "zone", zone.Zone(), "addr", dnsSrv.Addr())
 	}
 	cas, closers, err := authorities(ctx, caFile, local, zone, keys, clk, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
+	for _, c := range closers {
+		svc.closers = append(svc.closers, func() { c.Close() })
+	}
 	engineers := splitList(cfg.engineers)
 	if len(engineers) == 0 {
-		return fmt.Errorf("-support-engineers: at least one engineer is required")
+		return nil, fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
-
-	lc := lifecycle.Config{
-		Store: st, Clock: clk, Log: log,
-		CAs: cas, Keys: keys, Engineers: engineers,
-	}
-	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
-	gs := grpcserver.New(log, auth.NewInterceptor(verifier, lifecycle.Policy, cfg.rateLimit))
-	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(lc, events, ticker.Wake))
-	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(lc))
-
-	lis, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return err
-	}
-	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", cfg.dbPath)
-	if cfg.readyFile != "" {
-		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
-			return err
-		}
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
-	g.Go(func() error { return ticker.Run(ctx) })
-	err = g.Wait()
-	log.Info("lifecycle service stopped")
-	return err
+	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers}
+	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
+	return svc, nil
 }
 
 func splitList(s string) []string {
@@ -230,4 +264,46 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// sweep runs one tick of the renewal ticker and exits: `certhosting-lifecycle sweep [flags]`, with
+// the service's own flags (its database, CAs, master key). For an operator who wants the due work
+// done now, and for the renewal benchmark, which times it and reads its peak memory. -at runs the
+// tick as of another time (the benchmark's certificates are due then). It prints one JSON line:
+// what the tick did, how long it took, and the process's peak resident memory.
+func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	at := time.Now()
+	atFlag := func(fs *flag.FlagSet) {
+		fs.Func("at", "run the tick as of this time (RFC 3339) instead of now", func(s string) error {
+			t, err := time.Parse(time.RFC3339, s)
+			at = t
+			return err
+		})
+	}
+	cfg, err := parseFlags(args, stderr, atFlag)
+	if err != nil {
+		return err
+	}
+	log, err := cli.Logger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	svc, err := open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	began := time.Now()
+	stats, err := svc.ticker.Tick(ctx, at)
+	took := time.Since(began)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	out, _ := json.Marshal(struct {
+		At         time.Time           `json:"at"`
+		DurationMS float64             `json:"duration_ms"`
+		Stats      lifecycle.TickStats `json:"stats"`
+		MaxRSSKB   int64               `json:"max_rss_kb"`
+	}{at, float64(took.Microseconds()) / 1000, stats, ru.Maxrss})
+	fmt.Fprintln(stdout, string(out))
+	return err
 }

@@ -1,0 +1,271 @@
+// Command certhosting-sweepbench measures the renewal ticker's sweep against stores of different
+// sizes: for each size it seeds a lifecycle database with that many certificate instances (3-year
+// hosted bundles, instance 1 hosted), of which -due are at their renewal time, then runs the real
+// service binary's one-tick path (`certhosting-lifecycle sweep`) as of that time, and reports the
+// sweep's duration, its activations per second and the process's peak resident memory.
+//
+// The sweep is everything the ticker does at a renewal time: decide each successor, activate the
+// next instance and record its automatic application (in compare-and-set transactions), generate
+// each application's key, submit it to the local CA, and poll it once (the CA looks the validation
+// record up over DNS; the benchmark's DNS server has none, so the applications stay pending, as
+// they would while a real CA verifies). The figure that matters is the ratio: the cost of a sweep
+// must grow with the certificates due, not with the certificates stored.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/certhosting/certhosting/internal/pair"
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/dnsserver"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "certhosting-sweepbench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	Stored, Due  int
+	Seed         time.Duration
+	Sweep        time.Duration
+	Activated    int
+	Submitted    int
+	Polled       int
+	MaxRSSKB     int64
+	DatabaseSize int64
+}
+
+func run() error {
+	storedFlag := flag.String("stored", "10000,1000000", "comma-separated store sizes (certificate instances) to measure")
+	due := flag.Int("due", 10000, "certificates at their renewal time in each store")
+	dir := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	flag.Parse()
+
+	var sizes []int
+	for _, f := range strings.Split(*storedFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 3**due {
+			return fmt.Errorf("-stored: %q is not a size of at least 3×due", f)
+		}
+		sizes = append(sizes, n)
+	}
+	work := *dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	ctx := context.Background()
+	bins, err := pair.Build(ctx, filepath.Join(work, "bin"), false)
+	if err != nil {
+		return err
+	}
+	// A DNS server with no records: the local CA's lookups get a real (negative) answer.
+	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()})
+	if err != nil {
+		return err
+	}
+	defer dnsSrv.Close()
+
+	fmt.Printf("renewal sweep: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", *due, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	var results []result
+	for _, n := range sizes {
+		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), n, *due)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+		fmt.Printf("  stored %9d: seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled; peak RSS %.0f MB\n",
+			r.Stored, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
+			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, float64(r.MaxRSSKB)/1024)
+	}
+	fmt.Println()
+	fmt.Println("| certificates stored | due | sweep time | activations/s | peak RSS |")
+	fmt.Println("|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		fmt.Printf("| %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Sweep.Seconds(),
+			float64(r.Activated)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+	}
+	if len(results) > 1 {
+		first, last := results[0], results[len(results)-1]
+		fmt.Printf("\nsweep time ratio, %d stored / %d stored: %.2f\n", last.Stored, first.Stored, last.Sweep.Seconds()/first.Sweep.Seconds())
+	}
+	return nil
+}
+
+// measure seeds a store of n instances (due of them at their renewal time) and times one sweep.
+func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int) (result, error) {
+	r := result{Stored: n, Due: due}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return r, err
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	began := time.Now()
+	if err := seed(ctx, filepath.Join(dir, "lifecycle.db"), n, due, at); err != nil {
+		return r, fmt.Errorf("seed %d: %w", n, err)
+	}
+	r.Seed = time.Since(began)
+	if fi, err := os.Stat(filepath.Join(dir, "lifecycle.db")); err == nil {
+		r.DatabaseSize = fi.Size()
+	}
+	keyFile := filepath.Join(dir, "master.key")
+	if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
+		return r, err
+	}
+	cmd := exec.CommandContext(ctx, lifecycleBin, "sweep",
+		"-db", filepath.Join(dir, "lifecycle.db"), "-identity-db", filepath.Join(dir, "identity.db"),
+		"-master-key-file", keyFile, "-localca-db", filepath.Join(dir, "localca.db"),
+		"-localca-resolver", resolver, "-log-level", "warn", "-at", at.Format(time.RFC3339))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return r, fmt.Errorf("sweep: %v\n%s", err, stderr.String())
+	}
+	var out struct {
+		DurationMS float64 `json:"duration_ms"`
+		Stats      struct {
+			Activated, Submitted, Polled, RenewalsStarted int
+		} `json:"stats"`
+		MaxRSSKB int64 `json:"max_rss_kb"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return r, fmt.Errorf("sweep output %q: %w", stdout.String(), err)
+	}
+	if out.Stats.Activated != due || out.Stats.Submitted != due {
+		return r, fmt.Errorf("sweep activated %d and submitted %d, want %d each", out.Stats.Activated, out.Stats.Submitted, due)
+	}
+	r.Sweep = time.Duration(out.DurationMS * float64(time.Millisecond))
+	r.Activated, r.Submitted, r.Polled = out.Stats.Activated, out.Stats.Submitted, out.Stats.Polled
+	r.MaxRSSKB = out.MaxRSSKB
+	// The kernel's view of the whole process, as a cross-check of what it reported itself.
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > r.MaxRSSKB {
+		r.MaxRSSKB = ru.Maxrss
+	}
+	return r, nil
+}
+
+// seed writes n instances as n/3 three-year hosted bundles whose first instance is HOSTED with a
+// certificate issued 335 days before at, expiring 30 days after it: renewing it activates
+// instance 2. The first `due` bundles are at their renewal time; the others renew over the next
+// 300 days.
+func seed(ctx context.Context, path string, n, due int, at time.Time) error {
+	d, err := db.Open(ctx, path, db.Options{Migrations: store.Migrations(), MaxBatch: 1})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	chain, err := dummyChain(at)
+	if err != nil {
+		return err
+	}
+	account := ids.New(ids.Account, at)
+	t0 := at.Add(-335 * 24 * time.Hour)
+	notAfter := t0.Add(365 * 24 * time.Hour)
+	bundles := n / 3
+	const perTx = 5000
+	for startIdx := 0; startIdx < bundles; startIdx += perTx {
+		err := d.Write(ctx, func(tx *db.Tx) error {
+			for i := startIdx; i < min(startIdx+perTx, bundles); i++ {
+				if err := seedBundle(tx, i, account, chain, t0, notAfter, at, i < due); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func seedBundle(tx *db.Tx, i int, account, chain string, t0, notAfter, at time.Time, due bool) error {
+	day := 24 * time.Hour
+	bundle, order := ids.New(ids.Bundle, t0), ids.New(ids.Order, t0)
+	app, iss := ids.New(ids.Application, t0), ids.New(ids.Issuance, t0)
+	micros := db.Micros
+	if _, err := tx.Exec(`INSERT INTO bundles (bundle_id, account_id, order_id, product_id, validation_type, domain_type,
+		domain_count, hosting, subscription_years, create_time, t0, template_application_id, hosting_status)
+		VALUES (?, ?, ?, 'dv-single', 'DV', 'SINGLE', 1, TRUE, 3, ?, ?, ?, 'ACTIVE')`,
+		bundle, account, order, micros(t0), micros(t0), app); err != nil {
+		return err
+	}
+	renewAt := at.Add(-time.Minute)
+	if !due {
+		renewAt = at.Add(time.Duration(1+i%300) * day)
+	}
+	certs := make([]string, 3)
+	for seq := 1; seq <= 3; seq++ {
+		certs[seq-1] = ids.New(ids.Certificate, t0)
+		start, end := t0.Add(time.Duration(seq-1)*365*day), t0.Add(time.Duration(seq)*365*day)
+		if seq == 1 {
+			if _, err := tx.Exec(`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state,
+				coverage_start, coverage_end, create_time, update_time, current_issuance_id, current_application_id,
+				renew_at, expire_at, escalate_at) VALUES (?, ?, ?, 1, 'HOSTED', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				certs[0], bundle, account, micros(start), micros(end), micros(t0), micros(t0), iss, app,
+				micros(renewAt), micros(notAfter), micros(notAfter.Add(-7*day))); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.Exec(`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state,
+			coverage_start, coverage_end, create_time, update_time) VALUES (?, ?, ?, ?, 'NOT_ACTIVATED', ?, ?, ?, ?)`,
+			certs[seq-1], bundle, account, seq, micros(start), micros(end), micros(t0), micros(t0)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO applications (application_id, certificate_id, bundle_id, account_id, status,
+		automatic, actor, domains, validation_method, contact, key_algorithm, ca_name, ca_ref, create_time, update_time)
+		VALUES (?, ?, ?, ?, 'ISSUED', FALSE, 'customer', ?, 'DNS_TXT', '{"email":"ops@example.com"}', 'ECDSA_P256',
+		'local', 'seeded', ?, ?)`,
+		app, certs[0], bundle, account, fmt.Sprintf(`["bench-%d.example.com"]`, i), micros(t0), micros(t0)); err != nil {
+		return err
+	}
+	_, err := tx.Exec(`INSERT INTO issuances (issuance_id, certificate_id, application_id, bundle_id, account_id,
+		serial, not_before, not_after, chain_pem, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		iss, certs[0], app, bundle, account, strconv.Itoa(i), micros(t0), micros(notAfter), chain, micros(t0))
+	return err
+}
+
+// dummyChain is a real, small certificate, stored as every seeded issuance's chain (the sweep
+// reads it as the certificate a renewal replaces; nothing verifies it).
+func dummyChain(at time.Time) (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.example.com"},
+		DNSNames: []string{"bench.example.com"}, NotBefore: at.Add(-335 * 24 * time.Hour), NotAfter: at.Add(30 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
+}
