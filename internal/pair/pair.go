@@ -77,6 +77,10 @@ type Options struct {
 	// Log receives both services' output, each line prefixed; nil keeps it in memory only
 	// (see Pair.Logs).
 	Log io.Writer
+	// LogLevel is the services' -log-level; empty means debug (every call logged, which tests
+	// want when they fail). The benchmark uses warn: a log line per call would be a large part of
+	// what it measures.
+	LogLevel string
 }
 
 // Pair is the two services running as processes.
@@ -191,7 +195,11 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*proc, error) {
 	ready := filepath.Join(p.opts.Dir, name+".ready")
 	_ = os.Remove(ready)
-	args = append(args, "-ready-file", ready, "-log-level", "debug")
+	level := p.opts.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	args = append(args, "-ready-file", ready, "-log-level", level)
 	cmd := exec.Command(bin, args...)
 	w := &prefixWriter{prefix: name + ": ", p: p}
 	cmd.Stdout, cmd.Stderr = w, w
