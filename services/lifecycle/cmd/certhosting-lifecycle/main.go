@@ -42,6 +42,7 @@ type config struct {
 	logLevel      string
 	shutdownGrace time.Duration
 	readyFile     string
+	debugAddr     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	err := cli.Parse(fs, args, envPrefix)
 	return c, err
 }
@@ -86,6 +88,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	clk := clockwork.NewRealClock()
+	if cfg.debugAddr != "" {
+		if err := cli.ServeDebug(ctx, cfg.debugAddr, log); err != nil {
+			return err
+		}
+	}
 
 	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
 	if err != nil {
