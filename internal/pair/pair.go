@@ -269,6 +269,22 @@ func (p *Pair) Stop() error {
 	return errors.Join(p.StopOrder(), p.StopLifecycle())
 }
 
+// OrderPID is the order service's process id, 0 when it is not running (the benchmark reads
+// its CPU time).
+func (p *Pair) OrderPID() int { return p.pid(&p.order) }
+
+// LifecyclePID is the lifecycle service's process id, 0 when it is not running.
+func (p *Pair) LifecyclePID() int { return p.pid(&p.lifecycle) }
+
+func (p *Pair) pid(slot **proc) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if *slot == nil {
+		return 0
+	}
+	return (*slot).cmd.Process.Pid
+}
+
 // Logs returns both services' output so far.
 func (p *Pair) Logs() string {
 	p.mu.Lock()
