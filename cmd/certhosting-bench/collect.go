@@ -33,8 +33,9 @@ const deliveryPoll = 10 * time.Millisecond
 const drainTimeout = 5 * time.Minute
 
 // waitDelivered waits until every purchase's order shows its bundle delivery, and returns each
-// order's bundle_delivery_time.
-func waitDelivered(ctx context.Context, cl *clients, done []purchase, progress io.Writer) (map[string]time.Time, error) {
+// order's bundle_delivery_time. drained (if not nil) is called once the last paid order is
+// delivered, before the full read.
+func waitDelivered(ctx context.Context, cl *clients, done []purchase, progress io.Writer, drained func()) (map[string]time.Time, error) {
 	if len(done) == 0 {
 		return map[string]time.Time{}, nil
 	}
@@ -58,6 +59,9 @@ func waitDelivered(ctx context.Context, cl *clients, done []purchase, progress i
 		if err := sleep(ctx, deliveryPoll); err != nil {
 			return nil, fmt.Errorf("the last paid order was not delivered within %v", drainTimeout)
 		}
+	}
+	if drained != nil {
+		drained()
 	}
 	for {
 		delivered, err := deliveredOrders(ctx, oc)
@@ -129,16 +133,18 @@ type purchaseResult struct {
 	toBundle quantiles     // pay_time → the bundle's create_time in the lifecycle service
 	toAck    quantiles     // pay_time → bundle_delivery_time recorded on the order
 	client   quantiles     // CreateOrder + PayOrder as the client waited for them
+	cpu      cpuSample     // CPU used by each process from the start of the window until drained
 }
 
 func (r purchaseResult) perSecond() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
 // complete waits for the window's bundles and derives its figures from the services' timestamps.
-func complete(ctx context.Context, cl *clients, ph phase, progress io.Writer) (purchaseResult, error) {
+func complete(ctx context.Context, cl *clients, ph phase, progress io.Writer, cpu func() cpuSample) (purchaseResult, error) {
 	if len(ph.done) == 0 {
 		return purchaseResult{}, fmt.Errorf("no purchase completed in the window")
 	}
-	delivered, err := waitDelivered(ctx, cl, ph.done, progress)
+	var used cpuSample
+	delivered, err := waitDelivered(ctx, cl, ph.done, progress, func() { used = cpu().sub(ph.cpu0) })
 	if err != nil {
 		return purchaseResult{}, err
 	}
@@ -170,6 +176,7 @@ func complete(ctx context.Context, cl *clients, ph phase, progress io.Writer) (p
 		toBundle: quantilesOf(toBundle),
 		toAck:    quantilesOf(toAck),
 		client:   quantilesOf(client),
+		cpu:      used,
 	}, nil
 }
 

@@ -107,14 +107,16 @@ func load(ctx context.Context, n int, d time.Duration, step func(ctx context.Con
 type noopResult struct {
 	calls   int64
 	elapsed time.Duration
+	cpu     cpuSample // CPU used by each process over the phase
 }
 
 func (r noopResult) perSecond() float64 { return float64(r.calls) / r.elapsed.Seconds() }
 
 // noops measures no-op calls per second: grpc.health.v1.Health/Check on the order service,
 // through its whole interceptor chain (the health service is public, so auth is a prefix check).
-func noops(ctx context.Context, cl *clients, n int, d time.Duration) (noopResult, error) {
+func noops(ctx context.Context, cl *clients, n int, d time.Duration, cpu func() cpuSample) (noopResult, error) {
 	var calls atomic.Int64
+	cpu0 := cpu()
 	req := &healthpb.HealthCheckRequest{}
 	start, end, err := load(ctx, n, d, func(ctx context.Context, w, _ int) error {
 		resp, err := cl.health[w%len(cl.health)].Check(ctx, req)
@@ -127,7 +129,7 @@ func noops(ctx context.Context, cl *clients, n int, d time.Duration) (noopResult
 		calls.Add(1)
 		return nil
 	})
-	return noopResult{calls: calls.Load(), elapsed: end.Sub(start)}, err
+	return noopResult{calls: calls.Load(), elapsed: end.Sub(start), cpu: cpu().sub(cpu0)}, err
 }
 
 // purchase is one paid order, as the client saw it.
@@ -141,12 +143,14 @@ type purchase struct {
 type phase struct {
 	start, end time.Time // end: when the last client got its last answer
 	done       []purchase
+	cpu0       cpuSample // at start
 }
 
 // purchases runs n clients for d, each buying a hosted 3-year DV certificate again and again:
 // CreateOrder, then PayOrder. tag keeps request ids unique across phases.
-func purchases(ctx context.Context, cl *clients, n int, d time.Duration, tag string) (phase, error) {
+func purchases(ctx context.Context, cl *clients, n int, d time.Duration, tag string, cpu func() cpuSample) (phase, error) {
 	perWorker := make([][]purchase, n)
+	cpu0 := cpu()
 	start, end, err := load(ctx, n, d, func(ctx context.Context, w, i int) error {
 		oc := cl.orders[w%len(cl.orders)]
 		t0 := time.Now()
@@ -170,7 +174,7 @@ func purchases(ctx context.Context, cl *clients, n int, d time.Duration, tag str
 		})
 		return nil
 	})
-	ph := phase{start: start, end: end}
+	ph := phase{start: start, end: end, cpu0: cpu0}
 	for _, ps := range perWorker {
 		ph.done = append(ph.done, ps...)
 	}

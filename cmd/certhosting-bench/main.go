@@ -178,20 +178,21 @@ func oneRun(ctx context.Context, cfg config, bins pair.Binaries, n int, progress
 	}
 	defer cl.close()
 
+	cpu := func() cpuSample { return sampleCPU(p.OrderPID(), p.LifecyclePID()) }
 	res := result{fs: fsType, loadAvg: loadAvg()}
 	if cfg.warmup > 0 {
 		fmt.Fprintf(progress, "warmup: purchases for %v\n", cfg.warmup)
-		w, err := purchases(ctx, cl, cfg.concurrency, cfg.warmup, fmt.Sprintf("warmup%d", n))
+		w, err := purchases(ctx, cl, cfg.concurrency, cfg.warmup, fmt.Sprintf("warmup%d", n), cpu)
 		if err != nil {
 			return result{}, fmt.Errorf("warmup: %w", err)
 		}
-		if _, err := waitDelivered(ctx, cl, w.done, progress); err != nil {
+		if _, err := waitDelivered(ctx, cl, w.done, progress, nil); err != nil {
 			return result{}, fmt.Errorf("warmup: %w", err)
 		}
 	}
 
 	fmt.Fprintf(progress, "baseline: Health/Check for %v\n", cfg.duration)
-	if res.noop, err = noops(ctx, cl, cfg.concurrency, cfg.duration); err != nil {
+	if res.noop, err = noops(ctx, cl, cfg.concurrency, cfg.duration, cpu); err != nil {
 		return result{}, fmt.Errorf("baseline: %w", err)
 	}
 
@@ -200,7 +201,7 @@ func oneRun(ctx context.Context, cfg config, bins pair.Binaries, n int, progress
 	if err != nil {
 		return result{}, err
 	}
-	ph, err := purchases(ctx, cl, cfg.concurrency, cfg.duration, fmt.Sprintf("run%d", n))
+	ph, err := purchases(ctx, cl, cfg.concurrency, cfg.duration, fmt.Sprintf("run%d", n), cpu)
 	if perr := stopProfiles(); perr != nil {
 		fmt.Fprintln(progress, "profiles:", perr)
 	}
@@ -208,7 +209,7 @@ func oneRun(ctx context.Context, cfg config, bins pair.Binaries, n int, progress
 		return result{}, fmt.Errorf("purchases: %w", err)
 	}
 	fmt.Fprintf(progress, "waiting for %d bundles\n", len(ph.done))
-	res.purchase, err = complete(ctx, cl, ph, progress)
+	res.purchase, err = complete(ctx, cl, ph, progress, cpu)
 	if err != nil {
 		return result{}, err
 	}

@@ -40,6 +40,16 @@ func report(w io.Writer, cfg config, rs []result) {
 			i+1, r.loadAvg, thousands(r.noop.perSecond()), thousands(p.perSecond()), r.ratio(), thousands(float64(p.n)),
 			ms(p.drain), ms(p.toBundle.p50), ms(p.toBundle.p99), ms(p.toAck.p50), ms(p.toAck.p99), ms(p.client.p50), ms(p.client.p99))
 	}
+	fmt.Fprintln(w, "\n| run | CPU per no-op call: order + client | cores busy (no-op) | CPU per purchase: order + lifecycle + client = total | cores busy (purchases) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for i, r := range rs {
+		nc := r.noop.cpu.per(int(r.noop.calls))
+		pc := r.purchase.cpu.per(r.purchase.n)
+		fmt.Fprintf(w, "| %d | %s + %s | %.2f of %d | %s + %s + %s = %s | %.2f of %d |\n", i+1,
+			us(nc.order), us(nc.client), r.noop.cpu.total().Seconds()/r.noop.elapsed.Seconds(), runtime.NumCPU(),
+			us(pc.order), us(pc.lifecycle), us(pc.client), us(pc.total()),
+			r.purchase.cpu.total().Seconds()/r.purchase.elapsed.Seconds(), runtime.NumCPU())
+	}
 	if len(rs) > 1 {
 		lo, hi := rs[0], rs[0]
 		noLo, noHi := rs[0].noop.perSecond(), rs[0].noop.perSecond()
@@ -62,7 +72,9 @@ purchases/s: purchases paid in the window / (start of the window → the last of
 no-op calls/s: grpc.health.v1.Health/Check on the order service, same clients and connections.
 drain: from the clients' last answer until the last bundle was delivered (the relay's backlog).
 pay→bundle: the order's pay_time to its bundle's create_time in the lifecycle service (both stamped
-just before their transaction); pay→delivery recorded: to the order's bundle_delivery_time.`)
+just before their transaction); pay→delivery recorded: to the order's bundle_delivery_time.
+CPU: user + system time of each process over the phase (the purchases' until the last bundle was
+delivered), divided by calls or purchases; cores busy: the three processes' CPU / wall time.`)
 }
 
 func thousands(v float64) string {
@@ -85,6 +97,8 @@ func ms(d time.Duration) string {
 		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 	}
 }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
 func cpuModel() string {
 	f, err := os.Open("/proc/cpuinfo")
