@@ -86,7 +86,10 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 	if created {
 		s.log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
 			"years", b.SubscriptionYears, "hosting", b.Hosting)
+		// The rows just committed are exactly nb: answer from it rather than reading them back.
+		return &lifecyclev1.CreateBundleResponse{Bundle: bundleProto(nb.Bundle, nb.Certificates)}, nil
 	}
+	// A repeated delivery: answer with the bundle as it was first created.
 	b, certs, err := s.store.GetBundle(ctx, b.AccountID, b.ID)
 	if err != nil {
 		return nil, err
