@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
 	fs.IntVar(&c.relayBatch, "relay-batch", 256, "outbox messages the relay reads per sweep")
-	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 64, "CreateBundle calls the relay keeps in flight")
+	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	err := cli.Parse(fs, args, envPrefix)
 	return c, err
