@@ -79,6 +79,10 @@ type Options struct {
 	// Log receives both services' output, each line prefixed; nil keeps it in memory only
 	// (see Pair.Logs).
 	Log io.Writer
+	// LogLevel is the services' -log-level; empty means debug (every call logged, which tests
+	// want when they fail). The benchmark uses warn: a log line per call would be a large part of
+	// what it measures.
+	LogLevel string
 }
 
 // Pair is the two services running as processes.
@@ -216,7 +220,11 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 func (p *Pair) start(ctx context.Context, name, bin string, args []string) (*proc, string, error) {
 	ready := filepath.Join(p.opts.Dir, name+".ready")
 	_ = os.Remove(ready)
-	args = append(args, "-ready-file", ready, "-log-level", "debug")
+	level := p.opts.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	args = append(args, "-ready-file", ready, "-log-level", level)
 	cmd := exec.Command(bin, args...)
 	w := &prefixWriter{prefix: name + ": ", p: p}
 	cmd.Stdout, cmd.Stderr = w, w
@@ -300,6 +308,22 @@ func (p *Pair) signal(slot **proc, sig syscall.Signal) error {
 // Stop stops both services gracefully; it returns the first non-clean exit.
 func (p *Pair) Stop() error {
 	return errors.Join(p.StopOrder(), p.StopLifecycle())
+}
+
+// OrderPID is the order service's process id, 0 when it is not running (the benchmark reads
+// its CPU time).
+func (p *Pair) OrderPID() int { return p.pid(&p.order) }
+
+// LifecyclePID is the lifecycle service's process id, 0 when it is not running.
+func (p *Pair) LifecyclePID() int { return p.pid(&p.lifecycle) }
+
+func (p *Pair) pid(slot **proc) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if *slot == nil {
+		return 0
+	}
+	return (*slot).cmd.Process.Pid
 }
 
 // Logs returns both services' output so far.

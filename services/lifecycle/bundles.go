@@ -92,7 +92,15 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 	if created {
 		s.Log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
 			"years", b.SubscriptionYears, "hosting", b.Hosting)
+		// The rows just committed are exactly nb (new instances have no issuance or application
+		// yet): answer from it rather than reading them back.
+		views := make([]store.CertificateView, len(nb.Certificates))
+		for i, c := range nb.Certificates {
+			views[i].Certificate = c
+		}
+		return &lifecyclev1.CreateBundleResponse{Bundle: bundleProto(nb.Bundle, views)}, nil
 	}
+	// A repeated delivery: answer with the bundle as it is now.
 	b, certs, err := s.Store.BundleView(ctx, b.AccountID, b.ID)
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ type BundleCreator interface {
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
 	Batch       int             // messages read per sweep (default 256)
-	Concurrency int             // CreateBundle calls in flight (default 64)
+	Concurrency int             // CreateBundle calls in flight (default: Batch, the whole sweep)
 	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
 	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
 	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
@@ -54,7 +54,10 @@ func NewRelay(st *store.Store, client BundleCreator, cfg RelayConfig) *Relay {
 		cfg.Batch = 256
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
+		// The whole sweep at once: the lifecycle service group-commits concurrent CreateBundle
+		// calls, so a sweep sent in one wave costs it one commit rather than Batch/Concurrency
+		// commits in a row, and the relay no longer falls behind the payments.
+		cfg.Concurrency = cfg.Batch
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Second

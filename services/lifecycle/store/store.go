@@ -141,39 +141,40 @@ type NewBundle struct {
 // CreateBundle inserts the bundle, its instances and each instance's first history event in one
 // transaction. If the bundle exists already it returns the existing one (created false) when it
 // was made for the same order and account, and AlreadyExists otherwise.
+//
+// Every purchase takes this path on the service's one writer goroutine, so it is written to cost
+// few statements: the bundle is inserted first and looked up only when that insert changed
+// nothing (a repeated delivery is the rare case), and the instances and their events are each
+// one multi-row INSERT.
 func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, created bool, err error) {
 	err = s.db.Write(ctx, func(tx *db.Tx) error {
-		err := tx.Get(&b, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ?`, nb.Bundle.ID)
-		if err == nil {
-			if b.OrderID != nb.Bundle.OrderID || b.AccountID != nb.Bundle.AccountID {
-				return apierr.AlreadyExists("bundle_id", "%s already exists for another order", nb.Bundle.ID)
-			}
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if _, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
+		res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
 			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
 			:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
-			:renew_before_seconds)`, nb.Bundle); err != nil {
-			if db.IsUniqueViolation(err) {
-				return apierr.AlreadyExists("order_id", "order %s already has a bundle", nb.Bundle.OrderID)
-			}
+			:renew_before_seconds) ON CONFLICT DO NOTHING`, nb.Bundle)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return existingBundle(tx, nb.Bundle, &b)
 		}
 		events := make([]Event, 0, len(nb.Certificates))
 		for _, c := range nb.Certificates {
 			if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
 				return err
 			}
-			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
-				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
-				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at)`, c); err != nil {
-				return err
-			}
 			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
 				Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
+		}
+		if len(nb.Certificates) > 0 {
+			// A slice argument makes sqlx repeat the VALUES tuple once per element.
+			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
+				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
+				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at)`, nb.Certificates); err != nil {
+				return err
+			}
 		}
 		if err := s.appendEventsRaw(tx, events); err != nil {
 			return err
@@ -185,6 +186,22 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 		return nil
 	})
 	return b, created, err
+}
+
+// existingBundle explains why inserting want changed nothing: the bundle exists (for the same
+// order and account: a repeated delivery, answered with the stored bundle in *out), or it exists
+// for another order, or the order already has another bundle.
+func existingBundle(tx *db.Tx, want Bundle, out *Bundle) error {
+	err := tx.Get(out, `SELECT `+bundleColumns+` FROM bundles WHERE bundle_id = ?`, want.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return apierr.AlreadyExists("order_id", "order %s already has a bundle", want.OrderID)
+	case err != nil:
+		return err
+	case out.OrderID != want.OrderID || out.AccountID != want.AccountID:
+		return apierr.AlreadyExists("bundle_id", "%s already exists for another order", want.ID)
+	}
+	return nil
 }
 
 // appendEvents inserts events with ids allocated from the events counter in this transaction, so
@@ -200,12 +217,10 @@ func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 	first := last - int64(len(events)) + 1
 	for i := range events {
 		events[i].ID = first + int64(i)
-		if _, err := tx.NamedExec(`INSERT INTO events (`+eventColumns+`) VALUES (:event_id, :account_id, :bundle_id,
-			:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time, :support_case_id)`, events[i]); err != nil {
-			return err
-		}
 	}
-	return nil
+	_, err := tx.NamedExec(`INSERT INTO events (`+eventColumns+`) VALUES (:event_id, :account_id, :bundle_id,
+		:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time, :support_case_id)`, events)
+	return err
 }
 
 // GetBundle returns a bundle of the account with its instances, or NotFound.

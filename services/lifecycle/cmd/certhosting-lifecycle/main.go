@@ -69,6 +69,7 @@ type config struct {
 	acmeDNSListen string
 	acmeDNSZone   string
 	acmeDNSNS     string
+	debugAddr     string
 }
 
 // parseFlags parses the service's flags; extra adds a subcommand's own.
@@ -99,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	for _, f := range extra {
 		f(fs)
 	}
@@ -132,6 +134,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log, err := cli.Logger(stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		return err
+	}
+	if cfg.debugAddr != "" {
+		if err := cli.ServeDebug(ctx, cfg.debugAddr, log); err != nil {
+			return err
+		}
 	}
 	svc, err := open(ctx, cfg, log)
 	if err != nil {

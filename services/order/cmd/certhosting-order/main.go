@@ -46,6 +46,9 @@ type config struct {
 	logLevel         string
 	shutdownGrace    time.Duration
 	readyFile        string
+	debugAddr        string
+	relayBatch       int
+	relayConcurrency int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -63,6 +66,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
+	fs.IntVar(&c.relayBatch, "relay-batch", 256, "outbox messages the relay reads per sweep")
+	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
+	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	err := cli.Parse(fs, args, envPrefix)
 	return c, err
 }
@@ -92,6 +98,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	clk := clockwork.NewRealClock()
+	if cfg.debugAddr != "" {
+		if err := cli.ServeDebug(ctx, cfg.debugAddr, log); err != nil {
+			return err
+		}
+	}
 
 	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
 	if err != nil {
@@ -118,7 +129,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
 	}
 	defer conn.Close()
-	relay := order.NewRelay(st, lifecyclev1.NewLifecycleServiceClient(conn), order.RelayConfig{Clock: clk, Log: log.With("component", "relay")})
+	relay := order.NewRelay(st, lifecyclev1.NewLifecycleServiceClient(conn), order.RelayConfig{
+		Batch: cfg.relayBatch, Concurrency: cfg.relayConcurrency, Clock: clk, Log: log.With("component", "relay"),
+	})
 
 	srv, err := order.NewServer(ctx, st, clk, log, relay)
 	if err != nil {
