@@ -1,6 +1,7 @@
 // Package pebbletest runs Let's Encrypt's Pebble ACME test server and pebble-challtestsrv as real
 // processes for tests, from the repository's bin/ (`make tools` builds them from the pinned
-// modules of tools/go.mod; a test is skipped with that hint when they are missing).
+// modules of tools/go.mod; a test is skipped with that hint when they are missing, and fails when
+// the CI environment variable is set, because `make test` builds them first).
 //
 // What a test gets:
 //   - Pebble on free loopback ports, with a config written here (bound to 127.0.0.1, a TLS
@@ -87,7 +88,7 @@ type Pebble struct {
 }
 
 // Start starts challtestsrv, the resolver and Pebble, waits until they serve, and fetches Pebble's
-// issuing root. It skips the test when bin/pebble is missing.
+// issuing root. It skips the test when bin/pebble is missing (fails it in CI: see missing).
 func Start(t testing.TB, opts Options) *Pebble {
 	t.Helper()
 	root, err := pair.ModuleRoot()
@@ -97,7 +98,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 	bin := filepath.Join(root, "bin")
 	for _, name := range []string{"pebble", "pebble-challtestsrv"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			t.Skipf("%s not found: run `make tools` to build Pebble (`make test` does)", filepath.Join(bin, name))
+			missing(t, filepath.Join(bin, name))
 		}
 	}
 	p := &Pebble{t: t, dir: t.TempDir(), bin: bin, opts: opts}
@@ -132,6 +133,18 @@ func Start(t testing.TB, opts Options) *Pebble {
 	t.Cleanup(p.Stop)
 	p.Restart()
 	return p
+}
+
+// missing skips the test for a tool that is not built, except in CI (the CI environment variable
+// set, as .ci/run's environment and shared/tools/clean-clone-test have it): there `make test`
+// builds the tools before it runs the tests, so a missing one means the Pebble tests would silently
+// not run, and that is a failure.
+func missing(t testing.TB, path string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found, and CI is set: `make test` builds it (make tools) before the tests; the Pebble tests must not be skipped in CI", path)
+	}
+	t.Skipf("%s not found: run `make tools` to build Pebble (`make test` does)", path)
 }
 
 // writeConfig writes pebble.json: Pebble's own test config, bound to loopback, with this test's
