@@ -15,7 +15,8 @@
 //     query and does not follow CNAMEs, and challtestsrv answers a CNAME only from its own records;
 //     the resolver follows a customer's CNAME from challtestsrv to the server of the delegated zone
 //     (Options.Delegations), so DNS delegation is tested end to end.
-//   - The management calls tests need: the issuing root, forcing an ARI window.
+//   - The management calls tests need: the issuing root, forcing an ARI window; and reading the
+//     ARI window as a client would, for a test's own view of it.
 //
 // Every process is tied to the test: stopped by t.Cleanup, killed with the test binary if it dies
 // (Linux parent-death signal), and its output shown when the test fails.
@@ -27,6 +28,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +38,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -277,6 +281,47 @@ func (p *Pebble) SetRenewalInfo(ctx context.Context, certPEM []byte, start, end 
 	_, err = p.post(ctx, "https://"+p.management+"/set-renewal-info/",
 		map[string]string{"Certificate": string(certPEM), "ARIResponse": string(ari)})
 	return err
+}
+
+// RenewalWindow is Pebble's ARI answer for a certificate (PEM, leaf first), read from its
+// directory's renewalInfo resource as any ACME client reads it (RFC 9773): the suggested window. It
+// is the test's own view of the window, independent of the client under test.
+func (p *Pebble) RenewalWindow(ctx context.Context, certPEM []byte) (start, end time.Time, err error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return start, end, fmt.Errorf("renewal window: no certificate in %q", certPEM)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return start, end, fmt.Errorf("renewal window: %w", err)
+	}
+	id, err := api.MakeARICertID(leaf)
+	if err != nil {
+		return start, end, fmt.Errorf("renewal window: %w", err)
+	}
+	b, err := p.get(ctx, p.DirectoryURL)
+	if err != nil {
+		return start, end, err
+	}
+	var dir struct {
+		RenewalInfo string `json:"renewalInfo"`
+	}
+	if err := json.Unmarshal(b, &dir); err != nil || dir.RenewalInfo == "" {
+		return start, end, fmt.Errorf("renewal window: the directory names no renewalInfo (%v): %s", err, b)
+	}
+	if b, err = p.get(ctx, strings.TrimSuffix(dir.RenewalInfo, "/")+"/"+id); err != nil {
+		return start, end, err
+	}
+	var info struct {
+		SuggestedWindow struct {
+			Start time.Time `json:"start"`
+			End   time.Time `json:"end"`
+		} `json:"suggestedWindow"`
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return start, end, fmt.Errorf("renewal window: %w: %s", err, b)
+	}
+	return info.SuggestedWindow.Start, info.SuggestedWindow.End, nil
 }
 
 func (p *Pebble) get(ctx context.Context, url string) ([]byte, error) {
