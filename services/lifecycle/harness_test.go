@@ -2,9 +2,11 @@ package lifecycle_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
@@ -25,6 +28,8 @@ import (
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
+	"github.com/certhosting/certhosting/services/order"
+	orderstore "github.com/certhosting/certhosting/services/order/store"
 )
 
 // start is the fake clock's origin in these tests.
@@ -52,6 +57,7 @@ type env struct {
 	authority *localca.CA
 	st        *store.Store
 	ticker    *lifecycle.Ticker
+	identity  *auth.Store
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -126,6 +132,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
+		identity: identity,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
@@ -140,6 +147,63 @@ func (e *env) in(t *testing.T) *env {
 	c := *e
 	c.t = t
 	return &c
+}
+
+// orders is the order service in-process beside the env's lifecycle service: the real server behind
+// the real interceptors, on the env's identity store and fake clock, and the real outbox relay
+// delivering to the lifecycle service as the order service's own (service-role) caller. Tests
+// drive the relay with Sweep, as they drive the ticker with Tick.
+type orders struct {
+	a     orderv1.OrderServiceClient // customer A
+	relay *order.Relay
+}
+
+func (e *env) startOrders() *orders {
+	e.t.Helper()
+	d := grpctest.OpenDB(e.t, e.t.TempDir(), "order.db", orderstore.Migrations())
+	st := orderstore.New(d)
+	relay := order.NewRelay(st, e.svc, order.RelayConfig{Clock: e.clk, Log: grpctest.Logger(e.t)})
+	srv, err := order.NewServer(e.ctx, st, e.clk, grpctest.Logger(e.t), relay)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, 0),
+		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
+	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay}
+}
+
+// purchase buys as customer A through the order service (CreateOrder, PayOrder), lets the relay
+// deliver the paid order to the lifecycle service in one sweep, and returns the bundle as A sees
+// it, after checking that the order names it and its instances.
+func (e *env) purchase(o *orders, product string, domains, years int32, hosting bool) *lifecyclev1.Bundle {
+	e.t.Helper()
+	created, err := o.a.CreateOrder(e.ctx, &orderv1.CreateOrderRequest{
+		RequestId: fmt.Sprintf("req-%d", e.clk.Now().UnixNano()), ProductId: product,
+		DomainCount: domains, SubscriptionYears: years, Hosting: hosting,
+	})
+	if err != nil {
+		e.t.Fatalf("CreateOrder(%s, %d domains, %d years, hosting %v): %v", product, domains, years, hosting, err)
+	}
+	id := created.GetOrder().GetOrderId()
+	if _, err := o.a.PayOrder(e.ctx, &orderv1.PayOrderRequest{OrderId: id, PaymentReference: "pay-" + id}); err != nil {
+		e.t.Fatalf("PayOrder(%s): %v", id, err)
+	}
+	if n, err := o.relay.Sweep(e.ctx); err != nil || n != 1 {
+		e.t.Fatalf("relay sweep after the payment: %d messages, %v; want 1 delivered", n, err)
+	}
+	got, err := o.a.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: id})
+	if err != nil {
+		e.t.Fatalf("GetOrder(%s): %v", id, err)
+	}
+	if got.GetOrder().GetBundleDeliveryTime() == nil {
+		e.t.Fatalf("order %s after the relay's sweep: %v; want its bundle delivered", id, got.GetOrder())
+	}
+	b := e.bundle(got.GetOrder().GetBundleId())
+	if want := got.GetOrder().GetCertificateIds(); !slices.Equal(certIDs(b.GetCertificates()), want) || b.GetOrderId() != id {
+		e.t.Fatalf("bundle %s: order %s, instances %v; want order %s with the order's instances %v",
+			b.GetBundleId(), b.GetOrderId(), certIDs(b.GetCertificates()), id, want)
+	}
+	return b
 }
 
 // flakyCA is the real CA behind a switch: while down, every call fails as a network error would.
