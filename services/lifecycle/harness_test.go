@@ -40,6 +40,10 @@ type envOptions struct {
 	maxValidity time.Duration  // local CA maximum validity (default 200 days)
 	dnsTimeout  time.Duration  // local CA DNS timeout (default 1h)
 	rejectOrg   *regexp.Regexp // legal names the local CA rejects
+	// acme routes DV products to an ACME client on a Pebble of the env's own (env.acme, see
+	// acme_test.go); the local CA keeps serving the rest. The fake clock then starts at the real
+	// now instead of start, because Pebble issues in real time.
+	acme bool
 }
 
 // env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
@@ -58,6 +62,7 @@ type env struct {
 	st        *store.Store
 	ticker    *lifecycle.Ticker
 	identity  *auth.Store
+	acme      *acmeCA // with envOptions.acme
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -75,7 +80,12 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := clockwork.NewFakeClockAt(start)
+	origin := start
+	if o.acme {
+		// Pebble dates its certificates by the real clock: the service's clock starts there too.
+		origin = time.Now().UTC().Truncate(time.Second)
+	}
+	clk := clockwork.NewFakeClockAt(origin)
 	log := grpctest.Logger(t)
 
 	zone := dnsserver.NewMemorySource()
@@ -106,7 +116,13 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	events := lifecycle.NewNotifier()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}
-	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: ca.Single("local", flaky), Keys: box,
+	cas := ca.Single("local", flaky)
+	var acmeCA *acmeCA
+	if o.acme {
+		acmeCA = startACME(t, st, clk, box)
+		cas = acmeCA.registry(t, flaky)
+	}
+	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: box,
 		Engineers: []string{"alice", "bob"}}
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
@@ -132,7 +148,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
-		identity: identity,
+		identity: identity, acme: acmeCA,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
