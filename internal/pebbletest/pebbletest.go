@@ -55,9 +55,11 @@ type Options struct {
 	EABKeys map[string]string
 	// BlockedDomains are refused at new-order with rejectedIdentifier.
 	BlockedDomains []string
-	// NoAuthzReuse makes every order validate anew. By default Pebble reuses a valid authorization
-	// for half of the identifiers; a test that must see a fresh validation (a renewal through the
-	// delegation, a failing CNAME) sets it.
+	// NoAuthzReuse sets PEBBLE_AUTHZREUSE=0. By default Pebble reuses a valid authorization for
+	// half of the identifiers; with 0 it still does for 1 in 100 (its check is
+	// rand.Intn(100) > percent), so a test that must see a fresh validation (a renewal through the
+	// delegation, a failing CNAME) also has its client deactivate the authorizations of each
+	// issued order (acme.Config.RelinquishAuthorizations).
 	NoAuthzReuse bool
 	// Delegations maps a zone ("acme.certhosting.test") to the address of the DNS server
 	// authoritative for it; the resolver asks it for names in the zone. More can be added with
