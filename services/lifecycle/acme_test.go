@@ -60,14 +60,16 @@ func startACME(t *testing.T, st *store.Store, clk clockwork.Clock, box *secrets.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	// No authorization is reused, so every order, renewals included, is validated afresh through
-	// the delegation. Pebble's fault injection (rejected nonces, validation delays) stays on.
+	// No authorization is reused (Pebble is asked not to, and the client deactivates those of each
+	// issued order, because Pebble still reuses one in a hundred), so every order, renewals
+	// included, is validated afresh through the delegation. Pebble's fault injection (rejected
+	// nonces, validation delays) stays on.
 	p := pebbletest.Start(t, pebbletest.Options{NoAuthzReuse: true, Delegations: map[string]string{acmeZone: srv.Addr()}})
 	rec := &logRecorder{records: &recorded{}}
 	client, err := acme.Open(context.Background(), acme.Config{
 		DirectoryURL: p.DirectoryURL, Email: "ops@certhosting.test", RootCAs: p.TLSRootPEM, NoSystemRoots: true,
 		Profile: "default", DBPath: filepath.Join(t.TempDir(), "acme.db"), Box: box, Challenges: zone, Zone: zone.Zone(),
-		Clock: clk, CNAMEResolver: p.ChallSrv.DNSAddr, CNAMETimeout: acmeCNAMETimeout,
+		Clock: clk, CNAMEResolver: p.ChallSrv.DNSAddr, CNAMETimeout: acmeCNAMETimeout, RelinquishAuthorizations: true,
 		Logger: slog.New(slog.NewMultiHandler(grpctest.Logger(t).Handler(), rec)),
 	})
 	if err != nil {
@@ -247,7 +249,9 @@ func ariCertID(t *testing.T, leaf *x509.Certificate) string {
 // certificate through DNS-01 via the one CNAME the instructions name, and the service renews it with
 // the clock moved forward and no customer action, through the same CNAME, naming the certificate it
 // replaces. Every chain verifies against Pebble's root. Then the customer removes the CNAME, and the
-// next renewal fails into an urgent DNS support case while the certificate in use stays valid.
+// next renewal fails into an urgent DNS support case while the certificate in use stays valid;
+// with the CNAME back, the customer's retry is hosted (naming the certificate it replaces too) and
+// the case resolves.
 //
 // Pebble works in real time and dates certificates by the real clock, while the service's clock is
 // fake: the test ticks with a real deadline, moving the fake clock on by the suggested retries (see
@@ -257,7 +261,7 @@ func ariCertID(t *testing.T, leaf *x509.Certificate) string {
 // forces ARI answers), which the service follows, as it would a real CA's moved window.
 func TestACMEHostedSubscription(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: three issuances by Pebble, in real time with its validation delays")
+		t.Skip("-short: four orders to Pebble, in real time with its validation delays")
 	}
 	t.Parallel()
 	e := newEnv(t, envOptions{acme: true})
@@ -438,4 +442,29 @@ func TestACMEHostedSubscription(t *testing.T) {
 		t.Errorf("orders Pebble created with replaces: %q; want %q, naming the first and the renewed certificate", got, want)
 	}
 	watch.step("renewal failed into an urgent DNS support case")
+
+	// The customer puts the CNAME back and retries: the retried renewal names the certificate in
+	// use, like the renewal it retries, is validated through the CNAME, and the case resolves.
+	if err := p.ChallSrv.SetCNAME(ctx, cname.GetName(), cname.GetValue()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.a.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: certID}); err != nil {
+		t.Fatalf("RetryApplication: %v", err)
+	}
+	third := e.awaitHosted("retried renewal", certID, second.GetCurrentIssuance().GetIssuanceId())
+	verifyChainAt(t, p.Roots(), third.GetCurrentIssuance().GetCertificateChainPem(), e.clk.Now())
+	if got, want := e.acme.replaces(), []string{ariCertID(t, leaf1), ariCertID(t, leaf2), ariCertID(t, leaf2)}; !slices.Equal(got, want) {
+		t.Errorf("orders Pebble created with replaces: %q; want %q, the retry naming the certificate in use", got, want)
+	}
+	if n := p.Count(challengePOST); n <= challenges {
+		t.Errorf("Pebble got no challenge request for the retried renewal (%d in all); want it validated through the CNAME", n)
+	}
+	sc, err := e.support.GetSupportCase(e.ctx, &lifecyclev1.GetSupportCaseRequest{CaseId: cases[0].GetCaseId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.GetCase().GetStatus(); got != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED {
+		t.Errorf("the DNS case is %s after the retried renewal was hosted, want RESOLVED", got)
+	}
+	watch.step("CNAME restored, renewal retried: hosted, case resolved")
 }
