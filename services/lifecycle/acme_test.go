@@ -234,7 +234,7 @@ func (s *stopwatch) step(what string) {
 	s.real, s.fake = now, fake
 }
 
-// ariCertID is the RFC 9773 id of a chain's leaf, as orders name it in replaces.
+// ariCertID is the RFC 9773 id of a certificate, as an order names it in replaces.
 func ariCertID(t *testing.T, leaf *x509.Certificate) string {
 	t.Helper()
 	id, err := api.MakeARICertID(leaf)
