@@ -1,6 +1,7 @@
 // Package pebbletest runs Let's Encrypt's Pebble ACME test server and pebble-challtestsrv as real
 // processes for tests, from the repository's bin/ (`make tools` builds them from the pinned
-// modules of tools/go.mod; a test is skipped with that hint when they are missing).
+// modules of tools/go.mod; a test is skipped with that hint when they are missing, and fails when
+// the CI environment variable is set, because `make test` builds them first).
 //
 // What a test gets:
 //   - Pebble on free loopback ports, with a config written here (bound to 127.0.0.1, a TLS
@@ -14,7 +15,8 @@
 //     query and does not follow CNAMEs, and challtestsrv answers a CNAME only from its own records;
 //     the resolver follows a customer's CNAME from challtestsrv to the server of the delegated zone
 //     (Options.Delegations), so DNS delegation is tested end to end.
-//   - The management calls tests need: the issuing root, forcing an ARI window.
+//   - The management calls tests need: the issuing root, forcing an ARI window; and reading the
+//     ARI window as a client would, for a test's own view of it.
 //
 // Every process is tied to the test: stopped by t.Cleanup, killed with the test binary if it dies
 // (Linux parent-death signal), and its output shown when the test fails.
@@ -26,6 +28,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,6 +38,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -50,9 +55,11 @@ type Options struct {
 	EABKeys map[string]string
 	// BlockedDomains are refused at new-order with rejectedIdentifier.
 	BlockedDomains []string
-	// NoAuthzReuse makes every order validate anew. By default Pebble reuses a valid authorization
-	// for half of the identifiers; a test that must see a fresh validation (a renewal through the
-	// delegation, a failing CNAME) sets it.
+	// NoAuthzReuse sets PEBBLE_AUTHZREUSE=0. By default Pebble reuses a valid authorization for
+	// half of the identifiers; with 0 it still does for 1 in 100 (its check is
+	// rand.Intn(100) > percent), so a test that must see a fresh validation (a renewal through the
+	// delegation, a failing CNAME) also has its client deactivate the authorizations of each
+	// issued order (acme.Config.RelinquishAuthorizations).
 	NoAuthzReuse bool
 	// Delegations maps a zone ("acme.certhosting.test") to the address of the DNS server
 	// authoritative for it; the resolver asks it for names in the zone. More can be added with
@@ -87,7 +94,7 @@ type Pebble struct {
 }
 
 // Start starts challtestsrv, the resolver and Pebble, waits until they serve, and fetches Pebble's
-// issuing root. It skips the test when bin/pebble is missing.
+// issuing root. It skips the test when bin/pebble is missing (fails it in CI: see missing).
 func Start(t testing.TB, opts Options) *Pebble {
 	t.Helper()
 	root, err := pair.ModuleRoot()
@@ -97,7 +104,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 	bin := filepath.Join(root, "bin")
 	for _, name := range []string{"pebble", "pebble-challtestsrv"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			t.Skipf("%s not found: run `make tools` to build Pebble (`make test` does)", filepath.Join(bin, name))
+			missing(t, filepath.Join(bin, name))
 		}
 	}
 	p := &Pebble{t: t, dir: t.TempDir(), bin: bin, opts: opts}
@@ -132,6 +139,18 @@ func Start(t testing.TB, opts Options) *Pebble {
 	t.Cleanup(p.Stop)
 	p.Restart()
 	return p
+}
+
+// missing skips the test for a tool that is not built, except in CI (the CI environment variable
+// set, as .ci/run's environment and shared/tools/clean-clone-test have it): there `make test`
+// builds the tools before it runs the tests, so a missing one means the Pebble tests would silently
+// not run, and that is a failure.
+func missing(t testing.TB, path string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found, and CI is set: `make test` builds it (make tools) before the tests; the Pebble tests must not be skipped in CI", path)
+	}
+	t.Skipf("%s not found: run `make tools` to build Pebble (`make test` does)", path)
 }
 
 // writeConfig writes pebble.json: Pebble's own test config, bound to loopback, with this test's
@@ -264,6 +283,47 @@ func (p *Pebble) SetRenewalInfo(ctx context.Context, certPEM []byte, start, end 
 	_, err = p.post(ctx, "https://"+p.management+"/set-renewal-info/",
 		map[string]string{"Certificate": string(certPEM), "ARIResponse": string(ari)})
 	return err
+}
+
+// RenewalWindow is Pebble's ARI answer for a certificate (PEM, leaf first), read from its
+// directory's renewalInfo resource as any ACME client reads it (RFC 9773): the suggested window. It
+// is the test's own view of the window, independent of the client under test.
+func (p *Pebble) RenewalWindow(ctx context.Context, certPEM []byte) (start, end time.Time, err error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return start, end, fmt.Errorf("renewal window: no certificate in %q", certPEM)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return start, end, fmt.Errorf("renewal window: %w", err)
+	}
+	id, err := api.MakeARICertID(leaf)
+	if err != nil {
+		return start, end, fmt.Errorf("renewal window: %w", err)
+	}
+	b, err := p.get(ctx, p.DirectoryURL)
+	if err != nil {
+		return start, end, err
+	}
+	var dir struct {
+		RenewalInfo string `json:"renewalInfo"`
+	}
+	if err := json.Unmarshal(b, &dir); err != nil || dir.RenewalInfo == "" {
+		return start, end, fmt.Errorf("renewal window: the directory names no renewalInfo (%v): %s", err, b)
+	}
+	if b, err = p.get(ctx, strings.TrimSuffix(dir.RenewalInfo, "/")+"/"+id); err != nil {
+		return start, end, err
+	}
+	var info struct {
+		SuggestedWindow struct {
+			Start time.Time `json:"start"`
+			End   time.Time `json:"end"`
+		} `json:"suggestedWindow"`
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return start, end, fmt.Errorf("renewal window: %w: %s", err, b)
+	}
+	return info.SuggestedWindow.Start, info.SuggestedWindow.End, nil
 }
 
 func (p *Pebble) get(ctx context.Context, url string) ([]byte, error) {

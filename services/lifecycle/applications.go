@@ -160,6 +160,22 @@ func caRequest(a store.Application, b store.Bundle, info appInfo, csr []byte) ca
 	return req
 }
 
+// replaced is the chain (PEM) of the certificate application a renews, for Request.Replaces (an
+// ACME CA's renewal information); nil when it renews none. The name is a hint to the CA, so an
+// issuance that cannot be read is logged and the application goes without it.
+func (c *core) replaced(ctx context.Context, a store.Application) []byte {
+	if !a.ReplacesIssuanceID.Valid {
+		return nil
+	}
+	prev, err := c.Store.Issuance(ctx, a.AccountID, a.ReplacesIssuanceID.String)
+	if err != nil {
+		c.Log.Warn("application sent without the certificate it replaces", "application_id", a.ID,
+			"issuance_id", a.ReplacesIssuanceID.String, "err", err)
+		return nil
+	}
+	return []byte(prev.ChainPEM)
+}
+
 // submitRequest is a validated SubmitApplication.
 type submitRequest struct {
 	certificateID string
@@ -293,14 +309,26 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 	if err := info.toRow(&a); err != nil {
 		return nil, err
 	}
+	if c.CurrentApplicationID.Valid {
+		// A resubmission after a failed renewal (RetryApplication, or SubmitApplication again)
+		// renews the same certificate as the failed application did, and names it to the CA the
+		// same way: for an ACME CA, the order's replaces (RFC 9773), which keeps it a renewal.
+		last, err := s.Store.ApplicationOf(ctx, c.AccountID, c.CurrentApplicationID.String)
+		if err != nil {
+			return nil, err
+		}
+		a.ReplacesIssuanceID = last.ReplacesIssuanceID
+	}
 	notAfter := RequestedEnd(db.FromNullMicros(b.T0), c.Sequence)
 	a.RequestedNotAfter = db.NullMicros(notAfter)
 	csr, err := s.keyFor(&a, info)
 	if err != nil {
 		return nil, err
 	}
+	req := caRequest(a, b, info, csr)
+	req.Replaces = s.replaced(ctx, a)
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
-	sub, err := authority.Submit(cctx, caRequest(a, b, info, csr))
+	sub, err := authority.Submit(cctx, req)
 	cancel()
 	if err != nil {
 		s.Log.Warn("CA submit failed", "application_id", a.ID, "ca", a.CAName, "err", err)

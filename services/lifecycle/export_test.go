@@ -137,7 +137,7 @@ func TestExportCustomerKey(t *testing.T) {
 	if !samePublicKey(key.Public(), leaf.PublicKey) {
 		t.Error("the certificate is not for the customer's key")
 	}
-	verifyChain(t, e, &issued{leaf: leaf, chainPEM: exp.GetIssuance().GetCertificateChainPem(), notBefore: leaf.NotBefore})
+	verifyChain(t, e.authority.Roots(), &issued{leaf: leaf, chainPEM: exp.GetIssuance().GetCertificateChainPem(), notBefore: leaf.NotBefore})
 }
 
 // TestExportRefused: only the owning account's customer keys export, and only a certificate

@@ -308,6 +308,13 @@ func TestRenewalVerificationFails(t *testing.T) {
 	if _, err := e.a.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: first}); err != nil {
 		t.Fatalf("RetryApplication: %v", err)
 	}
+	// The retry renews the same certificate as the failed renewal, and tells the CA so.
+	e.ca.mu.Lock()
+	retry := e.ca.requests[len(e.ca.requests)-1]
+	e.ca.mu.Unlock()
+	if inUse := c.GetCurrentIssuance().GetCertificateChainPem(); string(retry.Replaces) != inUse {
+		t.Errorf("the retry's CA request replaces %.40q..., want the certificate in use", retry.Replaces)
+	}
 	e.tick()
 	c = e.certificate(first)
 	if c.GetState() != stHosted || c.GetRenewTime() == nil {

@@ -2,9 +2,11 @@ package lifecycle_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
@@ -25,6 +28,8 @@ import (
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
+	"github.com/certhosting/certhosting/services/order"
+	orderstore "github.com/certhosting/certhosting/services/order/store"
 )
 
 // start is the fake clock's origin in these tests.
@@ -35,6 +40,10 @@ type envOptions struct {
 	maxValidity time.Duration  // local CA maximum validity (default 200 days)
 	dnsTimeout  time.Duration  // local CA DNS timeout (default 1h)
 	rejectOrg   *regexp.Regexp // legal names the local CA rejects
+	// acme routes DV products to an ACME client on a Pebble of the env's own (env.acme, see
+	// acme_test.go); the local CA keeps serving the rest. The fake clock then starts at the real
+	// now instead of start, because Pebble issues in real time.
+	acme bool
 }
 
 // env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
@@ -52,6 +61,8 @@ type env struct {
 	authority *localca.CA
 	st        *store.Store
 	ticker    *lifecycle.Ticker
+	identity  *auth.Store
+	acme      *acmeCA // with envOptions.acme
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -69,7 +80,12 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := clockwork.NewFakeClockAt(start)
+	origin := start
+	if o.acme {
+		// Pebble dates its certificates by the real clock: the service's clock starts there too.
+		origin = time.Now().UTC().Truncate(time.Second)
+	}
+	clk := clockwork.NewFakeClockAt(origin)
 	log := grpctest.Logger(t)
 
 	zone := dnsserver.NewMemorySource()
@@ -100,7 +116,13 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	events := lifecycle.NewNotifier()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}
-	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: ca.Single("local", flaky), Keys: box,
+	cas := ca.Single("local", flaky)
+	var acmeCA *acmeCA
+	if o.acme {
+		acmeCA = startACME(t, st, clk, box)
+		cas = acmeCA.registry(t, flaky)
+	}
+	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: box,
 		Engineers: []string{"alice", "bob"}}
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
@@ -126,6 +148,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
+		identity: identity, acme: acmeCA,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
@@ -140,6 +163,63 @@ func (e *env) in(t *testing.T) *env {
 	c := *e
 	c.t = t
 	return &c
+}
+
+// orders is the order service in-process beside the env's lifecycle service: the real server behind
+// the real interceptors, on the env's identity store and fake clock, and the real outbox relay
+// delivering to the lifecycle service as the order service's own (service-role) caller. Tests
+// drive the relay with Sweep, as they drive the ticker with Tick.
+type orders struct {
+	a     orderv1.OrderServiceClient // customer A
+	relay *order.Relay
+}
+
+func (e *env) startOrders() *orders {
+	e.t.Helper()
+	d := grpctest.OpenDB(e.t, e.t.TempDir(), "order.db", orderstore.Migrations())
+	st := orderstore.New(d)
+	relay := order.NewRelay(st, e.svc, order.RelayConfig{Clock: e.clk, Log: grpctest.Logger(e.t)})
+	srv, err := order.NewServer(e.ctx, st, e.clk, grpctest.Logger(e.t), relay)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, 0),
+		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
+	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay}
+}
+
+// purchase buys as customer A through the order service (CreateOrder, PayOrder), lets the relay
+// deliver the paid order to the lifecycle service in one sweep, and returns the bundle as A sees
+// it, after checking that the order names it and its instances.
+func (e *env) purchase(o *orders, product string, domains, years int32, hosting bool) *lifecyclev1.Bundle {
+	e.t.Helper()
+	created, err := o.a.CreateOrder(e.ctx, &orderv1.CreateOrderRequest{
+		RequestId: fmt.Sprintf("req-%d", e.clk.Now().UnixNano()), ProductId: product,
+		DomainCount: domains, SubscriptionYears: years, Hosting: hosting,
+	})
+	if err != nil {
+		e.t.Fatalf("CreateOrder(%s, %d domains, %d years, hosting %v): %v", product, domains, years, hosting, err)
+	}
+	id := created.GetOrder().GetOrderId()
+	if _, err := o.a.PayOrder(e.ctx, &orderv1.PayOrderRequest{OrderId: id, PaymentReference: "pay-" + id}); err != nil {
+		e.t.Fatalf("PayOrder(%s): %v", id, err)
+	}
+	if n, err := o.relay.Sweep(e.ctx); err != nil || n != 1 {
+		e.t.Fatalf("relay sweep after the payment: %d messages, %v; want 1 delivered", n, err)
+	}
+	got, err := o.a.GetOrder(e.ctx, &orderv1.GetOrderRequest{OrderId: id})
+	if err != nil {
+		e.t.Fatalf("GetOrder(%s): %v", id, err)
+	}
+	if got.GetOrder().GetBundleDeliveryTime() == nil {
+		e.t.Fatalf("order %s after the relay's sweep: %v; want its bundle delivered", id, got.GetOrder())
+	}
+	b := e.bundle(got.GetOrder().GetBundleId())
+	if want := got.GetOrder().GetCertificateIds(); !slices.Equal(certIDs(b.GetCertificates()), want) || b.GetOrderId() != id {
+		e.t.Fatalf("bundle %s: order %s, instances %v; want order %s with the order's instances %v",
+			b.GetBundleId(), b.GetOrderId(), certIDs(b.GetCertificates()), id, want)
+	}
+	return b
 }
 
 // flakyCA is the real CA behind a switch: while down, every call fails as a network error would.

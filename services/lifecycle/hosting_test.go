@@ -175,7 +175,7 @@ func TestHostingTimeTravel(t *testing.T) {
 					t.Errorf("certificate %d reuses the key of certificate %d", i+1, j)
 				}
 				keys[string(pub)] = i + 1
-				verifyChain(t, e, c)
+				verifyChain(t, e.authority.Roots(), c)
 			}
 
 			// Each renewal that crosses a year boundary activates the next instance exactly once.
@@ -210,11 +210,19 @@ func parseLeaf(t *testing.T, chainPEM string) *x509.Certificate {
 	return leaf
 }
 
-// verifyChain checks an issued chain against the local CA's root at a moment inside its validity.
-func verifyChain(t *testing.T, e *env, c *issued) {
+// verifyChain checks an issued chain against roots at a moment inside its validity.
+func verifyChain(t *testing.T, roots *x509.CertPool, c *issued) {
 	t.Helper()
+	verifyChainAt(t, roots, c.chainPEM, c.notBefore.Add(time.Hour))
+}
+
+// verifyChainAt checks a chain (PEM, leaf first) against roots at the moment at, for the leaf's
+// first name, and returns the leaf.
+func verifyChainAt(t *testing.T, roots *x509.CertPool, chainPEM string, at time.Time) *x509.Certificate {
+	t.Helper()
+	leaf := parseLeaf(t, chainPEM)
 	inter := x509.NewCertPool()
-	rest := []byte(c.chainPEM)
+	rest := []byte(chainPEM)
 	for i := 0; ; i++ {
 		var block *pem.Block
 		if block, rest = pem.Decode(rest); block == nil {
@@ -228,8 +236,9 @@ func verifyChain(t *testing.T, e *env, c *issued) {
 			inter.AddCert(cert)
 		}
 	}
-	if _, err := c.leaf.Verify(x509.VerifyOptions{Roots: e.authority.Roots(), Intermediates: inter,
-		CurrentTime: c.notBefore.Add(time.Hour), DNSName: c.leaf.DNSNames[0]}); err != nil {
-		t.Errorf("chain of %s does not verify: %v", c.leaf.SerialNumber.Text(16), err)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		CurrentTime: at, DNSName: leaf.DNSNames[0]}); err != nil {
+		t.Errorf("chain of %s does not verify at %s: %v", leaf.SerialNumber.Text(16), at, err)
 	}
+	return leaf
 }

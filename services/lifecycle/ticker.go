@@ -514,11 +514,7 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 		}
 	}
 	req := caRequest(a, b, info, csr)
-	if a.ReplacesIssuanceID.Valid {
-		if prev, err := t.Store.Issuance(ctx, a.AccountID, a.ReplacesIssuanceID.String); err == nil {
-			req.Replaces = []byte(prev.ChainPEM)
-		}
-	}
+	req.Replaces = t.replaced(ctx, a)
 	authority, err := t.caOf(a)
 	if err != nil {
 		return t.retryLater(ctx, a, now, 0, err)

@@ -38,6 +38,9 @@
 //     downloaded (leaf first) and Issued; invalid → Rejected with the reason of the failed
 //     challenge's problem. Pending answers carry the CA's Retry-After when it sent one, else
 //     PollInterval. A decided application answers the same on every poll.
+//   - With RelinquishAuthorizations, an issued order's authorizations are deactivated, so the
+//     next order of the domain is validated afresh through the delegation (off by default: see
+//     Config.RelinquishAuthorizations for what it costs).
 //   - Problems are mapped by one table (see problemReasons): verdicts for what asking again
 //     cannot change, errors for everything else, wrapped in *ca.RetryAfterError when the CA said
 //     when to come back. A final refusal at Submit (rejectedIdentifier at new-order) is recorded
@@ -147,6 +150,14 @@ type Config struct {
 	// CNAMETimeout is how long an application waits for its CNAMEs, with a CNAMEResolver, before it
 	// is rejected with ReasonDNS (default DefaultCNAMETimeout).
 	CNAMETimeout time.Duration
+	// RelinquishAuthorizations deactivates an order's authorizations once its certificate is
+	// downloaded (RFC 8555 §7.5.2), best effort. The account then holds no standing authority over
+	// a customer's domain (what a leaked account key could issue for), and every order is
+	// validated afresh through the delegation whatever the CA's authorization reuse, so a customer
+	// who removed the CNAME gets no further certificate. The cost: a request per domain and
+	// issuance, and an order of the same account that reused one of these authorizations before it
+	// was finalized fails at the CA (a verdict, ReasonPolicy).
+	RelinquishAuthorizations bool
 	// Logger receives applications' progress; nil discards it. Keys are never logged.
 	Logger *slog.Logger
 }
@@ -166,6 +177,7 @@ type Client struct {
 	log           *slog.Logger
 	cnameResolver string
 	cnameTimeout  time.Duration
+	relinquish    bool
 	transport     retryAfterTransport
 	db            *db.DB
 	store         *store
@@ -193,7 +205,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		dir: cfg.DirectoryURL, email: cfg.Email, eab: cfg.EAB, profile: cfg.Profile, sendNotAfter: cfg.SendNotAfter,
 		challenges: cfg.Challenges, zone: normalizeDomain(cfg.Zone), clk: cfg.Clock, httpTimeout: cfg.HTTPTimeout,
 		poll: cfg.PollInterval, log: cfg.Logger, sem: make(chan struct{}, 1),
-		cnameResolver: cfg.CNAMEResolver, cnameTimeout: cfg.CNAMETimeout,
+		cnameResolver: cfg.CNAMEResolver, cnameTimeout: cfg.CNAMETimeout, relinquish: cfg.RelinquishAuthorizations,
 	}
 	if c.cnameTimeout <= 0 {
 		c.cnameTimeout = DefaultCNAMETimeout

@@ -2,6 +2,7 @@ package acme_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,11 +66,11 @@ func TestIssueThroughDelegation(t *testing.T) {
 }
 
 // TestRenewalWithoutCustomerAction: a second application of the same binding gets the same CNAME
-// instructions, and is validated afresh (Pebble reuses no authorization here) through the CNAME
+// instructions, and is validated afresh (no authorization is left to reuse) through the CNAME
 // published for the first, with no change to the customer's zone.
 func TestRenewalWithoutCustomerAction(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebbletest.Options{NoAuthzReuse: true})
+	e := newEnv(t, pebbletest.Options{NoAuthzReuse: true}, relinquish)
 	domains := []string{"*.renew.example.com", "renew.example.com"}
 	first, sub1 := e.issue(e.client, request(t, "app-1", "bdl_renew", domains...))
 	_, calls := e.zone.published(nil)
@@ -106,7 +107,7 @@ func TestRenewalWithoutCustomerAction(t *testing.T) {
 // ReasonDNS: a verdict, not an error.
 func TestCNAMERemoved(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, pebbletest.Options{NoAuthzReuse: true})
+	e := newEnv(t, pebbletest.Options{NoAuthzReuse: true}, relinquish)
 	_, sub := e.issue(e.client, request(t, "app-1", "bdl_gone", "gone.example.com"))
 	for _, rec := range sub.Instructions {
 		if err := e.pebble.ChallSrv.ClearCNAME(t.Context(), rec.Name); err != nil {
@@ -123,6 +124,27 @@ func TestCNAMERemoved(t *testing.T) {
 	}
 	if n, _ := e.zone.published(sub2.Instructions); n != 0 {
 		t.Errorf("%d DNS-01 values left after the rejection", n)
+	}
+}
+
+// relinquish makes the client deactivate each issued order's authorizations. Tests that must see
+// every order validated set it: Pebble reuses a valid authorization 1% of the time even with
+// NoAuthzReuse (see pebbletest.Options).
+func relinquish(c *acme.Config, _ *pebbletest.Pebble) { c.RelinquishAuthorizations = true }
+
+// TestRelinquishAuthorizations: with RelinquishAuthorizations, every order of a domain is validated
+// afresh, although Pebble (at its default) reuses a valid authorization half of the time.
+func TestRelinquishAuthorizations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, pebbletest.Options{}, relinquish)
+	const challenge = "POST /chalZ/"
+	e.issue(e.client, request(t, "app-1", "bdl_relinquish", "relinquish.example.com"))
+	for i := range 2 {
+		before := e.pebble.Count(challenge)
+		e.issue(e.client, request(t, fmt.Sprintf("app-again-%d", i), "bdl_relinquish", "relinquish.example.com"))
+		if after := e.pebble.Count(challenge); after <= before {
+			t.Errorf("order %d after the first: no challenge request (%d before, %d after); want it validated afresh", i+2, before, after)
+		}
 	}
 }
 

@@ -33,6 +33,9 @@ func TestRenewalInfo(t *testing.T) {
 	if w.RetryAfter != 6*time.Hour {
 		t.Errorf("RetryAfter %v, want Pebble's 6h", w.RetryAfter)
 	}
+	if start, end, err := e.pebble.RenewalWindow(t.Context(), chain); err != nil || !start.Equal(w.Start) || !end.Equal(w.End) {
+		t.Errorf("the client's window [%s, %s]; Pebble's renewalInfo, read directly: [%s, %s], %v", w.Start, w.End, start, end, err)
+	}
 
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	end := start.Add(2 * time.Hour)

@@ -254,7 +254,21 @@ func (c *Client) download(ctx context.Context, core *api.Core, app application, 
 	}
 	c.log.Info("certificate issued", "ref", app.Ref, "serial", fmt.Sprintf("%x", leaf.SerialNumber),
 		"names", leaf.DNSNames, "not_after", leaf.NotAfter)
-	return c.decide(ctx, app, decision{state: stateIssued, chainPEM: string(raw.Cert)})
+	st, err := c.decide(ctx, app, decision{state: stateIssued, chainPEM: string(raw.Cert)})
+	if err == nil && c.relinquish {
+		c.relinquishAuthorizations(ctx, core, app, order.Authorizations)
+	}
+	return st, err
+}
+
+// relinquishAuthorizations deactivates an issued order's authorizations (see
+// Config.RelinquishAuthorizations). A failure is logged: the authorization then expires at the CA.
+func (c *Client) relinquishAuthorizations(ctx context.Context, core *api.Core, app application, authzURLs []string) {
+	for _, u := range authzURLs {
+		if _, err := c.call(ctx, func(ctx context.Context) error { return core.Authorizations.Deactivate(ctx, u) }); err != nil {
+			c.log.Warn("authorization not relinquished; it stays valid until it expires at the CA", "ref", app.Ref, "authz", u, "err", err)
+		}
+	}
 }
 
 // rejectInvalid records the verdict of an invalid order: the problem of its failed challenge (the
