@@ -304,6 +304,17 @@ func TestRenewalVerificationFails(t *testing.T) {
 	if len(cases) != 1 || !cases[0].GetUrgent() || cases[0].GetRejectionReason() != lifecyclev1.RejectionReason_REJECTION_REASON_DNS {
 		t.Fatalf("cases = %v, want one urgent DNS case", cases)
 	}
+	// Escalate time (7 days before expiry) passes with the case still open: the engineer on it is
+	// told the deadline; nobody gets a second case for the same incident.
+	e.advance(23*day, nil)
+	cases = e.cases(e.aSupport)
+	if len(cases) != 1 {
+		t.Fatalf("%d cases after escalate time, want the one case", len(cases))
+	}
+	notes := cases[0].GetNotes()
+	if len(notes) == 0 || !strings.Contains(notes[len(notes)-1].GetText(), "urgent: the renewal of instance 1 is not complete") {
+		t.Errorf("case notes %v, want the escalation's note", notes)
+	}
 	e.publish(records)
 	if _, err := e.a.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: first}); err != nil {
 		t.Fatalf("RetryApplication: %v", err)

@@ -235,10 +235,23 @@ func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) err
 					expiry = db.FromMicros(iss.NotAfter).Format(time.RFC3339)
 				}
 			}
+			summary := fmt.Sprintf("the renewal of instance %d is not complete and its certificate expires at %s", cur.Sequence, expiry)
+			// One incident, one case: when the bundle already has an open case (the renewal's
+			// verification failed), the engineer on it is told the deadline instead of a second
+			// engineer getting a second case.
+			open, err := tx.UnresolvedCases(cur.BundleID)
+			if err != nil {
+				return err
+			}
+			if len(open) > 0 {
+				c := open[0]
+				c.Urgent = true
+				c.AddNote(store.Note{Author: "system", Text: "urgent: " + summary, Time: db.Micros(now)})
+				return tx.SaveCase(&c)
+			}
 			if err := tx.OpenCase(&store.SupportCase{
 				ID: ids.New(ids.SupportCase, now), AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
-				Kind: store.CaseLateRenewal, Urgent: true,
-				Summary: fmt.Sprintf("the renewal of instance %d is not complete and its certificate expires at %s", cur.Sequence, expiry),
+				Kind: store.CaseLateRenewal, Urgent: true, Summary: summary,
 			}, t.Engineers); err != nil {
 				return err
 			}

@@ -347,6 +347,14 @@ func (t *Tx) ResolveCases(certificateID, note string) error {
 	return nil
 }
 
+// UnresolvedCases returns a bundle's cases that are not resolved, oldest first.
+func (t *Tx) UnresolvedCases(bundleID string) ([]SupportCase, error) {
+	var cs []SupportCase
+	err := t.tx.Select(&cs, `SELECT `+caseColumns+` FROM support_cases WHERE bundle_id = ? AND status <> ? ORDER BY case_id`,
+		bundleID, CaseResolved)
+	return cs, err
+}
+
 // Case reads a case inside the transaction.
 func (t *Tx) Case(id string) (SupportCase, error) {
 	var c SupportCase
@@ -354,11 +362,11 @@ func (t *Tx) Case(id string) (SupportCase, error) {
 	return c, notFound(err, "support case", id)
 }
 
-// SaveCase writes a case's status, assignee and notes.
+// SaveCase writes a case's status, assignee, urgency and notes.
 func (t *Tx) SaveCase(c *SupportCase) error {
 	c.UpdateTime = t.now
-	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, notes = ?, update_time = ? WHERE case_id = ?`,
-		c.Status, c.Assignee, c.Notes, c.UpdateTime, c.ID)
+	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, urgent = ?, notes = ?, update_time = ?
+		WHERE case_id = ?`, c.Status, c.Assignee, c.Urgent, c.Notes, c.UpdateTime, c.ID)
 	return err
 }
 
