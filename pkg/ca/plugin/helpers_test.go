@@ -25,18 +25,25 @@ const token = "plugin-test-token-0123456789"
 // (transport credentials). It returns the address.
 func serve(t *testing.T, impl cav1.CertificateAuthorityServiceServer, opts ...grpc.ServerOption) string {
 	t.Helper()
+	lis := listen(t)
+	serveOn(t, lis, token, impl, opts...)
+	return lis.Addr().String()
+}
+
+// listen listens on a free loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveOn(t, lis, impl, opts...)
-	return lis.Addr().String()
+	return lis
 }
 
-// serveOn is serve on a listener the test made.
-func serveOn(t *testing.T, lis net.Listener, impl cav1.CertificateAuthorityServiceServer, opts ...grpc.ServerOption) {
+// serveOn is serve on a listener the test made, behind TokenAuth(tok).
+func serveOn(t *testing.T, lis net.Listener, tok string, impl cav1.CertificateAuthorityServiceServer, opts ...grpc.ServerOption) {
 	t.Helper()
-	unary, stream := plugin.TokenAuth(token)
+	unary, stream := plugin.TokenAuth(tok)
 	srv := grpc.NewServer(append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))...)
 	cav1.RegisterCertificateAuthorityServiceServer(srv, impl)
 	healthpb.RegisterHealthServer(srv, health.NewServer())

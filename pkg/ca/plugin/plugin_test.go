@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -39,7 +40,10 @@ func TestTokenAuth(t *testing.T) {
 		{"wrong token", "Bearer wrong-token-0123456789", codes.Unauthenticated},
 		{"the token's prefix", "Bearer " + token[:10], codes.Unauthenticated},
 		{"empty bearer", "Bearer ", codes.Unauthenticated},
+		{"the token without a scheme", token, codes.Unauthenticated},
+		{"the token with another scheme", "Basic " + token, codes.Unauthenticated},
 		{"the right token", "Bearer " + token, codes.OK},
+		{"the right token, scheme in lower case", "bearer " + token, codes.OK},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,8 +68,23 @@ func TestTokenAuth(t *testing.T) {
 		}
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		if len(rec.requests) != 0 || len(rec.refs) != 1 {
-			t.Errorf("the CA behind the plug-in saw %d submissions and %d refs; want only the right token's call", len(rec.requests), len(rec.refs))
+		if len(rec.requests) != 0 || len(rec.refs) != 2 {
+			t.Errorf("the CA behind the plug-in saw %d submissions and %d refs; want only the right token's 2 calls", len(rec.requests), len(rec.refs))
+		}
+	})
+
+	t.Run("a plug-in configured with an empty token refuses every call", func(t *testing.T) {
+		lis := listen(t)
+		serveOn(t, lis, "", plugin.NewServer(rec))
+		raw := cav1.NewCertificateAuthorityServiceClient(rawConn(t, lis.Addr().String()))
+		for _, authorization := range []string{"", "Bearer ", "Bearer x"} {
+			ctx := t.Context()
+			if authorization != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
+			}
+			if _, err := raw.GetStatus(ctx, &cav1.GetStatusRequest{Ref: "ref-1"}); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("GetStatus with authorization %q = %v, want Unauthenticated", authorization, err)
+			}
 		}
 	})
 
@@ -103,7 +122,7 @@ func TestPluginDown(t *testing.T) {
 	if err != nil {
 		t.Skipf("the port was taken meanwhile: %v", err)
 	}
-	serveOn(t, lis, plugin.NewServer(&recordingCA{st: ca.Status{State: ca.Pending}}))
+	serveOn(t, lis, token, plugin.NewServer(&recordingCA{st: ca.Status{State: ca.Pending}}))
 	waitUntil(t, 10*time.Second, func() error {
 		_, err := c.Status(t.Context(), "ref-1")
 		return err
@@ -112,7 +131,8 @@ func TestPluginDown(t *testing.T) {
 
 // TestRetryInfo: a plug-in that says when to come back (a google.rpc.RetryInfo detail) makes the
 // client's error a *ca.RetryAfterError with that delay, whichever method failed; without the
-// detail the error says nothing about when.
+// detail the error says nothing about when. A Go plug-in sends the detail when its CA's error is
+// a *ca.RetryAfterError.
 func TestRetryInfo(t *testing.T) {
 	t.Parallel()
 	withDelay := func(code codes.Code, d time.Duration) error {
@@ -122,20 +142,27 @@ func TestRetryInfo(t *testing.T) {
 		}
 		return st.Err()
 	}
+	goPlugin := func(err error) cav1.CertificateAuthorityServiceServer {
+		return plugin.NewServer(&recordingCA{err: err})
+	}
 	tests := []struct {
 		name string
-		err  error
+		plug cav1.CertificateAuthorityServiceServer
+		code codes.Code
 		want time.Duration // zero: no RetryAfterError
 	}{
-		{"Unavailable with RetryInfo", withDelay(codes.Unavailable, 42*time.Second), 42 * time.Second},
-		{"ResourceExhausted with RetryInfo", withDelay(codes.ResourceExhausted, 90*time.Second), 90 * time.Second},
-		{"Unavailable without details", status.Error(codes.Unavailable, "down for maintenance"), 0},
-		{"Internal without details", status.Error(codes.Internal, "bug"), 0},
+		{"Unavailable with RetryInfo", &rawPlugin{err: withDelay(codes.Unavailable, 42*time.Second)}, codes.Unavailable, 42 * time.Second},
+		{"ResourceExhausted with RetryInfo", &rawPlugin{err: withDelay(codes.ResourceExhausted, 90*time.Second)}, codes.ResourceExhausted, 90 * time.Second},
+		{"Unavailable without details", &rawPlugin{err: status.Error(codes.Unavailable, "down for maintenance")}, codes.Unavailable, 0},
+		{"Internal without details", &rawPlugin{err: status.Error(codes.Internal, "bug")}, codes.Internal, 0},
+		{"a Go plug-in whose CA said when", goPlugin(fmt.Errorf("acme: %w", &ca.RetryAfterError{After: 30 * time.Second, Err: errors.New("rate limited")})),
+			codes.Unavailable, 30 * time.Second},
+		{"a Go plug-in whose CA did not", goPlugin(errors.New("connection refused")), codes.Unavailable, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := dial(t, plugin.ClientConfig{Address: serve(t, &rawPlugin{err: tc.err})})
+			c := dial(t, plugin.ClientConfig{Address: serve(t, tc.plug)})
 			for _, cl := range calls {
 				st, err := cl.do(t.Context(), c)
 				if err == nil || st.State != 0 {
@@ -148,8 +175,8 @@ func TestRetryInfo(t *testing.T) {
 				if got := ca.RetryAfter(err); got != tc.want {
 					t.Errorf("%s: RetryAfter = %v, want %v", cl.name, got, tc.want)
 				}
-				if status.Code(err) != status.Code(tc.err) {
-					t.Errorf("%s: code %v, want the plug-in's %v", cl.name, status.Code(err), status.Code(tc.err))
+				if status.Code(err) != tc.code {
+					t.Errorf("%s: code %v, want the plug-in's %v", cl.name, status.Code(err), tc.code)
 				}
 			}
 		})
@@ -250,9 +277,6 @@ func TestRequestTravels(t *testing.T) {
 				t.Errorf("NotAfter = %v, want %v", got.NotAfter, want.NotAfter)
 			}
 			got.NotAfter, want.NotAfter = time.Time{}, time.Time{}
-			if len(got.Replaces) == 0 && len(want.Replaces) == 0 {
-				got.Replaces, want.Replaces = nil, nil // absent either way
-			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("the CA got\n%+v\nwant\n%+v", got, want)
 			}
@@ -266,7 +290,8 @@ func TestRequestTravels(t *testing.T) {
 func TestAnswersTravel(t *testing.T) {
 	t.Parallel()
 	rec := &recordingCA{}
-	c := dial(t, plugin.ClientConfig{Address: serve(t, plugin.NewServer(rec))})
+	addr := serve(t, plugin.NewServer(rec))
+	c := dial(t, plugin.ClientConfig{Address: addr})
 
 	rec.sub = ca.Submission{Ref: "ref-7", Instructions: []ca.DNSRecord{
 		{Name: "_certhosting-validation.shop.example.com", Type: "TXT", Value: "v1"},
@@ -278,22 +303,38 @@ func TestAnswersTravel(t *testing.T) {
 	}
 
 	chain := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-	for _, st := range []ca.Status{
-		{State: ca.Pending, RetryAfter: 7 * time.Second},
-		{State: ca.Pending},
-		{State: ca.Issued, ChainPEM: chain},
-		{State: ca.Rejected, Reason: ca.ReasonDNS, Message: "record not found"},
-		{State: ca.Rejected, Reason: ca.ReasonOrganization, Message: "not registered"},
-		{State: ca.Rejected, Reason: ca.ReasonCAA, Message: "CAA forbids"},
-		{State: ca.Rejected, Reason: ca.ReasonPolicy, Message: "refused"},
+	for _, tc := range []struct {
+		answered ca.Status
+		want     ca.Status // zero: the same
+	}{
+		{ca.Status{State: ca.Pending, RetryAfter: 7 * time.Second}, ca.Status{}},
+		{ca.Status{State: ca.Pending}, ca.Status{}},
+		{ca.Status{State: ca.Issued, ChainPEM: chain}, ca.Status{}},
+		{ca.Status{State: ca.Rejected, Reason: ca.ReasonDNS, Message: "record not found"}, ca.Status{}},
+		{ca.Status{State: ca.Rejected, Reason: ca.ReasonOrganization, Message: "not registered"}, ca.Status{}},
+		{ca.Status{State: ca.Rejected, Reason: ca.ReasonCAA, Message: "CAA forbids"}, ca.Status{}},
+		{ca.Status{State: ca.Rejected, Reason: ca.ReasonPolicy, Message: "refused"}, ca.Status{}},
+		// A reason the contract does not name is "anything else the CA's policy refuses".
+		{ca.Status{State: ca.Rejected, Reason: "SANCTIONS", Message: "embargoed"},
+			ca.Status{State: ca.Rejected, Reason: ca.ReasonPolicy, Message: "embargoed"}},
 	} {
 		rec.mu.Lock()
-		rec.st = st
+		rec.st = tc.answered
 		rec.mu.Unlock()
-		got, err := c.Status(t.Context(), "ref-7")
-		if err != nil || !reflect.DeepEqual(got, st) {
-			t.Errorf("Status = %+v, %v; want %+v", got, err, st)
+		want := tc.want
+		if want.State == 0 {
+			want = tc.answered
 		}
+		got, err := c.Status(t.Context(), "ref-7")
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("the CA answered %+v; Status = %+v, %v; want %+v", tc.answered, got, err, want)
+		}
+	}
+	// On the wire too, for plug-in clients in other languages: UNSPECIFIED means "not rejected".
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
+	resp, err := cav1.NewCertificateAuthorityServiceClient(rawConn(t, addr)).GetStatus(ctx, &cav1.GetStatusRequest{Ref: "ref-7"})
+	if err != nil || resp.GetRejectionReason() != cav1.RejectionReason_REJECTION_REASON_POLICY {
+		t.Errorf("GetStatus of a rejection for SANCTIONS = %v, %v; want REJECTION_REASON_POLICY", resp.GetRejectionReason(), err)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -323,8 +364,9 @@ func TestServerErrors(t *testing.T) {
 	}
 }
 
-// TestNonsenseAnswers: a plug-in whose answer breaks the contract (no state, no ref) is broken,
-// which is an error (fixed and polled again), not a verdict on the customer's certificate.
+// TestNonsenseAnswers: a plug-in whose answer breaks the contract (no state, issued without a
+// chain, no ref) is broken, which is an error (fixed and polled again), not a verdict on the
+// customer's certificate.
 func TestNonsenseAnswers(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -333,6 +375,7 @@ func TestNonsenseAnswers(t *testing.T) {
 		call call
 	}{
 		{"GetStatus without a state", &rawPlugin{status: &cav1.GetStatusResponse{}}, calls[1]},
+		{"GetStatus issued without a chain", &rawPlugin{status: &cav1.GetStatusResponse{State: cav1.ApplicationState_APPLICATION_STATE_ISSUED}}, calls[1]},
 		{"Submit without a ref", &rawPlugin{submit: &cav1.SubmitResponse{}}, calls[0]},
 	}
 	for _, tc := range tests {
