@@ -26,6 +26,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/backoff"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/caconfig"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
@@ -55,6 +56,8 @@ type config struct {
 
 	tickerInterval time.Duration
 	tickerBatch    int
+	caRetryBase    time.Duration
+	caRetryMax     time.Duration
 
 	localCADB          string
 	localCAResolver    string
@@ -80,6 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
+	fs.DurationVar(&c.caRetryMax, "ca-retry-max", time.Hour, "longest pause between retries of a failing CA call")
 	fs.StringVar(&c.caConfig, "ca-config", "", "JSON file naming the CAs (local, acme, plugin) and which serves each product (docs/cas.md); empty: the local CA for every product")
 	fs.StringVar(&c.acmeDNSListen, "acme-dns-listen", "", "address of the built-in authoritative DNS server for the delegated ACME zone (UDP and TCP; off when empty; needed by ACME CAs)")
 	fs.StringVar(&c.acmeDNSZone, "acme-dns-zone", "", "the delegated zone customers point _acme-challenge CNAMEs into, e.g. acme.certhosting.example")
@@ -96,8 +101,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
-	err := cli.Parse(fs, args, envPrefix)
-	return c, err
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
+		return c, err
+	}
+	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
+		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
+	}
+	return c, nil
 }
 
 func main() {
@@ -199,7 +209,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Store: st, Clock: clk, Log: log,
 		CAs: cas, Keys: keys, Engineers: engineers,
 	}
-	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
+	ticker := lifecycle.NewTicker(lc, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch,
+		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	gs := grpcserver.New(log, auth.NewInterceptor(verifier, lifecycle.Policy, cfg.rateLimit))
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(lc, events, ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(lc))
