@@ -5,7 +5,7 @@ SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
-CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns
+CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
 .PHONY: all build tools generate lint check-generated vet test test-short run bench clean
 
@@ -21,7 +21,7 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 tools: $(TOOLS)
 
 build:
-	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle ./cmd/certhosting-devdns
+	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle ./cmd/certhosting-devdns ./cmd/certhosting-localca-plugin
 
 generate: $(BIN)/buf
 	$(BIN)/buf generate
