@@ -74,10 +74,18 @@ func start(t *testing.T) *env {
 // startWith is start with the pair's options (its directory, extra flags) given.
 func startWith(t *testing.T, opts pair.Options) *env {
 	t.Helper()
+	return startAfter(t, opts, nil)
+}
+
+// startAfter is startWith, calling first on the pair before its services start: to start a
+// process their flags name (a CA plug-in the lifecycle's -ca-config routes to) with the pair's
+// StartProcess, so that it is logged and stopped with the services.
+func startAfter(t *testing.T, opts pair.Options, first func(p *pair.Pair)) *env {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("e2e: starts the services as processes; skipped with -short")
 	}
-	p, err := pair.Start(t.Context(), bins, opts)
+	p, err := pair.New(t.Context(), bins, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +97,12 @@ func startWith(t *testing.T, opts pair.Options) *env {
 			keepLogs(t, p.Logs())
 		}
 	})
+	if first != nil {
+		first(p)
+	}
+	if err := p.StartServices(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	return &env{Pair: p, clients: connect(t, p, p.DemoKey)}
 }
 

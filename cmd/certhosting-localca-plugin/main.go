@@ -3,6 +3,12 @@
 // through its plug-in client (see docs/ca-plugins.md). It is both a useful deployment (the CA and
 // its keys in their own process) and the reference for writing a plug-in in another language.
 //
+// Callers authenticate with the token in -token-file, sent as `authorization: Bearer <token>`.
+// Without TLS flags the plug-in speaks plaintext, for loopback; -tls-cert-file and -tls-key-file
+// make it serve TLS, and -tls-client-ca-file adds mutual TLS: callers must also present a
+// certificate signed by that CA (the lifecycle's tls_cert_file in its -ca-config). -root-file
+// writes the CA's root certificate at start, for whoever needs to trust what it issues.
+//
 // Every flag can also be set with an environment variable: -listen is
 // CERTHOSTING_LOCALCA_PLUGIN_LISTEN, and so on. Flags win over the environment.
 package main
@@ -17,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,8 +66,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "once serving, write the listen address to this file")
+	rootFile := fs.String("root-file", "", "at start, write the CA's root certificate (PEM) to this file")
+	tlsCert := fs.String("tls-cert-file", "", "serve TLS with this certificate (PEM); empty: plaintext, for loopback only")
+	tlsKey := fs.String("tls-key-file", "", "the private key (PEM) of -tls-cert-file")
+	tlsClientCA := fs.String("tls-client-ca-file", "", "mutual TLS: callers must present a certificate signed by a CA in this PEM file")
 	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("-tls-cert-file and -tls-key-file go together")
+	}
+	if *tlsClientCA != "" && *tlsCert == "" {
+		return errors.New("-tls-client-ca-file needs -tls-cert-file and -tls-key-file: mutual TLS is TLS first")
 	}
 	log, err := cli.Logger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -70,8 +87,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-token-file: %w", err)
 	}
-	if len(token) < 16 {
+	// Trimmed as the lifecycle service trims its copy, so an editor's newline does not matter.
+	tok := strings.TrimSpace(string(token))
+	if len(tok) < 16 {
 		return fmt.Errorf("-token-file: the token must be at least 16 bytes")
+	}
+	unary, stream := plugin.TokenAuth(tok)
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream), grpc.MaxRecvMsgSize(1 << 20)}
+	if *tlsCert != "" {
+		creds, err := plugin.ServerTLS(*tlsCert, *tlsKey, *tlsClientCA)
+		if err != nil {
+			return fmt.Errorf("-tls-cert-file: %w", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
 	}
 	box, err := secrets.Load(envPrefix+"_MASTER_KEY", *keyFile)
 	if err != nil {
@@ -90,9 +118,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer authority.Close()
+	if *rootFile != "" {
+		if err := os.WriteFile(*rootFile, authority.RootPEM(), 0o644); err != nil {
+			return fmt.Errorf("-root-file: %w", err)
+		}
+	}
 
-	unary, stream := plugin.TokenAuth(string(trimNewline(token)))
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream), grpc.MaxRecvMsgSize(1<<20))
+	srv := grpc.NewServer(opts...)
 	cav1.RegisterCertificateAuthorityServiceServer(srv, plugin.NewServer(authority))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -102,7 +134,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("local CA plug-in listening", "addr", lis.Addr().String(), "db", *dbPath)
+	log.Info("local CA plug-in listening", "addr", lis.Addr().String(), "db", *dbPath,
+		"tls", *tlsCert != "", "mutual_tls", *tlsClientCA != "")
+	if *tlsCert == "" && !isLoopback(lis.Addr()) {
+		log.Warn("serving plaintext beyond loopback: the token travels in the clear; set -tls-cert-file and -tls-key-file")
+	}
 	if *readyFile != "" {
 		if err := os.WriteFile(*readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			return err
@@ -127,9 +163,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
+// isLoopback reports whether addr is a loopback address (not a wildcard one: 0.0.0.0 listens
+// beyond).
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

@@ -1,6 +1,7 @@
 // Package pair starts the service pair as real processes on loopback, for end-to-end tests and
 // the load benchmark: it builds the binaries, bootstraps an identity database, and starts, stops
-// or kills each service on its own ports and files, so runs never share state.
+// or kills each service on its own ports and files, so runs never share state. Other processes a
+// test needs beside the services (a CA plug-in) are started, killed and logged the same way.
 package pair
 
 import (
@@ -22,14 +23,15 @@ import (
 	"github.com/certhosting/certhosting/pkg/secrets"
 )
 
-// Binaries are the built service binaries.
+// Binaries are the built service binaries, and the local CA as a CA plug-in process.
 type Binaries struct {
-	Order     string
-	Lifecycle string
+	Order         string
+	Lifecycle     string
+	LocalCAPlugin string
 }
 
-// Build compiles both services into dir. race adds the race detector (end-to-end tests run the
-// services with it, so a data race in a real process fails the test).
+// Build compiles both services and the local CA plug-in into dir. race adds the race detector
+// (end-to-end tests run the services with it, so a data race in a real process fails the test).
 func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -39,13 +41,15 @@ func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
 	if race {
 		args = append(args, "-race")
 	}
-	args = append(args, "./services/order/cmd/certhosting-order", "./services/lifecycle/cmd/certhosting-lifecycle")
+	args = append(args, "./services/order/cmd/certhosting-order", "./services/lifecycle/cmd/certhosting-lifecycle",
+		"./cmd/certhosting-localca-plugin")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return Binaries{Order: filepath.Join(dir, "certhosting-order"), Lifecycle: filepath.Join(dir, "certhosting-lifecycle")}, nil
+	return Binaries{Order: filepath.Join(dir, "certhosting-order"), Lifecycle: filepath.Join(dir, "certhosting-lifecycle"),
+		LocalCAPlugin: filepath.Join(dir, "certhosting-localca-plugin")}, nil
 }
 
 // moduleRoot finds the directory holding go.mod, from this source file's location.
@@ -102,6 +106,7 @@ type Pair struct {
 	mu        sync.Mutex
 	order     *proc
 	lifecycle *proc
+	others    map[string]*proc // by name; see StartProcess
 	logs      bytes.Buffer
 }
 
@@ -110,9 +115,24 @@ type proc struct {
 	done chan error
 }
 
-// Start bootstraps identity and starts the lifecycle service, then the order service.
+// Start bootstraps identity and starts the lifecycle service, then the order service: New and
+// StartServices.
 func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
-	p := &Pair{bins: bins, opts: opts, IdentityDB: filepath.Join(opts.Dir, "identity.db")}
+	p, err := New(ctx, bins, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.StartServices(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// New bootstraps identity in opts.Dir and returns the pair with neither service running. A test
+// that must start something the services' flags name first (a CA plug-in the lifecycle's
+// -ca-config routes to) starts it, then calls StartServices.
+func New(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
+	p := &Pair{bins: bins, opts: opts, IdentityDB: filepath.Join(opts.Dir, "identity.db"), others: map[string]*proc{}}
 	out, err := p.Admin(ctx, "bootstrap", "-dir", opts.Dir)
 	if err != nil {
 		return nil, err
@@ -124,14 +144,20 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 	// (-ready-file). Picking a free port here and handing it over would leave a window in which a
 	// test running in parallel could take it.
 	p.LifecycleAddr, p.OrderAddr = "127.0.0.1:0", "127.0.0.1:0"
-	if err := p.StartLifecycle(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.StartOrder(ctx); err != nil {
-		p.Stop()
-		return nil, err
-	}
 	return p, nil
+}
+
+// StartServices starts the lifecycle service, then the order service; if either fails, whatever
+// the pair runs is stopped.
+func (p *Pair) StartServices(ctx context.Context) error {
+	err := p.StartLifecycle(ctx)
+	if err == nil {
+		err = p.StartOrder(ctx)
+	}
+	if err != nil {
+		p.Stop()
+	}
+	return err
 }
 
 // FreeAddr picks a free loopback port (127.0.0.1:N) for a process that cannot listen on port 0
@@ -272,6 +298,49 @@ func readAddr(path string) (string, bool) {
 	return addr, true
 }
 
+// StartProcess starts another process the test needs, the way the services are started: in Dir,
+// its output in Logs with each line prefixed by name, killed if the test binary dies, and waited
+// for until it has written the address it listens on to the file of its -ready-file flag (it must
+// take -ready-file and -log-level, as the services do). It returns that address. After
+// KillProcess or StopProcess the same name starts again; a restart that must listen where the
+// first start did passes that address in args (-listen).
+func (p *Pair) StartProcess(ctx context.Context, name, bin string, args ...string) (string, error) {
+	if name == "order" || name == "lifecycle" {
+		return "", fmt.Errorf("pair: %s is a service's name", name)
+	}
+	p.mu.Lock()
+	_, running := p.others[name]
+	p.mu.Unlock()
+	if running {
+		return "", fmt.Errorf("pair: a process named %s is running", name)
+	}
+	pr, addr, err := p.start(ctx, name, bin, args)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.others[name] = pr
+	p.mu.Unlock()
+	return addr, nil
+}
+
+// KillProcess SIGKILLs a process StartProcess started and waits for it to die.
+func (p *Pair) KillProcess(name string) { p.signalOther(name, syscall.SIGKILL) }
+
+// StopProcess stops a process StartProcess started (SIGTERM) and returns its exit error.
+func (p *Pair) StopProcess(name string) error { return p.signalOther(name, syscall.SIGTERM) }
+
+func (p *Pair) signalOther(name string, sig syscall.Signal) error {
+	p.mu.Lock()
+	pr := p.others[name]
+	delete(p.others, name)
+	p.mu.Unlock()
+	if err := pr.signal(sig); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
 // KillOrder SIGKILLs the order service (no graceful shutdown) and waits for it to die.
 func (p *Pair) KillOrder() { p.signal(&p.order, syscall.SIGKILL) }
 
@@ -289,6 +358,11 @@ func (p *Pair) signal(slot **proc, sig syscall.Signal) error {
 	pr := *slot
 	*slot = nil
 	p.mu.Unlock()
+	return pr.signal(sig)
+}
+
+// signal sends sig and waits for the process to exit; a nil process is not running.
+func (pr *proc) signal(sig syscall.Signal) error {
 	if pr == nil {
 		return nil
 	}
@@ -305,9 +379,20 @@ func (p *Pair) signal(slot **proc, sig syscall.Signal) error {
 	}
 }
 
-// Stop stops both services gracefully; it returns the first non-clean exit.
+// Stop stops both services gracefully, then the processes StartProcess started; it returns every
+// non-clean exit.
 func (p *Pair) Stop() error {
-	return errors.Join(p.StopOrder(), p.StopLifecycle())
+	errs := []error{p.StopOrder(), p.StopLifecycle()}
+	p.mu.Lock()
+	names := make([]string, 0, len(p.others))
+	for name := range p.others {
+		names = append(names, name)
+	}
+	p.mu.Unlock()
+	for _, name := range names {
+		errs = append(errs, p.StopProcess(name))
+	}
+	return errors.Join(errs...)
 }
 
 // OrderPID is the order service's process id, 0 when it is not running (the benchmark reads
@@ -326,7 +411,7 @@ func (p *Pair) pid(slot **proc) int {
 	return (*slot).cmd.Process.Pid
 }
 
-// Logs returns both services' output so far.
+// Logs returns the output of both services and of the other processes so far.
 func (p *Pair) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

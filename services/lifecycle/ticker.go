@@ -605,10 +605,13 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 			count(&st.Rejected)
 			return t.recordRejected(ctx, a, res.Reason, res.Message, now)
 		default:
-			a.Attempts++
+			// Still verifying: poll again when the CA says (or after the backoff's base). Attempts
+			// counts consecutive failures only, so a CA that was pending for an hour and then
+			// fails once is retried soon, not after an hour's worth of doubling.
+			a.Attempts, a.LastError = 0, sql.NullString{}
 			delay := res.RetryAfter
 			if delay <= 0 {
-				delay = t.cfg.Backoff.Delay(a.Attempts)
+				delay = t.cfg.Backoff.Base
 			}
 			a.NextPollAt = sql.NullInt64{Int64: db.Micros(now.Add(min(delay, 4*t.cfg.Backoff.Max))), Valid: true}
 			return t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, store.AppPending) })

@@ -163,6 +163,18 @@ func (f *File) Validate() error {
 			if (a.TLSCertFile == "") != (a.TLSKeyFile == "") {
 				bad("%s: tls_cert_file and tls_key_file go together", where)
 			}
+			if a.TLSCertFile != "" && a.TLSCAFile == "" {
+				bad("%s.tls_cert_file: mutual TLS needs tls_ca_file too (the CA that verifies the plug-in)", where)
+			}
+			for _, field := range []struct{ name, file string }{
+				{"tls_ca_file", a.TLSCAFile}, {"tls_cert_file", a.TLSCertFile}, {"tls_key_file", a.TLSKeyFile},
+			} {
+				if field.file != "" {
+					if _, err := os.Stat(field.file); err != nil {
+						bad("%s.%s: %v", where, field.name, err)
+					}
+				}
+			}
 			if a.Timeout != "" {
 				if d, err := time.ParseDuration(a.Timeout); err != nil || d <= 0 {
 					bad("%s.timeout: must be a positive duration such as \"10s\", got %q", where, a.Timeout)

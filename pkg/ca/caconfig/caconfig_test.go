@@ -38,6 +38,7 @@ func TestLoad(t *testing.T) {
 			"authorities": {
 				"a": {"type": "acme", "directory_url": "http://insecure.example/dir", "email": "nobody", "eab_key_id": "kid"},
 				"p": {"type": "plugin", "address": "nowhere", "token_file": "/does/not/exist", "timeout": "soon"},
+				"t": {"type": "plugin", "address": "127.0.0.1:50060", "token_file": "TOKEN", "tls_cert_file": "/no/cert.pem", "tls_key_file": "/no/key.pem"},
 				"q": {"type": "magic"},
 				"r": {}
 			},
@@ -50,6 +51,9 @@ func TestLoad(t *testing.T) {
 				"authorities.p.address: must be host:port",
 				"authorities.p.token_file:",
 				"authorities.p.timeout: must be a positive duration",
+				"authorities.t.tls_cert_file: mutual TLS needs tls_ca_file too",
+				"authorities.t.tls_cert_file: stat /no/cert.pem",
+				"authorities.t.tls_key_file: stat /no/key.pem",
 				`authorities.q.type: unknown type "magic"`,
 				"authorities.r.type: is required",
 				`products: a default route "*" is required`,

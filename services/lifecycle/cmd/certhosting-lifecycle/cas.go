@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/jonboulle/clockwork"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/acme"
@@ -53,7 +50,7 @@ func authorities(ctx context.Context, f *caconfig.File, local func() (ca.Client,
 			if err != nil {
 				return fail(fmt.Errorf("CA %s: %w", name, err))
 			}
-			creds, err := pluginTLS(a)
+			creds, err := plugin.ClientTLS(a.TLSCAFile, a.TLSCertFile, a.TLSKeyFile, a.TLSServerName)
 			if err != nil {
 				return fail(fmt.Errorf("CA %s: %w", name, err))
 			}
@@ -73,34 +70,6 @@ func authorities(ctx context.Context, f *caconfig.File, local func() (ca.Client,
 		return fail(err)
 	}
 	return reg, closers, nil
-}
-
-// pluginTLS is the transport security towards a plug-in: none (loopback) unless a CA file is
-// given; mutual TLS when a client certificate is given too.
-func pluginTLS(a caconfig.Authority) (credentials.TransportCredentials, error) {
-	if a.TLSCAFile == "" {
-		if a.TLSCertFile != "" {
-			return nil, errors.New("tls_cert_file needs tls_ca_file")
-		}
-		return nil, nil
-	}
-	pem, err := os.ReadFile(a.TLSCAFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", a.TLSCAFile)
-	}
-	cfg := &tls.Config{RootCAs: pool, ServerName: a.TLSServerName, MinVersion: tls.VersionTLS12}
-	if a.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return credentials.NewTLS(cfg), nil
 }
 
 // acmeClient opens an ACME CA's client. It does not contact the CA: the account is registered at

@@ -28,6 +28,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/backoff"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/caconfig"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
@@ -57,6 +58,8 @@ type config struct {
 
 	tickerInterval time.Duration
 	tickerBatch    int
+	caRetryBase    time.Duration
+	caRetryMax     time.Duration
 
 	localCADB          string
 	localCAResolver    string
@@ -84,6 +87,8 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
+	fs.DurationVar(&c.caRetryMax, "ca-retry-max", time.Hour, "longest pause between retries of a failing CA call")
 	fs.StringVar(&c.caConfig, "ca-config", "", "JSON file naming the CAs (local, acme, plugin) and which serves each product (docs/cas.md); empty: the local CA for every product")
 	fs.StringVar(&c.acmeDNSListen, "acme-dns-listen", "", "address of the built-in authoritative DNS server for the delegated ACME zone (UDP and TCP; off when empty; needed by ACME CAs)")
 	fs.StringVar(&c.acmeDNSZone, "acme-dns-zone", "", "the delegated zone customers point _acme-challenge CNAMEs into, e.g. acme.certhosting.example")
@@ -104,8 +109,13 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	for _, f := range extra {
 		f(fs)
 	}
-	err := cli.Parse(fs, args, envPrefix)
-	return c, err
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
+		return c, err
+	}
+	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
+		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
+	}
+	return c, nil
 }
 
 func main() {
@@ -259,7 +269,8 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		return nil, fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
 	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers}
-	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch})
+	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch,
+		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	return svc, nil
 }
 

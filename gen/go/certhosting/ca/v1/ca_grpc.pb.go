@@ -37,8 +37,8 @@ const (
 // is unreachable, overloaded or failed) and the lifecycle service retries with backoff; it never
 // turns an error into a verdict. A verdict is a GetStatusResponse with state REJECTED: the CA
 // decided, and the certificate goes to VALIDATION_FAILED with a support case. The lifecycle service
-// authenticates to the plug-in with `authorization: Bearer <token>` metadata (a shared token) or
-// mutual TLS, and sets a deadline on every call.
+// authenticates to the plug-in with `authorization: Bearer <token>` metadata (a shared token, always
+// sent), over TLS or mutual TLS when configured, and sets a deadline on every call.
 type CertificateAuthorityServiceClient interface {
 	// Submit starts an application. It must be idempotent on application_id: a second Submit with
 	// the same id returns the first submission (the lifecycle service re-submits after a crash).
@@ -101,8 +101,8 @@ func (c *certificateAuthorityServiceClient) Cancel(ctx context.Context, in *Canc
 // is unreachable, overloaded or failed) and the lifecycle service retries with backoff; it never
 // turns an error into a verdict. A verdict is a GetStatusResponse with state REJECTED: the CA
 // decided, and the certificate goes to VALIDATION_FAILED with a support case. The lifecycle service
-// authenticates to the plug-in with `authorization: Bearer <token>` metadata (a shared token) or
-// mutual TLS, and sets a deadline on every call.
+// authenticates to the plug-in with `authorization: Bearer <token>` metadata (a shared token, always
+// sent), over TLS or mutual TLS when configured, and sets a deadline on every call.
 type CertificateAuthorityServiceServer interface {
 	// Submit starts an application. It must be idempotent on application_id: a second Submit with
 	// the same id returns the first submission (the lifecycle service re-submits after a crash).
