@@ -67,13 +67,7 @@ const keyPrefix = "chk_"
 var migrationFiles embed.FS
 
 // Migrations are the identity database's schema migrations.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return sub
-}
+func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 
 // Store reads and writes accounts and keys.
 type Store struct {

@@ -241,3 +241,14 @@ func IsUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// MigrationsIn returns the "migrations" directory of an embedded file system, the way every store
+// embeds its migrations (`//go:embed migrations/*.sql`). The directory is part of the binary, so
+// its absence is a build mistake and panics.
+func MigrationsIn(files fs.FS) fs.FS {
+	sub, err := fs.Sub(files, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}

@@ -19,13 +19,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations are the ACME client database's schema migrations.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return sub
-}
+func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 
 // Application states, as stored.
 const (

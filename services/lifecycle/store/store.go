@@ -21,13 +21,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations are the lifecycle database's schema migrations.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 
 // Bundle is one bundle row.
 type Bundle struct {
