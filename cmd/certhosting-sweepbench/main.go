@@ -66,6 +66,7 @@ func run() error {
 	storedFlag := flag.String("stored", "10000,1000000", "comma-separated store sizes (hosted certificates) to measure")
 	due := flag.Int("due", 10000, "certificates at their renewal time in each store")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	profile := flag.Bool("profile", false, "write a CPU profile of each sweep to DIR/<stored>/sweep.pprof (keep -dir to read it)")
 	flag.Parse()
 
 	var sizes []int
@@ -99,7 +100,7 @@ func run() error {
 	fmt.Printf("renewal sweep: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", *due, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
 	for _, n := range sizes {
-		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), n, *due)
+		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), n, *due, *profile)
 		if err != nil {
 			return err
 		}
@@ -123,7 +124,7 @@ func run() error {
 }
 
 // measure seeds a store of n instances (due of them at their renewal time) and times one sweep.
-func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int) (result, error) {
+func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int, profile bool) (result, error) {
 	r := result{Stored: n, Due: due}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, err
@@ -141,10 +142,14 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 	if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
 		return r, err
 	}
-	cmd := exec.CommandContext(ctx, lifecycleBin, "sweep",
+	args := []string{"sweep",
 		"-db", filepath.Join(dir, "lifecycle.db"), "-identity-db", filepath.Join(dir, "identity.db"),
 		"-master-key-file", keyFile, "-localca-db", filepath.Join(dir, "localca.db"),
-		"-localca-resolver", resolver, "-log-level", "warn", "-at", at.Format(time.RFC3339))
+		"-localca-resolver", resolver, "-log-level", "warn", "-at", at.Format(time.RFC3339)}
+	if profile {
+		args = append(args, "-cpuprofile", filepath.Join(dir, "sweep.pprof"))
+	}
+	cmd := exec.CommandContext(ctx, lifecycleBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -291,12 +292,14 @@ func splitList(s string) []string {
 // what the tick did, how long it took, and the process's peak resident memory.
 func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	at := time.Now()
+	var cpuProfile string
 	atFlag := func(fs *flag.FlagSet) {
 		fs.Func("at", "run the tick as of this time (RFC 3339) instead of now", func(s string) error {
 			t, err := time.Parse(time.RFC3339, s)
 			at = t
 			return err
 		})
+		fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the tick to this file")
 	}
 	cfg, err := parseFlags(args, stderr, atFlag)
 	if err != nil {
@@ -311,9 +314,22 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer svc.close()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	began := time.Now()
 	stats, err := svc.ticker.Tick(ctx, at)
 	took := time.Since(began)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	out, _ := json.Marshal(struct {
