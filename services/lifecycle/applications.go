@@ -176,13 +176,6 @@ func (c *core) replaced(ctx context.Context, a store.Application) []byte {
 	return []byte(prev.ChainPEM)
 }
 
-// submitRequest is a validated SubmitApplication.
-type submitRequest struct {
-	certificateID string
-	info          appInfo
-	actor         state.Actor
-}
-
 // SubmitApplication implements LifecycleService.SubmitApplication.
 func (s *Server) SubmitApplication(ctx context.Context, req *lifecyclev1.SubmitApplicationRequest) (*lifecyclev1.SubmitApplicationResponse, error) {
 	who, err := caller(ctx)
