@@ -42,6 +42,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/certhosting/certhosting/internal/pair"
+	"github.com/certhosting/certhosting/internal/tlstest"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 )
 
@@ -121,11 +122,13 @@ func Start(t testing.TB, opts Options) *Pebble {
 	t.Cleanup(func() { dnsSrv.Close() })
 	p.ResolverAddr = dnsSrv.Addr()
 
-	tlsRoot, certFile, keyFile := writeServerCert(t, p.dir)
-	p.TLSRootPEM = tlsRoot
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(tlsRoot)
-	p.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// Pebble's listeners get a certificate for 127.0.0.1 and localhost from a root made for this
+	// test: nothing is read from the module cache.
+	tlsCA := tlstest.NewCA(t, "pebbletest root")
+	files := tlsCA.Server(t).WriteFiles(t, p.dir, "pebble", tlsCA)
+	certFile, keyFile := files.Cert, files.Key
+	p.TLSRootPEM = tlsCA.PEM
+	p.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tlsCA.Pool()}}}
 	t.Cleanup(p.http.CloseIdleConnections)
 
 	if p.listen, err = pair.FreeAddr(); err != nil {
