@@ -143,9 +143,9 @@ func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
-// ParseChain splits a PEM chain, leaf first, into the leaf and a pool of the certificates after
-// it, for x509.VerifyOptions.Intermediates. It fails the test unless there are at least two.
-func ParseChain(t testing.TB, chainPEM []byte) (leaf *x509.Certificate, intermediates *x509.CertPool) {
+// Certs parses every certificate of a PEM chain, in order. It fails the test on one that does not
+// parse, or on a chain with none.
+func Certs(t testing.TB, chainPEM []byte) []*x509.Certificate {
 	t.Helper()
 	var certs []*x509.Certificate
 	for rest := chainPEM; ; {
@@ -159,6 +159,17 @@ func ParseChain(t testing.TB, chainPEM []byte) (leaf *x509.Certificate, intermed
 		}
 		certs = append(certs, c)
 	}
+	if len(certs) == 0 {
+		t.Fatal("chain holds no PEM certificate")
+	}
+	return certs
+}
+
+// ParseChain splits a PEM chain, leaf first, into the leaf and a pool of the certificates after
+// it, for x509.VerifyOptions.Intermediates. It fails the test unless there are at least two.
+func ParseChain(t testing.TB, chainPEM []byte) (leaf *x509.Certificate, intermediates *x509.CertPool) {
+	t.Helper()
+	certs := Certs(t, chainPEM)
 	if len(certs) < 2 {
 		t.Fatalf("chain has %d certificates, want the leaf and at least one intermediate", len(certs))
 	}

@@ -2,7 +2,6 @@ package lifecycle_test
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"math"
 	"slices"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/tlstest"
 )
 
 const day = 24 * time.Hour
@@ -199,15 +199,7 @@ func TestHostingTimeTravel(t *testing.T) {
 
 func parseLeaf(t *testing.T, chainPEM string) *x509.Certificate {
 	t.Helper()
-	block, _ := pem.Decode([]byte(chainPEM))
-	if block == nil {
-		t.Fatal("issued chain holds no PEM block")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leaf
+	return tlstest.Certs(t, []byte(chainPEM))[0]
 }
 
 // verifyChain checks an issued chain against roots at a moment inside its validity.
@@ -220,22 +212,7 @@ func verifyChain(t *testing.T, roots *x509.CertPool, c *issued) {
 // first name, and returns the leaf.
 func verifyChainAt(t *testing.T, roots *x509.CertPool, chainPEM string, at time.Time) *x509.Certificate {
 	t.Helper()
-	leaf := parseLeaf(t, chainPEM)
-	inter := x509.NewCertPool()
-	rest := []byte(chainPEM)
-	for i := 0; ; i++ {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		if i > 0 {
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			inter.AddCert(cert)
-		}
-	}
+	leaf, inter := tlstest.ParseChain(t, []byte(chainPEM))
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
 		CurrentTime: at, DNSName: leaf.DNSNames[0]}); err != nil {
 		t.Errorf("chain of %s does not verify at %s: %v", leaf.SerialNumber.Text(16), at, err)

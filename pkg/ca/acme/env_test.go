@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/internal/pebbletest"
+	"github.com/certhosting/certhosting/internal/tlstest"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/acme"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -151,18 +151,7 @@ func (e *env) issue(c *acme.Client, req ca.Request) ([]byte, ca.Submission) {
 // name, and names exactly domains; it returns the leaf.
 func (e *env) verify(chainPEM []byte, domains ...string) *x509.Certificate {
 	e.t.Helper()
-	var certs []*x509.Certificate
-	for rest := chainPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		certs = append(certs, c)
-	}
+	certs := tlstest.Certs(e.t, chainPEM)
 	if len(certs) < 2 {
 		e.t.Fatalf("chain has %d certificates, want the leaf and its intermediate", len(certs))
 	}

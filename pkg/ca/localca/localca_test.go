@@ -27,6 +27,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/miekg/dns"
 
+	"github.com/certhosting/certhosting/internal/tlstest"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -118,18 +119,7 @@ func (e *env) status(ref string) ca.Status {
 // name, and returns the leaf.
 func (e *env) verify(chainPEM []byte, names ...string) *x509.Certificate {
 	e.t.Helper()
-	var certs []*x509.Certificate
-	for rest := chainPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		certs = append(certs, c)
-	}
+	certs := tlstest.Certs(e.t, chainPEM)
 	if len(certs) != 2 {
 		e.t.Fatalf("chain has %d certificates, want leaf and intermediate", len(certs))
 	}
