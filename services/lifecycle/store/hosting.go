@@ -87,15 +87,16 @@ func (s *Store) CertificateView(ctx context.Context, accountID, certificateID st
 	if err != nil {
 		return CertificateView{}, err
 	}
-	views, err := s.views(ctx, []Certificate{c})
+	views, err := s.Views(ctx, []Certificate{c})
 	if err != nil {
 		return CertificateView{}, err
 	}
 	return views[0], nil
 }
 
-// views attaches current issuances and applications to instances, in two queries.
-func (s *Store) views(ctx context.Context, cs []Certificate) ([]CertificateView, error) {
+// Views attaches their current issuances and applications to instances, in two queries however
+// many instances there are.
+func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView, error) {
 	out := make([]CertificateView, len(cs))
 	var issIDs, appIDs []any
 	for i, c := range cs {
@@ -140,13 +141,8 @@ func (s *Store) BundleView(ctx context.Context, accountID, bundleID string) (Bun
 	if err != nil {
 		return Bundle{}, nil, err
 	}
-	views, err := s.views(ctx, cs)
+	views, err := s.Views(ctx, cs)
 	return b, views, err
-}
-
-// Views attaches issuances and applications to a list of instances.
-func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView, error) {
-	return s.views(ctx, cs)
 }
 
 // The sweeps of the renewal ticker. Each reads the rows due at now through a partial index on the
