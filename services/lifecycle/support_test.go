@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,7 +27,10 @@ func supportEnv(t *testing.T) *env {
 }
 
 // rejectOV has n OV applications of A's rejected by the CA, one after another (the organization
-// check fails), each opening a support case; it returns the certificates in that order.
+// check fails), each opening a support case; it returns the certificates in that order. The clock
+// moves a second after each, so the cases list newest first: case ids order by opening time only
+// to the millisecond, and within one millisecond by the process-wide ULID entropy, which tests
+// running in parallel at other times reset.
 func (e *env) rejectOV(n int) []string {
 	e.t.Helper()
 	var certs []string
@@ -40,6 +44,7 @@ func (e *env) rejectOV(n int) []string {
 			e.t.Fatalf("application %d: instance is %s, want VALIDATION_FAILED", i, got)
 		}
 		certs = append(certs, cert)
+		e.clk.Advance(time.Second)
 	}
 	return certs
 }
