@@ -151,3 +151,13 @@ func WantInvalidArgument(t testing.TB, err error, field string) {
 		t.Errorf("got %v, want InvalidArgument naming %s", err, field)
 	}
 }
+
+// WantShuttingDown fails the test unless err, the end of a stream, is grpcserver.ErrShuttingDown:
+// the server ended the stream as it began to shut down, rather than the connection being cut.
+func WantShuttingDown(t testing.TB, what string, err error) {
+	t.Helper()
+	want := status.Convert(grpcserver.ErrShuttingDown)
+	if got := status.Convert(err); got.Code() != want.Code() || got.Message() != want.Message() {
+		t.Errorf("%s ended with %v at shutdown; want %v", what, err, grpcserver.ErrShuttingDown)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,17 +28,27 @@ import (
 // CSR and many domains) is a few KiB; 1 MiB leaves room and refuses floods (ResourceExhausted).
 const MaxRecvMsgSize = 1 << 20
 
+// ErrShuttingDown is the status a stream that was still open when the server began to shut down
+// ends with. Unavailable is the code gRPC clients retry: a WatchEvents client reopens its stream
+// (on another replica, or on this one once it is back) after the last event_id it received.
+var ErrShuttingDown = status.Error(codes.Unavailable, "server is shutting down; reconnect and resume the stream")
+
 // Server is a gRPC server with health and reflection registered.
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	log    *slog.Logger
+
+	// draining ends when Run begins to shut down; it ends the open streams (see drainingStream).
+	draining   context.Context
+	startDrain context.CancelFunc
 }
 
 // New makes a server whose calls pass through recovery, logging and the given auth interceptor.
 // Register the service implementations on s.GRPC before Run.
 func New(log *slog.Logger, authn *auth.Interceptor) *Server {
 	s := &Server{Health: health.NewServer(), log: log}
+	s.draining, s.startDrain = context.WithCancel(context.Background())
 	s.GRPC = grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary()),
@@ -50,8 +61,20 @@ func New(log *slog.Logger, authn *auth.Interceptor) *Server {
 }
 
 // Run serves on lis until ctx ends, then marks the server NOT_SERVING (so balancers stop sending
-// new calls), lets calls in progress finish for up to grace, and stops.
+// new calls), ends the open streams with ErrShuttingDown, lets unary calls in progress finish for
+// up to grace, and stops.
+//
+// Streams end at once because they never finish by themselves: a WatchEvents stream or a health
+// Watch (which grpc-go's health server keeps open after its Shutdown) would otherwise hold every
+// shutdown for the whole grace period and then be cut off without a status.
+//
+// Health is reported for the empty service name (the whole server) and for every service
+// registered on s.GRPC by its full name (such as "certhosting.order.v1.OrderService"), so probes
+// that name the service they depend on get an answer rather than NOT_FOUND.
 func (s *Server) Run(ctx context.Context, lis net.Listener, grace time.Duration) error {
+	for name := range s.GRPC.GetServiceInfo() {
+		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	s.Health.Resume()
 	errc := make(chan error, 1)
 	go func() { errc <- s.GRPC.Serve(lis) }()
@@ -61,6 +84,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, grace time.Duration)
 	case <-ctx.Done():
 	}
 	s.Health.Shutdown()
+	s.startDrain()
 	stopped := make(chan struct{})
 	go func() { s.GRPC.GracefulStop(); close(stopped) }()
 	select {
@@ -91,13 +115,21 @@ func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServe
 func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	ctx, caller := auth.WithSlot(ss.Context())
+	ds := s.drainOnShutdown(ctx, ss)
+	defer ds.stop()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error")
 		}
 	}()
-	return s.finish(caller, info.FullMethod, start, handler(srv, &ctxStream{ServerStream: ss, ctx: ctx}))
+	err = handler(srv, ds)
+	if errors.Is(context.Cause(ds.ctx), ErrShuttingDown) {
+		// The handler ended because the server is shutting down, whatever it returned (nil from
+		// WatchEvents, Canceled from the health Watch): tell the client to reconnect.
+		err = ErrShuttingDown
+	}
+	return s.finish(caller, info.FullMethod, start, err)
 }
 
 // finish maps a handler's error to what the client sees, and logs the call. Errors that carry a
@@ -133,9 +165,42 @@ func (s *Server) finish(caller *auth.Principal, method string, start time.Time, 
 	return err
 }
 
-type ctxStream struct {
+// drainingStream is a server stream whose context is cancelled, with ErrShuttingDown as the cause,
+// once the server begins to shut down. A health Watch is the exception while the last status it
+// sent is SERVING: its context ends only after it has sent the NOT_SERVING that Health.Shutdown
+// causes, so a watcher always learns the server is going away before its stream ends. (A watch of
+// an unknown service never saw SERVING, and ends at once.)
+type drainingStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	draining context.Context
+	serving  atomic.Bool // a health Watch's last status sent was SERVING
+	stop     func() bool // unregisters the drain callback
 }
 
-func (c *ctxStream) Context() context.Context { return c.ctx }
+func (s *Server) drainOnShutdown(ctx context.Context, ss grpc.ServerStream) *drainingStream {
+	ctx, cancel := context.WithCancelCause(ctx)
+	ds := &drainingStream{ServerStream: ss, ctx: ctx, cancel: cancel, draining: s.draining}
+	unregister := context.AfterFunc(s.draining, func() {
+		if !ds.serving.Load() {
+			cancel(ErrShuttingDown)
+		}
+	})
+	ds.stop = func() bool { cancel(context.Canceled); return unregister() }
+	return ds
+}
+
+func (d *drainingStream) Context() context.Context { return d.ctx }
+
+func (d *drainingStream) SendMsg(m any) error {
+	err := d.ServerStream.SendMsg(m)
+	if r, ok := m.(*healthpb.HealthCheckResponse); ok {
+		serving := r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		d.serving.Store(serving)
+		if !serving && d.draining.Err() != nil {
+			d.cancel(ErrShuttingDown)
+		}
+	}
+	return err
+}

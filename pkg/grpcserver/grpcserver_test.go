@@ -53,6 +53,15 @@ func (faulty) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleRequest) 
 	return nil, errors.New("unexpected bundle_id")
 }
 
+// WatchEvents sends nothing and ends, with no error, when its stream's context does.
+func (faulty) WatchEvents(_ *lifecyclev1.WatchEventsRequest, stream lifecyclev1.LifecycleService_WatchEventsServer) error {
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
 func (f faulty) ListBundles(ctx context.Context, _ *lifecyclev1.ListBundlesRequest) (*lifecyclev1.ListBundlesResponse, error) {
 	close(f.entered)
 	<-f.release
@@ -62,6 +71,7 @@ func (f faulty) ListBundles(ctx context.Context, _ *lifecyclev1.ListBundlesReque
 var policy = auth.Policy{
 	lifecyclev1.LifecycleService_GetBundle_FullMethodName:   {auth.RoleCustomer},
 	lifecyclev1.LifecycleService_ListBundles_FullMethodName: {auth.RoleCustomer},
+	lifecyclev1.LifecycleService_WatchEvents_FullMethodName: {auth.RoleCustomer},
 }
 
 // newAuth is an interceptor over a fresh identity store, and a customer key it accepts.
@@ -173,12 +183,26 @@ func TestRunGracefulShutdown(t *testing.T) {
 		t.Fatalf("health before shutdown: %v, %v; want SERVING", r, err)
 	}
 
+	events, err := lifecyclev1.NewLifecycleServiceClient(conn).WatchEvents(watchCtx, &lifecyclev1.WatchEventsRequest{},
+		grpc.PerRPCCredentials(auth.BearerCredentials(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Header(); err != nil {
+		t.Fatalf("WatchEvents headers: %v", err)
+	}
+
 	callDone := f.callInProgress(conn, key)
 	stop()
 	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health after shutdown began: %v, %v; want NOT_SERVING", r, err)
 	}
-	endWatch()
+	// Streams end at once, with a status that says to reconnect; they do not hold the shutdown
+	// until the grace period (a minute here) cuts them off.
+	_, err = watch.Recv()
+	grpctest.WantShuttingDown(t, "health Watch", err)
+	_, err = events.Recv()
+	grpctest.WantShuttingDown(t, "WatchEvents", err)
 	close(f.release)
 	if err := <-callDone; err != nil {
 		t.Errorf("call in progress at shutdown: %v, want it to finish", err)
@@ -187,6 +211,56 @@ func TestRunGracefulShutdown(t *testing.T) {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
+
+// Health answers for the whole server and for each registered service by name, and only for those.
+func TestHealthPerService(t *testing.T) {
+	t.Parallel()
+	authn, _ := newAuth(t)
+	s := grpcserver.New(grpctest.Logger(t), authn)
+	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, faulty{})
+	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
+	health := healthpb.NewHealthClient(conn)
+	for _, tc := range []struct {
+		service string
+		code    codes.Code
+	}{
+		{"", codes.OK},
+		{lifecyclev1.LifecycleService_ServiceDesc.ServiceName, codes.OK},
+		{"grpc.health.v1.Health", codes.OK},
+		{"certhosting.order.v1.OrderService", codes.NotFound},
+	} {
+		resp, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: tc.service})
+		if status.Code(err) != tc.code || (err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING) {
+			t.Errorf("Check(%q) = %v, %v; want %s and SERVING", tc.service, resp, err, tc.code)
+		}
+	}
+	watch, err := health.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: lifecyclev1.LifecycleService_ServiceDesc.ServiceName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watching the service: %v, %v; want SERVING", r, err)
+	}
+	unknown, err := health.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: "no.such.Service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := unknown.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVICE_UNKNOWN {
+		t.Fatalf("watching an unknown service: %v, %v; want SERVICE_UNKNOWN", r, err)
+	}
+	stop()
+	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("the service after shutdown began: %v, %v; want NOT_SERVING", r, err)
+	}
+	_, err = watch.Recv()
+	grpctest.WantShuttingDown(t, "health Watch of the service", err)
+	_, err = unknown.Recv()
+	grpctest.WantShuttingDown(t, "health Watch of an unknown service", err)
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
 
 // A call that outlives the grace period is cut off, and Run still returns.
 func TestRunGraceExpires(t *testing.T) {

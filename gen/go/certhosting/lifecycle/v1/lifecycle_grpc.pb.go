@@ -80,7 +80,8 @@ type LifecycleServiceClient interface {
 	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
 	// client that disconnects resumes from the last event_id it saw and misses nothing. The response
 	// header `certhosting-watch-start` holds the event id the stream starts after: every event
-	// committed once the client has the headers reaches the stream.
+	// committed once the client has the headers reaches the stream. When the server shuts down, the
+	// stream ends with UNAVAILABLE: reconnect and resume after the last event_id received.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
@@ -268,7 +269,8 @@ type LifecycleServiceServer interface {
 	// WatchEvents streams the account's lifecycle events as they are committed, oldest first. A
 	// client that disconnects resumes from the last event_id it saw and misses nothing. The response
 	// header `certhosting-watch-start` holds the event id the stream starts after: every event
-	// committed once the client has the headers reaches the stream.
+	// committed once the client has the headers reaches the stream. When the server shuts down, the
+	// stream ends with UNAVAILABLE: reconnect and resume after the last event_id received.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
