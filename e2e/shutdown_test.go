@@ -78,4 +78,3 @@ func TestGracefulShutdown(t *testing.T) {
 		})
 	}
 }
-

@@ -261,7 +261,6 @@ func TestHealthPerService(t *testing.T) {
 	}
 }
 
-
 // A call that outlives the grace period is cut off, and Run still returns.
 func TestRunGraceExpires(t *testing.T) {
 	t.Parallel()
