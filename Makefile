@@ -38,6 +38,8 @@ check-generated: $(BIN)/buf
 	@echo "gen/ matches proto/"
 
 vet:
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 test: lint check-generated vet tools
