@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -249,14 +250,40 @@ type OutboxMessage struct {
 	Attempts        int            `db:"attempts"`
 	NextAttemptTime int64          `db:"next_attempt_time"`
 	LastError       sql.NullString `db:"last_error"`
+	CreateTime      int64          `db:"create_time"` // when the order was paid
 }
 
 // DueOutbox returns up to limit messages whose next attempt is due at now, oldest due first.
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
+	return s.outbox(ctx, db.Micros(now), limit)
+}
+
+// PendingOutbox returns up to limit undelivered messages, due or not, soonest due first: the
+// operator's view of deliveries that keep failing (`certhosting-order outbox`).
+func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxMessage, error) {
+	return s.outbox(ctx, math.MaxInt64, limit)
+}
+
+func (s *Store) outbox(ctx context.Context, dueBy int64, limit int) ([]OutboxMessage, error) {
 	var ms []OutboxMessage
-	err := s.db.Select(ctx, &ms, `SELECT message_id, kind, order_id, payload, attempts, next_attempt_time, last_error
-		FROM outbox WHERE next_attempt_time <= ? ORDER BY next_attempt_time, message_id LIMIT ?`, db.Micros(now), limit)
+	err := s.db.Select(ctx, &ms, `SELECT message_id, kind, order_id, payload, attempts, next_attempt_time, last_error, create_time
+		FROM outbox WHERE next_attempt_time <= ? ORDER BY next_attempt_time, message_id LIMIT ?`, dueBy, limit)
 	return ms, err
+}
+
+// RetryOutboxNow makes every undelivered message due at now, for an operator who has fixed what
+// kept them failing and does not want to wait out their backoff. It returns how many it moved.
+func (s *Store) RetryOutboxNow(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		res, err := tx.Exec(`UPDATE outbox SET next_attempt_time = ? WHERE next_attempt_time > ?`, db.Micros(now), db.Micros(now))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // NextOutboxTime returns when the earliest undelivered message is due, or ok false when the

@@ -110,7 +110,7 @@ func TestPayOrderWritesOutbox(t *testing.T) {
 	}
 	m := ms[0]
 	want := store.OutboxMessage{ID: p.BundleID, Kind: store.OutboxKindCreateBundle, OrderID: o.ID,
-		Payload: "PAID " + p.BundleID + " ref", NextAttemptTime: db.Micros(t0)}
+		Payload: "PAID " + p.BundleID + " ref", NextAttemptTime: db.Micros(t0), CreateTime: db.Micros(t0)}
 	if m != want {
 		t.Errorf("outbox message = %+v, want %+v", m, want)
 	}

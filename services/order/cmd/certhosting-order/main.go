@@ -1,5 +1,7 @@
 // Command certhosting-order runs the order service (certhosting.order.v1.OrderService) and its
-// outbox relay to the lifecycle service. `certhosting-order admin ...` manages accounts and keys.
+// outbox relay to the lifecycle service. `certhosting-order admin ...` manages accounts and keys;
+// `certhosting-order outbox [-retry]` lists the purchases not yet delivered to the lifecycle
+// service, with their last error, and can retry them at once.
 //
 // Every flag can also be set with an environment variable: -listen is CERTHOSTING_ORDER_LISTEN,
 // -lifecycle-addr is CERTHOSTING_ORDER_LIFECYCLE_ADDR, and so on. Flags win over the environment.
@@ -64,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long calls in progress may take to finish on SIGINT/SIGTERM")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
 	fs.IntVar(&c.relayBatch, "relay-batch", 256, "outbox messages the relay reads per sweep")
 	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
@@ -77,9 +79,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "admin" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "admin":
 		err = auth.RunAdmin(ctx, "certhosting-order", os.Args[2:], os.Stdout)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "outbox":
+		err = order.RunOutboxCommand(ctx, os.Args[2:], envPrefix, time.Now(), os.Stdout, os.Stderr)
+	default:
 		err = run(ctx, os.Args[1:], os.Stderr)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
