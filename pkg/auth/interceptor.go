@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
@@ -30,17 +31,64 @@ var publicPrefixes = []string{
 type Interceptor struct {
 	v      *Verifier
 	policy Policy
-	rps    rate.Limit
-	burst  int
-
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	limits *accountLimits // nil: no rate limit
 }
 
 // NewInterceptor makes the interceptor. rps <= 0 disables rate limiting; otherwise each account
 // may make rps calls a second with bursts of 2×rps, and is refused with ResourceExhausted beyond.
 func NewInterceptor(v *Verifier, policy Policy, rps float64) *Interceptor {
-	return &Interceptor{v: v, policy: policy, rps: rate.Limit(rps), burst: max(1, int(2*rps)), limiters: map[string]*rate.Limiter{}}
+	i := &Interceptor{v: v, policy: policy}
+	if rps > 0 {
+		i.limits = newAccountLimits(rate.Limit(rps), max(1, int(2*rps)))
+	}
+	return i
+}
+
+// accountLimits is a token bucket per account. A bucket that has filled up again behaves exactly
+// like a new one, so the periodic sweep drops those without changing any answer: the map holds
+// only the accounts that called within the last burst/rps seconds (two at the defaults) plus
+// those since the last sweep, however many accounts call over the life of the process.
+type accountLimits struct {
+	rps   rate.Limit
+	burst int
+
+	mu        sync.Mutex
+	buckets   map[string]*rate.Limiter
+	nextSweep time.Time
+}
+
+// limitSweepEvery is how often allow drops full buckets.
+const limitSweepEvery = time.Minute
+
+func newAccountLimits(rps rate.Limit, burst int) *accountLimits {
+	return &accountLimits{rps: rps, burst: burst, buckets: map[string]*rate.Limiter{}}
+}
+
+// allow takes a token from account's bucket at now, or says it is empty.
+func (a *accountLimits) allow(account string, now time.Time) bool {
+	a.mu.Lock()
+	if !now.Before(a.nextSweep) {
+		for id, l := range a.buckets {
+			if l.TokensAt(now) >= float64(a.burst) {
+				delete(a.buckets, id)
+			}
+		}
+		a.nextSweep = now.Add(limitSweepEvery)
+	}
+	l, ok := a.buckets[account]
+	if !ok {
+		l = rate.NewLimiter(a.rps, a.burst)
+		a.buckets[account] = l
+	}
+	a.mu.Unlock()
+	return l.AllowN(now, 1)
+}
+
+// len is how many buckets are kept.
+func (a *accountLimits) len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.buckets)
 }
 
 type principalKey struct{}
@@ -78,8 +126,8 @@ func (i *Interceptor) authorize(ctx context.Context, method string) (context.Con
 	if !slices.Contains(roles, p.Role) {
 		return nil, apierr.PermissionDenied("a %s key may not call %s", p.Role, method[strings.LastIndex(method, "/")+1:])
 	}
-	if !i.allow(p.AccountID) {
-		return nil, apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.rps))
+	if i.limits != nil && !i.limits.allow(p.AccountID, time.Now()) {
+		return nil, apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.limits.rps))
 	}
 	if slot, ok := ctx.Value(slotKey{}).(*Principal); ok {
 		*slot = p
@@ -94,20 +142,6 @@ type slotKey struct{}
 func WithSlot(ctx context.Context) (context.Context, *Principal) {
 	p := new(Principal)
 	return context.WithValue(ctx, slotKey{}, p), p
-}
-
-func (i *Interceptor) allow(account string) bool {
-	if i.rps <= 0 {
-		return true
-	}
-	i.mu.Lock()
-	l, ok := i.limiters[account]
-	if !ok {
-		l = rate.NewLimiter(i.rps, i.burst)
-		i.limiters[account] = l
-	}
-	i.mu.Unlock()
-	return l.Allow()
 }
 
 // bearer reads the key from the `authorization: Bearer <key>` metadata.
