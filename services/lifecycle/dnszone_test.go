@@ -1,12 +1,15 @@
 package lifecycle_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/services/lifecycle"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
 // TestDelegatedZone: the zone's records, published and removed through the store, are answered
@@ -67,5 +70,29 @@ func TestDelegatedZone(t *testing.T) {
 	}
 	if r := query(label, dns.TypeTXT); len(r.Answer) != 1 || r.Answer[0].(*dns.TXT).Txt[0] != "value-2" {
 		t.Errorf("after removing value-1: %v, want value-2 only", r.Answer)
+	}
+
+	// value-2 is never removed (as after a removal that failed). A value published at the same
+	// name within a day keeps it; one published later drops it.
+	txt := func() []string {
+		var vs []string
+		for _, rr := range query(label, dns.TypeTXT).Answer {
+			vs = append(vs, rr.(*dns.TXT).Txt[0])
+		}
+		return vs
+	}
+	e.clk.Advance(store.StaleRecordAge)
+	if err := z.Publish(e.ctx, label, "value-3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := txt(); !slices.Equal(got, []string{"value-2", "value-3"}) {
+		t.Errorf("a day after value-2: %v, want value-2 and value-3", got)
+	}
+	e.clk.Advance(time.Microsecond)
+	if err := z.Publish(e.ctx, label, "value-4"); err != nil {
+		t.Fatal(err)
+	}
+	if got := txt(); !slices.Equal(got, []string{"value-3", "value-4"}) {
+		t.Errorf("over a day after value-2: %v, want value-3 and value-4 (value-2 stale)", got)
 	}
 }

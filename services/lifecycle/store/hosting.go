@@ -415,10 +415,21 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter, before string, limi
 
 // The delegated DNS zone's records.
 
-// PublishRecord adds a TXT value at fqdn (lower case, with the trailing dot); adding one that is
-// there already is a no-op.
+// StaleRecordAge is how old a TXT value in the delegated zone may get. A DNS-01 value is needed
+// only while the CA validates its challenge, minutes after it is published; the ACME client
+// removes it once the authorization has its verdict, but a removal that failed (the database
+// briefly unavailable) would leave it forever. So publishing at a name first drops the values
+// there older than this: a name holds at most a day's values.
+const StaleRecordAge = 24 * time.Hour
+
+// PublishRecord adds a TXT value at fqdn (lower case, with the trailing dot), dropping the values
+// there older than StaleRecordAge; adding one that is there already is a no-op.
 func (s *Store) PublishRecord(ctx context.Context, fqdn, value string, now time.Time) error {
 	return s.db.Write(ctx, func(tx *db.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM dns_records WHERE fqdn = ? AND create_time < ?`,
+			fqdn, db.Micros(now.Add(-StaleRecordAge))); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.Get(&n, `SELECT COUNT(*) FROM dns_records WHERE fqdn = ? AND value = ?`, fqdn, value); err != nil || n > 0 {
 			return err
