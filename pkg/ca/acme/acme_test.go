@@ -313,8 +313,9 @@ func TestCancel(t *testing.T) {
 }
 
 // TestCAStopped: with Pebble stopped mid-application, Status returns an error, never a verdict,
-// and so does Submit; after a restart (Pebble forgets everything) the old order stays an error
-// while a new application registers the account anew and is issued.
+// and so does Submit; after a restart (Pebble forgets everything) a new application registers the
+// account anew and is issued, and the application whose order the CA forgot carries on with a new
+// order and is issued too.
 func TestCAStopped(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, pebbletest.Options{})
@@ -353,6 +354,12 @@ func TestCAStopped(t *testing.T) {
 	st = e.await(e.client, sub2.Ref)
 	if st.State != ca.Issued {
 		t.Fatalf("after the restart: %v %s %q, want issued", st.State, st.Reason, st.Message)
+	}
+	e.verify(st.ChainPEM, "down.example.com")
+
+	st = e.await(e.client, sub.Ref)
+	if st.State != ca.Issued {
+		t.Fatalf("the application whose order the CA forgot: %v %s %q, want issued with a new order", st.State, st.Reason, st.Message)
 	}
 	e.verify(st.ChainPEM, "down.example.com")
 }

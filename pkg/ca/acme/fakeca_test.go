@@ -240,3 +240,62 @@ func TestRenewalInfoWithoutARI(t *testing.T) {
 		t.Errorf("%d renewal-info requests, want none", n)
 	}
 }
+
+// TestOrderGone: an application whose order the CA no longer has (404 on the poll, with a problem
+// document as Boulder sends or without one as Pebble does) carries on with a new order; any other
+// failed poll is a transient error and keeps the order.
+func TestOrderGone(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		poll      func(w http.ResponseWriter)
+		wantErr   bool
+		wantOrder int // new-order requests after the Submit's
+	}{
+		{"404 problem", func(w http.ResponseWriter) { problem(w, 404, "malformed", "no such order") }, false, 1},
+		{"404 without a problem", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNotFound) }, false, 1},
+		{"404 account unknown", func(w http.ResponseWriter) { problem(w, 404, "accountDoesNotExist", "who?") }, true, 0},
+		{"500 without a problem", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }, true, 0},
+		{"403 problem", func(w http.ResponseWriter) { problem(w, 403, "unauthorized", "not your order") }, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			orders := 0
+			f := newFakeCA(t, false, func(w http.ResponseWriter, r *http.Request, payload map[string]any) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch r.URL.Path {
+				case "/order":
+					orders++
+					w.Header().Set("Location", fmt.Sprintf("https://%s/order/%d", r.Host, orders))
+					w.WriteHeader(http.StatusCreated)
+					_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing", "identifiers": payload["identifiers"]})
+				case "/order/1":
+					tc.poll(w)
+				default:
+					_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing"})
+				}
+			})
+			c := f.client(t)
+			sub, err := c.Submit(t.Context(), request(t, "app", "bdl", "shop.example.com"))
+			if err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			st, err := c.Status(t.Context(), sub.Ref)
+			if (err != nil) != tc.wantErr || (err == nil && st.State != ca.Pending) {
+				t.Errorf("Status = %v, %v; want error %v, else pending", st.State, err, tc.wantErr)
+			}
+			if n := f.count("POST /order"); n != 1+tc.wantOrder {
+				t.Errorf("%d new-order requests, want %d", n, 1+tc.wantOrder)
+			}
+			// The next poll goes to the order the application has now.
+			if _, err := c.Status(t.Context(), sub.Ref); err != nil && tc.wantOrder > 0 {
+				t.Errorf("Status on the new order: %v", err)
+			}
+			if n := f.count("POST /order/2"); (n > 0) != (tc.wantOrder > 0) {
+				t.Errorf("%d polls of the new order, want them only if one was made", n)
+			}
+		})
+	}
+}

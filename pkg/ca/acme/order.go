@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/go-acme/lego/v5/acme"
@@ -37,8 +38,11 @@ func (c *Client) advance(ctx context.Context, app application) (ca.Status, error
 			return err
 		})
 		if err != nil {
-			// A failed poll is never a verdict: an order the CA cannot show now (even a 404, or
-			// another account's) says nothing final about the application.
+			if orderGone(err) {
+				return c.reorder(ctx, app, err)
+			}
+			// A failed poll is never a verdict: an order the CA cannot show now (another
+			// account's, the CA down) says nothing final about the application.
 			return ca.Status{}, c.transient(ctx, "poll order", err, after)
 		}
 		order, after0 = &o.Order, c.retryIn(after)
@@ -61,6 +65,36 @@ func (c *Client) advance(ctx context.Context, app application) (ca.Status, error
 		return c.rejectInvalid(ctx, core, app, order)
 	}
 	return ca.Status{}, fmt.Errorf("order %s has status %q", app.OrderURL, order.Status)
+}
+
+// orderGone reports whether polling an order failed because the CA does not have it (any problem
+// with HTTP status 404, other than about the account): it expired and was deleted while the
+// application waited (a CA outage of days), or the CA lost its state. Nothing is final about the
+// application then, but polling that URL can never succeed either.
+func orderGone(err error) bool {
+	if p := problemOf(err); p != nil {
+		return p.HTTPStatus == http.StatusNotFound && p.Type != acme.AccountDoesNotExistErrorType
+	}
+	se, ok := errors.AsType[*statusError](err)
+	return ok && se.code == http.StatusNotFound
+}
+
+// reorder carries an application whose order the CA no longer has on with a new order, as if the
+// first had never been created: without it, the application would poll the gone order forever
+// and nobody could move it on (it is neither decided nor retryable). The values published for the
+// old order's challenges stay in the published list and are removed with the verdict as usual.
+func (c *Client) reorder(ctx context.Context, app application, pollErr error) (ca.Status, error) {
+	err := c.store.dropOrder(ctx, app.Ref, app.OrderURL)
+	if errors.Is(err, db.ErrConflict) {
+		// A concurrent call dropped it or decided the application first: the next poll sees that.
+		return ca.Status{}, fmt.Errorf("acme: order %s of %s changed while being replaced", app.OrderURL, app.Ref)
+	}
+	if err != nil {
+		return ca.Status{}, err
+	}
+	c.log.Warn("the CA no longer has the order; ordering again", "ref", app.Ref, "order", app.OrderURL, "err", pollErr)
+	app.OrderURL = ""
+	return c.advance(ctx, app)
 }
 
 func deref(st *ca.Status) ca.Status {

@@ -225,6 +225,15 @@ func (s *store) setOrder(ctx context.Context, ref, orderURL string) error {
 	})
 }
 
+// dropOrder forgets the order of a pending application, so that the next advance creates a new
+// one; db.ErrConflict when the application has another order by now or is decided.
+func (s *store) dropOrder(ctx context.Context, ref, orderURL string) error {
+	return s.db.Write(ctx, func(tx *db.Tx) error {
+		return db.ExpectOne(tx.Exec(`UPDATE applications SET order_url = NULL
+			WHERE ref = ? AND state = ? AND order_url = ?`, ref, statePending, orderURL))
+	})
+}
+
 // changePublished adds and removes values in an application's published list, in one
 // read-modify-write transaction.
 func (s *store) changePublished(ctx context.Context, ref string, add, remove []published) error {

@@ -17,14 +17,17 @@ import (
 // rateLimited problems), not on order polls nor on serverInternal problems. The transport below
 // sees every response, so each call of this package gives its context a slot and the transport
 // writes the last Retry-After it saw for that call into it: a request-scoped value, used by
-// nothing but the call that made it.
+// nothing but the call that made it. The slot keeps the last response's status code too: lego
+// turns an error response without a problem document (Pebble's 404 for an order it does not
+// have) into an untyped error, and call gives that error its status back (statusError).
 
 type retryAfterKey struct{}
 
-// retryAfterSlot holds the last Retry-After header of one call's responses.
+// retryAfterSlot holds the last Retry-After header and status code of one call's responses.
 type retryAfterSlot struct {
 	mu     sync.Mutex
 	header string
+	status int
 }
 
 func (s *retryAfterSlot) set(v string) {
@@ -32,6 +35,27 @@ func (s *retryAfterSlot) set(v string) {
 	s.header = v
 	s.mu.Unlock()
 }
+
+func (s *retryAfterSlot) setStatus(code int) {
+	s.mu.Lock()
+	s.status = code
+	s.mu.Unlock()
+}
+
+func (s *retryAfterSlot) lastStatus() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// statusError is a CA's error response that carried no problem document, with its status code.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
 
 // after is the delay the header asks for at now (zero when there was none or it is unreadable).
 func (s *retryAfterSlot) after(now time.Time) time.Duration {
@@ -70,8 +94,9 @@ type retryAfterTransport struct {
 func (t retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if resp != nil {
-		if v := resp.Header.Get("Retry-After"); v != "" {
-			if slot, ok := req.Context().Value(retryAfterKey{}).(*retryAfterSlot); ok {
+		if slot, ok := req.Context().Value(retryAfterKey{}).(*retryAfterSlot); ok {
+			slot.setStatus(resp.StatusCode)
+			if v := resp.Header.Get("Retry-After"); v != "" {
 				slot.set(v)
 			}
 		}
@@ -115,6 +140,9 @@ func newTransport(rootsPEM []byte, noSystemRoots bool, timeout time.Duration) (r
 func (c *Client) call(ctx context.Context, f func(ctx context.Context) error) (time.Duration, error) {
 	slot := &retryAfterSlot{}
 	err := f(context.WithValue(ctx, retryAfterKey{}, slot))
+	if code := slot.lastStatus(); err != nil && code >= http.StatusBadRequest && problemOf(err) == nil {
+		err = &statusError{code: code, err: err}
+	}
 	return slot.after(c.clk.Now()), err
 }
 
