@@ -60,6 +60,10 @@ type Authority struct {
 	// SendNotAfter asks the CA for the certificate to end at its instance's coverage end (few ACME
 	// CAs accept notAfter; Pebble and Let's Encrypt do not).
 	SendNotAfter bool `json:"send_not_after,omitempty"`
+	// RelinquishAuthorizations deactivates each order's authorizations once its certificate is
+	// downloaded, so the account keeps no standing authority over customers' domains
+	// (acme.Config.RelinquishAuthorizations says what it costs).
+	RelinquishAuthorizations bool `json:"relinquish_authorizations,omitempty"`
 
 	// Plug-in.
 	Address       string `json:"address,omitempty"`

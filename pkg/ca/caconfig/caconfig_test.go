@@ -28,7 +28,7 @@ func TestLoad(t *testing.T) {
 		{"local, ACME for DV and a plug-in for OV/EV", `{
 			"authorities": {
 				"local": {"type": "local"},
-				"le": {"type": "acme", "directory_url": "https://acme-staging-v02.api.letsencrypt.org/directory", "email": "ops@example.com", "db": "var/acme-le.db"},
+				"le": {"type": "acme", "directory_url": "https://acme-staging-v02.api.letsencrypt.org/directory", "email": "ops@example.com", "db": "var/acme-le.db", "relinquish_authorizations": true},
 				"ovev": {"type": "plugin", "address": "127.0.0.1:50060", "token_file": "TOKEN", "timeout": "5s"}
 			},
 			"products": {"DV": "le", "OV": "ovev", "EV": "ovev", "dv-wildcard": "local", "*": "local"}}`, nil},
@@ -69,6 +69,9 @@ func TestLoad(t *testing.T) {
 				}
 				if !f.UsesType(TypeACME) || !f.UsesType(TypePlugin) {
 					t.Error("UsesType does not see the routed ACME and plug-in CAs")
+				}
+				if !f.Authorities["le"].RelinquishAuthorizations {
+					t.Error("relinquish_authorizations not read")
 				}
 				return
 			}

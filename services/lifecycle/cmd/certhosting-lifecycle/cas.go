@@ -82,7 +82,8 @@ func acmeClient(ctx context.Context, name string, a caconfig.Authority, zone *li
 	cfg := acme.Config{
 		DirectoryURL: a.DirectoryURL, Email: a.Email, Profile: a.Profile, SendNotAfter: a.SendNotAfter,
 		DBPath: a.DB, Box: keys, Challenges: zone, Zone: zone.Zone(), Clock: clk,
-		CNAMEResolver: a.CNAMEResolver, CNAMETimeout: a.CNAMEWait(), Logger: log.With("component", "acme", "ca", name),
+		CNAMEResolver: a.CNAMEResolver, CNAMETimeout: a.CNAMEWait(), RelinquishAuthorizations: a.RelinquishAuthorizations,
+		Logger: log.With("component", "acme", "ca", name),
 	}
 	if a.RootCAsFile != "" {
 		pem, err := os.ReadFile(a.RootCAsFile)
