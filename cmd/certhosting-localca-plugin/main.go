@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	maxValidity := fs.Duration("max-validity", localca.DefaultMaxValidity, "longest certificate the CA issues")
 	dnsTimeout := fs.Duration("dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before it is rejected")
 	recheck := fs.Duration("recheck", localca.DefaultRecheck, "how often a missing DNS record is looked for again")
+	caaIdentity := fs.String("caa-identity", localca.DefaultCAAIdentity, "the CA's name in CAA records: it issues for a domain only if the domain's CAA records are absent or name it; empty skips the check")
 	rejectOrg := fs.String("reject-org", "", "regular expression: OV/EV organization legal names to reject")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -113,7 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	authority, err := localca.Open(ctx, localca.Config{DBPath: *dbPath, Box: box, Clock: clockwork.NewRealClock(),
 		Resolver: *resolver, MaxValidity: *maxValidity, DNSTimeout: *dnsTimeout, Recheck: *recheck,
-		OrganizationRule: rule, Logger: log})
+		OrganizationRule: rule, CAAIdentity: *caaIdentity, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -79,6 +80,7 @@ func TestVerificationRejected(t *testing.T) {
 		domainType lifecyclev1.DomainType
 		org        *lifecyclev1.Organization
 		publish    bool
+		caa        string // a CAA record at example.com, in zone file syntax
 		wait       time.Duration
 		reason     lifecyclev1.RejectionReason
 		message    string
@@ -93,6 +95,11 @@ func TestVerificationRejected(t *testing.T) {
 			org:     &lifecyclev1.Organization{LegalName: "Evil Corp", Country: "US", Locality: "Springfield", RegistrationNumber: "123"},
 			publish: true, wait: 0,
 			reason: lifecyclev1.RejectionReason_REJECTION_REASON_ORGANIZATION, message: "Evil Corp",
+		},
+		{
+			name: "CAA names another CA", validation: dv, domainType: single,
+			publish: true, caa: `example.com. 60 IN CAA 0 issue "letsencrypt.org"`,
+			reason: lifecyclev1.RejectionReason_REJECTION_REASON_CAA, message: "CAA at example.com allows only letsencrypt.org",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +116,13 @@ func TestVerificationRejected(t *testing.T) {
 			}
 			if tc.publish {
 				e.publish(sub.GetInstructions())
+			}
+			if tc.caa != "" {
+				rr, err := dns.NewRR(tc.caa)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.zone.Add(rr)
 			}
 			e.tick()
 			if tc.wait > 0 {

@@ -105,7 +105,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	authority, err := localca.Open(ctx, localca.Config{
 		DBPath: filepath.Join(dir, "localca.db"), Box: box, Clock: clk, Resolver: dnsSrv.Addr(),
 		MaxValidity: o.maxValidity, DNSTimeout: o.dnsTimeout,
-		OrganizationRule: localca.OrganizationRule{RejectLegalName: o.rejectOrg},
+		OrganizationRule: localca.OrganizationRule{RejectLegalName: o.rejectOrg}, CAAIdentity: "certhosting.test",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -61,13 +61,24 @@ func (r resolver) check(ctx context.Context, records []ca.DNSRecord) []recordChe
 }
 
 // lookupTXT returns the TXT values at name (each record's strings joined, as for long values split
-// into 255-byte strings), following a CNAME in the answer, and asking again for its target when
-// the server did not answer for it. nx reports NXDOMAIN (for name, or the end of its chain). An
-// error means no answer to judge by: a timeout, an unreachable server, SERVFAIL, REFUSED.
+// into 255-byte strings), following CNAMEs (see lookup).
 func (r resolver) lookupTXT(ctx context.Context, name string) (values []string, nx bool, err error) {
+	rrs, nx, err := r.lookup(ctx, name, dns.TypeTXT)
+	for _, rr := range rrs {
+		values = append(values, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return values, nx, err
+}
+
+// lookup returns the records of type qtype at name, following a CNAME in the answer, and asking
+// again for its target when the server did not answer for it. nx reports NXDOMAIN (for name, or
+// the end of its chain). An error means no answer to judge by: a timeout, an unreachable server,
+// SERVFAIL, REFUSED.
+func (r resolver) lookup(ctx context.Context, name string, qtype uint16) (rrs []dns.RR, nx bool, err error) {
 	name = dns.Fqdn(name)
+	typ := dns.TypeToString[qtype]
 	for range maxCNAMEs {
-		resp, err := r.exchange(ctx, name)
+		resp, err := r.exchange(ctx, name, qtype)
 		if err != nil {
 			return nil, false, err
 		}
@@ -76,20 +87,20 @@ func (r resolver) lookupTXT(ctx context.Context, name string) (values []string, 
 		case dns.RcodeNameError:
 			return nil, true, nil
 		default:
-			return nil, false, fmt.Errorf("%s TXT: the DNS server answered %s", name, dns.RcodeToString[resp.Rcode])
+			return nil, false, fmt.Errorf("%s %s: the DNS server answered %s", name, typ, dns.RcodeToString[resp.Rcode])
 		}
 		target := followCNAMEs(resp.Answer, name)
 		for _, rr := range resp.Answer {
-			if txt, ok := rr.(*dns.TXT); ok && strings.EqualFold(txt.Hdr.Name, target) {
-				values = append(values, strings.Join(txt.Txt, ""))
+			if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, target) {
+				rrs = append(rrs, rr)
 			}
 		}
-		if len(values) > 0 || strings.EqualFold(target, name) {
-			return values, false, nil
+		if len(rrs) > 0 || strings.EqualFold(target, name) {
+			return rrs, false, nil
 		}
 		name = target // the answer stopped at a CNAME: ask for its target
 	}
-	return nil, false, fmt.Errorf("%s TXT: CNAME chain longer than %d", name, maxCNAMEs)
+	return nil, false, fmt.Errorf("%s %s: CNAME chain longer than %d", name, typ, maxCNAMEs)
 }
 
 // followCNAMEs is where the CNAMEs in answer lead from name (name itself if none applies).
@@ -111,10 +122,10 @@ func followCNAMEs(answer []dns.RR, name string) string {
 	}
 }
 
-// exchange sends one TXT query over UDP, and again over TCP when the answer was truncated.
-func (r resolver) exchange(ctx context.Context, name string) (*dns.Msg, error) {
+// exchange sends one query over UDP, and again over TCP when the answer was truncated.
+func (r resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeTXT)
+	m.SetQuestion(name, qtype)
 	m.SetEdns0(dns.DefaultMsgSize, false)
 	m.RecursionDesired = true // harmless to an authoritative server, needed by a recursive one
 	resp, _, err := (&dns.Client{Net: "udp", Timeout: r.timeout}).ExchangeContext(ctx, m, r.addr)
@@ -122,7 +133,7 @@ func (r resolver) exchange(ctx context.Context, name string) (*dns.Msg, error) {
 		resp, _, err = (&dns.Client{Net: "tcp", Timeout: r.timeout}).ExchangeContext(ctx, m, r.addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s TXT: query to %s: %w", name, r.addr, err)
+		return nil, fmt.Errorf("%s %s: query to %s: %w", name, dns.TypeToString[qtype], r.addr, err)
 	}
 	return resp, nil
 }

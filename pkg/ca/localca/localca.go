@@ -24,6 +24,9 @@
 //     ReasonDNS, naming the records; until then Status says Pending with a RetryAfter. A DNS
 //     server that cannot be reached or fails (timeout, SERVFAIL) is no verdict: the application
 //     stays pending, and only DNSTimeout passing without the record ever seen rejects it.
+//   - With a CAAIdentity, the domains' CAA records (RFC 8659) are checked last, at each issuance
+//     (renewals included): records that name other CAs only reject the application with ReasonCAA
+//     (caa.go has the rules).
 //   - An issued chain is the leaf then the intermediate (the root is what clients trust: RootPEM,
 //     Roots). The leaf's not_after is the earliest of the requested end, now + MaxValidity and the
 //     intermediate's end. A decided application answers the same on every poll.
@@ -66,6 +69,11 @@ const (
 	DefaultDNSQueryTimeout = 2 * time.Second
 )
 
+// DefaultCAAIdentity is the issuer domain name the binaries give the local CA for CAA records: a
+// domain whose CAA records name it (`0 issue "certhosting.local"`), or that has none, may get
+// certificates from it.
+const DefaultCAAIdentity = "certhosting.local"
+
 // DefaultRecheck is the poll interval suggested while an application's records are not there yet
 // (never beyond the DNS timeout); after a failed lookup the CA suggests half of it.
 const DefaultRecheck = 10 * time.Second
@@ -96,6 +104,9 @@ type Config struct {
 	DNSQueryTimeout time.Duration
 	// OrganizationRule vets OV and EV organizations.
 	OrganizationRule OrganizationRule
+	// CAAIdentity is the issuer domain name CAA records must name for this CA to issue for a
+	// domain that has CAA records (RFC 8659, see caa.go); empty skips the CAA check.
+	CAAIdentity string
 	// Logger receives applications' progress; nil discards it. Keys are never logged.
 	Logger *slog.Logger
 }
@@ -110,6 +121,7 @@ type CA struct {
 	dnsTimeout   time.Duration
 	recheck      time.Duration
 	orgRule      OrganizationRule
+	caaIdentity  string
 	log          *slog.Logger
 	root         *issuer
 	intermediate *issuer
@@ -135,6 +147,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 		maxValidity: cfg.MaxValidity,
 		dnsTimeout:  cfg.DNSTimeout,
 		orgRule:     cfg.OrganizationRule,
+		caaIdentity: strings.ToLower(strings.TrimSuffix(cfg.CAAIdentity, ".")),
 		log:         cfg.Logger,
 	}
 	if c.clk == nil {
@@ -168,7 +181,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	c.roots.AddCert(c.root.cert)
 	c.log.Info("local CA ready", "db", cfg.DBPath, "root", c.root.cert.Subject.CommonName,
 		"intermediate_not_after", c.intermediate.cert.NotAfter, "resolver", cfg.Resolver,
-		"max_validity", c.maxValidity, "dns_timeout", c.dnsTimeout)
+		"max_validity", c.maxValidity, "dns_timeout", c.dnsTimeout, "caa_identity", c.caaIdentity)
 	return c, nil
 }
 
@@ -397,12 +410,31 @@ func dnsMessage(missing []recordCheck, timeout time.Duration) string {
 	return fmt.Sprintf("domain control not verified within %s: %s", timeout, strings.Join(parts, "; "))
 }
 
-// complete finishes an application whose records were all seen: organization check, then
-// issuance.
+// complete finishes an application whose records were all seen: organization check, CAA check,
+// then issuance.
 func (c *CA) complete(ctx context.Context, app application, now time.Time) (ca.Status, error) {
 	if app.Validation != "DV" {
 		if p := c.orgRule.Check(app.Organization); p != "" {
 			return c.decide(ctx, app, ca.ReasonOrganization, app.Validation+" validation: "+p, now)
+		}
+	}
+	if c.caaIdentity != "" {
+		problem, err := c.resolver.checkCAA(ctx, c.caaIdentity, app.Domains)
+		if ctx.Err() != nil {
+			return ca.Status{}, ctx.Err()
+		}
+		if err != nil {
+			// No verdict from a failed lookup, until the DNS timeout: then the CA declines, as
+			// RFC 8659 lets a CA that cannot learn the records do.
+			if age := now.Sub(app.CreateTime); age < c.dnsTimeout {
+				retry := max(time.Second, min(c.recheck/2, c.dnsTimeout-age))
+				c.log.Warn("CAA lookup failed; will retry", "ref", app.Ref, "err", err, "retry_after", retry)
+				return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
+			}
+			return c.decide(ctx, app, ca.ReasonCAA, fmt.Sprintf("CAA records not learned within %s: %v", c.dnsTimeout, err), now)
+		}
+		if problem != "" {
+			return c.decide(ctx, app, ca.ReasonCAA, problem, now)
 		}
 	}
 	leaf, certPEM, problem, err := c.issueLeaf(app, now)

@@ -65,6 +65,7 @@ type config struct {
 	localCADB          string
 	localCAResolver    string
 	localCAMaxValidity time.Duration
+	localCACAAIdentity string
 	localCADNSTimeout  time.Duration
 	localCARecheck     time.Duration
 	localCARejectOrg   string
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.acmeDNSNS, "acme-dns-ns", "ns1.invalid", "the name of this DNS server, for the zone's SOA and NS records")
 	fs.StringVar(&c.localCADB, "localca-db", "var/localca.db", "the local CA's database (its root, intermediate and applications)")
 	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
+	fs.StringVar(&c.localCACAAIdentity, "localca-caa-identity", localca.DefaultCAAIdentity, "the local CA's name in CAA records: it issues for a domain only if the domain's CAA records are absent or name it; empty skips the check")
 	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
 	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before the local CA rejects it")
 	fs.DurationVar(&c.localCARecheck, "localca-recheck", localca.DefaultRecheck, "how often the local CA looks again for a DNS record that is not published yet")
@@ -238,7 +240,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		authority, err := localca.Open(ctx, localca.Config{
 			DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
 			MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
-			OrganizationRule: orgRule, Logger: log.With("component", "localca"),
+			OrganizationRule: orgRule, CAAIdentity: cfg.localCACAAIdentity, Logger: log.With("component", "localca"),
 		})
 		return authority, authority, err
 	}
