@@ -175,7 +175,7 @@ type drainingStream struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	draining context.Context
-	serving  atomic.Bool // a health Watch's last status sent was SERVING
+	serving  atomic.Bool // the last status a health Watch sent, or is sending, is SERVING
 	stop     func() bool // unregisters the drain callback
 }
 
@@ -193,14 +193,23 @@ func (s *Server) drainOnShutdown(ctx context.Context, ss grpc.ServerStream) *dra
 
 func (d *drainingStream) Context() context.Context { return d.ctx }
 
+// SendMsg sends m. For a health Watch it keeps the serving flag, set before the send so that a
+// drain starting meanwhile cannot miss a SERVING the client is about to see; and once the server is
+// draining it sends NOT_SERVING whatever the status (a SERVING the handler took from its channel
+// just before the shutdown would be a lie), then ends the stream.
 func (d *drainingStream) SendMsg(m any) error {
-	err := d.ServerStream.SendMsg(m)
-	if r, ok := m.(*healthpb.HealthCheckResponse); ok {
-		serving := r.GetStatus() == healthpb.HealthCheckResponse_SERVING
-		d.serving.Store(serving)
-		if !serving && d.draining.Err() != nil {
-			d.cancel(ErrShuttingDown)
-		}
+	r, ok := m.(*healthpb.HealthCheckResponse)
+	if !ok {
+		return d.ServerStream.SendMsg(m)
 	}
+	d.serving.Store(r.GetStatus() == healthpb.HealthCheckResponse_SERVING)
+	if d.draining.Err() == nil {
+		return d.ServerStream.SendMsg(m)
+	}
+	if r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		m = &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}
+	}
+	err := d.ServerStream.SendMsg(m)
+	d.cancel(ErrShuttingDown)
 	return err
 }
