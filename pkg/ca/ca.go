@@ -120,7 +120,7 @@ type Reason string
 const (
 	ReasonDNS          Reason = "DNS"          // domain control could not be verified
 	ReasonOrganization Reason = "ORGANIZATION" // organization details could not be verified
-	ReasonCAA          Reason = "CAA"          // a CAA record forbids this CA
+	ReasonCAA          Reason = "CAA"          // a CAA record forbids this CA, or the CAA records cannot be looked up
 	ReasonPolicy       Reason = "POLICY"       // anything else the CA's policy refuses
 )
 

@@ -22,8 +22,10 @@ import (
 //     the CA's identity, ignoring case; parameters after ';' are ignored. An empty issuer (";")
 //     permits nobody. A set without any issue (or issuewild) property restricts nothing.
 //   - A property with the critical flag (128) and a tag the CA does not know forbids issuance.
-//   - A lookup that fails (timeout, SERVFAIL) is no verdict: issuance waits for a lookup that
-//     succeeds, as the records' own lookups do.
+//   - A lookup that fails (timeout, SERVFAIL) is no verdict at first: the application stays
+//     pending and the lookup is tried again. Failing for the whole DNS timeout, counted from when
+//     domain control was verified, it rejects the application with ReasonCAA (RFC 8659 §3 lets a
+//     CA that cannot learn the records decline; a domain whose DNS fails CAA queries must fix it).
 
 // knownCAATags are the property tags the CA understands; a critical property with any other tag
 // forbids issuance.

@@ -60,6 +60,9 @@ func TestCAA(t *testing.T) {
 			[]dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: "shop.example.com.", Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: "shops.hoster.net."},
 				caa("shops.hoster.net", 0, "issue", "digicert.com")},
 			"CAA at shops.hoster.net allows only digicert.com"},
+		{"not at the parent of a CNAME's target", []string{"shop.example.com"},
+			[]dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: "shop.example.com.", Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: "shops.hoster.net."},
+				caa("hoster.net", 0, "issue", "digicert.com")}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -82,7 +85,8 @@ func TestCAA(t *testing.T) {
 }
 
 // TestCAALookupFails: a CAA lookup the DNS server fails (SERVFAIL) is no verdict: the application
-// stays pending until the DNS timeout, then is rejected with ReasonCAA.
+// stays pending for a DNS timeout counted from when its records were seen (here late, 50 minutes
+// after the Submit), then is rejected with ReasonCAA.
 func TestCAALookupFails(t *testing.T) {
 	t.Parallel()
 	// A DNS server that fails CAA queries and answers the rest from a validation record set below.
@@ -119,16 +123,24 @@ func TestCAALookupFails(t *testing.T) {
 
 	e := newEnv(t, func(c *localca.Config) { c.CAAIdentity = caaIdentity; c.Resolver = pc.LocalAddr().String() })
 	sub := e.submit(dvRequest(t, "app", "shop.example.com"))
+	if st := e.status(sub.Ref); st.State != ca.Pending {
+		t.Fatalf("before the records are published = %v %s %q; want pending", st.State, st.Reason, st.Message)
+	}
+	e.clk.Advance(50 * time.Minute)
 	mu.Lock()
 	for _, rec := range sub.Instructions {
 		records = append(records, &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(rec.Name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{rec.Value}})
 	}
 	mu.Unlock()
-	if st := e.status(sub.Ref); st.State != ca.Pending || st.RetryAfter <= 0 {
-		t.Fatalf("with the CAA lookup failing = %v %s %q, RetryAfter %v; want pending with a retry", st.State, st.Reason, st.Message, st.RetryAfter)
+	for _, wait := range []time.Duration{0, 30 * time.Minute, 30*time.Minute - time.Second} {
+		e.clk.Advance(wait)
+		if st := e.status(sub.Ref); st.State != ca.Pending || st.RetryAfter <= 0 {
+			t.Fatalf("%v after the records were seen, with the CAA lookup failing = %v %s %q, RetryAfter %v; want pending with a retry",
+				e.clk.Since(start.Add(50*time.Minute)), st.State, st.Reason, st.Message, st.RetryAfter)
+		}
 	}
-	e.clk.Advance(time.Hour)
+	e.clk.Advance(time.Second)
 	if st := e.status(sub.Ref); st.State != ca.Rejected || st.Reason != ca.ReasonCAA || !strings.Contains(st.Message, "SERVFAIL") {
-		t.Errorf("at the DNS timeout = %v %s %q; want rejected, CAA, naming the SERVFAIL", st.State, st.Reason, st.Message)
+		t.Errorf("a DNS timeout after the records were seen = %v %s %q; want rejected, CAA, naming the SERVFAIL", st.State, st.Reason, st.Message)
 	}
 }

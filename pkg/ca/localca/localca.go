@@ -26,7 +26,8 @@
 //     stays pending, and only DNSTimeout passing without the record ever seen rejects it.
 //   - With a CAAIdentity, the domains' CAA records (RFC 8659) are checked last, at each issuance
 //     (renewals included): records that name other CAs only reject the application with ReasonCAA
-//     (caa.go has the rules).
+//     (caa.go has the rules). CAA lookups that keep failing for DNSTimeout after the records were
+//     verified reject it with ReasonCAA too; until then the application stays pending.
 //   - An issued chain is the leaf then the intermediate (the root is what clients trust: RootPEM,
 //     Roots). The leaf's not_after is the earliest of the requested end, now + MaxValidity and the
 //     intermediate's end. A decided application answers the same on every poll.
@@ -345,7 +346,7 @@ func (c *CA) Status(ctx context.Context, ref string) (ca.Status, error) {
 // verify looks up the records of a pending application not seen yet and moves it on: issued,
 // rejected, or still pending.
 func (c *CA) verify(ctx context.Context, app application) (ca.Status, error) {
-	seen, err := c.store.validated(ctx, app.Ref)
+	seen, validatedAt, err := c.store.validated(ctx, app.Ref)
 	if err != nil {
 		return ca.Status{}, err
 	}
@@ -375,9 +376,10 @@ func (c *CA) verify(ctx context.Context, app application) (ca.Status, error) {
 		if err := c.store.addValidations(ctx, app.Ref, found, now); err != nil {
 			return ca.Status{}, err
 		}
+		validatedAt = now
 	}
 	if len(missing) == 0 {
-		return c.complete(ctx, app, now)
+		return c.complete(ctx, app, validatedAt, now)
 	}
 
 	age := now.Sub(app.CreateTime)
@@ -410,9 +412,9 @@ func dnsMessage(missing []recordCheck, timeout time.Duration) string {
 	return fmt.Sprintf("domain control not verified within %s: %s", timeout, strings.Join(parts, "; "))
 }
 
-// complete finishes an application whose records were all seen: organization check, CAA check,
-// then issuance.
-func (c *CA) complete(ctx context.Context, app application, now time.Time) (ca.Status, error) {
+// complete finishes an application whose records were all seen (the last at validatedAt):
+// organization check, CAA check, then issuance.
+func (c *CA) complete(ctx context.Context, app application, validatedAt, now time.Time) (ca.Status, error) {
 	if app.Validation != "DV" {
 		if p := c.orgRule.Check(app.Organization); p != "" {
 			return c.decide(ctx, app, ca.ReasonOrganization, app.Validation+" validation: "+p, now)
@@ -424,14 +426,16 @@ func (c *CA) complete(ctx context.Context, app application, now time.Time) (ca.S
 			return ca.Status{}, ctx.Err()
 		}
 		if err != nil {
-			// No verdict from a failed lookup, until the DNS timeout: then the CA declines, as
-			// RFC 8659 lets a CA that cannot learn the records do.
-			if age := now.Sub(app.CreateTime); age < c.dnsTimeout {
-				retry := max(time.Second, min(c.recheck/2, c.dnsTimeout-age))
+			// A failed lookup is no verdict for a DNS timeout counted from when domain control
+			// was verified, so every application gets the whole timeout for it however late its
+			// records appeared. Then the CA declines, as RFC 8659 lets a CA that cannot learn a
+			// domain's CAA records do (a DNS server that fails CAA queries is the domain's to fix).
+			if waited := now.Sub(validatedAt); waited < c.dnsTimeout {
+				retry := max(time.Second, min(c.recheck/2, c.dnsTimeout-waited))
 				c.log.Warn("CAA lookup failed; will retry", "ref", app.Ref, "err", err, "retry_after", retry)
 				return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
 			}
-			return c.decide(ctx, app, ca.ReasonCAA, fmt.Sprintf("CAA records not learned within %s: %v", c.dnsTimeout, err), now)
+			return c.decide(ctx, app, ca.ReasonCAA, fmt.Sprintf("CAA records could not be looked up for %s: %v", c.dnsTimeout, err), now)
 		}
 		if problem != "" {
 			return c.decide(ctx, app, ca.ReasonCAA, problem, now)

@@ -536,7 +536,8 @@ const (
 	RejectionReason_REJECTION_REASON_DNS RejectionReason = 1
 	// The organization details could not be verified.
 	RejectionReason_REJECTION_REASON_ORGANIZATION RejectionReason = 2
-	// A CAA record forbids the CA to issue for the domain.
+	// A CAA record forbids the CA to issue for the domain, or the domain's CAA records could not be
+	// looked up.
 	RejectionReason_REJECTION_REASON_CAA RejectionReason = 3
 	// The CA's policy refuses the request for another reason (see the message).
 	RejectionReason_REJECTION_REASON_POLICY RejectionReason = 4
