@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,6 +242,25 @@ func TestRenewalInfoWithoutARI(t *testing.T) {
 	}
 }
 
+// orderingCA is a fake CA that creates orders 1, 2, ... at /order/<n>, processing, and answers
+// every other request with poll.
+func orderingCA(t *testing.T, poll func(w http.ResponseWriter, r *http.Request)) *fakeCA {
+	var mu sync.Mutex
+	orders := 0
+	return newFakeCA(t, false, func(w http.ResponseWriter, r *http.Request, payload map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/order" {
+			poll(w, r)
+			return
+		}
+		orders++
+		w.Header().Set("Location", fmt.Sprintf("https://%s/order/%d", r.Host, orders))
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing", "identifiers": payload["identifiers"]})
+	})
+}
+
 // TestOrderGone: an application whose order the CA no longer has (404 on the poll, with a problem
 // document as Boulder sends or without one as Pebble does) carries on with a new order; any other
 // failed poll is a transient error and keeps the order.
@@ -260,22 +280,12 @@ func TestOrderGone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var mu sync.Mutex
-			orders := 0
-			f := newFakeCA(t, false, func(w http.ResponseWriter, r *http.Request, payload map[string]any) {
-				mu.Lock()
-				defer mu.Unlock()
-				switch r.URL.Path {
-				case "/order":
-					orders++
-					w.Header().Set("Location", fmt.Sprintf("https://%s/order/%d", r.Host, orders))
-					w.WriteHeader(http.StatusCreated)
-					_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing", "identifiers": payload["identifiers"]})
-				case "/order/1":
+			f := orderingCA(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/order/1" {
 					tc.poll(w)
-				default:
-					_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing"})
+					return
 				}
+				_ = json.NewEncoder(w).Encode(map[string]any{"status": "processing"})
 			})
 			c := f.client(t)
 			sub, err := c.Submit(t.Context(), request(t, "app", "bdl", "shop.example.com"))
@@ -297,5 +307,31 @@ func TestOrderGone(t *testing.T) {
 				t.Errorf("%d polls of the new order, want them only if one was made", n)
 			}
 		})
+	}
+}
+
+// TestOrderGoneRepeatedly: a CA (or a proxy in front of it) that answers 404 to every order poll
+// gets maxReorders (3) new orders for an application, then only errors: the client does not order
+// again and again into the CA's rate limit.
+func TestOrderGoneRepeatedly(t *testing.T) {
+	t.Parallel()
+	f := orderingCA(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	c := f.client(t)
+	sub, err := c.Submit(t.Context(), request(t, "app", "bdl", "shop.example.com"))
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		if st, err := c.Status(t.Context(), sub.Ref); err != nil || st.State != ca.Pending {
+			t.Fatalf("poll %d: %v, %v; want pending on new order %d", i, st.State, err, i+1)
+		}
+	}
+	for i := range 2 {
+		if _, err := c.Status(t.Context(), sub.Ref); err == nil || !strings.Contains(err.Error(), "replaced 3 times") {
+			t.Errorf("poll %d after 3 new orders: %v; want an error saying the order was replaced 3 times", 4+i, err)
+		}
+	}
+	if n := f.count("POST /order"); n != 4 {
+		t.Errorf("%d new-order requests, want 4 (the first and 3 replacements)", n)
 	}
 }

@@ -83,8 +83,15 @@ func orderGone(err error) bool {
 // first had never been created: without it, the application would poll the gone order forever
 // and nobody could move it on (it is neither decided nor retryable). The values published for the
 // old order's challenges stay in the published list and are removed with the verdict as usual.
+// After maxReorders new orders it stops (a transient error on every poll, logged at error level;
+// a renewal stuck so escalates as late): 404s that persist come from something other than the CA.
 func (c *Client) reorder(ctx context.Context, app application, pollErr error) (ca.Status, error) {
 	err := c.store.dropOrder(ctx, app.Ref, app.OrderURL)
+	if errors.Is(err, errTooManyReorders) {
+		c.log.Error("the CA keeps answering that the application's order does not exist; not ordering again",
+			"ref", app.Ref, "order", app.OrderURL, "err", pollErr)
+		return ca.Status{}, fmt.Errorf("acme: poll order of %s: %w, and %w", app.Ref, pollErr, err)
+	}
 	if errors.Is(err, db.ErrConflict) {
 		// A concurrent call dropped it or decided the application first: the next poll sees that.
 		return ca.Status{}, fmt.Errorf("acme: order %s of %s changed while being replaced", app.OrderURL, app.Ref)

@@ -225,12 +225,32 @@ func (s *store) setOrder(ctx context.Context, ref, orderURL string) error {
 	})
 }
 
+// maxReorders is how many times an application's order may be replaced by a new one because the
+// CA no longer had it. Once is the real case (the order expired during a long outage, or the CA
+// lost its state); more than a few means the 404s come from something else, a proxy say.
+const maxReorders = 3
+
+// errTooManyReorders is dropOrder's refusal once an application has had maxReorders new orders.
+var errTooManyReorders = fmt.Errorf("its order was replaced %d times already", maxReorders)
+
 // dropOrder forgets the order of a pending application, so that the next advance creates a new
-// one; db.ErrConflict when the application has another order by now or is decided.
+// one; db.ErrConflict when the application has another order by now or is decided, and
+// errTooManyReorders when it has had maxReorders new orders.
 func (s *store) dropOrder(ctx context.Context, ref, orderURL string) error {
 	return s.db.Write(ctx, func(tx *db.Tx) error {
-		return db.ExpectOne(tx.Exec(`UPDATE applications SET order_url = NULL
-			WHERE ref = ? AND state = ? AND order_url = ?`, ref, statePending, orderURL))
+		var n int
+		err := tx.Get(&n, `SELECT reorders FROM applications WHERE ref = ? AND state = ? AND order_url = ?`, ref, statePending, orderURL)
+		if errors.Is(err, sql.ErrNoRows) {
+			return db.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		if n >= maxReorders {
+			return errTooManyReorders
+		}
+		return db.ExpectOne(tx.Exec(`UPDATE applications SET order_url = NULL, reorders = reorders + 1
+			WHERE ref = ? AND order_url = ?`, ref, orderURL))
 	})
 }
 

@@ -19,7 +19,10 @@ import (
 // writes the last Retry-After it saw for that call into it: a request-scoped value, used by
 // nothing but the call that made it. The slot keeps the last response's status code too: lego
 // turns an error response without a problem document (Pebble's 404 for an order it does not
-// have) into an untyped error, and call gives that error its status back (statusError).
+// have) into an untyped error, and call gives that error its status back (statusError). It is
+// the status of the call's last response: a call that got a 4xx and then failed on the network
+// would carry that 4xx, which only matters to a caller that reads statusError (orderGone, for
+// order polls, which make one request).
 
 type retryAfterKey struct{}
 
