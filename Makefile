@@ -38,7 +38,7 @@ check-generated: $(BIN)/buf
 	@echo "gen/ matches proto/"
 
 vet:
-	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go')); \
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(find . -name '*.go' -not -path './bin/*' -not -path './var/*' -not -path './.git/*')) || exit 1; \
 	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 

@@ -80,8 +80,11 @@ func (a *accountLimits) allow(account string, now time.Time) bool {
 		l = rate.NewLimiter(a.rps, a.burst)
 		a.buckets[account] = l
 	}
+	// Under the lock, so a sweep cannot drop the bucket between this lookup and the token
+	// taken from it (the account would get a fresh, full bucket).
+	allowed := l.AllowN(now, 1)
 	a.mu.Unlock()
-	return l.AllowN(now, 1)
+	return allowed
 }
 
 // len is how many buckets are kept.

@@ -418,8 +418,9 @@ func (s *Store) ListCases(ctx context.Context, f CaseFilter, before string, limi
 // StaleRecordAge is how old a TXT value in the delegated zone may get. A DNS-01 value is needed
 // only while the CA validates its challenge, minutes after it is published; the ACME client
 // removes it once the authorization has its verdict, but a removal that failed (the database
-// briefly unavailable) would leave it forever. So publishing at a name first drops the values
-// there older than this: a name holds at most a day's values.
+// briefly unavailable) would leave it there. So publishing at a name first drops the values there
+// older than this: a stale value lasts until the name's next application (the bundle's next
+// renewal), not forever; one at a name never published at again stays, a few bytes.
 const StaleRecordAge = 24 * time.Hour
 
 // PublishRecord adds a TXT value at fqdn (lower case, with the trailing dot), dropping the values
