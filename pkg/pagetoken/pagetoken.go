@@ -88,3 +88,14 @@ func Decode(s, filter string) (pos Position, ok bool, err error) {
 	}
 	return t.Pos, true, nil
 }
+
+// Cut trims rows, read with a limit of size+1 (one more than the page, to learn whether another
+// page follows), to the page, and returns the next page's token: the position pos gives for the
+// page's last row, or "" when this is the last page.
+func Cut[T any](rows []T, size int, filter string, pos func(T) Position) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, Encode(filter, pos(rows[len(rows)-1]))
+}

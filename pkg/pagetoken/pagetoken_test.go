@@ -2,6 +2,7 @@ package pagetoken
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -106,6 +107,38 @@ func TestSize(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("Size(%d) = %d, %v; want %d, nil", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// Cut keeps a page of size rows and makes the token from the last one kept; a read that found no
+// more than size rows is the last page.
+func TestCut(t *testing.T) {
+	key := func(s string) Position { return Position{Key: s} }
+	for _, tc := range []struct {
+		rows     []string
+		size     int
+		wantPage []string
+		wantNext string // the next page's key; "" for no token
+	}{
+		{nil, 2, nil, ""},
+		{[]string{"a"}, 2, []string{"a"}, ""},
+		{[]string{"a", "b"}, 2, []string{"a", "b"}, ""},
+		{[]string{"a", "b", "c"}, 2, []string{"a", "b"}, "b"},
+	} {
+		page, next := Cut(tc.rows, tc.size, "f", key)
+		if fmt.Sprint(page) != fmt.Sprint(tc.wantPage) {
+			t.Errorf("Cut(%v, %d) page = %v, want %v", tc.rows, tc.size, page, tc.wantPage)
+		}
+		if tc.wantNext == "" {
+			if next != "" {
+				t.Errorf("Cut(%v, %d) token = %q, want none", tc.rows, tc.size, next)
+			}
+			continue
+		}
+		pos, ok, err := Decode(next, "f")
+		if err != nil || !ok || pos.Key != tc.wantNext {
+			t.Errorf("Cut(%v, %d) token decodes to %+v, %v, %v; want key %q", tc.rows, tc.size, pos, ok, err, tc.wantNext)
 		}
 	}
 }

@@ -147,10 +147,7 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 		return nil, err
 	}
 	resp := &lifecyclev1.ListBundlesResponse{}
-	if len(bs) > size {
-		bs = bs[:size]
-		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: bs[len(bs)-1].ID})
-	}
+	bs, resp.NextPageToken = pagetoken.Cut(bs, size, filter, func(b store.Bundle) pagetoken.Position { return pagetoken.Position{Key: b.ID} })
 	// Every instance of the page in one Views call (two queries), not two queries per bundle.
 	var all []store.Certificate
 	for _, b := range bs {

@@ -67,11 +67,9 @@ func (s *Server) ListCertificates(ctx context.Context, req *lifecyclev1.ListCert
 		return nil, err
 	}
 	resp := &lifecyclev1.ListCertificatesResponse{}
-	if len(cs) > size {
-		cs = cs[:size]
-		last := cs[len(cs)-1]
-		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: last.BundleID, Seq: int64(last.Sequence)})
-	}
+	cs, resp.NextPageToken = pagetoken.Cut(cs, size, filter, func(c store.Certificate) pagetoken.Position {
+		return pagetoken.Position{Key: c.BundleID, Seq: int64(c.Sequence)}
+	})
 	views, err := s.Store.Views(ctx, cs)
 	if err != nil {
 		return nil, err
@@ -115,10 +113,9 @@ func (s *Server) GetCertificateLifecycle(ctx context.Context, req *lifecyclev1.G
 		return nil, err
 	}
 	resp := &lifecyclev1.GetCertificateLifecycleResponse{}
-	if len(es) > size {
-		es = es[:size]
-		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: strconv.FormatInt(es[len(es)-1].ID, 10)})
-	}
+	es, resp.NextPageToken = pagetoken.Cut(es, size, filter, func(e store.Event) pagetoken.Position {
+		return pagetoken.Position{Key: strconv.FormatInt(e.ID, 10)}
+	})
 	for _, e := range es {
 		resp.Events = append(resp.Events, eventProto(e))
 	}

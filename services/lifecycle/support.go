@@ -80,10 +80,7 @@ func (s *SupportServer) ListSupportCases(ctx context.Context, req *lifecyclev1.L
 		return nil, err
 	}
 	resp := &lifecyclev1.ListSupportCasesResponse{}
-	if len(cs) > size {
-		cs = cs[:size]
-		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: cs[len(cs)-1].ID})
-	}
+	cs, resp.NextPageToken = pagetoken.Cut(cs, size, filter, func(c store.SupportCase) pagetoken.Position { return pagetoken.Position{Key: c.ID} })
 	for _, c := range cs {
 		resp.Cases = append(resp.Cases, caseProto(c))
 	}

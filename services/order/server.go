@@ -246,10 +246,7 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 		return nil, err
 	}
 	resp := &orderv1.ListOrdersResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = pagetoken.Encode(filter, pagetoken.Position{Key: rows[len(rows)-1].ID})
-	}
+	rows, resp.NextPageToken = pagetoken.Cut(rows, size, filter, func(o store.Order) pagetoken.Position { return pagetoken.Position{Key: o.ID} })
 	for _, o := range rows {
 		resp.Orders = append(resp.Orders, orderProto(o))
 	}
