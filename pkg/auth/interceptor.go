@@ -87,13 +87,6 @@ func (a *accountLimits) allow(account string, now time.Time) bool {
 	return allowed
 }
 
-// len is how many buckets are kept.
-func (a *accountLimits) len() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.buckets)
-}
-
 type principalKey struct{}
 
 // Caller returns the verified principal of the request. Handlers behind the interceptor can rely

@@ -27,7 +27,7 @@ func TestAccountLimits(t *testing.T) {
 			t.Fatalf("first call of idle-%d refused", i)
 		}
 	}
-	if n := a.len(); n != 1001 {
+	if n := len(a.buckets); n != 1001 {
 		t.Fatalf("%d buckets, want 1001", n)
 	}
 
@@ -36,7 +36,7 @@ func TestAccountLimits(t *testing.T) {
 	if !a.allow("busy", t1) {
 		t.Fatal("busy refused after refilling")
 	}
-	if n := a.len(); n != 1 {
+	if n := len(a.buckets); n != 1 {
 		t.Errorf("%d buckets after the sweep, want 1 (busy's)", n)
 	}
 
