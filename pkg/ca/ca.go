@@ -174,3 +174,13 @@ type RenewalInformer interface {
 	// the CA does not offer renewal information; an error is transient.
 	RenewalInfo(ctx context.Context, chainPEM []byte) (w RenewalWindow, ok bool, err error)
 }
+
+// VerdictTimer is implemented by a Client that rejects an application after waiting a fixed time
+// for something only the customer can fix: the local CA's DNS timeout, an ACME client's CNAME
+// timeout. The lifecycle service checks at start that every such wait ends before the escalation
+// deadline of the shortest certificate the CA issues, so that a renewal's verdict always reaches
+// a support engineer while the certificate in use is still valid.
+type VerdictTimer interface {
+	// VerdictTimeout is the wait; zero when the client never rejects for want of the customer.
+	VerdictTimeout() time.Duration
+}

@@ -12,8 +12,9 @@
 //     service serves (Config.Challenges), and removed once the order is decided.
 //   - First applications. A CA validates an accepted challenge once, right away, and the customer
 //     publishes the CNAME only after Submit returned it. With CNAMEResolver set, a challenge is
-//     accepted only once the CNAME is visible there; an application still without it after
-//     CNAMETimeout is rejected with ReasonDNS. Without it, challenges are accepted at once, which
+//     accepted only once the CNAME is visible there; an application is rejected with ReasonDNS
+//     once the resolver has answered for CNAMETimeout in all that the CNAME is missing (failed
+//     lookups never count: precheck.go). Without it, challenges are accepted at once, which
 //     suits callers that know the CNAME is in place (renewals, tests).
 //   - Account. The account key (ECDSA P-256) is made once per directory URL and kept in this
 //     client's own SQLite database, sealed with the master key (pkg/secrets); the account URL the
@@ -74,6 +75,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/dnscheck"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
@@ -147,8 +149,9 @@ type Config struct {
 	// the customer's CNAME points at its target there (see precheck.go); empty accepts at once,
 	// for callers that know the CNAME is in place.
 	CNAMEResolver string
-	// CNAMETimeout is how long an application waits for its CNAMEs, with a CNAMEResolver, before it
-	// is rejected with ReasonDNS (default DefaultCNAMETimeout).
+	// CNAMETimeout is how long, with a CNAMEResolver, the resolver must answer that an application's
+	// CNAMEs are missing before it is rejected with ReasonDNS (default DefaultCNAMETimeout). Time
+	// during which lookups fail does not count.
 	CNAMETimeout time.Duration
 	// RelinquishAuthorizations deactivates an order's authorizations once its certificate is
 	// downloaded (RFC 8555 §7.5.2), best effort. The account then holds no standing authority over
@@ -177,6 +180,7 @@ type Client struct {
 	log           *slog.Logger
 	cnameResolver string
 	cnameTimeout  time.Duration
+	cnameLookups  *dnscheck.FailureLog
 	relinquish    bool
 	transport     retryAfterTransport
 	db            *db.DB
@@ -193,6 +197,7 @@ type Client struct {
 var (
 	_ ca.Client          = (*Client)(nil)
 	_ ca.RenewalInformer = (*Client)(nil)
+	_ ca.VerdictTimer    = (*Client)(nil)
 )
 
 // Open opens (creating at the first start) the client's database and account key. It does not
@@ -222,6 +227,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.cnameLookups = &dnscheck.FailureLog{Log: c.log, Clock: c.clk, What: "delegation CNAMEs", Resolver: c.cnameResolver}
 	t, err := newTransport(cfg.RootCAs, cfg.NoSystemRoots, c.httpTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("acme: %w", err)

@@ -3,6 +3,7 @@ package acme_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -419,6 +420,39 @@ func TestCNAMENeverPublished(t *testing.T) {
 		if !strings.Contains(st.Message, want) {
 			t.Errorf("message %q does not name %q", st.Message, want)
 		}
+	}
+	if n := e.pebble.Count("POST /chalZ/"); n != 0 {
+		t.Errorf("%d challenge requests, want none", n)
+	}
+}
+
+// TestCNAMELookupFailsNoVerdict: with a CNAME resolver that cannot be reached, the pre-check has
+// no answer and so no verdict, however long that lasts: the application stays pending (polled
+// with backoff) and the CA is never asked to validate.
+func TestCNAMELookupFailsNoVerdict(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := pc.LocalAddr().String() // nothing listens here once closed: queries are refused
+	pc.Close()
+	clk := clockwork.NewFakeClockAt(time.Now())
+	e := newEnv(t, pebbletest.Options{}, func(c *acme.Config, p *pebbletest.Pebble) {
+		c.CNAMEResolver, c.CNAMETimeout, c.Clock = down, time.Hour, clk
+	})
+	sub := e.submit(e.client, request(t, "app-down", "bdl_down", "down.example.com"))
+	var last time.Duration
+	for i := range 8 {
+		st, err := e.client.Status(t.Context(), sub.Ref)
+		if err != nil || st.State != ca.Pending {
+			t.Fatalf("Status %v into the resolver outage = %v %s %q, %v; want pending", time.Duration(i)*30*time.Minute, st.State, st.Reason, st.Message, err)
+		}
+		last = st.RetryAfter
+		clk.Advance(30 * time.Minute)
+	}
+	if last != 5*time.Minute {
+		t.Errorf("RetryAfter after 8 failed polls = %v, want the 5-minute cap of the backoff", last)
 	}
 	if n := e.pebble.Count("POST /chalZ/"); n != 0 {
 		t.Errorf("%d challenge requests, want none", n)

@@ -13,6 +13,7 @@ import (
 	"github.com/go-acme/lego/v5/acme/api"
 
 	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/dnscheck"
 	"github.com/certhosting/certhosting/pkg/db"
 )
 
@@ -179,6 +180,7 @@ func replacesRefused(err error) bool {
 // removed even if this call dies half-way. It returns the longest Retry-After the CA sent.
 func (c *Client) solve(ctx context.Context, core *api.Core, app application, authzURLs []string) (time.Duration, *ca.Status, error) {
 	var longest time.Duration
+	var wait delegationWait
 	for _, u := range authzURLs {
 		var authz acme.Authorization
 		after, err := c.call(ctx, func(ctx context.Context) (err error) {
@@ -203,14 +205,9 @@ func (c *Client) solve(ctx context.Context, core *api.Core, app application, aut
 		}
 		base := baseDomain(authz.Identifier.Value)
 		fqdn := target(c.zone, app.Binding, base)
-		if ready, reject := c.delegationReady(ctx, app, base, fqdn); !ready {
-			if reject == "" {
-				longest = max(longest, cnameRecheck) // asked again at the next poll
-				continue
-			}
-			c.deactivate(ctx, app)
-			st, err := c.reject(ctx, app, ca.ReasonDNS, reject)
-			return 0, &st, err
+		if res := c.delegation(ctx, base, fqdn); res.Outcome != dnscheck.Found {
+			wait.add(base, fqdn, res) // not accepted yet: asked again at the next poll
+			continue
 		}
 		keyAuth, err := core.GetKeyAuthorization(chlg.Token)
 		if err != nil {
@@ -233,6 +230,16 @@ func (c *Client) solve(ctx context.Context, core *api.Core, app application, aut
 		}
 		longest = max(longest, after, accepted.RetryAfter)
 		c.log.Info("dns-01 challenge accepted", "ref", app.Ref, "domain", authz.Identifier.Value, "target", p.FQDN)
+	}
+	if ctx.Err() != nil {
+		return 0, nil, ctx.Err() // lookups cut short by the caller say nothing about the CNAMEs
+	}
+	if wait.waiting() {
+		retry, reject, err := c.settle(ctx, app, wait)
+		if reject != nil || err != nil {
+			return 0, reject, err
+		}
+		longest = max(longest, retry)
 	}
 	return longest, nil, nil
 }

@@ -6,76 +6,86 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/dnscheck"
 )
 
 // The CNAME pre-check. An ACME CA validates a challenge once, soon after it is accepted, and a
 // failed challenge fails the order. A first application's CNAME is published by the customer
 // after Submit returned the instructions, so accepting at once would fail every first
 // application. With Config.CNAMEResolver set, a challenge is accepted only once the customer's
-// CNAME resolves to its target there; until then the application is pending, and after
-// CNAMETimeout without it, rejected with ReasonDNS naming the record. Renewals find the CNAME in
-// place and are accepted at the first step. A lookup that fails (timeout, SERVFAIL) is no
-// evidence either way: it never rejects.
+// CNAME points at its target there; until then the application is pending. Renewals find the
+// CNAME in place and are accepted at the first step.
+//
+// Only an answer is evidence (package dnscheck): the application is rejected with ReasonDNS,
+// naming the records, once the resolver has answered for CNAMETimeout in all that a CNAME is
+// missing or points elsewhere. A lookup that fails (timeout, network error, SERVFAIL, REFUSED)
+// stops that clock and keeps the application pending however long it lasts.
 
-// DefaultCNAMETimeout is how long an application waits for its CNAMEs with a CNAMEResolver.
+// DefaultCNAMETimeout is how long the resolver must answer that an application's CNAMEs are
+// missing before it is rejected.
 const DefaultCNAMETimeout = time.Hour
 
 // cnameRecheck is the RetryAfter of an application waiting for its CNAME: the customer acts in
 // minutes, not seconds, and each poll costs the CA an order and authorization fetch.
 const cnameRecheck = 10 * time.Second
 
-// cnameQueryTimeout bounds one DNS query of the pre-check.
-const cnameQueryTimeout = 2 * time.Second
-
-// cnameTarget is the target of the CNAME at name on the resolver at addr, lower case without the
-// trailing dot; "" when there is none.
-func cnameTarget(ctx context.Context, addr, name string) (string, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeCNAME)
-	m.RecursionDesired = true
-	ctx, cancel := context.WithTimeout(ctx, cnameQueryTimeout)
-	defer cancel()
-	in, _, err := (&dns.Client{Net: "udp"}).ExchangeContext(ctx, m, addr)
-	if err == nil && in.Truncated {
-		in, _, err = (&dns.Client{Net: "tcp"}).ExchangeContext(ctx, m, addr)
+// delegation checks the CNAME of base against its target want; without a CNAME resolver it is
+// taken as in place.
+func (c *Client) delegation(ctx context.Context, base, want string) dnscheck.Result {
+	if c.cnameResolver == "" {
+		return dnscheck.Result{Outcome: dnscheck.Found}
 	}
-	if err != nil {
-		return "", err
-	}
-	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
-		return "", fmt.Errorf("%s CNAME: %s", name, dns.RcodeToString[in.Rcode])
-	}
-	for _, rr := range in.Answer {
-		if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(dns.Fqdn(c.Hdr.Name), dns.Fqdn(name)) {
-			return normalizeDomain(c.Target), nil
-		}
-	}
-	return "", nil
+	return dnscheck.Resolver{Addr: c.cnameResolver}.CNAME(ctx, ChallengeLabel+"."+base, want)
 }
 
-// delegationReady reports whether the CNAME of base points at want. A missing or wrong CNAME past
-// the timeout yields the rejection message.
-func (c *Client) delegationReady(ctx context.Context, app application, base, want string) (ready bool, reject string) {
-	if c.cnameResolver == "" {
-		return true, ""
-	}
-	name := ChallengeLabel + "." + base
-	got, err := cnameTarget(ctx, c.cnameResolver, name)
-	if err == nil && got == want {
-		return true, ""
-	}
-	if err != nil {
-		c.log.Warn("CNAME lookup failed; challenge not accepted yet", "ref", app.Ref, "name", name, "err", err)
-		return false, ""
-	}
-	if waited := c.clk.Now().Sub(app.CreateTime); waited >= c.cnameTimeout {
-		found := "no CNAME"
-		if got != "" {
-			found = "a CNAME to " + got
+// delegationWait is what the pre-checks of one poll found missing: absent CNAMEs (the resolver
+// answered), and the first failed lookup.
+type delegationWait struct {
+	absent []string
+	failed error
+}
+
+func (w *delegationWait) add(base, want string, res dnscheck.Result) {
+	switch res.Outcome {
+	case dnscheck.Failed:
+		if w.failed == nil {
+			w.failed = res.Err
 		}
-		return false, fmt.Sprintf("DNS delegation not found within %s: %s CNAME %s expected, %s found", c.cnameTimeout, name, want, found)
+	case dnscheck.Absent:
+		w.absent = append(w.absent, fmt.Sprintf("%s.%s CNAME %s expected, %s found", ChallengeLabel, base, want, res.Seen))
 	}
-	c.log.Debug("CNAME not in place yet", "ref", app.Ref, "name", name, "want", want, "got", got)
-	return false, ""
+}
+
+func (w *delegationWait) waiting() bool { return w.failed != nil || len(w.absent) > 0 }
+
+// settle advances the application's verdict clock with one poll's pre-checks. It returns when to
+// poll again, or a rejection once the resolver has answered without the CNAMEs for CNAMETimeout.
+func (c *Client) settle(ctx context.Context, app application, w delegationWait) (retry time.Duration, reject *ca.Status, err error) {
+	clock, err := dnscheck.Observe(ctx, c.db, "applications", app.Ref, w.failed == nil, c.clk.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	retry = clock.Next(cnameRecheck, c.cnameTimeout)
+	if w.failed != nil {
+		c.cnameLookups.Failed(app.Ref, w.failed)
+		return retry, nil, nil
+	}
+	c.cnameLookups.Answered(app.Ref)
+	if clock.AbsentFor < c.cnameTimeout {
+		c.log.Debug("CNAME not in place yet", "ref", app.Ref, "missing", w.absent, "absent_for", clock.AbsentFor)
+		return retry, nil, nil
+	}
+	c.deactivate(ctx, app)
+	st, err := c.reject(ctx, app, ca.ReasonDNS, fmt.Sprintf("DNS delegation not found: the DNS answered for %s without it: %s",
+		c.cnameTimeout, strings.Join(w.absent, "; ")))
+	return 0, &st, err
+}
+
+// VerdictTimeout implements ca.VerdictTimer: the CNAME timeout, when the pre-check is on.
+func (c *Client) VerdictTimeout() time.Duration {
+	if c.cnameResolver == "" {
+		return 0
+	}
+	return c.cnameTimeout
 }

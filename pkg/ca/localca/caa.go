@@ -8,6 +8,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/certhosting/certhosting/pkg/ca/dnscheck"
 )
 
 // CAA (RFC 8659): before it issues, the CA looks up each domain's CAA record set and issues only
@@ -22,10 +24,11 @@ import (
 //     the CA's identity, ignoring case; parameters after ';' are ignored. An empty issuer (";")
 //     permits nobody. A set without any issue (or issuewild) property restricts nothing.
 //   - A property with the critical flag (128) and a tag the CA does not know forbids issuance.
-//   - A lookup that fails (timeout, SERVFAIL) is no verdict at first: the application stays
-//     pending and the lookup is tried again. Failing for the whole DNS timeout, counted from when
-//     domain control was verified, it rejects the application with ReasonCAA (RFC 8659 §3 lets a
-//     CA that cannot learn the records decline; a domain whose DNS fails CAA queries must fix it).
+//   - A lookup that fails (timeout, network error, SERVFAIL, REFUSED) is no verdict, however long
+//     it keeps failing: the application stays pending and the lookup is tried again with backoff
+//     (dnscheck.Clock.Next). RFC 8659 §3 would let a CA decline to issue then; this one waits,
+//     because a resolver outage must never cost a hosted certificate its renewal, and the renewal's
+//     escalation tells a person in time if it never ends.
 
 // knownCAATags are the property tags the CA understands; a critical property with any other tag
 // forbids issuance.
@@ -34,7 +37,7 @@ var knownCAATags = []string{"issue", "issuewild", "iodef", "issuemail", "issuevm
 // checkCAA applies the domains' CAA records for a CA identified by identity. problem says which
 // domains forbid issuance and why (empty: all permit it); err means a lookup failed, so there is no
 // verdict yet.
-func (r resolver) checkCAA(ctx context.Context, identity string, domains []string) (problem string, err error) {
+func checkCAA(ctx context.Context, r dnscheck.Resolver, identity string, domains []string) (problem string, err error) {
 	problems := make([]string, len(domains))
 	var g errgroup.Group
 	g.SetLimit(8)
@@ -42,7 +45,7 @@ func (r resolver) checkCAA(ctx context.Context, identity string, domains []strin
 		g.Go(func() error {
 			wildcard := strings.HasPrefix(d, "*.")
 			base := strings.TrimPrefix(d, "*.")
-			at, set, err := r.relevantCAA(ctx, base)
+			at, set, err := r.RelevantCAA(ctx, base)
 			if err != nil {
 				return err
 			}
@@ -60,29 +63,6 @@ func (r resolver) checkCAA(ctx context.Context, identity string, domains []strin
 		return "", nil
 	}
 	return fmt.Sprintf("CAA records do not allow %s to issue: %s", identity, strings.Join(problems, "; ")), nil
-}
-
-// relevantCAA climbs from name towards the top-level domain and returns the first non-empty CAA
-// record set and where it was found (an empty set when there is none).
-func (r resolver) relevantCAA(ctx context.Context, name string) (at string, set []*dns.CAA, err error) {
-	name = dns.Fqdn(strings.ToLower(name))
-	for {
-		rrs, _, err := r.lookup(ctx, name, dns.TypeCAA)
-		if err != nil {
-			return "", nil, err
-		}
-		for _, rr := range rrs {
-			set = append(set, rr.(*dns.CAA))
-		}
-		if len(set) > 0 {
-			return set[0].Hdr.Name, set, nil // where the records are: behind a CNAME, its target
-		}
-		off, end := dns.NextLabel(name, 0)
-		if end || dns.CountLabel(name) <= 1 {
-			return name, nil, nil
-		}
-		name = name[off:]
-	}
 }
 
 // caaForbids says why set forbids identity to issue (for a wildcard name when wildcard), or ""

@@ -19,15 +19,16 @@
 //     every application of a bundle, so a record published once validates every renewal.
 //   - Status does the verification, synchronously, when polled: it looks the records up at the
 //     configured Resolver. A record seen with its value stays seen for that application. When all
-//     are seen, OV and EV organizations are checked (OrganizationRule), and the certificate is
-//     issued. A record still missing DNSTimeout after Submit rejects the application with
-//     ReasonDNS, naming the records; until then Status says Pending with a RetryAfter. A DNS
-//     server that cannot be reached or fails (timeout, SERVFAIL) is no verdict: the application
-//     stays pending, and only DNSTimeout passing without the record ever seen rejects it.
-//   - With a CAAIdentity, the domains' CAA records (RFC 8659) are checked last, at each issuance
-//     (renewals included): records that name other CAs only reject the application with ReasonCAA
-//     (caa.go has the rules). CAA lookups that keep failing for DNSTimeout after the records were
-//     verified reject it with ReasonCAA too; until then the application stays pending.
+//     are seen, OV and EV organizations are checked (OrganizationRule), then the domains' CAA
+//     records (with a CAAIdentity; RFC 8659, caa.go has the rules), at each issuance, renewals
+//     included, and the certificate is issued.
+//   - Only an answer is evidence (package dnscheck). A record is rejected with ReasonDNS, naming
+//     the records, once the resolver has answered that it is absent (or holds other values) for
+//     DNSTimeout in all: the application's dnscheck.Clock, stored with it. A lookup that fails
+//     (timeout, network error, SERVFAIL, REFUSED) stops that clock and keeps the application
+//     pending however long it lasts, polled again with backoff; so does a failed CAA lookup. CAA
+//     records that answer and name other CAs only reject with ReasonCAA at once. Failing lookups
+//     are logged at WARN once a minute with how many applications they hold up (FailureLog).
 //   - An issued chain is the leaf then the intermediate (the root is what clients trust: RootPEM,
 //     Roots). The leaf's not_after is the earliest of the requested end, now + MaxValidity and the
 //     intermediate's end. A decided application answers the same on every poll.
@@ -53,8 +54,10 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/certhosting/certhosting/pkg/ca"
+	"github.com/certhosting/certhosting/pkg/ca/dnscheck"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
@@ -64,10 +67,11 @@ import (
 const (
 	// DefaultMaxValidity is today's public maximum (CA/Browser Forum, since 2026-03-15).
 	DefaultMaxValidity = 200 * 24 * time.Hour
-	// DefaultDNSTimeout is how long an application waits for its records before it is rejected.
+	// DefaultDNSTimeout is how long the resolver must answer that an application's records are
+	// absent before the application is rejected.
 	DefaultDNSTimeout = time.Hour
 	// DefaultDNSQueryTimeout bounds one DNS query.
-	DefaultDNSQueryTimeout = 2 * time.Second
+	DefaultDNSQueryTimeout = dnscheck.DefaultQueryTimeout
 )
 
 // DefaultCAAIdentity is the issuer domain name the binaries give the local CA for CAA records: a
@@ -76,7 +80,8 @@ const (
 const DefaultCAAIdentity = "certhosting.local"
 
 // DefaultRecheck is the poll interval suggested while an application's records are not there yet
-// (never beyond the DNS timeout); after a failed lookup the CA suggests half of it.
+// (never beyond the DNS timeout); after failed lookups the CA backs off from half of it
+// (dnscheck.Clock.Next).
 const DefaultRecheck = 10 * time.Second
 
 // refKind prefixes application references: "lca_" and a ULID.
@@ -95,8 +100,9 @@ type Config struct {
 	// MaxValidity caps a certificate's lifetime (default DefaultMaxValidity). A few minutes lets a
 	// demo show renewals.
 	MaxValidity time.Duration
-	// DNSTimeout is how long after Submit an application waits for its records before it is
-	// rejected with ReasonDNS (default DefaultDNSTimeout).
+	// DNSTimeout is how long the resolver must answer that an application's records are absent
+	// before it is rejected with ReasonDNS (default DefaultDNSTimeout). Time during which lookups
+	// fail does not count.
 	DNSTimeout time.Duration
 	// Recheck is how soon a pending application whose records are missing should be polled again
 	// (default DefaultRecheck). A short value makes a demo or a test quick; real CAs wait longer.
@@ -117,7 +123,9 @@ type CA struct {
 	store        *store
 	db           *db.DB
 	clk          clockwork.Clock
-	resolver     resolver
+	resolver     dnscheck.Resolver
+	txtLookups   *dnscheck.FailureLog
+	caaLookups   *dnscheck.FailureLog
 	maxValidity  time.Duration
 	dnsTimeout   time.Duration
 	recheck      time.Duration
@@ -130,7 +138,10 @@ type CA struct {
 	secret       []byte // derives validation values
 }
 
-var _ ca.Client = (*CA)(nil)
+var (
+	_ ca.Client       = (*CA)(nil)
+	_ ca.VerdictTimer = (*CA)(nil)
+)
 
 // Open opens (creating at the first start) the CA's database and keys.
 func Open(ctx context.Context, cfg Config) (*CA, error) {
@@ -144,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	c := &CA{
 		clk:         cfg.Clock,
-		resolver:    resolver{addr: cfg.Resolver, timeout: cfg.DNSQueryTimeout},
+		resolver:    dnscheck.Resolver{Addr: cfg.Resolver, Timeout: cfg.DNSQueryTimeout},
 		maxValidity: cfg.MaxValidity,
 		dnsTimeout:  cfg.DNSTimeout,
 		orgRule:     cfg.OrganizationRule,
@@ -153,9 +164,6 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	if c.clk == nil {
 		c.clk = clockwork.NewRealClock()
-	}
-	if c.resolver.timeout <= 0 {
-		c.resolver.timeout = DefaultDNSQueryTimeout
 	}
 	if c.maxValidity <= 0 {
 		c.maxValidity = DefaultMaxValidity
@@ -169,6 +177,8 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.txtLookups = &dnscheck.FailureLog{Log: c.log, Clock: c.clk, What: "validation TXT records", Resolver: cfg.Resolver}
+	c.caaLookups = &dnscheck.FailureLog{Log: c.log, Clock: c.clk, What: "CAA records", Resolver: cfg.Resolver}
 	d, err := db.Open(ctx, cfg.DBPath, db.Options{Migrations: Migrations(), Logger: c.log})
 	if err != nil {
 		return nil, fmt.Errorf("localca: %w", err)
@@ -343,10 +353,35 @@ func (c *CA) Status(ctx context.Context, ref string) (ca.Status, error) {
 	return st, nil
 }
 
+// VerdictTimeout implements ca.VerdictTimer: the DNS timeout is the only wait that ends in a
+// verdict.
+func (c *CA) VerdictTimeout() time.Duration { return c.dnsTimeout }
+
+// recordCheck is what the lookup of one validation record showed.
+type recordCheck struct {
+	record ca.DNSRecord
+	dnscheck.Result
+}
+
+// check looks up every record, a few at a time.
+func (c *CA) check(ctx context.Context, records []ca.DNSRecord) []recordCheck {
+	out := make([]recordCheck, len(records))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, rec := range records {
+		g.Go(func() error {
+			out[i] = recordCheck{record: rec, Result: c.resolver.TXT(ctx, rec.Name, rec.Value)}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
 // verify looks up the records of a pending application not seen yet and moves it on: issued,
 // rejected, or still pending.
 func (c *CA) verify(ctx context.Context, app application) (ca.Status, error) {
-	seen, validatedAt, err := c.store.validated(ctx, app.Ref)
+	seen, err := c.store.validated(ctx, app.Ref)
 	if err != nil {
 		return ca.Status{}, err
 	}
@@ -356,87 +391,93 @@ func (c *CA) verify(ctx context.Context, app application) (ca.Status, error) {
 			todo = append(todo, rec)
 		}
 	}
-	checks := c.resolver.check(ctx, todo)
+	checks := c.check(ctx, todo)
 	if err := ctx.Err(); err != nil {
 		return ca.Status{}, err // lookups cut short by the caller say nothing about the records
 	}
 	now := c.clk.Now()
 	var found []string
 	var missing []recordCheck
-	lookupFailed := false
+	var failure error
 	for _, ch := range checks {
-		if ch.found {
+		switch ch.Outcome {
+		case dnscheck.Found:
 			found = append(found, ch.record.Name)
-		} else {
+		case dnscheck.Failed:
 			missing = append(missing, ch)
-			lookupFailed = lookupFailed || ch.err != nil
+			if failure == nil {
+				failure = ch.Err
+			}
+		default:
+			missing = append(missing, ch)
 		}
 	}
 	if len(found) > 0 {
 		if err := c.store.addValidations(ctx, app.Ref, found, now); err != nil {
 			return ca.Status{}, err
 		}
-		validatedAt = now
 	}
 	if len(missing) == 0 {
-		return c.complete(ctx, app, validatedAt, now)
+		c.txtLookups.Answered(app.Ref)
+		return c.complete(ctx, app, now)
 	}
-
-	age := now.Sub(app.CreateTime)
-	if age >= c.dnsTimeout {
+	clock, err := dnscheck.Observe(ctx, c.db, "applications", app.Ref, failure == nil, now)
+	if err != nil {
+		return ca.Status{}, err
+	}
+	retry := clock.Next(c.recheck, c.dnsTimeout)
+	if failure != nil {
+		c.txtLookups.Failed(app.Ref, failure)
+		c.log.Debug("validation record lookup failed; no verdict", "ref", app.Ref, "err", failure,
+			"consecutive_failures", clock.Failures, "absent_for", clock.AbsentFor, "retry_after", retry)
+		return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
+	}
+	c.txtLookups.Answered(app.Ref)
+	if clock.AbsentFor >= c.dnsTimeout {
 		return c.decide(ctx, app, ca.ReasonDNS, dnsMessage(missing, c.dnsTimeout), now)
 	}
-	retry := c.recheck
-	if lookupFailed {
-		retry = c.recheck / 2
-	}
-	retry = max(time.Second, min(retry, c.dnsTimeout-age))
 	for _, m := range missing {
 		c.log.Debug("validation record not found yet", "ref", app.Ref, "record", m.record.Name,
-			"seen", m.seen, "err", m.err, "retry_after", retry)
+			"seen", m.Seen, "absent_for", clock.AbsentFor, "retry_after", retry)
 	}
 	return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
 }
 
-// dnsMessage is the rejection message for records never seen: each record's name, type and
-// expected value, and what the last lookup found instead.
+// dnsMessage is the rejection message for records the resolver kept answering without: each
+// record's name, type and expected value, and what the last lookup found instead.
 func dnsMessage(missing []recordCheck, timeout time.Duration) string {
 	parts := make([]string, 0, len(missing))
 	for _, m := range missing {
-		found := m.seen
-		if m.err != nil {
-			found = "lookup failed: " + m.err.Error()
-		}
-		parts = append(parts, fmt.Sprintf("%s %s %q: %s", m.record.Name, m.record.Type, m.record.Value, found))
+		parts = append(parts, fmt.Sprintf("%s %s %q: %s", m.record.Name, m.record.Type, m.record.Value, m.Seen))
 	}
-	return fmt.Sprintf("domain control not verified within %s: %s", timeout, strings.Join(parts, "; "))
+	return fmt.Sprintf("domain control not verified: the DNS answered for %s without the record: %s", timeout, strings.Join(parts, "; "))
 }
 
-// complete finishes an application whose records were all seen (the last at validatedAt):
-// organization check, CAA check, then issuance.
-func (c *CA) complete(ctx context.Context, app application, validatedAt, now time.Time) (ca.Status, error) {
+// complete finishes an application whose records were all seen: organization check, CAA check,
+// then issuance.
+func (c *CA) complete(ctx context.Context, app application, now time.Time) (ca.Status, error) {
 	if app.Validation != "DV" {
 		if p := c.orgRule.Check(app.Organization); p != "" {
 			return c.decide(ctx, app, ca.ReasonOrganization, app.Validation+" validation: "+p, now)
 		}
 	}
 	if c.caaIdentity != "" {
-		problem, err := c.resolver.checkCAA(ctx, c.caaIdentity, app.Domains)
+		problem, err := checkCAA(ctx, c.resolver, c.caaIdentity, app.Domains)
 		if ctx.Err() != nil {
 			return ca.Status{}, ctx.Err()
 		}
 		if err != nil {
-			// A failed lookup is no verdict for a DNS timeout counted from when domain control
-			// was verified, so every application gets the whole timeout for it however late its
-			// records appeared. Then the CA declines, as RFC 8659 lets a CA that cannot learn a
-			// domain's CAA records do (a DNS server that fails CAA queries is the domain's to fix).
-			if waited := now.Sub(validatedAt); waited < c.dnsTimeout {
-				retry := max(time.Second, min(c.recheck/2, c.dnsTimeout-waited))
-				c.log.Warn("CAA lookup failed; will retry", "ref", app.Ref, "err", err, "retry_after", retry)
-				return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
+			// No answer, no verdict: pending, however long it lasts (caa.go says why).
+			clock, oerr := dnscheck.Observe(ctx, c.db, "applications", app.Ref, false, now)
+			if oerr != nil {
+				return ca.Status{}, oerr
 			}
-			return c.decide(ctx, app, ca.ReasonCAA, fmt.Sprintf("CAA records could not be looked up for %s: %v", c.dnsTimeout, err), now)
+			c.caaLookups.Failed(app.Ref, err)
+			retry := clock.Next(c.recheck, c.dnsTimeout)
+			c.log.Debug("CAA lookup failed; no verdict", "ref", app.Ref, "err", err, "retry_after", retry)
+			return ca.Status{State: ca.Pending, RetryAfter: retry}, nil
 		}
+		c.caaLookups.Answered(app.Ref)
 		if problem != "" {
 			return c.decide(ctx, app, ca.ReasonCAA, problem, now)
 		}

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,44 +529,132 @@ func TestReopen(t *testing.T) {
 	}
 }
 
-// TestDNSUnavailable: a DNS server that cannot be reached, times out or fails is no verdict: the
-// application stays pending until the DNS timeout passes with the record never seen.
+// TestDNSUnavailable: a DNS server that cannot be reached, times out or fails is no verdict,
+// however long it lasts: the application stays pending, polled with a growing backoff. Once the
+// server answers again, a published record is found; a missing one is rejected only after the
+// server has answered without it for the whole DNS timeout.
 func TestDNSUnavailable(t *testing.T) {
 	tests := []struct {
 		name     string
 		resolver func(t *testing.T) string
-		want     string // in the final message
 	}{
-		{"nothing listening", closedPort, "refused"},
-		{"no answer", silentServer, "timeout"},
+		{"nothing listening", closedPort},
+		{"no answer", silentServer},
 		{"SERVFAIL", func(t *testing.T) string {
 			return serveFunc(t, func(w dns.ResponseWriter, r *dns.Msg) {
 				m := new(dns.Msg)
 				m.SetRcode(r, dns.RcodeServerFailure)
 				w.WriteMsg(m)
 			})
-		}, "SERVFAIL"},
+		}},
+		{"REFUSED", func(t *testing.T) string {
+			return serveFunc(t, func(w dns.ResponseWriter, r *dns.Msg) {
+				m := new(dns.Msg)
+				m.SetRcode(r, dns.RcodeRefused)
+				w.WriteMsg(m)
+			})
+		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			addr := tc.resolver(t)
-			e := newEnv(t, func(c *localca.Config) { c.Resolver = addr; c.DNSQueryTimeout = 50 * time.Millisecond })
-			sub := e.submit(dvRequest(t, "app_dns_down", "shop.example.com"))
-			for range 3 {
-				st := e.status(sub.Ref)
-				if st.State != ca.Pending || st.RetryAfter != localca.DefaultRecheck/2 {
-					t.Fatalf("status = %+v, want pending, retry after half the recheck interval", st)
+		for _, published := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, record published %v", tc.name, published), func(t *testing.T) {
+				e := newEnv(t)
+				zone := e.cfg.Resolver
+				e.ca.Close()
+				e.cfg.Resolver, e.cfg.DNSQueryTimeout = tc.resolver(t), 50*time.Millisecond
+				e.open()
+				sub := e.submit(dvRequest(t, "app_dns_down", "shop.example.com"))
+				if published {
+					e.publish(sub.Instructions...)
 				}
-				e.clk.Advance(15 * time.Minute)
-			}
-			e.clk.Advance(15 * time.Minute)
-			st := e.status(sub.Ref)
-			if st.State != ca.Rejected || st.Reason != ca.ReasonDNS || !strings.Contains(st.Message, "lookup failed") ||
-				!strings.Contains(st.Message, tc.want) || !strings.Contains(st.Message, sub.Instructions[0].Name) {
-				t.Errorf("after the timeout = %+v, want rejected DNS naming the record and %q", st, tc.want)
-			}
-		})
+				// Three hours of outage, three times the DNS timeout.
+				want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second,
+					80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+				for i := range 12 {
+					st := e.status(sub.Ref)
+					if st.State != ca.Pending {
+						t.Fatalf("%v into the outage: %+v, want pending", time.Duration(i)*15*time.Minute, st)
+					}
+					if w := want[min(i, len(want)-1)]; st.RetryAfter != w {
+						t.Errorf("poll %d in the outage: retry after %v, want %v", i+1, st.RetryAfter, w)
+					}
+					e.clk.Advance(15 * time.Minute)
+				}
+
+				// The resolver answers again.
+				e.ca.Close()
+				e.cfg.Resolver = zone
+				e.open()
+				if published {
+					if st := e.status(sub.Ref); st.State != ca.Issued {
+						t.Fatalf("with the resolver back and the record there: %+v, want issued", st)
+					}
+					return
+				}
+				if st := e.status(sub.Ref); st.State != ca.Pending || st.RetryAfter != localca.DefaultRecheck {
+					t.Fatalf("first answer without the record: %+v, want pending, polled again after the recheck", st)
+				}
+				e.clk.Advance(time.Hour - time.Second)
+				if st := e.status(sub.Ref); st.State != ca.Pending {
+					t.Fatalf("answered without the record for a second less than the timeout: %+v, want pending", st)
+				}
+				e.clk.Advance(time.Second)
+				st := e.status(sub.Ref)
+				if st.State != ca.Rejected || st.Reason != ca.ReasonDNS || !strings.Contains(st.Message, "NXDOMAIN") ||
+					!strings.Contains(st.Message, sub.Instructions[0].Name) {
+					t.Errorf("answered without the record for the timeout: %+v, want rejected DNS naming the record and NXDOMAIN", st)
+				}
+			})
+		}
 	}
+}
+
+// TestOutageInsideTheTimeout: the time a resolver fails inside the DNS timeout does not count:
+// 40 minutes answered without the record, 2 hours of outage, then 20 more answered minutes make
+// the hour.
+func TestOutageInsideTheTimeout(t *testing.T) {
+	var failing atomic.Bool
+	e := newEnv(t)
+	zoneAddr := e.cfg.Resolver
+	proxy := serveFunc(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if failing.Load() {
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			w.WriteMsg(m)
+			return
+		}
+		in, err := dns.Exchange(r, zoneAddr)
+		if err != nil {
+			return
+		}
+		w.WriteMsg(in)
+	})
+	e.ca.Close()
+	e.cfg.Resolver = proxy
+	e.open()
+	sub := e.submit(dvRequest(t, "app_gap", "shop.example.com"))
+	poll := func(want ca.State, what string) {
+		t.Helper()
+		if st := e.status(sub.Ref); st.State != want {
+			t.Fatalf("%s: %+v, want %v", what, st, want)
+		}
+	}
+	for range 5 {
+		poll(ca.Pending, "answered")
+		e.clk.Advance(10 * time.Minute)
+	}
+	// 40 minutes answered so far (the first poll started the count); the outage begins.
+	failing.Store(true)
+	for range 12 {
+		poll(ca.Pending, "outage")
+		e.clk.Advance(10 * time.Minute)
+	}
+	failing.Store(false)
+	poll(ca.Pending, "answered again: a new stretch starts")
+	e.clk.Advance(20*time.Minute - time.Second)
+	poll(ca.Pending, "59:59 answered in all")
+	e.clk.Advance(time.Second)
+	poll(ca.Rejected, "an hour answered in all")
 }
 
 // TestCNAMEFollowed: a customer may point the validation name at another zone with a CNAME; the

@@ -236,23 +236,10 @@ func (s *store) createApplication(ctx context.Context, a application) (applicati
 	return out.application()
 }
 
-// validated returns the names of the records already seen for an application, and when the last
-// of them was first seen.
-func (s *store) validated(ctx context.Context, ref string) (names []string, last time.Time, err error) {
-	var rows []struct {
-		Name string `db:"record_name"`
-		Time int64  `db:"validate_time"`
-	}
-	if err := s.db.Select(ctx, &rows, `SELECT record_name, validate_time FROM validations WHERE ref = ?`, ref); err != nil {
-		return nil, time.Time{}, err
-	}
-	for _, r := range rows {
-		names = append(names, r.Name)
-		if t := db.FromMicros(r.Time); t.After(last) {
-			last = t
-		}
-	}
-	return names, last, nil
+// validated returns the names of the records already seen for an application.
+func (s *store) validated(ctx context.Context, ref string) (names []string, err error) {
+	err = s.db.Select(ctx, &names, `SELECT record_name FROM validations WHERE ref = ? ORDER BY record_name`, ref)
+	return names, err
 }
 
 // addValidations records records seen for an application.
