@@ -351,7 +351,14 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 			return err
 		}
 		cur.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
-		return tx.SaveSchedule(&cur)
+		cur.RetryAt = sql.NullInt64{} // a person resubmitted: the automatic retry planned is moot
+		if err := tx.SaveSchedule(&cur); err != nil {
+			return err
+		}
+		if cur.CurrentApplicationID.Valid && c.State == state.ValidationFailed {
+			return noteIncident(tx, b, cur.ID, fmt.Sprintf("resubmitted by the %s as application %s", actor, a.ID))
+		}
+		return nil
 	})
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), caCallTimeout)

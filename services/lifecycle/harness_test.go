@@ -39,6 +39,7 @@ var start = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 type envOptions struct {
 	maxValidity time.Duration  // local CA maximum validity (default 200 days)
 	dnsTimeout  time.Duration  // local CA DNS timeout (default 1h)
+	recheck     time.Duration  // how often the local CA looks for a missing record (default 10s)
 	rejectOrg   *regexp.Regexp // legal names the local CA rejects
 	// acme routes DV products to an ACME client on a Pebble of the env's own (env.acme, see
 	// acme_test.go); the local CA keeps serving the rest. The fake clock then starts at the real
@@ -104,7 +105,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	authority, err := localca.Open(ctx, localca.Config{
 		DBPath: filepath.Join(dir, "localca.db"), Box: box, Clock: clk, Resolver: dnsSrv.Addr(),
-		MaxValidity: o.maxValidity, DNSTimeout: o.dnsTimeout,
+		MaxValidity: o.maxValidity, DNSTimeout: o.dnsTimeout, Recheck: o.recheck,
 		OrganizationRule: localca.OrganizationRule{RejectLegalName: o.rejectOrg}, CAAIdentity: "certhosting.test",
 	})
 	if err != nil {

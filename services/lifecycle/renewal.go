@@ -171,3 +171,33 @@ func PlanRenewalInfo(w ca.RenewalWindow, notBefore, notAfter, current, now time.
 	}
 	return RenewalInfoPlan{RenewAt: renewAt, NextCheck: next}
 }
+
+// Automatic retries of a rejected hosted renewal, for a certificate with the default 30-day
+// renewal window: the first after retryBase, doubling, at most retryMax apart.
+const (
+	retryBase = time.Hour
+	retryMax  = 24 * time.Hour
+)
+
+// NextRenewalRetry decides whether, and when, a hosted renewal rejected at now is tried again by
+// itself, for its attempt-th automatic retry (1 for the first). The delay is retryBase doubling
+// with each attempt up to retryMax, both scaled down like renew_before is for short certificates
+// (by renewBefore / 30 days, the renewal window of the certificate in use against the default's):
+// a 47-day certificate's renewal is retried after 31 minutes at first and at most every 12.5 hours,
+// a 90-second one's every second. Never sooner than a second.
+//
+// ok is false when that time is not before inUseNotAfter, the end of the certificate in use: the
+// retries are there to keep a valid certificate in place, and once it has expired there is none
+// to keep. A person decides then (the incident's case is open and urgent since the escalation),
+// and RetryApplication starts again.
+func NextRenewalRetry(attempt int, renewBefore time.Duration, now, inUseNotAfter time.Time) (at time.Time, ok bool) {
+	scale := min(1, float64(renewBefore)/float64(maxRenewBefore))
+	base := time.Duration(float64(retryBase) * scale)
+	ceiling := time.Duration(float64(retryMax) * scale)
+	d := base
+	for i := 1; i < attempt && d < ceiling; i++ {
+		d *= 2
+	}
+	at = now.Add(max(time.Second, min(d, ceiling)))
+	return at, at.Before(inUseNotAfter)
+}

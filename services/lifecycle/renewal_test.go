@@ -48,6 +48,42 @@ func TestEscalateBefore(t *testing.T) {
 	}
 }
 
+func TestNextRenewalRetry(t *testing.T) {
+	now := time.Date(2027, 5, 20, 9, 0, 0, 0, time.UTC)
+	far := now.Add(30 * day)
+	for _, tc := range []struct {
+		name        string
+		attempt     int
+		renewBefore time.Duration
+		inUseEnds   time.Time
+		want        time.Duration // after now; 0 when no retry
+	}{
+		{"first retry of a 30-day window: an hour", 1, 30 * day, far, time.Hour},
+		{"second: doubling", 2, 30 * day, far, 2 * time.Hour},
+		{"sixth: capped at a day", 6, 30 * day, far, 24 * time.Hour},
+		{"fortieth: still a day", 40, 30 * day, far, 24 * time.Hour},
+		{"47-day certificate: scaled by its 15.7-day window", 1, 47 * day / 3, far, time.Duration(float64(time.Hour) * (47.0 / 3 / 30))},
+		{"47-day certificate: its cap", 10, 47 * day / 3, far, time.Duration(float64(24*time.Hour) * (47.0 / 3 / 30))},
+		{"90-second certificate: a second, never less", 1, 30 * time.Second, far, time.Second},
+		{"a longer window than the default is not scaled up", 1, 45 * day, far, time.Hour},
+		{"the certificate in use ends first: no retry", 3, 30 * day, now.Add(3 * time.Hour), 0},
+		{"ends exactly then: no retry", 1, 30 * day, now.Add(time.Hour), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at, ok := NextRenewalRetry(tc.attempt, tc.renewBefore, now, tc.inUseEnds)
+			if tc.want == 0 {
+				if ok {
+					t.Errorf("NextRenewalRetry = %v, true; want no retry", at)
+				}
+				return
+			}
+			if !ok || at.Sub(now) != tc.want {
+				t.Errorf("NextRenewalRetry = %v after now, %v; want %v, true", at.Sub(now), ok, tc.want)
+			}
+		})
+	}
+}
+
 // TestDecideSuccessor walks DESIGN.md's worked examples (3-year hosted bundle, days after T0)
 // through the decision, plus the edges: late renewals and CAs that choose their own not_after.
 func TestDecideSuccessor(t *testing.T) {

@@ -177,6 +177,10 @@ func certificateProto(v store.CertificateView) *lifecyclev1.Certificate {
 	if c.RenewAt.Valid {
 		out.RenewTime = ts(c.RenewAt.Int64)
 	}
+	if c.RetryAt.Valid {
+		out.RetryTime = ts(c.RetryAt.Int64)
+	}
+	out.RenewalRetries = int32(c.Retries)
 	if v.Issuance != nil {
 		out.CurrentIssuance = issuanceProto(*v.Issuance)
 	}

@@ -96,18 +96,18 @@ func (t *Ticker) Run(ctx context.Context) error {
 
 // TickStats counts what one tick did.
 type TickStats struct {
-	Expired, Escalated, RenewalInfo, RenewalsStarted, Activated, HostingEnding int
-	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors              int
+	Expired, Escalated, RenewalInfo, Retried, RenewalsStarted, Activated, HostingEnding int
+	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors                       int
 }
 
-// Tick does everything due at now: expiries, escalations, renewal windows to refresh, renewals to
-// start, applications to submit, applications to poll, in that order (so a renewal started now is submitted, and with a
+// Tick does everything due at now: expiries, escalations, renewal windows to refresh, rejected
+// renewals to retry, renewals to start, applications to submit, applications to poll, in that order (so a renewal started now is submitted, and with a
 // quick CA issued, in the same tick).
 func (t *Ticker) Tick(ctx context.Context, now time.Time) (TickStats, error) {
 	var st TickStats
 	var errs []error
 	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
-		t.expire, t.escalate, t.renewalInfo, t.startRenewals, t.submit, t.poll,
+		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll,
 	} {
 		if err := phase(ctx, now, &st); err != nil {
 			errs = append(errs, err)
@@ -236,23 +236,11 @@ func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) err
 				}
 			}
 			summary := fmt.Sprintf("the renewal of instance %d is not complete and its certificate expires at %s", cur.Sequence, expiry)
-			// One incident, one case: when the bundle already has an open case (the renewal's
-			// verification failed), the engineer on it is told the deadline instead of a second
-			// engineer getting a second case.
-			open, err := tx.UnresolvedCases(cur.BundleID)
-			if err != nil {
-				return err
-			}
-			if len(open) > 0 {
-				c := open[0]
-				c.Urgent = true
-				c.AddNote(store.Note{Author: "system", Text: "urgent: " + summary, Time: db.Micros(now)})
-				return tx.SaveCase(&c)
-			}
-			if err := tx.OpenCase(&store.SupportCase{
-				ID: ids.New(ids.SupportCase, now), AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
-				Kind: store.CaseLateRenewal, Urgent: true, Summary: summary,
-			}, t.Engineers); err != nil {
+			// One incident, one case (incidents.go): when the renewal's verification already failed,
+			// the engineer on that case is told the deadline instead of a second engineer getting a
+			// second case.
+			opened, err := t.reportIncident(tx, b, report{cert: cur, kind: store.CaseLateRenewal, urgent: true, summary: summary})
+			if err != nil || !opened {
 				return err
 			}
 			mu.Lock()
@@ -476,6 +464,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 		}
 	}
 	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
+	target.RetryAt, target.Retries = sql.NullInt64{}, 0 // a new renewal: its retries count from zero
 	if err := tx.SaveSchedule(&target); err != nil {
 		return 0, err
 	}
@@ -701,6 +690,7 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 			leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
 		c.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
 		c.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
+		c.RetryAt, c.Retries = sql.NullInt64{}, 0
 		lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
 		if b.Hosting {
 			if err := tx.Event(store.Event{AccountID: c.AccountID, BundleID: b.ID, CertificateID: c.ID, Type: store.EventIssued,
@@ -721,7 +711,7 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 				if err := tx.SaveSchedule(&o); err != nil {
 					return err
 				}
-				if err := tx.ResolveCases(o.ID, "the successor certificate is in place"); err != nil {
+				if err := tx.ResolveCases("", o.ID, "the successor certificate is in place"); err != nil {
 					return err
 				}
 			}
@@ -753,12 +743,14 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		if err := tx.SaveBundle(&b, nil); err != nil {
 			return err
 		}
-		return tx.ResolveCases(c.ID, "certificate "+iss.Serial+" issued")
+		return tx.ResolveCases(incidentOf(b, c.ID), c.ID, "certificate "+iss.Serial+" issued")
 	})
 }
 
-// recordRejected records the CA's rejection: the instance becomes VALIDATION_FAILED and a support
-// case is opened, urgent when it was a hosted renewal (a certificate in use is going to expire).
+// recordRejected records the CA's rejection: the instance becomes VALIDATION_FAILED and the
+// incident's support case is opened (or told, incidents.go), urgent when it was a hosted renewal
+// (a certificate in use is going to expire). A rejected hosted renewal is tried again by itself
+// (retry.go), as long as the certificate in use is valid.
 func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason ca.Reason, msg string, now time.Time) error {
 	return t.write(ctx, now, func(tx *store.Tx) error {
 		cur, err := tx.Application(a.ID)
@@ -792,10 +784,24 @@ func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason
 			}
 			return err
 		}
-		return tx.OpenCase(&store.SupportCase{
-			ID: ids.New(ids.SupportCase, now), AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
-			ApplicationID: sql.NullString{String: a.ID, Valid: true}, Kind: store.CaseValidationFailed,
-			Urgent: a.Automatic, Reason: string(reason), Summary: summary,
-		}, t.Engineers)
+		// A renewal (automatic, or resubmitted by a person) of a hosted bundle is tried again by
+		// itself; a first application waits for the customer.
+		renewal := b.Hosting && a.ReplacesIssuanceID.Valid
+		note := summary
+		if c.Retries > 0 {
+			note = fmt.Sprintf("automatic retry %d: %s", c.Retries, summary)
+		}
+		if renewal {
+			plan, err := t.planRetry(tx, b, &c, a, now)
+			if err != nil {
+				return err
+			}
+			if plan != "" {
+				note += "; " + plan
+			}
+		}
+		_, err = t.reportIncident(tx, b, report{cert: c, applicationID: a.ID, kind: store.CaseValidationFailed,
+			urgent: a.Automatic || renewal, reason: string(reason), summary: note})
+		return err
 	})
 }

@@ -54,8 +54,9 @@ var transitions = map[edge][]Actor{
 	// An application is submitted: by the customer (first instance, non-hosted bundles), or by the
 	// ticker with the first application's information (later instances of a hosted bundle).
 	{PendingApplication, Validating}: {ActorCustomer, ActorTicker},
-	// After a rejection, the customer (or a support engineer on their behalf) resubmits.
-	{ValidationFailed, Validating}: {ActorCustomer, ActorSupport},
+	// After a rejection, the customer (or a support engineer on their behalf) resubmits; a
+	// rejected hosted renewal is also retried by the ticker, while the certificate in use is valid.
+	{ValidationFailed, Validating}: {ActorCustomer, ActorSupport, ActorTicker},
 	// The CA's verdict on an application.
 	{Validating, ValidationFailed}: {ActorTicker},
 	{Validating, Issued}:           {ActorTicker},

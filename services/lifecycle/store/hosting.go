@@ -163,6 +163,12 @@ func (s *Store) DueRenewalInfo(ctx context.Context, now time.Time, limit int) ([
 	return s.dueCertificates(ctx, "ari_check_at", now, limit)
 }
 
+// DueRetries returns VALIDATION_FAILED instances whose rejected hosted renewal is due to be tried
+// again.
+func (s *Store) DueRetries(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
+	return s.dueCertificates(ctx, "retry_at", now, limit)
+}
+
 // DueEscalations returns hosted instances whose successor is still not in place escalate_before
 // their expiry.
 func (s *Store) DueEscalations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
@@ -194,6 +200,7 @@ func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 		UNION ALL SELECT MIN(expire_at) FROM certificates WHERE expire_at IS NOT NULL
 		UNION ALL SELECT MIN(escalate_at) FROM certificates WHERE escalate_at IS NOT NULL
 		UNION ALL SELECT MIN(ari_check_at) FROM certificates WHERE ari_check_at IS NOT NULL
+		UNION ALL SELECT MIN(retry_at) FROM certificates WHERE retry_at IS NOT NULL
 		UNION ALL SELECT MIN(next_poll_at) FROM applications WHERE next_poll_at IS NOT NULL) due`)
 	return db.FromNullMicros(v), v.Valid, err
 }
@@ -261,15 +268,17 @@ type SupportCase struct {
 	BundleID      string         `db:"bundle_id"`
 	CertificateID string         `db:"certificate_id"`
 	ApplicationID sql.NullString `db:"application_id"`
-	Kind          string         `db:"kind"`
-	Urgent        bool           `db:"urgent"`
-	Status        string         `db:"status"`
-	Assignee      string         `db:"assignee"`
-	Reason        string         `db:"reason"`
-	Summary       string         `db:"summary"`
-	Notes         string         `db:"notes"`
-	CreateTime    int64          `db:"create_time"`
-	UpdateTime    int64          `db:"update_time"`
+	// Incident is what the case is about (see OpenCase): at most one unresolved case has it.
+	Incident   string `db:"incident"`
+	Kind       string `db:"kind"`
+	Urgent     bool   `db:"urgent"`
+	Status     string `db:"status"`
+	Assignee   string `db:"assignee"`
+	Reason     string `db:"reason"`
+	Summary    string `db:"summary"`
+	Notes      string `db:"notes"`
+	CreateTime int64  `db:"create_time"`
+	UpdateTime int64  `db:"update_time"`
 }
 
 // Note is one note of a support case.
@@ -293,12 +302,17 @@ func (c *SupportCase) AddNote(n Note) {
 	c.Notes = string(b)
 }
 
-const caseColumns = `case_id, account_id, bundle_id, certificate_id, application_id, kind, urgent, status, assignee,
-	reason, summary, notes, create_time, update_time`
+const caseColumns = `case_id, account_id, bundle_id, certificate_id, application_id, incident, kind, urgent, status,
+	assignee, reason, summary, notes, create_time, update_time`
 
 // OpenCase inserts a case assigned to the next engineer in round-robin order (a counter in the
-// database, so the rotation survives restarts) and records the support_case_opened event.
+// database, so the rotation survives restarts) and records the support_case_opened event. The
+// caller has checked that the case's incident has no unresolved case (OpenCaseOf): a second one
+// violates a unique index.
 func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
+	if c.Incident == "" {
+		return errors.New("support case without an incident")
+	}
 	if len(engineers) == 0 {
 		return errors.New("no support engineers configured")
 	}
@@ -313,8 +327,8 @@ func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
 		c.Notes = "[]"
 	}
 	if _, err := t.tx.NamedExec(`INSERT INTO support_cases (`+caseColumns+`) VALUES (:case_id, :account_id, :bundle_id,
-		:certificate_id, :application_id, :kind, :urgent, :status, :assignee, :reason, :summary, :notes, :create_time,
-		:update_time)`, c); err != nil {
+		:certificate_id, :application_id, :incident, :kind, :urgent, :status, :assignee, :reason, :summary, :notes,
+		:create_time, :update_time)`, c); err != nil {
 		return err
 	}
 	cert, err := t.Certificate(c.CertificateID)
@@ -326,11 +340,12 @@ func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
 		Reason: "assigned to " + c.Assignee + ": " + c.Summary, SupportCaseID: c.ID})
 }
 
-// ResolveCases resolves the unresolved cases of an instance with a system note.
-func (t *Tx) ResolveCases(certificateID, note string) error {
+// ResolveCases resolves, with a system note, the unresolved cases of an incident and those opened
+// about an instance (incident or certificateID may be empty).
+func (t *Tx) ResolveCases(incident, certificateID, note string) error {
 	var cs []SupportCase
-	if err := t.tx.Select(&cs, `SELECT `+caseColumns+` FROM support_cases WHERE certificate_id = ? AND status <> ?`,
-		certificateID, CaseResolved); err != nil {
+	if err := t.tx.Select(&cs, `SELECT `+caseColumns+` FROM support_cases WHERE (incident = ? OR certificate_id = ?)
+		AND status <> ?`, incident, certificateID, CaseResolved); err != nil {
 		return err
 	}
 	for i := range cs {
@@ -343,12 +358,13 @@ func (t *Tx) ResolveCases(certificateID, note string) error {
 	return nil
 }
 
-// UnresolvedCases returns a bundle's cases that are not resolved, oldest first.
-func (t *Tx) UnresolvedCases(bundleID string) ([]SupportCase, error) {
-	var cs []SupportCase
-	err := t.tx.Select(&cs, `SELECT `+caseColumns+` FROM support_cases WHERE bundle_id = ? AND status <> ? ORDER BY case_id`,
-		bundleID, CaseResolved)
-	return cs, err
+// OpenCaseOf returns the unresolved case of an incident; ok is false when there is none.
+func (t *Tx) OpenCaseOf(incident string) (c SupportCase, ok bool, err error) {
+	err = t.tx.Get(&c, `SELECT `+caseColumns+` FROM support_cases WHERE incident = ? AND status <> ?`, incident, CaseResolved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SupportCase{}, false, nil
+	}
+	return c, err == nil, err
 }
 
 // Case reads a case inside the transaction.
@@ -358,11 +374,11 @@ func (t *Tx) Case(id string) (SupportCase, error) {
 	return c, notFound(err, "support case", id)
 }
 
-// SaveCase writes a case's status, assignee, urgency and notes.
+// SaveCase writes a case's status, assignee, urgency, rejection reason and notes.
 func (t *Tx) SaveCase(c *SupportCase) error {
 	c.UpdateTime = t.now
-	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, urgent = ?, notes = ?, update_time = ?
-		WHERE case_id = ?`, c.Status, c.Assignee, c.Urgent, c.Notes, c.UpdateTime, c.ID)
+	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, urgent = ?, reason = ?, notes = ?, update_time = ?
+		WHERE case_id = ?`, c.Status, c.Assignee, c.Urgent, c.Reason, c.Notes, c.UpdateTime, c.ID)
 	return err
 }
 

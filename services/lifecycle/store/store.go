@@ -75,11 +75,15 @@ type Certificate struct {
 	ExpireAt             sql.NullInt64  `db:"expire_at"`
 	EscalateAt           sql.NullInt64  `db:"escalate_at"`
 	ARICheckAt           sql.NullInt64  `db:"ari_check_at"`
+	// RetryAt is when the ticker submits the next automatic attempt of a rejected hosted renewal
+	// for this (VALIDATION_FAILED) instance; Retries counts the attempts of the current renewal.
+	RetryAt sql.NullInt64 `db:"retry_at"`
+	Retries int           `db:"retries"`
 }
 
 const certificateColumns = `certificate_id, bundle_id, account_id, sequence, state, coverage_start, coverage_end,
 	create_time, update_time, current_issuance_id, current_application_id, renew_at, expire_at, escalate_at,
-	ari_check_at`
+	ari_check_at, retry_at, retries`
 
 // Event is one history entry.
 type Event struct {
@@ -166,7 +170,8 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 			// A slice argument makes sqlx repeat the VALUES tuple once per element.
 			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
 				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
-				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at)`, nb.Certificates); err != nil {
+				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
+				:retries)`, nb.Certificates); err != nil {
 				return err
 			}
 		}

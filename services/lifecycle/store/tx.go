@@ -108,14 +108,14 @@ func (t *Tx) Event(e Event) error {
 }
 
 // SaveSchedule writes an instance's non-state columns: current issuance and application, coverage,
-// and the sweep times (renew_at, expire_at, escalate_at, ari_check_at).
+// the sweep times (renew_at, expire_at, escalate_at, ari_check_at, retry_at) and the retry count.
 func (t *Tx) SaveSchedule(c *Certificate) error {
 	c.UpdateTime = t.now
 	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
-		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, update_time = ?
-		WHERE certificate_id = ?`,
+		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?,
+		update_time = ? WHERE certificate_id = ?`,
 		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
-		c.ARICheckAt, c.UpdateTime, c.ID)
+		c.ARICheckAt, c.RetryAt, c.Retries, c.UpdateTime, c.ID)
 	return err
 }
 

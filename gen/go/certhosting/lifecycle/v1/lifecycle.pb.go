@@ -1410,9 +1410,14 @@ type Certificate struct {
 	CurrentApplication *Application `protobuf:"bytes,10,opt,name=current_application,json=currentApplication,proto3" json:"current_application,omitempty"`
 	// When the service starts renewing this (hosted) certificate; unset when no renewal is planned
 	// or one is under way.
-	RenewTime     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=renew_time,json=renewTime,proto3" json:"renew_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RenewTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=renew_time,json=renewTime,proto3" json:"renew_time,omitempty"`
+	// When the service tries this instance's rejected renewal again by itself (a hosted bundle's
+	// renewals are retried while the certificate in use is valid); unset when no retry is planned.
+	RetryTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=retry_time,json=retryTime,proto3" json:"retry_time,omitempty"`
+	// How many times the service has retried the current renewal by itself.
+	RenewalRetries int32 `protobuf:"varint,13,opt,name=renewal_retries,json=renewalRetries,proto3" json:"renewal_retries,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
@@ -1520,6 +1525,20 @@ func (x *Certificate) GetRenewTime() *timestamppb.Timestamp {
 		return x.RenewTime
 	}
 	return nil
+}
+
+func (x *Certificate) GetRetryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetryTime
+	}
+	return nil
+}
+
+func (x *Certificate) GetRenewalRetries() int32 {
+	if x != nil {
+		return x.RenewalRetries
+	}
+	return 0
 }
 
 // LifecycleEvent is one entry of a certificate instance's history.
@@ -3069,7 +3088,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	" \x01(\x0e2'.certhosting.lifecycle.v1.HostingStatusR\rhostingStatus\x12D\n" +
 	"\x10first_issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstIssueTime\x12D\n" +
 	"\x10hosting_end_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0ehostingEndTime\x12<\n" +
-	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"\x9f\x05\n" +
+	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"\x83\x06\n" +
 	"\vCertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12\x1a\n" +
@@ -3085,7 +3104,10 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x13current_application\x18\n" +
 	" \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x12currentApplication\x129\n" +
 	"\n" +
-	"renew_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\trenewTime\"\xe1\x03\n" +
+	"renew_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\trenewTime\x129\n" +
+	"\n" +
+	"retry_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tretryTime\x12'\n" +
+	"\x0frenewal_retries\x18\r \x01(\x05R\x0erenewalRetries\"\xe1\x03\n" +
 	"\x0eLifecycleEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12%\n" +
 	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1b\n" +
@@ -3356,61 +3378,62 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	14, // 26: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
 	13, // 27: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
 	43, // 28: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 30: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 31: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	43, // 32: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	9,  // 33: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	15, // 34: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	16, // 35: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	16, // 36: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	16, // 37: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	17, // 38: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 39: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	17, // 40: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	18, // 41: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	5,  // 42: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	10, // 43: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	11, // 44: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	6,  // 45: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	17, // 46: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12, // 47: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	17, // 48: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12, // 49: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	17, // 50: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 51: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	44, // 52: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	16, // 53: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	18, // 54: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	19, // 55: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	21, // 56: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	23, // 57: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	25, // 58: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	27, // 59: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	29, // 60: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	31, // 61: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	33, // 62: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	35, // 63: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	37, // 64: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	39, // 65: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	41, // 66: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	20, // 67: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	22, // 68: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	24, // 69: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	26, // 70: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	28, // 71: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	30, // 72: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	32, // 73: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	34, // 74: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	36, // 75: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	38, // 76: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	40, // 77: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	42, // 78: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	67, // [67:79] is the sub-list for method output_type
-	55, // [55:67] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	43, // 29: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	2,  // 30: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,  // 31: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,  // 32: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	43, // 33: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	9,  // 34: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	15, // 35: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	16, // 36: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	16, // 37: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	16, // 38: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	17, // 39: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,  // 40: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	17, // 41: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	18, // 42: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	5,  // 43: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	10, // 44: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	11, // 45: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	6,  // 46: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	17, // 47: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12, // 48: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	17, // 49: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12, // 50: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	17, // 51: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 52: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	44, // 53: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	16, // 54: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	18, // 55: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	19, // 56: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	21, // 57: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	23, // 58: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	25, // 59: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	27, // 60: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	29, // 61: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	31, // 62: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	33, // 63: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	35, // 64: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	37, // 65: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	39, // 66: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	41, // 67: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	20, // 68: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	22, // 69: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	24, // 70: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	26, // 71: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	28, // 72: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	30, // 73: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	32, // 74: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	34, // 75: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	36, // 76: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	38, // 77: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	40, // 78: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	42, // 79: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	68, // [68:80] is the sub-list for method output_type
+	56, // [56:68] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }

@@ -1,0 +1,151 @@
+package lifecycle
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
+)
+
+// A hosted renewal does not give up. When the CA rejects a renewal of a hosted bundle (the
+// customer removed the validation record, a CAA record names another CA, the organization check
+// failed), the instance becomes VALIDATION_FAILED and the incident's case is opened, as for any
+// rejection; and the ticker tries the renewal again by itself, with a new application (the same
+// information, a fresh key) after a backoff (NextRenewalRetry), again and again while the
+// certificate in use is valid. A customer who puts the record back is renewed at the next attempt,
+// without anyone calling RetryApplication. There is never more than one application in flight:
+// a retry is submitted only while the instance is still VALIDATION_FAILED with nothing in flight
+// for the bundle, and it takes the bundle's renewal slot with the same compare-and-set as a
+// renewal (docs/lifecycle.md, "Crash safety"). Every attempt and its outcome are noted on the
+// incident's case.
+
+// planRetry plans the next automatic attempt of the rejected renewal a of instance c (saving c's
+// retry_at), and returns what to tell the case about it.
+func (t *Ticker) planRetry(tx *store.Tx, b store.Bundle, c *store.Certificate, a store.Application, now time.Time) (string, error) {
+	if b.HostingStatus == store.HostingEnding || b.HostingStatus == store.HostingEnded {
+		return "", nil
+	}
+	inUse, err := tx.Issuance(a.ReplacesIssuanceID.String)
+	if err != nil {
+		return "", err
+	}
+	notBefore, notAfter := db.FromMicros(inUse.NotBefore), db.FromMicros(inUse.NotAfter)
+	renewBefore := RenewBefore(notAfter.Sub(notBefore), time.Duration(b.RenewBeforeSeconds.Int64)*time.Second)
+	at, ok := NextRenewalRetry(c.Retries+1, renewBefore, now, notAfter)
+	c.RetryAt = sql.NullInt64{}
+	plan := fmt.Sprintf("no automatic retry: the certificate in use expires at %s, before another attempt would be due; "+
+		"fix the cause and call RetryApplication", notAfter.Format(time.RFC3339))
+	if ok {
+		c.RetryAt = sql.NullInt64{Int64: db.Micros(at), Valid: true}
+		plan = fmt.Sprintf("automatic retry %d at %s", c.Retries+1, at.Format(time.RFC3339))
+	}
+	return plan, tx.SaveSchedule(c)
+}
+
+// retryRenewals submits the automatic retries that are due.
+func (t *Ticker) retryRenewals(ctx context.Context, now time.Time, st *TickStats) error {
+	var mu sync.Mutex
+	return sweep(ctx, t, "retry", func() ([]store.Certificate, error) {
+		return t.Store.DueRetries(ctx, now, t.cfg.Batch)
+	}, func(c store.Certificate) error {
+		var retried bool
+		err := t.write(ctx, now, func(tx *store.Tx) error {
+			var err error
+			retried, err = t.retryRenewal(tx, c.ID, now)
+			return err
+		})
+		if err == nil && retried {
+			mu.Lock()
+			st.Retried++
+			mu.Unlock()
+		}
+		return err
+	})
+}
+
+// retryRenewal records the next automatic application of instance certID's rejected renewal, for
+// the submit sweep to hand to the CA; false when there is nothing to retry any more (a person
+// resubmitted, or the certificate in use expired).
+func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool, error) {
+	cur, err := tx.Certificate(certID)
+	if err != nil {
+		return false, err
+	}
+	if !cur.RetryAt.Valid || cur.RetryAt.Int64 > db.Micros(now) {
+		return false, nil // done or rescheduled since it was read
+	}
+	cur.RetryAt = sql.NullInt64{}
+	if err := tx.SaveSchedule(&cur); err != nil {
+		return false, err
+	}
+	if cur.State != state.ValidationFailed || !cur.CurrentApplicationID.Valid {
+		return false, nil // resubmitted by the customer or support meanwhile
+	}
+	last, err := tx.Application(cur.CurrentApplicationID.String)
+	if err != nil {
+		return false, err
+	}
+	b, err := tx.Bundle(cur.BundleID)
+	if err != nil {
+		return false, err
+	}
+	if last.Status != store.AppRejected || !last.ReplacesIssuanceID.Valid || b.RenewalApplicationID.Valid {
+		return false, nil
+	}
+	inUse, err := tx.Issuance(last.ReplacesIssuanceID.String)
+	if err != nil {
+		return false, err
+	}
+	if notAfter := db.FromMicros(inUse.NotAfter); !now.Before(notAfter) {
+		return false, noteIncident(tx, b, cur.ID, fmt.Sprintf("automatic retries stopped: the certificate in use expired at %s; "+
+			"fix the cause and call RetryApplication", notAfter.Format(time.RFC3339)))
+	}
+	info, err := infoFromRow(last)
+	if err != nil {
+		return false, err
+	}
+	info.CSRPEM, info.KeyAlgorithm = "", keyAlgorithmOr(info.KeyAlgorithm)
+	a := store.Application{
+		ID: ids.New(ids.Application, now), CertificateID: cur.ID, BundleID: b.ID, AccountID: b.AccountID,
+		Status: store.AppSubmitting, Automatic: true, Actor: state.ActorTicker,
+		RequestedNotAfter: last.RequestedNotAfter, ReplacesIssuanceID: last.ReplacesIssuanceID,
+		NextPollAt: sql.NullInt64{Int64: db.Micros(now), Valid: true},
+	}
+	if err := info.toRow(&a); err != nil {
+		return false, err
+	}
+	a.CAName, _ = t.CAs.Route(b.ProductID, b.ValidationType)
+	if err := tx.InsertApplication(&a); err != nil {
+		return false, err
+	}
+	prev := b.RenewalApplicationID
+	b.RenewalApplicationID = sql.NullString{String: a.ID, Valid: true}
+	if err := tx.SaveBundle(&b, &prev); err != nil {
+		return false, err
+	}
+	cur.Retries++
+	what := fmt.Sprintf("automatic retry %d of the rejected renewal: application %s", cur.Retries, a.ID)
+	if err := tx.Transition(&cur, state.Validating, state.ActorTicker, store.EventApplicationSubmitted, what); err != nil {
+		return false, err
+	}
+	cur.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
+	if err := tx.SaveSchedule(&cur); err != nil {
+		return false, err
+	}
+	return true, noteIncident(tx, b, cur.ID, what+" submitted")
+}
+
+// keyAlgorithmOr is a stored key algorithm, or the default for an application that had the
+// customer's own key (never re-used for a system-generated one).
+func keyAlgorithmOr(alg string) string {
+	if alg == "" || alg == KeyCustomer {
+		return KeyECDSAP256
+	}
+	return alg
+}
