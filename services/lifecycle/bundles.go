@@ -8,6 +8,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/pagetoken"
@@ -196,8 +197,20 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 			override = sql.NullInt64{Int64: int64(d / time.Second), Valid: true}
 		}
 	}
-	if _, _, err := s.Store.GetBundle(ctx, who.AccountID, req.GetBundleId()); err != nil {
+	current, _, err := s.Store.GetBundle(ctx, who.AccountID, req.GetBundleId())
+	if err != nil {
 		return nil, err
+	}
+	// The renewal must leave room for the CA's verdict before the escalation (half the window):
+	// otherwise a missing record would reach a person as a late renewal, its cause unknown.
+	if override.Valid {
+		d := time.Duration(override.Int64) * time.Second
+		if _, client := s.CAs.Route(current.ProductID, current.ValidationType); client != nil {
+			if vt, ok := client.(ca.VerdictTimer); ok && d/2 <= vt.VerdictTimeout() {
+				return nil, apierr.InvalidArgument("renew_before", "must be more than twice the CA's DNS verdict timeout (%s), "+
+					"so that a failed verification is known before the renewal is escalated; got %s", vt.VerdictTimeout(), d)
+			}
+		}
 	}
 	now := s.Clock.Now()
 	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {

@@ -258,6 +258,14 @@ func (f *flakyCA) RenewalInfo(ctx context.Context, chainPEM []byte) (ca.RenewalW
 	return w, ok, nil
 }
 
+// VerdictTimeout passes the wrapped CA's on (ca.VerdictTimer).
+func (f *flakyCA) VerdictTimeout() time.Duration {
+	if vt, ok := f.Client.(ca.VerdictTimer); ok {
+		return vt.VerdictTimeout()
+	}
+	return 0
+}
+
 var errCADown = &net.OpError{Op: "dial", Net: "tcp", Err: errString("connection refused")}
 
 type errString string

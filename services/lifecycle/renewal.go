@@ -42,6 +42,14 @@ func EscalateBefore(lifetime, renewBefore time.Duration) time.Duration {
 	return min(maxEscalateBefore, lifetime/10, renewBefore/2)
 }
 
+// EscalationWindow is the escalate_before of a certificate of this lifetime with the default
+// renewal window: min(7 days, lifetime/10). A CA's wait that ends in a verdict (its DNS timeout)
+// must be shorter than the window of the shortest certificate it issues, so that a renewal's
+// rejection, and its support case, come before the renewal is escalated as late.
+func EscalationWindow(lifetime time.Duration) time.Duration {
+	return EscalateBefore(lifetime, RenewBefore(lifetime, 0))
+}
+
 // SuccessorKind is what a hosted certificate's renewal does.
 type SuccessorKind int
 

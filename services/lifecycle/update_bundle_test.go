@@ -42,7 +42,7 @@ func TestUpdateBundleRenewBefore(t *testing.T) {
 		d    *durationpb.Duration
 		want time.Duration // before not_after
 	}{
-		{"one hour (the least)", durationpb.New(time.Hour), time.Hour},
+		{"three hours (more than twice the CA's 1-hour DNS timeout)", durationpb.New(3 * time.Hour), 3 * time.Hour},
 		{"60 days (the most)", durationpb.New(60 * day), 60 * day},
 		{"zero restores the default", durationpb.New(0), 30 * day},
 		{"45 days", durationpb.New(45 * day), 45 * day},
@@ -99,6 +99,7 @@ func TestUpdateBundleInvalid(t *testing.T) {
 		field  string
 	}{
 		{"30 minutes", e.a, &lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), RenewBefore: durationpb.New(30 * time.Minute)}, codes.InvalidArgument, "renew_before"},
+		{"2 hours: not more than twice the CA's DNS timeout (1 h)", e.a, &lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), RenewBefore: durationpb.New(2 * time.Hour)}, codes.InvalidArgument, "renew_before"},
 		{"61 days", e.a, &lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), RenewBefore: durationpb.New(61 * day)}, codes.InvalidArgument, "renew_before"},
 		{"negative", e.a, &lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), RenewBefore: durationpb.New(-10 * day)}, codes.InvalidArgument, "renew_before"},
 		{"malformed duration", e.a, &lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), RenewBefore: &durationpb.Duration{Seconds: 86400, Nanos: -1}}, codes.InvalidArgument, "renew_before"},

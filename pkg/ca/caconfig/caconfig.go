@@ -57,6 +57,10 @@ type Authority struct {
 	// CNAMETimeout (default 1h). Without it the CA is asked at once.
 	CNAMEResolver string `json:"cname_resolver,omitempty"`
 	CNAMETimeout  string `json:"cname_timeout,omitempty"`
+	// ShortestLifetime is the shortest certificate lifetime the CA issues (ACME CAs choose it):
+	// the lifecycle service refuses to start when cname_timeout is not shorter than the escalation
+	// window of such a certificate. Default DefaultShortestLifetime.
+	ShortestLifetime string `json:"shortest_lifetime,omitempty"`
 	// SendNotAfter asks the CA for the certificate to end at its instance's coverage end (few ACME
 	// CAs accept notAfter; Pebble and Let's Encrypt do not).
 	SendNotAfter bool `json:"send_not_after,omitempty"`
@@ -79,6 +83,18 @@ type Authority struct {
 func (a Authority) CallTimeout() time.Duration {
 	d, _ := time.ParseDuration(a.Timeout)
 	return d
+}
+
+// DefaultShortestLifetime is the shortest certificate public ACME CAs issue today: Let's
+// Encrypt's "shortlived" profile, 160 hours.
+const DefaultShortestLifetime = 160 * time.Hour
+
+// ShortestCertificate is ShortestLifetime, or its default.
+func (a Authority) ShortestCertificate() time.Duration {
+	if d, err := time.ParseDuration(a.ShortestLifetime); err == nil && d > 0 {
+		return d
+	}
+	return DefaultShortestLifetime
 }
 
 // CNAMEWait is how long an ACME application waits for its CNAMEs (zero: the default).
@@ -153,6 +169,11 @@ func (f *File) Validate() error {
 			if a.CNAMETimeout != "" {
 				if d, err := time.ParseDuration(a.CNAMETimeout); err != nil || d <= 0 {
 					bad("%s.cname_timeout: must be a positive duration such as \"1h\", got %q", where, a.CNAMETimeout)
+				}
+			}
+			if a.ShortestLifetime != "" {
+				if d, err := time.ParseDuration(a.ShortestLifetime); err != nil || d <= 0 {
+					bad("%s.shortest_lifetime: must be a positive duration such as \"160h\", got %q", where, a.ShortestLifetime)
 				}
 			}
 		case TypePlugin:

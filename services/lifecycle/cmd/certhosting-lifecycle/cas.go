@@ -79,6 +79,9 @@ func acmeClient(ctx context.Context, name string, a caconfig.Authority, zone *li
 	if zone == nil {
 		return nil, errors.New("ACME needs the delegated DNS zone (-acme-dns-listen, -acme-dns-zone)")
 	}
+	if err := checkCNAMETimeout(a); err != nil {
+		return nil, err
+	}
 	cfg := acme.Config{
 		DirectoryURL: a.DirectoryURL, Email: a.Email, Profile: a.Profile, SendNotAfter: a.SendNotAfter,
 		DBPath: a.DB, Box: keys, Challenges: zone, Zone: zone.Zone(), Clock: clk,
@@ -100,4 +103,23 @@ func acmeClient(ctx context.Context, name string, a caconfig.Authority, zone *li
 		cfg.EAB = &acme.EAB{KeyID: a.EABKeyID, HMACKey: strings.TrimSpace(string(hmac))}
 	}
 	return acme.Open(ctx, cfg)
+}
+
+// checkCNAMETimeout checks an ACME CA's CNAME pre-check timeout as localDNSTimeout checks the
+// local CA's: its verdict must come before the escalation of the CA's shortest certificate.
+func checkCNAMETimeout(a caconfig.Authority) error {
+	if a.CNAMEResolver == "" {
+		return nil // no pre-check, no wait that ends in a verdict
+	}
+	wait := a.CNAMEWait()
+	if wait == 0 {
+		wait = acme.DefaultCNAMETimeout
+	}
+	lifetime := a.ShortestCertificate()
+	if window := lifecycle.EscalationWindow(lifetime); wait >= window {
+		return fmt.Errorf("cname_timeout %v is not shorter than the escalation window of a shortest_lifetime %v certificate "+
+			"(min(7 days, lifetime/10) = %v): a renewal whose CNAME is missing would be escalated as late before the DNS verdict; "+
+			"shorten cname_timeout or set the CA's real shortest_lifetime", wait, lifetime, window)
+	}
+	return nil
 }

@@ -99,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
 	fs.StringVar(&c.localCACAAIdentity, "localca-caa-identity", localca.DefaultCAAIdentity, "the local CA's name in CAA records: it issues for a domain only if the domain's CAA records are absent or name it; empty skips the check")
 	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
-	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before the local CA rejects it")
+	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long the DNS must answer that an application's record is absent before the local CA rejects it (failed lookups do not count); default 1h, or half the escalation window of a -localca-max-validity certificate when that is shorter; must be shorter than that window")
 	fs.DurationVar(&c.localCARecheck, "localca-recheck", localca.DefaultRecheck, "how often the local CA looks again for a DNS record that is not published yet")
 	fs.StringVar(&c.localCARejectOrg, "localca-reject-org", "", "regular expression: OV/EV organization legal names the local CA rejects (to exercise the failure path)")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
@@ -118,7 +118,33 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
 		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
 	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true }) // given on the command line or in the environment
+	timeout, err := localDNSTimeout(c.localCADNSTimeout, explicit["localca-dns-timeout"], c.localCAMaxValidity)
+	if err != nil {
+		return c, err
+	}
+	c.localCADNSTimeout = timeout
 	return c, nil
+}
+
+// localDNSTimeout checks the local CA's DNS timeout against the escalation window of its
+// certificates (lifecycle.EscalationWindow of -localca-max-validity): a renewal whose record is
+// missing must be rejected, and its case opened, before the renewal is escalated as late, or one
+// incident would reach a person as an escalation with no cause known. A timeout given explicitly
+// must be shorter than the window; the default is 1 h, or half the window when that is shorter
+// (short-lived certificates for a demo or a test need no second flag).
+func localDNSTimeout(timeout time.Duration, explicit bool, maxValidity time.Duration) (time.Duration, error) {
+	window := lifecycle.EscalationWindow(maxValidity)
+	if !explicit {
+		return min(timeout, window/2), nil
+	}
+	if timeout >= window {
+		return 0, fmt.Errorf("-localca-dns-timeout %v is not shorter than the escalation window of a -localca-max-validity %v certificate "+
+			"(min(7 days, lifetime/10) = %v): a renewal whose record is missing would be escalated as late before the DNS verdict; "+
+			"shorten -localca-dns-timeout or lengthen -localca-max-validity", timeout, maxValidity, window)
+	}
+	return timeout, nil
 }
 
 func main() {

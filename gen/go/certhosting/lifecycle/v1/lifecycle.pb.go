@@ -2816,9 +2816,11 @@ type UpdateBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The bundle to change.
 	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
-	// How long before expiry to renew: from 1 hour to 60 days; unset (or zero) restores the
-	// default, min(30 days, a third of the certificate's lifetime). It applies from the next
-	// certificate issued, and to the current hosted certificate's renewal time at once.
+	// How long before expiry to renew: from 1 hour to 60 days, and more than twice the CA's DNS
+	// verdict timeout (the local CA's: 1 hour by default), so that a failed verification is known
+	// before the renewal is escalated; unset (or zero) restores the default, min(30 days, a third of
+	// the certificate's lifetime). It applies from the next certificate issued, and to the current
+	// hosted certificate's renewal time at once.
 	RenewBefore   *durationpb.Duration `protobuf:"bytes,2,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
