@@ -38,6 +38,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/ca/plugin"
 	"github.com/certhosting/certhosting/pkg/cli"
 	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/services/lifecycle"
 )
 
 const envPrefix = "CERTHOSTING_LOCALCA_PLUGIN"
@@ -60,7 +61,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	keyFile := fs.String("master-key-file", "var/localca-plugin-master.key", "file holding the base64 master key sealing the CA's keys (or set "+envPrefix+"_MASTER_KEY)")
 	resolver := fs.String("resolver", "127.0.0.1:5354", "DNS server the CA looks validation records up at")
 	maxValidity := fs.Duration("max-validity", localca.DefaultMaxValidity, "longest certificate the CA issues")
-	dnsTimeout := fs.Duration("dns-timeout", localca.DefaultDNSTimeout, "how long an application waits for its DNS record before it is rejected")
+	dnsTimeout := fs.Duration("dns-timeout", localca.DefaultDNSTimeout, "how long the DNS must answer that an application's record is absent before it is rejected (failed lookups do not count); default 1h, or half the escalation window of a -max-validity certificate when that is shorter; must be shorter than that window")
 	recheck := fs.Duration("recheck", localca.DefaultRecheck, "how often a missing DNS record is looked for again")
 	caaIdentity := fs.String("caa-identity", localca.DefaultCAAIdentity, "the CA's name in CAA records: it issues for a domain only if the domain's CAA records are absent or name it; empty skips the check")
 	rejectOrg := fs.String("reject-org", "", "regular expression: OV/EV organization legal names to reject")
@@ -77,6 +78,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("-tls-cert-file and -tls-key-file go together")
 	}
+	// The lifecycle service's rule for its own local CA (docs/lifecycle.md): the DNS verdict must
+	// come before the escalation of a renewal the verdict rejects.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "dns-timeout" })
+	timeout, window, ok := lifecycle.VerdictTimeout(*dnsTimeout, explicit, *maxValidity)
+	if !ok {
+		return fmt.Errorf("-dns-timeout %v is not shorter than the escalation window of a -max-validity %v certificate "+
+			"(min(7 days, lifetime/10) = %v): shorten -dns-timeout or lengthen -max-validity", *dnsTimeout, *maxValidity, window)
+	}
+	*dnsTimeout = timeout
 	if *tlsClientCA != "" && *tlsCert == "" {
 		return errors.New("-tls-client-ca-file needs -tls-cert-file and -tls-key-file: mutual TLS is TLS first")
 	}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,14 +24,16 @@ import (
 	"github.com/certhosting/certhosting/pkg/secrets"
 )
 
-// Binaries are the built service binaries, and the local CA as a CA plug-in process.
+// Binaries are the built service binaries, the local CA as a CA plug-in process, and the
+// development DNS server.
 type Binaries struct {
 	Order         string
 	Lifecycle     string
 	LocalCAPlugin string
+	DevDNS        string
 }
 
-// Build compiles both services and the local CA plug-in into dir. race adds the race detector
+// Build compiles both services, the local CA plug-in and the development DNS server into dir. race adds the race detector
 // (end-to-end tests run the services with it, so a data race in a real process fails the test).
 func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
 	root, err := moduleRoot()
@@ -42,14 +45,14 @@ func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
 		args = append(args, "-race")
 	}
 	args = append(args, "./services/order/cmd/certhosting-order", "./services/lifecycle/cmd/certhosting-lifecycle",
-		"./cmd/certhosting-localca-plugin")
+		"./cmd/certhosting-localca-plugin", "./cmd/certhosting-devdns")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return Binaries{Order: filepath.Join(dir, "certhosting-order"), Lifecycle: filepath.Join(dir, "certhosting-lifecycle"),
-		LocalCAPlugin: filepath.Join(dir, "certhosting-localca-plugin")}, nil
+		LocalCAPlugin: filepath.Join(dir, "certhosting-localca-plugin"), DevDNS: filepath.Join(dir, "certhosting-devdns")}, nil
 }
 
 // moduleRoot finds the directory holding go.mod, from this source file's location.
@@ -147,6 +150,14 @@ func New(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 	return p, nil
 }
 
+// AddLifecycleArgs adds flags for the lifecycle service's next starts: for a test that must start
+// a process the flags name (a DNS server the local CA asks) before it knows them.
+func (p *Pair) AddLifecycleArgs(args ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opts.LifecycleArgs = append(slices.Clone(p.opts.LifecycleArgs), args...)
+}
+
 // StartServices starts the lifecycle service, then the order service; if either fails, whatever
 // the pair runs is stopped.
 func (p *Pair) StartServices(ctx context.Context) error {
@@ -222,13 +233,16 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 			return err
 		}
 	}
+	p.mu.Lock()
+	extra := p.opts.LifecycleArgs
+	p.mu.Unlock()
 	args := append([]string{
 		"-listen", p.LifecycleAddr,
 		"-db", filepath.Join(p.opts.Dir, "lifecycle.db"),
 		"-identity-db", p.IdentityDB,
 		"-master-key-file", keyFile,
 		"-localca-db", filepath.Join(p.opts.Dir, "localca.db"),
-	}, p.opts.LifecycleArgs...)
+	}, extra...)
 	pr, addr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
 	if err != nil {
 		return err
@@ -326,6 +340,24 @@ func (p *Pair) StartProcess(ctx context.Context, name, bin string, args ...strin
 
 // KillProcess SIGKILLs a process StartProcess started and waits for it to die.
 func (p *Pair) KillProcess(name string) { p.signalOther(name, syscall.SIGKILL) }
+
+// PauseProcess stops a process StartProcess started with SIGSTOP: it stays alive and holds its
+// sockets, but answers nothing (what a hung or overloaded server looks like to its clients) until
+// ResumeProcess, or until it is killed.
+func (p *Pair) PauseProcess(name string) error { return p.sendOther(name, syscall.SIGSTOP) }
+
+// ResumeProcess lets a paused process go on (SIGCONT).
+func (p *Pair) ResumeProcess(name string) error { return p.sendOther(name, syscall.SIGCONT) }
+
+func (p *Pair) sendOther(name string, sig syscall.Signal) error {
+	p.mu.Lock()
+	pr := p.others[name]
+	p.mu.Unlock()
+	if pr == nil {
+		return fmt.Errorf("pair: no process named %s is running", name)
+	}
+	return pr.cmd.Process.Signal(sig)
+}
 
 // StopProcess stops a process StartProcess started (SIGTERM) and returns its exit error.
 func (p *Pair) StopProcess(name string) error { return p.signalOther(name, syscall.SIGTERM) }

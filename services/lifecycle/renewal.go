@@ -50,6 +50,21 @@ func EscalationWindow(lifetime time.Duration) time.Duration {
 	return EscalateBefore(lifetime, RenewBefore(lifetime, 0))
 }
 
+// VerdictTimeout checks a CA's wait that ends in a verdict (the local CA's DNS timeout) against
+// the escalation window of the shortest certificate the CA issues: a renewal whose record is
+// missing must be rejected, and its case opened, before the renewal is escalated as late, or one
+// incident would reach a person as a late renewal with no cause known. A timeout set explicitly
+// must be shorter than the window (ok false otherwise); a default one is shortened to half the
+// window when that is shorter, so short-lived certificates for a demo or a test need no second
+// setting. It returns the timeout to use and the window.
+func VerdictTimeout(timeout time.Duration, explicit bool, shortestLifetime time.Duration) (use, window time.Duration, ok bool) {
+	window = EscalationWindow(shortestLifetime)
+	if !explicit {
+		return min(timeout, window/2), window, true
+	}
+	return timeout, window, timeout < window
+}
+
 // SuccessorKind is what a hosted certificate's renewal does.
 type SuccessorKind int
 

@@ -128,23 +128,17 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	return c, nil
 }
 
-// localDNSTimeout checks the local CA's DNS timeout against the escalation window of its
-// certificates (lifecycle.EscalationWindow of -localca-max-validity): a renewal whose record is
-// missing must be rejected, and its case opened, before the renewal is escalated as late, or one
-// incident would reach a person as an escalation with no cause known. A timeout given explicitly
-// must be shorter than the window; the default is 1 h, or half the window when that is shorter
-// (short-lived certificates for a demo or a test need no second flag).
+// localDNSTimeout applies lifecycle.VerdictTimeout to the local CA's DNS timeout and maximum
+// validity: -localca-dns-timeout given explicitly must be shorter than the escalation window of a
+// -localca-max-validity certificate; its default shrinks to half that window.
 func localDNSTimeout(timeout time.Duration, explicit bool, maxValidity time.Duration) (time.Duration, error) {
-	window := lifecycle.EscalationWindow(maxValidity)
-	if !explicit {
-		return min(timeout, window/2), nil
-	}
-	if timeout >= window {
+	use, window, ok := lifecycle.VerdictTimeout(timeout, explicit, maxValidity)
+	if !ok {
 		return 0, fmt.Errorf("-localca-dns-timeout %v is not shorter than the escalation window of a -localca-max-validity %v certificate "+
 			"(min(7 days, lifetime/10) = %v): a renewal whose record is missing would be escalated as late before the DNS verdict; "+
 			"shorten -localca-dns-timeout or lengthen -localca-max-validity", timeout, maxValidity, window)
 	}
-	return timeout, nil
+	return use, nil
 }
 
 func main() {
