@@ -76,7 +76,10 @@ func TestDNSOutageAndRemovedRecords(t *testing.T) {
 		t.Logf("%s: lifecycle service SIGKILLed and restarted", what)
 	}
 
-	hosted := hostThroughZone(t, e, zone, bundles, spread)
+	hosted := hostBundles(t, e, "outage", bundles, spread, func(bundleID string, r *lifecyclev1.DnsRecord) {
+		zone.set(bundleID, fmt.Sprintf("%s. 60 IN TXT %q", r.GetName(), r.GetValue()))
+		zone.write(t)
+	})
 	firstDue, lastDue := hosted[0].renewAt, hosted[0].renewAt
 	for _, b := range hosted {
 		firstDue, lastDue = minTime(firstDue, b.renewAt), maxTime(lastDue, b.renewAt)
@@ -169,77 +172,9 @@ func TestDNSOutageAndRemovedRecords(t *testing.T) {
 	t.Logf("the fault run took %v", time.Since(began).Round(time.Second))
 }
 
-// outageBundle is one bundle of the fault run once its first certificate is hosted.
-type outageBundle struct {
-	id, cert string
-	first    string    // the first issuance
-	renewAt  time.Time // when its renewal falls due
-	notAfter time.Time // when the first certificate expires
-}
-
-// hostThroughZone buys n hosted 3-year bundles, applies for each (spread over spread), publishes
-// their records in the zone file, and waits until all are HOSTED. The bundles come in purchase
-// order.
-func hostThroughZone(t *testing.T, e *env, zone *zoneFile, n int, spread time.Duration) []*outageBundle {
-	t.Helper()
-	var orders []string
-	for i := range n {
-		o := e.create(t, orderRequest(fmt.Sprintf("outage-%02d", i), 3, true))
-		e.pay(t, o.GetOrderId(), "pay-"+o.GetOrderId())
-		orders = append(orders, o.GetOrderId())
-	}
-	out := make([]*outageBundle, 0, n)
-	start := time.Now()
-	for i, id := range orders {
-		o := e.delivered(t, id)
-		resp, err := e.lifecycle.GetBundle(t.Context(), &lifecyclev1.GetBundleRequest{BundleId: o.GetBundleId()})
-		if err != nil {
-			t.Fatalf("GetBundle(%s): %v", o.GetBundleId(), err)
-		}
-		b := &outageBundle{id: o.GetBundleId(), cert: instance1(resp.GetBundle()).GetCertificateId()}
-		out = append(out, b)
-		sleepUntil(start.Add(time.Duration(i) * spread / time.Duration(n))) // staggers the renewals
-		domain := fmt.Sprintf("shop%02d.example.com", i)
-		sub, err := e.lifecycle.SubmitApplication(t.Context(), &lifecyclev1.SubmitApplicationRequest{
-			CertificateId: b.cert, Domains: []string{domain}, Contact: &lifecyclev1.Contact{Email: "ops@example.com"},
-		})
-		if err != nil {
-			t.Fatalf("SubmitApplication(%s): %v", domain, err)
-		}
-		r := sub.GetInstructions()[0]
-		zone.set(b.id, fmt.Sprintf("%s. 60 IN TXT %q", r.GetName(), r.GetValue()))
-		zone.write(t)
-	}
-	byID := map[string]*outageBundle{}
-	for _, b := range out {
-		byID[b.id] = b
-	}
-	waitFor(t, 30*time.Second, func() error {
-		resp, err := e.lifecycle.ListBundles(t.Context(), &lifecyclev1.ListBundlesRequest{PageSize: listPageSize})
-		if err != nil {
-			return err
-		}
-		waiting := 0
-		for _, bp := range resp.GetBundles() {
-			c, b := instance1(bp), byID[bp.GetBundleId()]
-			if c.GetState() != lifecyclev1.CertificateState_CERTIFICATE_STATE_HOSTED || c.GetRenewTime() == nil {
-				waiting++
-				continue
-			}
-			b.first, b.renewAt, b.notAfter = c.GetCurrentIssuance().GetIssuanceId(), c.GetRenewTime().AsTime(),
-				c.GetCurrentIssuance().GetNotAfter().AsTime()
-		}
-		if waiting > 0 {
-			return fmt.Errorf("%d of %d bundles not HOSTED yet", waiting, len(resp.GetBundles()))
-		}
-		return nil
-	})
-	return out
-}
-
 // checkOutage checks the stopped service's databases in dir. Bundles before index removedFrom
 // kept their records; those from restoredFrom on got them back.
-func checkOutage(t *testing.T, dir string, hosted []*outageBundle, removedFrom, restoredFrom int, escalateBefore time.Duration) {
+func checkOutage(t *testing.T, dir string, hosted []*hostedBundle, removedFrom, restoredFrom int, escalateBefore time.Duration) {
 	t.Helper()
 	lcDB, caDB := openDB(t, filepath.Join(dir, "lifecycle.db")), openDB(t, filepath.Join(dir, "localca.db"))
 	defer lcDB.Close()
@@ -359,6 +294,7 @@ func checkOutage(t *testing.T, dir string, hosted []*outageBundle, removedFrom, 
 		expired, retries, keptCases)
 }
 
+// queryRows runs q on d and calls scan for each row, failing the test on any error.
 func queryRows(t *testing.T, d *sql.DB, q string, scan func(*sql.Rows) error) {
 	t.Helper()
 	rows, err := d.Query(q)

@@ -56,7 +56,14 @@ func TestRenewalsSurviveLifecycleKills(t *testing.T) {
 	conn := dial(t, e.LifecycleAddr, e.DemoKey)
 	lc := lifecyclev1.NewLifecycleServiceClient(conn)
 
-	hosted := hostBundles(t, e, zone, bundles, spread)
+	hosted := map[string]*hostedBundle{}
+	for _, b := range hostBundles(t, e, "renew-kill", bundles, spread, func(_ string, r *lifecyclev1.DnsRecord) {
+		name := dns.Fqdn(r.GetName())
+		zone.Set(name, dns.TypeTXT, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
+			Txt: []string{r.GetValue()}})
+	}) {
+		hosted[b.id] = b
+	}
 	var firstDue, lastDue time.Time
 	for _, b := range hosted {
 		if firstDue.IsZero() || b.renewAt.Before(firstDue) {
@@ -169,26 +176,32 @@ func (s slowDNS) Lookup(name string, qtype uint16) ([]dns.RR, bool) {
 	return s.Source.Lookup(name, qtype)
 }
 
-// hostedBundle is one bundle of the kill test once its first certificate is hosted.
+// hostedBundle is one bundle of a renewal test once its first certificate is hosted.
 type hostedBundle struct {
-	cert    string    // instance 1
-	others  []string  // instances 2 and 3
-	first   string    // instance 1's first issuance
-	renewAt time.Time // when its renewal falls due
+	id       string
+	cert     string    // instance 1
+	others   []string  // instances 2 and 3
+	first    string    // instance 1's first issuance
+	renewAt  time.Time // when its renewal falls due
+	notAfter time.Time // when its first certificate expires
 }
 
-// hostBundles buys n hosted 3-year bundles, applies for each (the applications spread over
-// spread), publishes their TXT records, and waits until all of them are HOSTED. It returns them
-// by bundle id.
-func hostBundles(t *testing.T, e *env, zone *dnsserver.MemorySource, n int, spread time.Duration) map[string]*hostedBundle {
+// hostBundles buys n hosted 3-year bundles (request ids prefix-00, prefix-01...), applies for each
+// (the applications spread over spread, which staggers the renewals), has publish put each
+// bundle's TXT record in the DNS the local CA asks (it stays there: every renewal of the bundle is
+// validated with the same record), and waits until all of them are HOSTED. It returns them in
+// purchase order.
+func hostBundles(t *testing.T, e *env, prefix string, n int, spread time.Duration,
+	publish func(bundleID string, record *lifecyclev1.DnsRecord)) []*hostedBundle {
 	t.Helper()
 	var orders []string
 	for i := range n {
-		o := e.create(t, orderRequest(fmt.Sprintf("renew-kill-%02d", i), 3, true))
+		o := e.create(t, orderRequest(fmt.Sprintf("%s-%02d", prefix, i), 3, true))
 		e.pay(t, o.GetOrderId(), "pay-"+o.GetOrderId())
 		orders = append(orders, o.GetOrderId())
 	}
-	out := map[string]*hostedBundle{}
+	out := make([]*hostedBundle, 0, n)
+	byID := map[string]*hostedBundle{}
 	start := time.Now()
 	for i, id := range orders {
 		o := e.delivered(t, id)
@@ -196,7 +209,7 @@ func hostBundles(t *testing.T, e *env, zone *dnsserver.MemorySource, n int, spre
 		if err != nil {
 			t.Fatalf("GetBundle(%s): %v", o.GetBundleId(), err)
 		}
-		b := &hostedBundle{}
+		b := &hostedBundle{id: o.GetBundleId()}
 		for _, c := range resp.GetBundle().GetCertificates() {
 			if c.GetSequence() == 1 {
 				b.cert = c.GetCertificateId()
@@ -204,8 +217,7 @@ func hostBundles(t *testing.T, e *env, zone *dnsserver.MemorySource, n int, spre
 				b.others = append(b.others, c.GetCertificateId())
 			}
 		}
-		out[o.GetBundleId()] = b
-		// Spread the applications out (not an assertion: it staggers the renewals).
+		out, byID[b.id] = append(out, b), b
 		time.Sleep(time.Until(start.Add(time.Duration(i) * spread / time.Duration(n))))
 		domain := fmt.Sprintf("shop%02d.example.com", i)
 		sub, err := e.lifecycle.SubmitApplication(t.Context(), &lifecyclev1.SubmitApplicationRequest{
@@ -217,11 +229,7 @@ func hostBundles(t *testing.T, e *env, zone *dnsserver.MemorySource, n int, spre
 		if len(sub.GetInstructions()) != 1 {
 			t.Fatalf("SubmitApplication(%s) asks for %d records, want 1", domain, len(sub.GetInstructions()))
 		}
-		// The record stays published: every renewal of the bundle is validated with the same one.
-		r := sub.GetInstructions()[0]
-		name := dns.Fqdn(r.GetName())
-		zone.Set(name, dns.TypeTXT, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
-			Txt: []string{r.GetValue()}})
+		publish(b.id, sub.GetInstructions()[0])
 	}
 
 	waitFor(t, 30*time.Second, func() error {
@@ -231,12 +239,13 @@ func hostBundles(t *testing.T, e *env, zone *dnsserver.MemorySource, n int, spre
 		}
 		waiting := 0
 		for _, bp := range resp.GetBundles() {
-			c, b := instance1(bp), out[bp.GetBundleId()]
+			c, b := instance1(bp), byID[bp.GetBundleId()]
 			if c.GetState() != lifecyclev1.CertificateState_CERTIFICATE_STATE_HOSTED || c.GetRenewTime() == nil {
 				waiting++
 				continue
 			}
-			b.first, b.renewAt = c.GetCurrentIssuance().GetIssuanceId(), c.GetRenewTime().AsTime()
+			b.first, b.renewAt, b.notAfter = c.GetCurrentIssuance().GetIssuanceId(), c.GetRenewTime().AsTime(),
+				c.GetCurrentIssuance().GetNotAfter().AsTime()
 		}
 		if waiting > 0 {
 			return fmt.Errorf("%d of %d bundles not HOSTED yet", waiting, len(resp.GetBundles()))
@@ -446,22 +455,7 @@ func checkRenewalDB(t *testing.T, dir string, hosted map[string]*hostedBundle) {
 	t.Helper()
 	d := openDB(t, filepath.Join(dir, "lifecycle.db"))
 	defer d.Close()
-	query := func(q string, scan func(*sql.Rows) error) {
-		t.Helper()
-		rows, err := d.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	query := func(q string, scan func(*sql.Rows) error) { t.Helper(); queryRows(t, d, q, scan) }
 
 	issuances := map[string]int{}
 	query(`SELECT bundle_id, count(*) FROM issuances GROUP BY bundle_id`, func(r *sql.Rows) error {
