@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 )
 
@@ -257,5 +260,36 @@ func TestFirstApplicationRejectedTwiceOneCase(t *testing.T) {
 	texts := notes(cases[0])
 	if !anyContains(texts, "resubmitted by the customer") || !anyContains(texts, "DNS verification failed") {
 		t.Errorf("case notes %q, want the resubmission and its rejection", texts)
+	}
+}
+
+// TestResolvedByHandThenNewIncident: an engineer who resolves a case by hand ends the incident:
+// the next rejection opens a new case; the old one cannot be reopened beside it.
+func TestResolvedByHandThenNewIncident(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{recheck: 10 * time.Minute})
+	b, _ := e.hostedDV()
+	cert := b.GetCertificates()[0].GetCertificateId()
+	e.advance(time.Hour+time.Minute, nil)
+	first := e.cases(e.support)
+	if len(first) != 1 {
+		t.Fatalf("cases = %v, want one", first)
+	}
+	resolved := lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED
+	if _, err := e.support.UpdateSupportCase(e.ctx, &lifecyclev1.UpdateSupportCaseRequest{CaseId: first[0].GetCaseId(), Status: resolved}); err != nil {
+		t.Fatalf("resolving by hand: %v", err)
+	}
+	if _, err := e.a.RetryApplication(e.ctx, &lifecyclev1.RetryApplicationRequest{CertificateId: cert}); err != nil {
+		t.Fatalf("RetryApplication: %v", err)
+	}
+	e.advance(2*time.Hour, nil)
+	cases := e.cases(e.support)
+	if len(cases) != 2 || cases[0].GetStatus() != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_OPEN {
+		t.Fatalf("cases = %v, want a new open case beside the resolved one", cases)
+	}
+	_, err := e.support.UpdateSupportCase(e.ctx, &lifecyclev1.UpdateSupportCaseRequest{CaseId: first[0].GetCaseId(),
+		Status: lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_IN_PROGRESS})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), cases[0].GetCaseId()) {
+		t.Errorf("reopening the old case beside the open one: %v, want FailedPrecondition naming %s", err, cases[0].GetCaseId())
 	}
 }

@@ -153,6 +153,14 @@ func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.
 		if note != "" {
 			c.AddNote(store.Note{Author: author, Text: note, Time: db.Micros(now)})
 		}
+		if status != "" && status != store.CaseResolved && c.Status == store.CaseResolved {
+			// Reopening: one incident has one unresolved case at most (incidents.go).
+			if other, ok, err := tx.OpenCaseOf(c.Incident); err != nil {
+				return err
+			} else if ok {
+				return apierr.FailedPrecondition("case %s is open for the same incident; add to it instead of reopening %s", other.ID, c.ID)
+			}
+		}
 		if status != "" && status != c.Status {
 			c.AddNote(store.Note{Author: author, Text: "status " + c.Status + " → " + status, Time: db.Micros(now)})
 			c.Status = status
