@@ -160,7 +160,7 @@ func TestVerdictsThroughPlugin(t *testing.T) {
 			}
 			e.clk.Advance(time.Hour)
 			return e.status(sub.Ref)
-		}, ca.ReasonDNS, []string{"_certhosting-validation.shop.example.com", "not verified within 1h0m0s"}},
+		}, ca.ReasonDNS, []string{"_certhosting-validation.shop.example.com", "the DNS answered for 1h0m0s without the record"}},
 		{"ORGANIZATION: the legal name is on the CA's reject list", fraud, func(e *localEnv) ca.Status {
 			req := request(e.t, "app-org", "OV", "shop.example.com")
 			req.Organization = &ca.Organization{LegalName: "Fraud Holdings Ltd", Country: "DE", Locality: "Berlin", RegistrationNumber: "HRB 1"}
