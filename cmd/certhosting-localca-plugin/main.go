@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "dns-timeout" })
 	timeout, window, ok := lifecycle.VerdictTimeout(*dnsTimeout, explicit, *maxValidity)
 	if !ok {
-		return fmt.Errorf("-dns-timeout %v is not shorter than the escalation window of a -max-validity %v certificate "+
+		return fmt.Errorf("-dns-timeout %v: must be positive and shorter than the escalation window of a -max-validity %v certificate "+
 			"(min(7 days, lifetime/10) = %v): shorten -dns-timeout or lengthen -max-validity", *dnsTimeout, *maxValidity, window)
 	}
 	*dnsTimeout = timeout

@@ -164,7 +164,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"key that does not match", []string{"-tls-cert-file", server.Cert, "-tls-key-file", server.CA}, "-tls-cert-file"},
 		{"token too short", []string{"-token-file", short}, "at least 16 bytes"},
 		{"token file missing", []string{"-token-file", filepath.Join(dir, "nope")}, "-token-file"},
-		{"DNS timeout as long as the escalation window", []string{"-max-validity", "90s", "-dns-timeout", "9s"}, "-dns-timeout 9s is not shorter"},
+		{"DNS timeout as long as the escalation window", []string{"-max-validity", "90s", "-dns-timeout", "9s"}, "-dns-timeout 9s: must be positive and shorter"},
+		{"DNS timeout of zero", []string{"-dns-timeout", "0s"}, "-dns-timeout 0s: must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -177,9 +177,10 @@ type RenewalInformer interface {
 
 // VerdictTimer is implemented by a Client that rejects an application after waiting a fixed time
 // for something only the customer can fix: the local CA's DNS timeout, an ACME client's CNAME
-// timeout. The lifecycle service checks at start that every such wait ends before the escalation
-// deadline of the shortest certificate the CA issues, so that a renewal's verdict always reaches
-// a support engineer while the certificate in use is still valid.
+// timeout. The lifecycle service's UpdateBundle reads it to refuse a renewal window too short for
+// the verdict to come before the escalation (its start-up check of the same rule reads the flags
+// and the CA configuration, which also name the certificates' lifetime). A CA plug-in's wait is
+// its own: the plug-in client does not implement it.
 type VerdictTimer interface {
 	// VerdictTimeout is the wait; zero when the client never rejects for want of the customer.
 	VerdictTimeout() time.Duration

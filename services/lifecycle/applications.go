@@ -351,11 +351,13 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 			return err
 		}
 		cur.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
-		cur.RetryAt = sql.NullInt64{} // a person resubmitted: the automatic retry planned is moot
+		// A person resubmitted: the automatic retry planned is moot, and the retries of this
+		// attempt, if it is rejected, count afresh.
+		cur.RetryAt, cur.Retries = sql.NullInt64{}, 0
 		if err := tx.SaveSchedule(&cur); err != nil {
 			return err
 		}
-		if cur.CurrentApplicationID.Valid && c.State == state.ValidationFailed {
+		if c.State == state.ValidationFailed {
 			return noteIncident(tx, b, cur.ID, fmt.Sprintf("resubmitted by the %s as application %s", actor, a.ID))
 		}
 		return nil

@@ -56,13 +56,14 @@ func EscalationWindow(lifetime time.Duration) time.Duration {
 // incident would reach a person as a late renewal with no cause known. A timeout set explicitly
 // must be shorter than the window (ok false otherwise); a default one is shortened to half the
 // window when that is shorter, so short-lived certificates for a demo or a test need no second
-// setting. It returns the timeout to use and the window.
+// setting. A timeout set to zero or less is refused too (a CA would take its default, unchecked).
+// It returns the timeout to use and the window.
 func VerdictTimeout(timeout time.Duration, explicit bool, shortestLifetime time.Duration) (use, window time.Duration, ok bool) {
 	window = EscalationWindow(shortestLifetime)
 	if !explicit {
 		return min(timeout, window/2), window, true
 	}
-	return timeout, window, timeout < window
+	return timeout, window, timeout > 0 && timeout < window
 }
 
 // SuccessorKind is what a hosted certificate's renewal does.

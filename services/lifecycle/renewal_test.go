@@ -179,3 +179,13 @@ func TestPlanRenewalInfo(t *testing.T) {
 		})
 	}
 }
+
+func TestRetried(t *testing.T) {
+	for reason, want := range map[ca.Reason]bool{
+		ca.ReasonDNS: true, ca.ReasonCAA: true, ca.ReasonOrganization: false, ca.ReasonPolicy: false,
+	} {
+		if got := Retried(reason); got != want {
+			t.Errorf("Retried(%s) = %v, want %v", reason, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
@@ -25,11 +26,23 @@ import (
 // renewal (docs/lifecycle.md, "Crash safety"). Every attempt and its outcome are noted on the
 // incident's case.
 
-// planRetry plans the next automatic attempt of the rejected renewal a of instance c (saving c's
-// retry_at), and returns what to tell the case about it.
-func (t *Ticker) planRetry(tx *store.Tx, b store.Bundle, c *store.Certificate, a store.Application, now time.Time) (string, error) {
+// Retried reports whether a rejection for reason is one time can cure, and so is retried by
+// itself: DNS (the customer puts the record or the delegation back) and CAA (the customer changes
+// the CAA records). An ORGANIZATION or POLICY rejection comes back the same however often it is
+// asked again, and each attempt costs the CA (for a certificate that did not match its
+// application, a certificate issued each time): those wait for a person.
+func Retried(reason ca.Reason) bool { return reason == ca.ReasonDNS || reason == ca.ReasonCAA }
+
+// planRetry plans the next automatic attempt of the renewal a of instance c, rejected for reason
+// (saving c's retry_at), and returns what to tell the case about it.
+func (t *Ticker) planRetry(tx *store.Tx, b store.Bundle, c *store.Certificate, a store.Application, reason ca.Reason, now time.Time) (string, error) {
 	if b.HostingStatus == store.HostingEnding || b.HostingStatus == store.HostingEnded {
 		return "", nil
+	}
+	if !Retried(reason) {
+		c.RetryAt = sql.NullInt64{}
+		return fmt.Sprintf("no automatic retry: a %s rejection does not change by asking again; fix the cause and call RetryApplication",
+			reason), tx.SaveSchedule(c)
 	}
 	inUse, err := tx.Issuance(a.ReplacesIssuanceID.String)
 	if err != nil {
@@ -95,8 +108,15 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 	if err != nil {
 		return false, err
 	}
-	if last.Status != store.AppRejected || !last.ReplacesIssuanceID.Valid || b.RenewalApplicationID.Valid {
+	if last.Status != store.AppRejected || !last.ReplacesIssuanceID.Valid {
 		return false, nil
+	}
+	if b.RenewalApplicationID.Valid {
+		// Not reachable by the rules above (a rejection frees the slot, and only a retry or a
+		// renewal takes it); said loudly rather than dropped in silence if it ever is.
+		t.Log.Warn("automatic retry skipped: the bundle has another renewal in flight", "certificate_id", cur.ID,
+			"renewal_application_id", b.RenewalApplicationID.String)
+		return false, noteIncident(tx, b, cur.ID, "automatic retry skipped: renewal "+b.RenewalApplicationID.String+" is in flight")
 	}
 	inUse, err := tx.Issuance(last.ReplacesIssuanceID.String)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -291,5 +292,36 @@ func TestResolvedByHandThenNewIncident(t *testing.T) {
 		Status: lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_IN_PROGRESS})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), cases[0].GetCaseId()) {
 		t.Errorf("reopening the old case beside the open one: %v, want FailedPrecondition naming %s", err, cases[0].GetCaseId())
+	}
+}
+
+// TestCAARejectedRenewalRetried: a renewal refused because the customer's CAA records name another
+// CA is retried by itself too; once the records allow this CA again, the next attempt renews.
+func TestCAARejectedRenewalRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{recheck: 10 * time.Minute})
+	b, _ := e.hosting()
+	cert := b.GetCertificates()[0].GetCertificateId()
+	rr, err := dns.NewRR(`example.com. 60 IN CAA 0 issue "letsencrypt.org"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.zone.Add(rr)
+	e.advance(170*day+time.Minute, nil) // the re-issue starts at day 170 and meets the CAA record
+	c := e.certificate(cert)
+	if c.GetState() != stFailed || c.GetRetryTime() == nil ||
+		c.GetCurrentApplication().GetRejectionReason() != lifecyclev1.RejectionReason_REJECTION_REASON_CAA {
+		t.Fatalf("after the CAA refusal: %s, %s, retry %v; want VALIDATION_FAILED for CAA with a retry planned",
+			c.GetState(), c.GetCurrentApplication().GetRejectionReason(), c.GetRetryTime())
+	}
+	e.advance(day, nil)
+	e.zone.Remove("example.com.", dns.TypeCAA)
+	e.advance(day, nil)
+	c = e.certificate(cert)
+	if c.GetState() != stHosted || c.GetRenewalRetries() != 0 {
+		t.Fatalf("after the CAA record was removed: %s, %d retries; want HOSTED, renewed", c.GetState(), c.GetRenewalRetries())
+	}
+	if cases := e.cases(e.aSupport); len(cases) != 1 || cases[0].GetStatus() != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED {
+		t.Errorf("cases = %v, want the one case RESOLVED", cases)
 	}
 }

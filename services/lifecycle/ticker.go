@@ -792,7 +792,7 @@ func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason
 			note = fmt.Sprintf("automatic retry %d: %s", c.Retries, summary)
 		}
 		if renewal {
-			plan, err := t.planRetry(tx, b, &c, a, now)
+			plan, err := t.planRetry(tx, b, &c, a, reason, now)
 			if err != nil {
 				return err
 			}

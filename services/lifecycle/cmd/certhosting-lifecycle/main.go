@@ -134,6 +134,10 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 func localDNSTimeout(timeout time.Duration, explicit bool, maxValidity time.Duration) (time.Duration, error) {
 	use, window, ok := lifecycle.VerdictTimeout(timeout, explicit, maxValidity)
 	if !ok {
+		if timeout <= 0 {
+			return 0, fmt.Errorf("-localca-dns-timeout %v: must be positive (and shorter than %v, the escalation window of a -localca-max-validity %v certificate)",
+				timeout, window, maxValidity)
+		}
 		return 0, fmt.Errorf("-localca-dns-timeout %v is not shorter than the escalation window of a -localca-max-validity %v certificate "+
 			"(min(7 days, lifetime/10) = %v): a renewal whose record is missing would be escalated as late before the DNS verdict; "+
 			"shorten -localca-dns-timeout or lengthen -localca-max-validity", timeout, maxValidity, window)

@@ -59,6 +59,7 @@ func TestVerdictTimeoutChecks(t *testing.T) {
 			[]string{"-localca-dns-timeout 9s", "9s"}},
 		{"from the environment", []string{"-localca-max-validity", "45s"}, map[string]string{"CERTHOSTING_LIFECYCLE_LOCALCA_DNS_TIMEOUT": "10s"}, 0,
 			[]string{"-localca-dns-timeout 10s"}},
+		{"zero", []string{"-localca-dns-timeout", "0s"}, nil, 0, []string{"-localca-dns-timeout 0s: must be positive"}},
 		{"a week's window fits the default hour", []string{"-localca-max-validity", "2400h"}, nil, time.Hour, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
