@@ -6,8 +6,11 @@
 // fsync (~0.3 ms here), so committing concurrent requests together is what lets a service take
 // thousands of paid orders a second without giving up durability.
 //
-// SQL is written once, with `?` placeholders, and rebound for the driver (sqlx.Rebind), using no
-// SQLite-only constructs, so the same statements run on PostgreSQL.
+// The scale-out backend is PostgreSQL, through pgx (postgres.go): Open takes a URL (ParseURL) and
+// the stores do not otherwise know which one they run on. SQL is written once, with `?`
+// placeholders, and rebound for the driver (sqlx.Rebind), using no construct only one dialect
+// has; where a migration's SQL must differ, a postgres/ directory holds that dialect's version of
+// the file (MigrationsFor). Errors are classified for both in one place (errors.go).
 package db
 
 import (
@@ -30,19 +33,25 @@ import (
 
 // DB is one service's database.
 type DB struct {
-	read  *sqlx.DB
-	write *sqlx.DB
-	w     *groupWriter
-	log   *slog.Logger
+	dialect Dialect
+	read    *sqlx.DB
+	write   *sqlx.DB
+	w       *groupWriter // SQLite only
+	log     *slog.Logger
 }
+
+// Dialect is the database's dialect.
+func (d *DB) Dialect() Dialect { return d.dialect }
 
 // Options configure Open.
 type Options struct {
 	// Migrations holds the goose migration files (NNNNN_name.sql) at its root; they are applied,
 	// in order, before Open returns.
 	Migrations fs.FS
-	// MaxBatch bounds how many concurrent writes one group commit takes (default 256).
+	// MaxBatch bounds how many concurrent writes one group commit takes (SQLite; default 256).
 	MaxBatch int
+	// MaxConns is the size of the connection pool (PostgreSQL; default DefaultMaxConns).
+	MaxConns int
 	// Logger receives migration and writer diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -96,13 +105,25 @@ type connector struct {
 func (c connector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
 func (c connector) Driver() driver.Driver                        { return c.driver }
 
-// Open opens (creating if needed) the SQLite database at path, applies the migrations and starts
-// the group-commit writer. Close stops it.
-func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+// Open opens the database at url (ParseURL: a SQLite file, created if needed, or a PostgreSQL
+// database, which must exist) and applies the migrations. For SQLite it starts the group-commit
+// writer, which Close stops.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	dialect, target, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if dialect == Postgres {
+		return openPostgres(ctx, target, opts, log)
+	}
+	return openSQLiteDB(ctx, target, opts, log)
+}
+
+func openSQLiteDB(ctx context.Context, path string, opts Options, log *slog.Logger) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("db: create directory for %s: %w", path, err)
 	}
@@ -117,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
 	if opts.Migrations != nil {
-		if err := migrate(ctx, write.DB, opts.Migrations, log); err != nil {
+		if err := migrate(ctx, write.DB, MigrationsFor(SQLite, opts.Migrations), log); err != nil {
 			write.Close()
 			return nil, fmt.Errorf("db: migrate %s: %w", path, err)
 		}
@@ -130,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if maxBatch <= 0 {
 		maxBatch = 256
 	}
-	d := &DB{read: read, write: write, log: log}
+	d := &DB{dialect: SQLite, read: read, write: write, log: log}
 	d.w = newGroupWriter(write, maxBatch, log)
 	return d, nil
 }
@@ -151,6 +172,9 @@ func migrate(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger
 
 // Close stops the writer (after the writes already queued) and closes the connections.
 func (d *DB) Close() error {
+	if d.w == nil {
+		return d.write.Close() // PostgreSQL: one pool
+	}
 	d.w.close()
 	return errors.Join(d.read.Close(), d.write.Close())
 }
@@ -174,7 +198,13 @@ func (d *DB) Select(ctx context.Context, dest any, query string, args ...any) er
 // it, exactly as if they had committed one by one. An fn must therefore be quick and must not wait
 // on the network or on another Write (it would wait on itself); read what you need before, write
 // in fn, and use tx.AfterCommit for what must happen only once the write is durable.
+//
+// On PostgreSQL each Write is a SERIALIZABLE transaction of its own, run again when it loses a
+// race (postgres.go), so fn may run more than once: it must only read and write through tx.
 func (d *DB) Write(ctx context.Context, fn func(tx *Tx) error) error {
+	if d.w == nil {
+		return d.writePostgres(ctx, fn)
+	}
 	return d.w.do(ctx, fn)
 }
 
@@ -232,15 +262,6 @@ func ExpectOne(res sql.Result, err error) error {
 
 // ErrConflict is returned by ExpectOne when a compare-and-set found the row changed (or gone).
 var ErrConflict = errors.New("db: row changed concurrently")
-
-// IsUniqueViolation reports whether err is a unique or primary-key constraint violation.
-func IsUniqueViolation(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
-	}
-	return false
-}
 
 // MigrationsIn returns the "migrations" directory of an embedded file system, the way every store
 // embeds its migrations (`//go:embed migrations/*.sql`). The directory is part of the binary, so

@@ -1,0 +1,172 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// PostgreSQL, the scale-out backend: several replicas of a service share one database.
+//
+// What differs from SQLite, and why:
+//   - Writes are plain transactions on a connection pool, not a group-commit loop: the server
+//     takes concurrent commits and groups their WAL flushes itself.
+//   - Every write transaction is SERIALIZABLE and is run again (up to writeAttempts times, with a
+//     short random pause) when the server reports a serialization failure or deadlock. SQLite runs
+//     writes one at a time, and the stores' read-modify-write code (read a row, decide, save it) is
+//     written for that; SERIALIZABLE gives the same result with concurrent transactions, whichever
+//     replica or goroutine runs them. A function passed to Write may therefore run more than once:
+//     it must only read and write through its Tx (as every store's does) and set its results
+//     afresh each time.
+//   - Migrations run under a session-level advisory lock (goose's PostgreSQL session locker), so
+//     replicas starting together migrate once.
+//   - Where the migration SQL differs, a store's migrations hold a postgres/ directory whose files
+//     replace those of the same name (MigrationsFor).
+
+// writeAttempts bounds how often a write that keeps losing races is run.
+const writeAttempts = 10
+
+// DefaultMaxConns is the default size of a PostgreSQL connection pool (Options.MaxConns).
+const DefaultMaxConns = 16
+
+func openPostgres(ctx context.Context, dsn string, opts Options, log *slog.Logger) (*DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", Redacted(dsn), err)
+	}
+	conn := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	maxConns := opts.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	conn.SetMaxOpenConns(maxConns)
+	conn.SetMaxIdleConns(maxConns)
+	conn.SetConnMaxIdleTime(5 * time.Minute)
+	if err := conn.PingContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("db: connect to %s: %w", Redacted(dsn), err)
+	}
+	if opts.Migrations != nil {
+		if err := migratePostgres(ctx, conn.DB, opts.Migrations, log); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("db: migrate %s: %w", Redacted(dsn), err)
+		}
+	}
+	return &DB{dialect: Postgres, read: conn, write: conn, log: log}, nil
+}
+
+func migratePostgres(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, MigrationsFor(Postgres, migrations), goose.WithSessionLocker(locker))
+	if err != nil {
+		return err
+	}
+	results, err := p.Up(ctx)
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+	}
+	return err
+}
+
+// writePostgres runs fn in a SERIALIZABLE transaction, again when it loses a race.
+func (d *DB) writePostgres(ctx context.Context, fn func(*Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := d.txPostgres(ctx, fn)
+		if err == nil || !IsRetryable(err) || attempt == writeAttempts {
+			return err
+		}
+		pause := time.Duration(attempt) * time.Millisecond
+		select {
+		case <-time.After(pause + rand.N(pause)):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// txPostgres runs fn once. Its statements run under a context that ends only with a timeout, not
+// with the caller's: a commit cut short by a cancelled call could have happened or not, and the
+// caller must not report failure for a write that happened (as with SQLite).
+func (d *DB) txPostgres(ctx context.Context, fn func(*Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	tx, err := d.write.BeginTxx(wctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	if err != nil {
+		return fmt.Errorf("db: begin: %w", err)
+	}
+	t := &Tx{tx: tx, ctx: wctx}
+	if err := call(fn, t); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("db: commit: %w", err)
+	}
+	for _, f := range t.after {
+		f()
+	}
+	return nil
+}
+
+// writeTimeout bounds one PostgreSQL write transaction.
+const writeTimeout = 30 * time.Second
+
+// MigrationsFor is a store's migrations for a dialect: the SQL files at the root of migrations,
+// each replaced, for PostgreSQL, by the file of the same name under postgres/ if there is one.
+func MigrationsFor(d Dialect, migrations fs.FS) fs.FS {
+	if d != Postgres {
+		return rootOnly{migrations}
+	}
+	return overlay{base: migrations, over: "postgres"}
+}
+
+// rootOnly is a migrations directory without its subdirectories.
+type rootOnly struct{ fs.FS }
+
+func (r rootOnly) ReadDir(name string) ([]fs.DirEntry, error) {
+	entries, err := fs.ReadDir(r.FS, name)
+	var files []fs.DirEntry
+	for _, e := range entries {
+		if !e.IsDir() {
+			files = append(files, e)
+		}
+	}
+	return files, err
+}
+
+// overlay is base's root files, each replaced by over/<name> when that exists.
+type overlay struct {
+	base fs.FS
+	over string
+}
+
+func (o overlay) Open(name string) (fs.File, error) {
+	if name != "." {
+		if f, err := o.base.Open(path.Join(o.over, name)); err == nil {
+			return f, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return o.base.Open(name)
+}
+
+func (o overlay) ReadDir(name string) ([]fs.DirEntry, error) { return rootOnly{o.base}.ReadDir(name) }
