@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,4 +127,36 @@ func Open(t testing.TB, d db.Dialect, name string, opts db.Options) *db.DB {
 	}
 	t.Cleanup(func() { database.Close() })
 	return database
+}
+
+// FromEnv is the dialect the service-level tests run on: CERTHOSTING_TEST_DB ("sqlite", the
+// default, or "postgres"). `make test` runs the services' tests once on each.
+func FromEnv(t testing.TB) db.Dialect {
+	switch v := os.Getenv("CERTHOSTING_TEST_DB"); v {
+	case "", string(db.SQLite):
+		return db.SQLite
+	case string(db.Postgres):
+		return db.Postgres
+	default:
+		t.Fatalf("CERTHOSTING_TEST_DB=%q: want sqlite or postgres", v)
+		return ""
+	}
+}
+
+var reopen sync.Map // dir + name -> the URL made for it
+
+// URLIn is URL for a database a test may open again: the same dir and name give the same URL.
+// For SQLite it is the file name in dir.
+func URLIn(t testing.TB, d db.Dialect, dir, name string) string {
+	t.Helper()
+	if d == db.SQLite {
+		return filepath.Join(dir, name)
+	}
+	key := dir + "\x00" + name
+	if u, ok := reopen.Load(key); ok {
+		return u.(string)
+	}
+	u := URL(t, d, strings.TrimSuffix(name, ".db"))
+	reopen.Store(key, u)
+	return u
 }

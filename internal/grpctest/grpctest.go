@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
@@ -32,11 +32,12 @@ func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// OpenDB opens (creating) the database name in dir with migrations, and closes it at cleanup.
-// Tests that reopen a database pass the same dir and name.
+// OpenDB opens (creating) the database name in dir with migrations, and closes it at cleanup: a
+// SQLite file, or with CERTHOSTING_TEST_DB=postgres a PostgreSQL database of the test's own
+// (internal/dbtest). Tests that reopen a database pass the same dir and name.
 func OpenDB(t testing.TB, dir, name string, migrations fs.FS) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), filepath.Join(dir, name), db.Options{Migrations: migrations, Logger: Logger(t)})
+	d, err := db.Open(context.Background(), dbtest.URLIn(t, dbtest.FromEnv(t), dir, name), db.Options{Migrations: migrations, Logger: Logger(t)})
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -47,7 +48,7 @@ func OpenDB(t testing.TB, dir, name string, migrations fs.FS) *db.DB {
 // OpenIdentity opens an identity store of its own for the test.
 func OpenIdentity(t testing.TB, clk clockwork.Clock) *auth.Store {
 	t.Helper()
-	st, err := auth.OpenStore(context.Background(), filepath.Join(t.TempDir(), "identity.db"), clk, Logger(t))
+	st, err := auth.OpenStore(context.Background(), dbtest.URLIn(t, dbtest.FromEnv(t), t.TempDir(), "identity.db"), clk, Logger(t))
 	if err != nil {
 		t.Fatalf("open identity store: %v", err)
 	}

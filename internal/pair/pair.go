@@ -90,6 +90,17 @@ type Options struct {
 	// want when they fail). The benchmark uses warn: a log line per call would be a large part of
 	// what it measures.
 	LogLevel string
+	// Databases are the databases' URLs by name, "order", "lifecycle", "identity" and "localca"
+	// (postgres:// URLs, say); a name not given is a SQLite file of that name in Dir.
+	Databases map[string]string
+}
+
+// database is the URL of the pair's database name.
+func (p *Pair) database(name string) string {
+	if u := p.opts.Databases[name]; u != "" {
+		return u
+	}
+	return filepath.Join(p.opts.Dir, name+".db")
 }
 
 // Pair is the two services running as processes.
@@ -103,7 +114,7 @@ type Pair struct {
 	// DemoKey is a customer key of the "demo" account, also in DemoKeyFile; ServiceKeyFile holds
 	// the order service's key.
 	DemoKey, DemoKeyFile, ServiceKeyFile string
-	// IdentityDB is the identity database both services use.
+	// IdentityDB is the identity database both services use (a file, or a URL).
 	IdentityDB string
 
 	mu        sync.Mutex
@@ -135,7 +146,8 @@ func Start(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
 // that must start something the services' flags name first (a CA plug-in the lifecycle's
 // -ca-config routes to) starts it, then calls StartServices.
 func New(ctx context.Context, bins Binaries, opts Options) (*Pair, error) {
-	p := &Pair{bins: bins, opts: opts, IdentityDB: filepath.Join(opts.Dir, "identity.db"), others: map[string]*proc{}}
+	p := &Pair{bins: bins, opts: opts, others: map[string]*proc{}}
+	p.IdentityDB = p.database("identity")
 	out, err := p.Admin(ctx, "bootstrap", "-dir", opts.Dir)
 	if err != nil {
 		return nil, err
@@ -210,7 +222,7 @@ func childEnv() []string {
 func (p *Pair) StartOrder(ctx context.Context) error {
 	args := append([]string{
 		"-listen", p.OrderAddr,
-		"-db", filepath.Join(p.opts.Dir, "order.db"),
+		"-db", p.database("order"),
 		"-identity-db", p.IdentityDB,
 		"-lifecycle-addr", p.LifecycleAddr,
 		"-lifecycle-key-file", p.ServiceKeyFile,
@@ -238,10 +250,10 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 	p.mu.Unlock()
 	args := append([]string{
 		"-listen", p.LifecycleAddr,
-		"-db", filepath.Join(p.opts.Dir, "lifecycle.db"),
+		"-db", p.database("lifecycle"),
 		"-identity-db", p.IdentityDB,
 		"-master-key-file", keyFile,
-		"-localca-db", filepath.Join(p.opts.Dir, "localca.db"),
+		"-localca-db", p.database("localca"),
 	}, extra...)
 	pr, addr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
 	if err != nil {

@@ -45,7 +45,7 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 	if v := os.Getenv("CERTHOSTING_IDENTITY_DB"); v != "" {
 		defaultDB = v
 	}
-	dbPath := fs.String("identity-db", defaultDB, "identity database file")
+	dbPath := fs.String("identity-db", defaultDB, "identity database: a SQLite file, or a postgres:// URL")
 	name := fs.String("name", "", "account or key name")
 	account := fs.String("account", "", "account id")
 	role := fs.String("role", string(RoleCustomer), "key role: customer, support or service")

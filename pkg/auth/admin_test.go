@@ -10,6 +10,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/auth"
 )
 
@@ -30,7 +31,7 @@ func readKey(t *testing.T, path string) string {
 
 func TestBootstrap(t *testing.T) {
 	t.Parallel()
-	st, _ := newStore(t)
+	st, _ := newStore(t, dbtest.FromEnv(t))
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "var")
 	demoPath, svcPath := filepath.Join(dir, "demo-api-key"), filepath.Join(dir, "order-service-key")
@@ -102,7 +103,7 @@ func TestBootstrapReplacesWrongKeyFile(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st, _ := newStore(t)
+			st, _ := newStore(t, dbtest.FromEnv(t))
 			dir := t.TempDir()
 			if _, err := auth.Bootstrap(context.Background(), st, dir); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 )
@@ -48,7 +49,7 @@ type authEnv struct {
 // newAuthEnv serves whoami behind the real interceptor chain with the given rate limit.
 func newAuthEnv(t *testing.T, rps float64) *authEnv {
 	t.Helper()
-	st, clk := newStore(t)
+	st, clk := newStore(t, dbtest.FromEnv(t))
 	e := &authEnv{
 		store:    st,
 		customer: grpctest.NewCaller(t, st, "customer", auth.RoleCustomer),
@@ -135,7 +136,7 @@ func TestInterceptorRefuses(t *testing.T) {
 
 func TestInterceptorRevokedKey(t *testing.T) {
 	t.Parallel()
-	st, clk := newStore(t)
+	st, clk := newStore(t, dbtest.FromEnv(t))
 	c := grpctest.NewCaller(t, st, "customer", auth.RoleCustomer)
 	const ttl = 2 * time.Second
 	srv := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(st, clk, ttl), testPolicy, 0),
@@ -226,7 +227,7 @@ func (f fakeStream) Context() context.Context { return f.ctx }
 // carries the caller. (Neither service has a streaming RPC yet, so it is driven directly.)
 func TestStreamInterceptor(t *testing.T) {
 	t.Parallel()
-	st, clk := newStore(t)
+	st, clk := newStore(t, dbtest.FromEnv(t))
 	c := grpctest.NewCaller(t, st, "customer", auth.RoleCustomer)
 	const method = "/test.v1.Test/Watch"
 	intercept := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), auth.Policy{method: {auth.RoleCustomer}}, 0).Stream()

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 )
@@ -24,7 +25,7 @@ type verifierEnv struct {
 
 func newVerifierEnv(t *testing.T, ttl time.Duration) verifierEnv {
 	t.Helper()
-	st, clk := newStore(t)
+	st, clk := newStore(t, dbtest.FromEnv(t))
 	return verifierEnv{st: st, clk: clk, c: grpctest.NewCaller(t, st, "acme", auth.RoleCustomer), v: auth.NewVerifier(st, clk, ttl)}
 }
 

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
@@ -38,6 +39,7 @@ type DB struct {
 	write   *sqlx.DB
 	w       *groupWriter // SQLite only
 	log     *slog.Logger
+	closed  atomic.Bool // PostgreSQL: Write refuses with ErrClosed after Close, as SQLite's writer does
 }
 
 // Dialect is the database's dialect.
@@ -173,6 +175,7 @@ func migrate(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger
 // Close stops the writer (after the writes already queued) and closes the connections.
 func (d *DB) Close() error {
 	if d.w == nil {
+		d.closed.Store(true)
 		return d.write.Close() // PostgreSQL: one pool
 	}
 	d.w.close()

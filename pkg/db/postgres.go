@@ -86,6 +86,9 @@ func migratePostgres(ctx context.Context, db *sql.DB, migrations fs.FS, log *slo
 // writePostgres runs fn in a SERIALIZABLE transaction, again when it loses a race.
 func (d *DB) writePostgres(ctx context.Context, fn func(*Tx) error) error {
 	for attempt := 1; ; attempt++ {
+		if d.closed.Load() {
+			return ErrClosed
+		}
 		err := d.txPostgres(ctx, fn)
 		if err == nil || !IsRetryable(err) || attempt == writeAttempts {
 			return err

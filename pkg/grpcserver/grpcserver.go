@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/certhosting/certhosting/pkg/auth"
+	"github.com/certhosting/certhosting/pkg/db"
 )
 
 // MaxRecvMsgSize bounds a request message. Our largest request (an application with a customer
@@ -134,7 +135,8 @@ func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 
 // finish maps a handler's error to what the client sees, and logs the call. Errors that carry a
 // gRPC status (apierr.Error, or a status from a dependency) pass through; context errors become
-// Canceled/DeadlineExceeded; anything else is our fault: logged in full, returned as a bare
+// Canceled/DeadlineExceeded; a database that cannot be reached becomes Unavailable and a write
+// that kept losing races Aborted (both retryable; pkg/db classifies them); anything else is our fault: logged in full, returned as a bare
 // Internal so no internal detail (SQL, paths) reaches the client.
 func (s *Server) finish(caller *auth.Principal, method string, start time.Time, err error) error {
 	code := codes.OK
@@ -145,6 +147,13 @@ func (s *Server) finish(caller *auth.Principal, method string, start time.Time, 
 			code, err = codes.Canceled, status.Error(codes.Canceled, "call cancelled")
 		} else if errors.Is(err, context.DeadlineExceeded) {
 			code, err = codes.DeadlineExceeded, status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		} else if db.IsUnavailable(err) {
+			// The database went away (restarting, unreachable): the client's call is fine and
+			// worth retrying, which Unavailable says; the detail stays in our log.
+			s.log.Warn("database unavailable", "method", method, "err", err)
+			code, err = codes.Unavailable, status.Error(codes.Unavailable, "the database is unavailable; try again")
+		} else if db.IsRetryable(err) {
+			code, err = codes.Aborted, status.Error(codes.Aborted, "a concurrent change got there first; try again")
 		} else {
 			s.log.Error("internal error", "method", method, "err", err)
 			code, err = codes.Internal, status.Error(codes.Internal, "internal error")

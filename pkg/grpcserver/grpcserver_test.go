@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,6 +50,12 @@ func (faulty) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleRequest) 
 		return nil, fmt.Errorf("read: %w", context.Canceled)
 	case "deadline":
 		return nil, fmt.Errorf("read: %w", context.DeadlineExceeded)
+	case "database down":
+		return nil, fmt.Errorf("db: begin: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"})
+	case "database unreachable":
+		return nil, fmt.Errorf("db: begin: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})
+	case "lost race":
+		return nil, fmt.Errorf("db: commit: %w", &pgconn.PgError{Code: "40001", Message: "could not serialize access"})
 	}
 	return nil, errors.New("unexpected bundle_id")
 }
@@ -103,6 +110,9 @@ func TestErrorMapping(t *testing.T) {
 		{"unknown status", codes.Internal, "internal error"},
 		{"canceled", codes.Canceled, "call cancelled"},
 		{"deadline", codes.DeadlineExceeded, "deadline exceeded"},
+		{"database down", codes.Unavailable, "the database is unavailable; try again"},
+		{"database unreachable", codes.Unavailable, "the database is unavailable; try again"},
+		{"lost race", codes.Aborted, "a concurrent change got there first; try again"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.bundleID, func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/internal/pebbletest"
 	"github.com/certhosting/certhosting/pkg/ca"
@@ -68,7 +68,7 @@ func startACME(t *testing.T, st *store.Store, clk clockwork.Clock, box *secrets.
 	rec := &logRecorder{records: &recorded{}}
 	client, err := acme.Open(context.Background(), acme.Config{
 		DirectoryURL: p.DirectoryURL, Email: "ops@certhosting.test", RootCAs: p.TLSRootPEM, NoSystemRoots: true,
-		Profile: "default", DBPath: filepath.Join(t.TempDir(), "acme.db"), Box: box, Challenges: zone, Zone: zone.Zone(),
+		Profile: "default", DBPath: dbtest.URLIn(t, dbtest.FromEnv(t), t.TempDir(), "acme.db"), Box: box, Challenges: zone, Zone: zone.Zone(),
 		Clock: clk, CNAMEResolver: p.ChallSrv.DNSAddr, CNAMETimeout: acmeCNAMETimeout, RelinquishAuthorizations: true,
 		Logger: slog.New(slog.NewMultiHandler(grpctest.Logger(t).Handler(), rec)),
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
@@ -104,7 +104,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		o.maxValidity = localca.DefaultMaxValidity
 	}
 	authority, err := localca.Open(ctx, localca.Config{
-		DBPath: filepath.Join(dir, "localca.db"), Box: box, Clock: clk, Resolver: dnsSrv.Addr(),
+		DBPath: dbtest.URLIn(t, dbtest.FromEnv(t), dir, "localca.db"), Box: box, Clock: clk, Resolver: dnsSrv.Addr(),
 		MaxValidity: o.maxValidity, DNSTimeout: o.dnsTimeout, Recheck: o.recheck,
 		OrganizationRule: localca.OrganizationRule{RejectLegalName: o.rejectOrg}, CAAIdentity: "certhosting.test",
 	})

@@ -23,11 +23,12 @@ import (
 // level from its tenth attempt, rather than set aside in a dead-letter table nobody reads. This
 // command shows those messages with their last error; once the cause is fixed, -retry makes them
 // all due now instead of at their next backoff time. It reads the database the running service
-// uses (SQLite in WAL mode allows that) and takes the service's -db flag and environment.
+// uses (SQLite in WAL mode allows that; PostgreSQL is shared anyway) and takes the service's -db
+// flag and environment.
 func RunOutboxCommand(ctx context.Context, args []string, envPrefix string, now time.Time, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("certhosting-order outbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dbPath := fs.String("db", "var/order.db", "order database (SQLite file)")
+	dbPath := fs.String("db", "var/order.db", "order database: a SQLite file, or a postgres:// URL")
 	limit := fs.Int("limit", 100, "list at most this many messages, soonest due first")
 	retry := fs.Bool("retry", false, "make every undelivered message due now; the running relay attempts them within a second")
 	if err := cli.Parse(fs, args, envPrefix); err != nil {
@@ -38,8 +39,14 @@ func RunOutboxCommand(ctx context.Context, args []string, envPrefix string, now 
 	}
 	// Refuse a missing file rather than create an empty database: a mistyped -db would otherwise
 	// report an empty outbox.
-	if _, err := os.Stat(*dbPath); err != nil {
+	dialect, path, err := db.ParseURL(*dbPath)
+	if err != nil {
 		return fmt.Errorf("-db: %w", err)
+	}
+	if dialect == db.SQLite {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("-db: %w", err)
+		}
 	}
 	database, err := db.Open(ctx, *dbPath, db.Options{Migrations: store.Migrations()})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/services/order"
 )
@@ -40,7 +41,7 @@ func TestOutboxCommand(t *testing.T) {
 	})
 	sweep(t, e.newRelay(t, e.store, accept, order.RelayConfig{}), 2)
 
-	dbPath := filepath.Join(e.dir, "order.db")
+	dbPath := dbtest.URLIn(t, dbtest.FromEnv(t), e.dir, "order.db")
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		err := order.RunOutboxCommand(context.Background(), args, "CERTHOSTING_TEST_OUTBOX", e.clk.Now(), &out, &errOut)

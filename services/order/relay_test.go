@@ -321,11 +321,18 @@ func TestRelayRunWaitsAfterFailedSweep(t *testing.T) {
 	relay := e.newRelay(t, e.store, c, order.RelayConfig{Poll: time.Minute})
 	e.paidOrder(t)
 	// The outbox rows can be read but no longer changed: recording any outcome fails.
+	stmts := []string{
+		`CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
+		`CREATE TRIGGER outbox_no_update BEFORE UPDATE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
+	}
+	if e.db.Dialect() == db.Postgres {
+		stmts = []string{
+			`CREATE FUNCTION outbox_frozen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk I/O error'; END $$`,
+			`CREATE TRIGGER outbox_frozen BEFORE UPDATE OR DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_frozen()`,
+		}
+	}
 	if err := e.db.Write(context.Background(), func(tx *db.Tx) error {
-		for _, stmt := range []string{
-			`CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
-			`CREATE TRIGGER outbox_no_update BEFORE UPDATE ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`,
-		} {
+		for _, stmt := range stmts {
 			if _, err := tx.Exec(stmt); err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // Migrations are the ACME client database's schema migrations.

@@ -190,7 +190,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	c.roots = x509.NewCertPool()
 	c.roots.AddCert(c.root.cert)
-	c.log.Info("local CA ready", "db", cfg.DBPath, "root", c.root.cert.Subject.CommonName,
+	c.log.Info("local CA ready", "db", db.Redacted(cfg.DBPath), "root", c.root.cert.Subject.CommonName,
 		"intermediate_not_after", c.intermediate.cert.NotAfter, "resolver", cfg.Resolver,
 		"max_validity", c.maxValidity, "dns_timeout", c.dnsTimeout, "caa_identity", c.caaIdentity)
 	return c, nil

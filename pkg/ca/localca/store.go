@@ -14,7 +14,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
 // Migrations are the local CA database's schema migrations.

@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"io/fs"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/db"
 )
 
@@ -36,64 +36,67 @@ func migrationsBefore(t *testing.T, prefix string) fs.FS {
 // incident one case (the oldest open case of each carries on as its case) and plans the first
 // automatic retry of each rejected hosted renewal that time can cure.
 func TestIncidentsMigration(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "lifecycle.db")
-	old, err := db.Open(ctx, path, db.Options{Migrations: migrationsBefore(t, "00004")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = old.Write(ctx, func(tx *db.Tx) error {
-		for _, q := range []string{
-			`INSERT INTO bundles (bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count, hosting,
-				subscription_years, create_time) VALUES ('bdl_h', 'acc', 'ord_h', 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, 0),
-				('bdl_n', 'acc', 'ord_n', 'dv-single', 'DV', 'SINGLE', 1, FALSE, 2, 0)`,
-			`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state, create_time, update_time,
-				current_application_id) VALUES
-				('crt_h1', 'bdl_h', 'acc', 1, 'HOSTED', 0, 0, NULL),
-				('crt_h2', 'bdl_h', 'acc', 2, 'VALIDATION_FAILED', 0, 0, 'app_dns'),
-				('crt_n1', 'bdl_n', 'acc', 1, 'VALIDATION_FAILED', 0, 0, 'app_first'),
-				('crt_n2', 'bdl_n', 'acc', 2, 'NOT_ACTIVATED', 0, 0, NULL)`,
-			`INSERT INTO applications (application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
-				validation_method, contact, key_algorithm, ca_name, replaces_issuance_id, reject_reason, create_time, update_time) VALUES
-				('app_dns', 'crt_h2', 'bdl_h', 'acc', 'REJECTED', TRUE, 'ticker', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', 'iss_1', 'DNS', 0, 0),
-				('app_first', 'crt_n1', 'bdl_n', 'acc', 'REJECTED', FALSE, 'customer', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', NULL, 'DNS', 0, 0)`,
-			// Bundle h: two open cases (the old escalation and rejection), one resolved. Bundle n:
-			// one open case.
-			`INSERT INTO support_cases (case_id, account_id, bundle_id, certificate_id, kind, urgent, status, assignee, summary,
-				create_time, update_time) VALUES
-				('case_1', 'acc', 'bdl_h', 'crt_h1', 'LATE_RENEWAL', TRUE, 'OPEN', 'alice', 's', 0, 0),
-				('case_2', 'acc', 'bdl_h', 'crt_h2', 'VALIDATION_FAILED', TRUE, 'IN_PROGRESS', 'bob', 's', 0, 0),
-				('case_0', 'acc', 'bdl_h', 'crt_h1', 'VALIDATION_FAILED', FALSE, 'RESOLVED', 'bob', 's', 0, 0),
-				('case_3', 'acc', 'bdl_n', 'crt_n1', 'VALIDATION_FAILED', FALSE, 'OPEN', 'alice', 's', 0, 0)`,
-		} {
-			if _, err := tx.Exec(q); err != nil {
-				return err
-			}
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
+		ctx := context.Background()
+		path := dbtest.URL(t, dialect, "incidents")
+		old, err := db.Open(ctx, path, db.Options{Migrations: migrationsBefore(t, "00004")})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+		err = old.Write(ctx, func(tx *db.Tx) error {
+			for _, q := range []string{
+				`INSERT INTO bundles (bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count, hosting,
+					subscription_years, create_time) VALUES ('bdl_h', 'acc', 'ord_h', 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, 0),
+					('bdl_n', 'acc', 'ord_n', 'dv-single', 'DV', 'SINGLE', 1, FALSE, 2, 0)`,
+				`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state, create_time, update_time,
+					current_application_id) VALUES
+					('crt_h1', 'bdl_h', 'acc', 1, 'HOSTED', 0, 0, NULL),
+					('crt_h2', 'bdl_h', 'acc', 2, 'VALIDATION_FAILED', 0, 0, 'app_dns'),
+					('crt_n1', 'bdl_n', 'acc', 1, 'VALIDATION_FAILED', 0, 0, 'app_first'),
+					('crt_n2', 'bdl_n', 'acc', 2, 'NOT_ACTIVATED', 0, 0, NULL)`,
+				`INSERT INTO applications (application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
+					validation_method, contact, key_algorithm, ca_name, replaces_issuance_id, reject_reason, create_time, update_time) VALUES
+					('app_dns', 'crt_h2', 'bdl_h', 'acc', 'REJECTED', TRUE, 'ticker', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', 'iss_1', 'DNS', 0, 0),
+					('app_first', 'crt_n1', 'bdl_n', 'acc', 'REJECTED', FALSE, 'customer', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', NULL, 'DNS', 0, 0)`,
+				// Bundle h: two open cases (the old escalation and rejection), one resolved. Bundle n:
+				// one open case.
+				`INSERT INTO support_cases (case_id, account_id, bundle_id, certificate_id, kind, urgent, status, assignee, summary,
+					create_time, update_time) VALUES
+					('case_1', 'acc', 'bdl_h', 'crt_h1', 'LATE_RENEWAL', TRUE, 'OPEN', 'alice', 's', 0, 0),
+					('case_2', 'acc', 'bdl_h', 'crt_h2', 'VALIDATION_FAILED', TRUE, 'IN_PROGRESS', 'bob', 's', 0, 0),
+					('case_0', 'acc', 'bdl_h', 'crt_h1', 'VALIDATION_FAILED', FALSE, 'RESOLVED', 'bob', 's', 0, 0),
+					('case_3', 'acc', 'bdl_n', 'crt_n1', 'VALIDATION_FAILED', FALSE, 'OPEN', 'alice', 's', 0, 0)`,
+			} {
+				if _, err := tx.Exec(q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Close()
 
-	d, err := db.Open(ctx, path, db.Options{Migrations: Migrations()})
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	defer d.Close()
-	var incidents []string
-	if err := d.Select(ctx, &incidents, `SELECT case_id || '=' || incident FROM support_cases ORDER BY case_id`); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := strings.Join(incidents, " "), "case_0=case_0 case_1=bdl_h case_2=case_2 case_3=crt_n1"; got != want {
-		t.Errorf("incidents after the migration: %s, want %s", got, want)
-	}
-	var retries []string
-	if err := d.Select(ctx, &retries, `SELECT certificate_id FROM certificates WHERE retry_at IS NOT NULL ORDER BY certificate_id`); err != nil {
-		t.Fatal(err)
-	}
-	if len(retries) != 1 || retries[0] != "crt_h2" {
-		t.Errorf("retries planned for %v, want crt_h2 only (a rejected hosted renewal; not a first application)", retries)
-	}
+		d, err := db.Open(ctx, path, db.Options{Migrations: Migrations()})
+		if err != nil {
+			t.Fatalf("migrating: %v", err)
+		}
+		defer d.Close()
+		var incidents []string
+		if err := d.Select(ctx, &incidents, `SELECT case_id || '=' || incident FROM support_cases ORDER BY case_id`); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(incidents, " "), "case_0=case_0 case_1=bdl_h case_2=case_2 case_3=crt_n1"; got != want {
+			t.Errorf("incidents after the migration: %s, want %s", got, want)
+		}
+		var retries []string
+		if err := d.Select(ctx, &retries, `SELECT certificate_id FROM certificates WHERE retry_at IS NOT NULL ORDER BY certificate_id`); err != nil {
+			t.Fatal(err)
+		}
+		if len(retries) != 1 || retries[0] != "crt_h2" {
+			t.Errorf("retries planned for %v, want crt_h2 only (a rejected hosted renewal; not a first application)", retries)
+		}
+	})
 }

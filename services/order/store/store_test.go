@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/certhosting/certhosting/internal/grpctest"
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/services/order/store"
@@ -19,9 +19,9 @@ import (
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func newStore(t *testing.T) *store.Store {
+func newStore(t *testing.T, d db.Dialect) *store.Store {
 	t.Helper()
-	return store.New(grpctest.OpenDB(t, t.TempDir(), "order.db", store.Migrations()))
+	return store.New(dbtest.Open(t, d, "order", db.Options{Migrations: store.Migrations()}))
 }
 
 // unpaidOrder stores a new UNPAID order of account acc.
@@ -49,142 +49,150 @@ func payload(o store.Order) (string, error) { return fmt.Sprintf(`{"order":%q}`,
 // UNPAID and the outbox empty, and no after-commit hook ran.
 func TestPayOrderAllOrNothing(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	taken := unpaidOrder(t, s, "acc_1")
-	takenPay := payment(taken, payload)
-	if _, err := s.PayOrder(ctx, takenPay, nil); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		change func(p *store.Payment)
-	}{
-		{"outbox payload fails", func(p *store.Payment) {
-			p.Outbox = func(store.Order) (string, error) { return "", errors.New("cannot encode") }
-		}},
-		{"bundle id already used", func(p *store.Payment) { p.BundleID = takenPay.BundleID }},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			o := unpaidOrder(t, s, "acc_1")
-			p := payment(o, payload)
-			tc.change(&p)
-			hookRan := false
-			if _, err := s.PayOrder(ctx, p, func() { hookRan = true }); err == nil {
-				t.Fatal("PayOrder succeeded")
-			}
-			got, err := s.GetOrder(ctx, "acc_1", o.ID)
-			if err != nil || got.Status != store.StatusUnpaid || got.PaymentReference.Valid || got.BundleID.Valid || got.PayTime.Valid {
-				t.Errorf("order after the failed payment = %+v, %v; want it UNPAID and untouched", got, err)
-			}
-			if n, _ := s.OutboxLen(ctx); n != 1 {
-				t.Errorf("outbox has %d messages, want only the earlier payment's", n)
-			}
-			if hookRan {
-				t.Error("after-commit hook ran for a failed payment")
-			}
-		})
-	}
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		s := newStore(t, d)
+		ctx := context.Background()
+		taken := unpaidOrder(t, s, "acc_1")
+		takenPay := payment(taken, payload)
+		if _, err := s.PayOrder(ctx, takenPay, nil); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name   string
+			change func(p *store.Payment)
+		}{
+			{"outbox payload fails", func(p *store.Payment) {
+				p.Outbox = func(store.Order) (string, error) { return "", errors.New("cannot encode") }
+			}},
+			{"bundle id already used", func(p *store.Payment) { p.BundleID = takenPay.BundleID }},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				o := unpaidOrder(t, s, "acc_1")
+				p := payment(o, payload)
+				tc.change(&p)
+				hookRan := false
+				if _, err := s.PayOrder(ctx, p, func() { hookRan = true }); err == nil {
+					t.Fatal("PayOrder succeeded")
+				}
+				got, err := s.GetOrder(ctx, "acc_1", o.ID)
+				if err != nil || got.Status != store.StatusUnpaid || got.PaymentReference.Valid || got.BundleID.Valid || got.PayTime.Valid {
+					t.Errorf("order after the failed payment = %+v, %v; want it UNPAID and untouched", got, err)
+				}
+				if n, _ := s.OutboxLen(ctx); n != 1 {
+					t.Errorf("outbox has %d messages, want only the earlier payment's", n)
+				}
+				if hookRan {
+					t.Error("after-commit hook ran for a failed payment")
+				}
+			})
+		}
+	})
 }
 
 func TestPayOrderWritesOutbox(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	o := unpaidOrder(t, s, "acc_1")
-	p := payment(o, func(o store.Order) (string, error) {
-		// The payload is built from the order as it becomes PAID.
-		return fmt.Sprintf("%s %s %s", o.Status, o.BundleID.String, o.PaymentReference.String), nil
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		s := newStore(t, d)
+		ctx := context.Background()
+		o := unpaidOrder(t, s, "acc_1")
+		p := payment(o, func(o store.Order) (string, error) {
+			// The payload is built from the order as it becomes PAID.
+			return fmt.Sprintf("%s %s %s", o.Status, o.BundleID.String, o.PaymentReference.String), nil
+		})
+		hookRan := false
+		if _, err := s.PayOrder(ctx, p, func() { hookRan = true }); err != nil {
+			t.Fatal(err)
+		}
+		if !hookRan {
+			t.Error("after-commit hook did not run")
+		}
+		ms, err := s.DueOutbox(ctx, t0, 10)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("due messages = %v, %v; want 1 due at the payment time", ms, err)
+		}
+		m := ms[0]
+		want := store.OutboxMessage{ID: p.BundleID, Kind: store.OutboxKindCreateBundle, OrderID: o.ID,
+			Payload: "PAID " + p.BundleID + " ref", NextAttemptTime: db.Micros(t0), CreateTime: db.Micros(t0)}
+		if m != want {
+			t.Errorf("outbox message = %+v, want %+v", m, want)
+		}
+		if next, ok, err := s.NextOutboxTime(ctx); err != nil || !ok || !next.Equal(t0) {
+			t.Errorf("NextOutboxTime = %v, %v, %v; want %v", next, ok, err, t0)
+		}
+		// The same payment repeated (with the fresh bundle id a retried request gets) keeps the first.
+		repeat, err := s.PayOrder(ctx, payment(o, payload), func() { t.Error("after-commit hook ran for a repeated payment") })
+		if err != nil || repeat.BundleID.String != p.BundleID {
+			t.Errorf("repeated payment = %+v, %v; want the order with the first bundle id %s", repeat, err, p.BundleID)
+		}
+		if n, _ := s.OutboxLen(ctx); n != 1 {
+			t.Errorf("outbox has %d messages after a repeated payment, want 1", n)
+		}
+		other := payment(o, payload)
+		other.Reference = "other"
+		if _, err := s.PayOrder(ctx, other, nil); status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("payment with another reference = %v, want FailedPrecondition", err)
+		}
 	})
-	hookRan := false
-	if _, err := s.PayOrder(ctx, p, func() { hookRan = true }); err != nil {
-		t.Fatal(err)
-	}
-	if !hookRan {
-		t.Error("after-commit hook did not run")
-	}
-	ms, err := s.DueOutbox(ctx, t0, 10)
-	if err != nil || len(ms) != 1 {
-		t.Fatalf("due messages = %v, %v; want 1 due at the payment time", ms, err)
-	}
-	m := ms[0]
-	want := store.OutboxMessage{ID: p.BundleID, Kind: store.OutboxKindCreateBundle, OrderID: o.ID,
-		Payload: "PAID " + p.BundleID + " ref", NextAttemptTime: db.Micros(t0), CreateTime: db.Micros(t0)}
-	if m != want {
-		t.Errorf("outbox message = %+v, want %+v", m, want)
-	}
-	if next, ok, err := s.NextOutboxTime(ctx); err != nil || !ok || !next.Equal(t0) {
-		t.Errorf("NextOutboxTime = %v, %v, %v; want %v", next, ok, err, t0)
-	}
-	// The same payment repeated (with the fresh bundle id a retried request gets) keeps the first.
-	repeat, err := s.PayOrder(ctx, payment(o, payload), func() { t.Error("after-commit hook ran for a repeated payment") })
-	if err != nil || repeat.BundleID.String != p.BundleID {
-		t.Errorf("repeated payment = %+v, %v; want the order with the first bundle id %s", repeat, err, p.BundleID)
-	}
-	if n, _ := s.OutboxLen(ctx); n != 1 {
-		t.Errorf("outbox has %d messages after a repeated payment, want 1", n)
-	}
-	other := payment(o, payload)
-	other.Reference = "other"
-	if _, err := s.PayOrder(ctx, other, nil); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("payment with another reference = %v, want FailedPrecondition", err)
-	}
 }
 
 func TestRecordDeliveries(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	ctx := context.Background()
-	if _, ok, err := s.NextOutboxTime(ctx); ok || err != nil {
-		t.Errorf("NextOutboxTime on an empty outbox = %v, %v; want false, nil", ok, err)
-	}
-	var msgs []store.Payment
-	for range 3 {
-		o := unpaidOrder(t, s, "acc_1")
-		p := payment(o, payload)
-		if _, err := s.PayOrder(ctx, p, nil); err != nil {
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		s := newStore(t, d)
+		ctx := context.Background()
+		if _, ok, err := s.NextOutboxTime(ctx); ok || err != nil {
+			t.Errorf("NextOutboxTime on an empty outbox = %v, %v; want false, nil", ok, err)
+		}
+		var msgs []store.Payment
+		for range 3 {
+			o := unpaidOrder(t, s, "acc_1")
+			p := payment(o, payload)
+			if _, err := s.PayOrder(ctx, p, nil); err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, p)
+		}
+		later := t0.Add(time.Minute)
+		err := s.RecordDeliveries(ctx, later,
+			[]store.Delivered{{MessageID: msgs[0].BundleID, OrderID: msgs[0].OrderID, CertificateIDs: []string{"crt_a", "crt_b"}}},
+			[]store.Failed{
+				{MessageID: msgs[1].BundleID, Attempts: 3, Next: later.Add(time.Hour), Err: "down"},
+				{MessageID: msgs[2].BundleID, Attempts: 1, Next: later.Add(time.Second), Err: "busy"},
+			})
+		if err != nil {
 			t.Fatal(err)
 		}
-		msgs = append(msgs, p)
-	}
-	later := t0.Add(time.Minute)
-	err := s.RecordDeliveries(ctx, later,
-		[]store.Delivered{{MessageID: msgs[0].BundleID, OrderID: msgs[0].OrderID, CertificateIDs: []string{"crt_a", "crt_b"}}},
-		[]store.Failed{
-			{MessageID: msgs[1].BundleID, Attempts: 3, Next: later.Add(time.Hour), Err: "down"},
-			{MessageID: msgs[2].BundleID, Attempts: 1, Next: later.Add(time.Second), Err: "busy"},
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	delivered, err := s.GetOrder(ctx, "acc_1", msgs[0].OrderID)
-	if err != nil || !slices.Equal(delivered.Certificates(), []string{"crt_a", "crt_b"}) || delivered.BundleDeliveryTime.Int64 != db.Micros(later) {
-		t.Errorf("delivered order = %+v, %v", delivered, err)
-	}
-	// Due now: nothing; the failed ones come due in order of their next attempt.
-	if ms, _ := s.DueOutbox(ctx, later, 10); len(ms) != 0 {
-		t.Errorf("due at the delivery time: %v, want none", ms)
-	}
-	ms, err := s.DueOutbox(ctx, later.Add(2*time.Hour), 10)
-	if err != nil || len(ms) != 2 || ms[0].ID != msgs[2].BundleID || ms[1].ID != msgs[1].BundleID {
-		t.Fatalf("due later = %+v, %v; want the two failed messages, soonest first", ms, err)
-	}
-	if ms[1].Attempts != 3 || ms[1].LastError.String != "down" || ms[1].NextAttemptTime != db.Micros(later.Add(time.Hour)) {
-		t.Errorf("failed message = %+v", ms[1])
-	}
-	if ms, _ := s.DueOutbox(ctx, later.Add(2*time.Hour), 1); len(ms) != 1 {
-		t.Errorf("DueOutbox with limit 1 returned %d messages", len(ms))
-	}
-	if next, ok, _ := s.NextOutboxTime(ctx); !ok || !next.Equal(later.Add(time.Second)) {
-		t.Errorf("NextOutboxTime = %v, %v; want %v", next, ok, later.Add(time.Second))
-	}
+		delivered, err := s.GetOrder(ctx, "acc_1", msgs[0].OrderID)
+		if err != nil || !slices.Equal(delivered.Certificates(), []string{"crt_a", "crt_b"}) || delivered.BundleDeliveryTime.Int64 != db.Micros(later) {
+			t.Errorf("delivered order = %+v, %v", delivered, err)
+		}
+		// Due now: nothing; the failed ones come due in order of their next attempt.
+		if ms, _ := s.DueOutbox(ctx, later, 10); len(ms) != 0 {
+			t.Errorf("due at the delivery time: %v, want none", ms)
+		}
+		ms, err := s.DueOutbox(ctx, later.Add(2*time.Hour), 10)
+		if err != nil || len(ms) != 2 || ms[0].ID != msgs[2].BundleID || ms[1].ID != msgs[1].BundleID {
+			t.Fatalf("due later = %+v, %v; want the two failed messages, soonest first", ms, err)
+		}
+		if ms[1].Attempts != 3 || ms[1].LastError.String != "down" || ms[1].NextAttemptTime != db.Micros(later.Add(time.Hour)) {
+			t.Errorf("failed message = %+v", ms[1])
+		}
+		if ms, _ := s.DueOutbox(ctx, later.Add(2*time.Hour), 1); len(ms) != 1 {
+			t.Errorf("DueOutbox with limit 1 returned %d messages", len(ms))
+		}
+		if next, ok, _ := s.NextOutboxTime(ctx); !ok || !next.Equal(later.Add(time.Second)) {
+			t.Errorf("NextOutboxTime = %v, %v; want %v", next, ok, later.Add(time.Second))
+		}
+	})
 }
 
 func TestCertificatesNull(t *testing.T) {
 	t.Parallel()
-	var o store.Order
-	if got := o.Certificates(); got != nil {
-		t.Errorf("Certificates of an undelivered order = %v, want nil", got)
-	}
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		var o store.Order
+		if got := o.Certificates(); got != nil {
+			t.Errorf("Certificates of an undelivered order = %v, want nil", got)
+		}
+	})
 }

@@ -83,8 +83,8 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs := flag.NewFlagSet("certhosting-lifecycle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:50052", "gRPC listen address (port 0 picks a free port)")
-	fs.StringVar(&c.dbPath, "db", "var/lifecycle.db", "lifecycle database (SQLite file)")
-	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys)")
+	fs.StringVar(&c.dbPath, "db", "var/lifecycle.db", "lifecycle database: a SQLite file, or a postgres:// URL")
+	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
 	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.acmeDNSListen, "acme-dns-listen", "", "address of the built-in authoritative DNS server for the delegated ACME zone (UDP and TCP; off when empty; needed by ACME CAs)")
 	fs.StringVar(&c.acmeDNSZone, "acme-dns-zone", "", "the delegated zone customers point _acme-challenge CNAMEs into, e.g. acme.certhosting.example")
 	fs.StringVar(&c.acmeDNSNS, "acme-dns-ns", "ns1.invalid", "the name of this DNS server, for the zone's SOA and NS records")
-	fs.StringVar(&c.localCADB, "localca-db", "var/localca.db", "the local CA's database (its root, intermediate and applications)")
+	fs.StringVar(&c.localCADB, "localca-db", "var/localca.db", "the local CA's database (its root, intermediate and applications): a SQLite file, or a postgres:// URL")
 	fs.StringVar(&c.localCAResolver, "localca-resolver", "127.0.0.1:5354", "DNS server the local CA looks validation records up at (make run starts certhosting-devdns there)")
 	fs.StringVar(&c.localCACAAIdentity, "localca-caa-identity", localca.DefaultCAAIdentity, "the local CA's name in CAA records: it issues for a domain only if the domain's CAA records are absent or name it; empty skips the check")
 	fs.DurationVar(&c.localCAMaxValidity, "localca-max-validity", localca.DefaultMaxValidity, "longest certificate the local CA issues (4800h = 200 days; short values show renewals within minutes)")
@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", cfg.dbPath)
+	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath))
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			return err

@@ -58,8 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("certhosting-order", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:50051", "gRPC listen address (port 0 picks a free port)")
-	fs.StringVar(&c.dbPath, "db", "var/order.db", "order database (SQLite file)")
-	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the lifecycle service (accounts and API keys)")
+	fs.StringVar(&c.dbPath, "db", "var/order.db", "order database: a SQLite file, or a postgres:// URL")
+	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the lifecycle service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
 	fs.StringVar(&c.lifecycleAddr, "lifecycle-addr", "127.0.0.1:50052", "address of the lifecycle service")
 	fs.StringVar(&c.lifecycleKeyFile, "lifecycle-key-file", "var/order-service-key", "file holding this service's API key (role service) for the lifecycle service")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("order service listening", "addr", lis.Addr().String(), "db", cfg.dbPath, "lifecycle", cfg.lifecycleAddr)
+	log.Info("order service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath), "lifecycle", cfg.lifecycleAddr)
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			return err
