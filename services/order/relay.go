@@ -30,6 +30,7 @@ type RelayConfig struct {
 	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
 	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
 	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
+	Lease       time.Duration   // how long a claimed message is this relay's alone (default 30s; store.ClaimOutbox)
 	Clock       clockwork.Clock // default: real clock
 	Log         *slog.Logger    // default: discard
 }
@@ -40,7 +41,10 @@ type RelayConfig struct {
 // and that transaction makes the relay deliver the message again after restart, and CreateBundle
 // is idempotent on the bundle id, so the purchase still gets exactly one bundle.
 //
-// One relay runs per order-service process; the SQLite store has one process by construction.
+// Several relays (one per replica of the order service on a shared PostgreSQL database) share the
+// outbox: each sweep claims the messages it attempts for RelayConfig.Lease (store.ClaimOutbox), so
+// two relays never deliver the same message at once, and a dead relay's claims fall due again when
+// their lease ends.
 type Relay struct {
 	store  *store.Store
 	client BundleCreator
@@ -67,6 +71,9 @@ func NewRelay(st *store.Store, client BundleCreator, cfg RelayConfig) *Relay {
 	}
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Base: 500 * time.Millisecond, Max: time.Minute}
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
@@ -120,10 +127,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep makes one attempt at every message due now (up to Batch) and records the outcomes. It
-// returns how many messages it attempted.
+// DefaultLease is how long a relay holds the messages it claimed before another may take them.
+const DefaultLease = 30 * time.Second
+
+// Sweep claims every message due now (up to Batch), makes one attempt at each and records the
+// outcomes. It returns how many messages it attempted.
 func (r *Relay) Sweep(ctx context.Context) (int, error) {
-	due, err := r.store.DueOutbox(ctx, r.cfg.Clock.Now(), r.cfg.Batch)
+	claimedAt := r.cfg.Clock.Now()
+	due, err := r.store.ClaimOutbox(ctx, claimedAt, r.cfg.Lease, r.cfg.Batch)
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
@@ -159,8 +170,12 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	if ctx.Err() != nil && len(ok) == 0 {
-		// Shutting down: the failures are our own cancellations, not the receiver's; leave the
-		// rows as they were.
+		// Shutting down: the failures are our own cancellations, not the receiver's; give the
+		// messages back as they were, for another replica to deliver at once (if this fails, they
+		// are due again when the lease ends).
+		if err := r.store.ReleaseOutbox(context.WithoutCancel(ctx), due, claimedAt, r.cfg.Lease); err != nil {
+			r.cfg.Log.Warn("could not give back claimed outbox messages; they are due again when the lease ends", "err", err)
+		}
 		return len(due), nil
 	}
 	if err := r.store.RecordDeliveries(context.WithoutCancel(ctx), r.cfg.Clock.Now(), ok, failed); err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -258,18 +259,69 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]Outb
 	return s.outbox(ctx, db.Micros(now), limit)
 }
 
+// ClaimOutbox claims up to limit messages due at now for one relay, oldest due first, and returns
+// them. A claim is a lease: the messages' next attempt moves to now + lease in the transaction
+// that reads them, so another relay (another replica of the service) does not take them while
+// this one delivers; the outcome recorded afterwards (RecordDeliveries) replaces it. A relay that
+// dies holding claims leaves them due again when the lease ends, for any relay to take over:
+// delivery stays at least once, and CreateBundle is idempotent. The due rows are looked for on the
+// read pool first, so a sweep with nothing due writes nothing.
+func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error) {
+	if due, err := s.outbox(ctx, db.Micros(now), 1); err != nil || len(due) == 0 {
+		return nil, err
+	}
+	var claimed []OutboxMessage
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		claimed = nil
+		if err := tx.Select(&claimed, `SELECT `+outboxColumns+` FROM outbox WHERE next_attempt_time <= ?
+			ORDER BY next_attempt_time, message_id LIMIT ?`, db.Micros(now), limit); err != nil || len(claimed) == 0 {
+			return err
+		}
+		ids := make([]any, 0, len(claimed)+2)
+		ids = append(ids, db.Micros(now.Add(lease)), db.Micros(now))
+		for _, m := range claimed {
+			ids = append(ids, m.ID)
+		}
+		_, err := tx.Exec(`UPDATE outbox SET next_attempt_time = ? WHERE next_attempt_time <= ? AND message_id IN (`+
+			placeholders(len(claimed))+`)`, ids...)
+		return err
+	})
+	return claimed, err
+}
+
+// ReleaseOutbox gives back claims (ClaimOutbox at now with lease) that a relay shutting down did
+// not settle: each message is due again at its due time before the claim, for another relay at
+// once. A message claimed again since (by a relay that found the lease ended) is left alone.
+func (s *Store) ReleaseOutbox(ctx context.Context, claimed []OutboxMessage, now time.Time, lease time.Duration) error {
+	until := db.Micros(now.Add(lease))
+	return s.db.Write(ctx, func(tx *db.Tx) error {
+		for _, m := range claimed {
+			if _, err := tx.Exec(`UPDATE outbox SET next_attempt_time = ? WHERE message_id = ? AND next_attempt_time = ?`,
+				m.NextAttemptTime, m.ID, until); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // PendingOutbox returns up to limit undelivered messages, due or not, soonest due first: the
 // operator's view of deliveries that keep failing (`certhosting-order outbox`).
 func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxMessage, error) {
 	return s.outbox(ctx, math.MaxInt64, limit)
 }
 
+const outboxColumns = `message_id, kind, order_id, payload, attempts, next_attempt_time, last_error, create_time`
+
 func (s *Store) outbox(ctx context.Context, dueBy int64, limit int) ([]OutboxMessage, error) {
 	var ms []OutboxMessage
-	err := s.db.Select(ctx, &ms, `SELECT message_id, kind, order_id, payload, attempts, next_attempt_time, last_error, create_time
-		FROM outbox WHERE next_attempt_time <= ? ORDER BY next_attempt_time, message_id LIMIT ?`, dueBy, limit)
+	err := s.db.Select(ctx, &ms, `SELECT `+outboxColumns+` FROM outbox WHERE next_attempt_time <= ?
+		ORDER BY next_attempt_time, message_id LIMIT ?`, dueBy, limit)
 	return ms, err
 }
+
+// placeholders is n comma-separated `?`.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // RetryOutboxNow makes every undelivered message due at now, for an operator who has fixed what
 // kept them failing and does not want to wait out their backoff. It returns how many it moved.

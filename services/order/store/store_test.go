@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,6 +194,59 @@ func TestCertificatesNull(t *testing.T) {
 		var o store.Order
 		if got := o.Certificates(); got != nil {
 			t.Errorf("Certificates of an undelivered order = %v, want nil", got)
+		}
+	})
+}
+
+// Several relays share one outbox: claims made concurrently never overlap, every due message is
+// claimed by exactly one of them, and a claim that is not settled falls due again after its lease.
+func TestClaimOutbox(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		s := newStore(t, d)
+		ctx := context.Background()
+		const n = 40
+		for range n {
+			if _, err := s.PayOrder(ctx, payment(unpaidOrder(t, s, "acc_1"), payload), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const lease = 30 * time.Second
+		var mu sync.Mutex
+		owner := map[string]int{}
+		var wg sync.WaitGroup
+		for relay := range 4 {
+			wg.Go(func() {
+				for {
+					ms, err := s.ClaimOutbox(ctx, t0, lease, 3)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(ms) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, m := range ms {
+						if prev, dup := owner[m.ID]; dup {
+							t.Errorf("message %s claimed by relay %d and relay %d", m.ID, prev, relay)
+						}
+						owner[m.ID] = relay
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(owner) != n {
+			t.Fatalf("%d messages claimed, want %d", len(owner), n)
+		}
+		if ms, err := s.ClaimOutbox(ctx, t0.Add(lease-time.Microsecond), lease, n); err != nil || len(ms) != 0 {
+			t.Errorf("claim before the lease ends = %d messages, %v; want none", len(ms), err)
+		}
+		// The claiming relays died: after the lease, another takes every message over.
+		if ms, err := s.ClaimOutbox(ctx, t0.Add(lease), lease, n); err != nil || len(ms) != n {
+			t.Errorf("claim after the lease = %d messages, %v; want %d", len(ms), err, n)
 		}
 	})
 }

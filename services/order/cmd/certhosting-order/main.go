@@ -50,6 +50,7 @@ type config struct {
 	readyFile        string
 	debugAddr        string
 	relayBatch       int
+	lease            time.Duration
 	relayConcurrency int
 }
 
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
 	fs.IntVar(&c.relayBatch, "relay-batch", 256, "outbox messages the relay reads per sweep")
+	fs.DurationVar(&c.lease, "lease", order.DefaultLease, "how long the relay holds the messages it claimed before another replica may take them over")
 	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	err := cli.Parse(fs, args, envPrefix)
@@ -135,7 +137,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer conn.Close()
 	relay := order.NewRelay(st, lifecyclev1.NewLifecycleServiceClient(conn), order.RelayConfig{
-		Batch: cfg.relayBatch, Concurrency: cfg.relayConcurrency, Clock: clk, Log: log.With("component", "relay"),
+		Batch: cfg.relayBatch, Concurrency: cfg.relayConcurrency, Lease: cfg.lease, Clock: clk, Log: log.With("component", "relay"),
 	})
 
 	srv, err := order.NewServer(ctx, st, clk, log, relay)
