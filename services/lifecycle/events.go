@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
 // Notifier wakes every WatchEvents stream when events are committed. It is a broadcast: Wait
@@ -38,6 +40,32 @@ func (n *Notifier) Wait() <-chan struct{} {
 	defer n.mu.Unlock()
 	return n.ch
 }
+
+// FollowCommits wakes n's streams when another process commits events: replicas of the service
+// on one database each commit their own events (and notify their own streams), so each replica
+// also looks at the newest event id every `every` and notifies when it moved. A stream on replica B
+// thus receives an event committed by replica A within `every` plus a read. It returns when ctx
+// ends; a failed read is retried at the next look (the streams' own poll is the safety net).
+func FollowCommits(ctx context.Context, st *store.Store, n *Notifier, every time.Duration) {
+	last, _ := st.LastEventID(ctx)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		id, err := st.LastEventID(ctx)
+		if err == nil && id != last {
+			last = id
+			n.Notify()
+		}
+	}
+}
+
+// FollowInterval is how often FollowCommits looks.
+const FollowInterval = 250 * time.Millisecond
 
 // WatchStartHeader is the response header of WatchEvents holding the event id the stream starts
 // after; once a client has it, every event committed later reaches the stream.

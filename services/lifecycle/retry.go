@@ -65,7 +65,7 @@ func (t *Ticker) planRetry(tx *store.Tx, b store.Bundle, c *store.Certificate, a
 func (t *Ticker) retryRenewals(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "retry", func() ([]store.Certificate, error) {
-		return t.Store.DueRetries(ctx, now, t.cfg.Batch)
+		return t.Store.ClaimCertificates(ctx, store.SweepRetry, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		var retried bool
 		err := t.write(ctx, now, func(tx *store.Tx) error {

@@ -31,11 +31,25 @@ type TickerConfig struct {
 	Concurrency int
 	// Backoff spaces out retries of transient CA errors (default 5s doubling to 1h).
 	Backoff backoff.Policy
+	// Lease is how long a sweep holds the rows it claimed (default DefaultLease): replicas of the
+	// service on one database pass them by meanwhile, and take over a dead replica's claims when
+	// it ends.
+	Lease time.Duration
 }
+
+// DefaultLease is the ticker's default claim lease.
+const DefaultLease = 30 * time.Second
 
 // Ticker is the renewal loop: a thin Run around Tick(ctx, now), which does everything due at
 // now. Each sweep reads only rows due at now (partial indexes on the sweep columns), so a tick's
 // cost grows with the work due, not with the certificates stored.
+//
+// Any number of replicas of the service may run a ticker on one (PostgreSQL) database: each sweep
+// claims the rows it works on for TickerConfig.Lease (store.ClaimCertificates,
+// store.ClaimApplications), so two replicas never renew, submit, poll, expire or escalate the same
+// certificate at once, and a replica that dies mid-work leaves its rows to the others when the
+// lease ends. The claims spread the work; the compare-and-set writes below keep it correct even
+// when a claim outlives its lease (a paused replica).
 //
 // Every unit of work is one transaction that re-checks what it read (compare-and-set), and every
 // CA call is idempotent or harmless to repeat, so a crash at any point leaves state from which the
@@ -61,6 +75,9 @@ func NewTicker(c Config, cfg TickerConfig) *Ticker {
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Base: 5 * time.Second, Max: time.Hour}
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
 	return &Ticker{core: core{c}, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
@@ -80,7 +97,9 @@ func (t *Ticker) Run(ctx context.Context) error {
 		}
 		wait := t.cfg.Interval
 		if next, ok, err := t.Store.NextDue(ctx); err == nil && ok {
-			wait = min(wait, max(10*time.Millisecond, next.Sub(t.Clock.Now())))
+			// Work that is due but still here after a tick is another replica's claim (or failed
+			// and waits out its lease): look again shortly rather than at once.
+			wait = min(wait, max(busyWait, next.Sub(t.Clock.Now())))
 		}
 		timer := t.Clock.NewTimer(wait)
 		select {
@@ -93,6 +112,9 @@ func (t *Ticker) Run(ctx context.Context) error {
 		timer.Stop()
 	}
 }
+
+// busyWait is the ticker's shortest pause between ticks.
+const busyWait = 100 * time.Millisecond
 
 // TickStats counts what one tick did.
 type TickStats struct {
@@ -169,7 +191,7 @@ func (t *Ticker) write(ctx context.Context, now time.Time, fn func(tx *store.Tx)
 func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "expire", func() ([]store.Certificate, error) {
-		return t.Store.DueExpirations(ctx, now, t.cfg.Batch)
+		return t.Store.ClaimCertificates(ctx, store.SweepExpire, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		return t.write(ctx, now, func(tx *store.Tx) error {
 			cur, err := tx.Certificate(c.ID)
@@ -214,7 +236,7 @@ func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error
 func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "escalate", func() ([]store.Certificate, error) {
-		return t.Store.DueEscalations(ctx, now, t.cfg.Batch)
+		return t.Store.ClaimCertificates(ctx, store.SweepEscalate, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		return t.write(ctx, now, func(tx *store.Tx) error {
 			cur, err := tx.Certificate(c.ID)
@@ -256,7 +278,7 @@ func (t *Ticker) escalate(ctx context.Context, now time.Time, st *TickStats) err
 func (t *Ticker) renewalInfo(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "renewal-info", func() ([]store.Certificate, error) {
-		return t.Store.DueRenewalInfo(ctx, now, t.cfg.Batch)
+		return t.Store.ClaimCertificates(ctx, store.SweepRenewalInfo, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		plan, err := t.planRenewal(ctx, c, now)
 		if err != nil {
@@ -340,7 +362,7 @@ func (t *Ticker) planRenewal(ctx context.Context, c store.Certificate, now time.
 func (t *Ticker) startRenewals(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "renew", func() ([]store.Certificate, error) {
-		return t.Store.DueRenewals(ctx, now, t.cfg.Batch)
+		return t.Store.ClaimCertificates(ctx, store.SweepRenew, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		var kind SuccessorKind
 		err := t.write(ctx, now, func(tx *store.Tx) error {
@@ -477,7 +499,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 func (t *Ticker) submit(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	return sweep(ctx, t, "submit", func() ([]store.Application, error) {
-		return t.Store.DueApplications(ctx, store.AppSubmitting, now, t.cfg.Batch)
+		return t.Store.ClaimApplications(ctx, store.AppSubmitting, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(a store.Application) error {
 		err := t.submitOne(ctx, a, now)
 		mu.Lock()
@@ -511,7 +533,7 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 		return err
 	}
 	if !hadKey {
-		if err := t.write(ctx, now, func(tx *store.Tx) error { return tx.UpdateApplication(&a, store.AppSubmitting) }); err != nil {
+		if err := t.write(ctx, now, func(tx *store.Tx) error { return tx.SetApplicationKey(&a) }); err != nil {
 			return err
 		}
 	}
@@ -561,7 +583,7 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 	var mu sync.Mutex
 	count := func(f *int) { mu.Lock(); *f++; mu.Unlock() }
 	return sweep(ctx, t, "poll", func() ([]store.Application, error) {
-		return t.Store.DueApplications(ctx, store.AppPending, now, t.cfg.Batch)
+		return t.Store.ClaimApplications(ctx, store.AppPending, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(a store.Application) error {
 		count(&st.Polled)
 		authority, err := t.caOf(a)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -145,50 +146,81 @@ func (s *Store) BundleView(ctx context.Context, accountID, bundleID string) (Bun
 	return b, views, err
 }
 
-// The sweeps of the renewal ticker. Each reads the rows due at now through a partial index on the
-// sweep column, oldest first, at most limit of them.
+// The sweeps of the renewal ticker. Each claims the rows due at now that no other replica holds,
+// through a partial index on the sweep column, oldest first, at most limit of them, for lease
+// (ClaimCertificates, ClaimApplications); it returns what it claimed.
 
-// DueRenewals returns HOSTED instances whose renewal time has come.
-func (s *Store) DueRenewals(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
-	return s.dueCertificates(ctx, "renew_at", now, limit)
-}
+// Sweep columns of certificates, for ClaimCertificates.
+const (
+	// SweepRenew: HOSTED instances whose renewal time has come.
+	SweepRenew = "renew_at"
+	// SweepExpire: instances whose current certificate has passed its not_after.
+	SweepExpire = "expire_at"
+	// SweepRenewalInfo: hosted certificates whose CA's renewal window should be asked for.
+	SweepRenewalInfo = "ari_check_at"
+	// SweepRetry: VALIDATION_FAILED instances whose rejected hosted renewal is due to be tried again.
+	SweepRetry = "retry_at"
+	// SweepEscalate: hosted instances whose successor is still not in place escalate_before their
+	// expiry.
+	SweepEscalate = "escalate_at"
+)
 
-// DueExpirations returns instances whose current certificate has passed its not_after.
-func (s *Store) DueExpirations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
-	return s.dueCertificates(ctx, "expire_at", now, limit)
-}
-
-// DueRenewalInfo returns hosted certificates whose CA's renewal window should be asked for.
-func (s *Store) DueRenewalInfo(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
-	return s.dueCertificates(ctx, "ari_check_at", now, limit)
-}
-
-// DueRetries returns VALIDATION_FAILED instances whose rejected hosted renewal is due to be tried
-// again.
-func (s *Store) DueRetries(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
-	return s.dueCertificates(ctx, "retry_at", now, limit)
-}
-
-// DueEscalations returns hosted instances whose successor is still not in place escalate_before
-// their expiry.
-func (s *Store) DueEscalations(ctx context.Context, now time.Time, limit int) ([]Certificate, error) {
-	return s.dueCertificates(ctx, "escalate_at", now, limit)
-}
-
-func (s *Store) dueCertificates(ctx context.Context, column string, now time.Time, limit int) ([]Certificate, error) {
+// ClaimCertificates claims up to limit certificates due at now in a sweep column (Sweep*) for
+// lease and returns them. A claim sets claim_until; other replicas' claims pass the rows by until
+// then, and SaveSchedule (the work's own write) clears it. On PostgreSQL the rows are locked with
+// SKIP LOCKED, so replicas claiming at the same moment take different rows instead of waiting on
+// each other. The rows due are looked for on the read pool first: a sweep with nothing due writes
+// nothing.
+func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.Time, lease time.Duration, limit int) ([]Certificate, error) {
+	switch column {
+	case SweepRenew, SweepExpire, SweepRenewalInfo, SweepRetry, SweepEscalate:
+	default:
+		return nil, fmt.Errorf("store: %q is not a sweep column", column)
+	}
+	due := column + ` IS NOT NULL AND ` + column + ` <= ? AND (claim_until IS NULL OR claim_until <= ?)`
+	var one []string
+	if err := s.db.Select(ctx, &one, `SELECT certificate_id FROM certificates WHERE `+due+` LIMIT 1`,
+		db.Micros(now), db.Micros(now)); err != nil || len(one) == 0 {
+		return nil, err
+	}
 	var cs []Certificate
-	err := s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE `+column+` IS NOT NULL AND `+
-		column+` <= ? ORDER BY `+column+` LIMIT ?`, db.Micros(now), limit)
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		cs = nil
+		return tx.Select(&cs, `UPDATE certificates SET claim_until = ? WHERE certificate_id IN (
+			SELECT certificate_id FROM certificates WHERE `+due+` ORDER BY `+column+` LIMIT ?`+s.skipLocked()+`)
+			RETURNING `+certificateColumns, db.Micros(now.Add(lease)), db.Micros(now), db.Micros(now), limit)
+	})
 	return cs, err
 }
 
-// DueApplications returns applications in status (SUBMITTING or PENDING) whose next submission
-// or poll is due.
-func (s *Store) DueApplications(ctx context.Context, status string, now time.Time, limit int) ([]Application, error) {
+// ClaimApplications claims up to limit applications in status (SUBMITTING or PENDING) whose next
+// submission or poll is due at now, for lease: their next_poll_at moves to now + lease, so no
+// other replica submits or polls them meanwhile, and the outcome the work records sets it again.
+// An application whose replica died is due again when the lease ends.
+func (s *Store) ClaimApplications(ctx context.Context, status string, now time.Time, lease time.Duration, limit int) ([]Application, error) {
+	due := `next_poll_at IS NOT NULL AND next_poll_at <= ? AND status = ?`
+	var one []string
+	if err := s.db.Select(ctx, &one, `SELECT application_id FROM applications WHERE `+due+` LIMIT 1`,
+		db.Micros(now), status); err != nil || len(one) == 0 {
+		return nil, err
+	}
 	var as []Application
-	err := s.db.Select(ctx, &as, `SELECT `+applicationColumns+` FROM applications WHERE next_poll_at IS NOT NULL AND
-		next_poll_at <= ? AND status = ? ORDER BY next_poll_at LIMIT ?`, db.Micros(now), status, limit)
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		as = nil
+		return tx.Select(&as, `UPDATE applications SET next_poll_at = ? WHERE application_id IN (
+			SELECT application_id FROM applications WHERE `+due+` ORDER BY next_poll_at LIMIT ?`+s.skipLocked()+`)
+			RETURNING `+applicationColumns, db.Micros(now.Add(lease)), db.Micros(now), status, limit)
+	})
 	return as, err
+}
+
+// skipLocked is the row-locking clause of a claim's inner SELECT: PostgreSQL's FOR UPDATE SKIP
+// LOCKED; nothing on SQLite, whose single writer already serializes claims.
+func (s *Store) skipLocked() string {
+	if s.db.Dialect() == db.Postgres {
+		return ` FOR UPDATE SKIP LOCKED`
+	}
+	return ``
 }
 
 // NextDue returns the earliest time any sweep has work, or ok false when nothing is scheduled:

@@ -109,11 +109,13 @@ func (t *Tx) Event(e Event) error {
 
 // SaveSchedule writes an instance's non-state columns: current issuance and application, coverage,
 // the sweep times (renew_at, expire_at, escalate_at, ari_check_at, retry_at) and the retry count.
+// It gives back a ticker replica's claim on the row (ClaimCertificates): the new schedule is due
+// for whichever replica finds it next.
 func (t *Tx) SaveSchedule(c *Certificate) error {
 	c.UpdateTime = t.now
 	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
 		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?,
-		update_time = ? WHERE certificate_id = ?`,
+		update_time = ?, claim_until = NULL WHERE certificate_id = ?`,
 		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
 		c.ARICheckAt, c.RetryAt, c.Retries, c.UpdateTime, c.ID)
 	return err
@@ -163,6 +165,15 @@ func (t *Tx) UpdateApplication(a *Application, expect string) error {
 		WHERE application_id = ? AND status = ?`,
 		a.Status, a.KeySealed, a.CARef, a.Instructions, a.Attempts, a.NextPollAt, a.LastError, a.RejectReason,
 		a.RejectMessage, a.UpdateTime, a.ID, expect))
+}
+
+// SetApplicationKey stores the sealed key of an application being submitted, once: a compare-and-
+// set on there being none, so two replicas that both generated a key (one's claim outlived its
+// lease) cannot both send a CSR; the loser gets db.ErrConflict and submits the stored key later.
+func (t *Tx) SetApplicationKey(a *Application) error {
+	a.UpdateTime = t.now
+	return db.ExpectOne(t.tx.Exec(`UPDATE applications SET key_sealed = ?, update_time = ?
+		WHERE application_id = ? AND status = ? AND key_sealed IS NULL`, a.KeySealed, a.UpdateTime, a.ID, AppSubmitting))
 }
 
 // InsertIssuance adds an issued certificate.

@@ -59,6 +59,7 @@ type config struct {
 
 	tickerInterval time.Duration
 	tickerBatch    int
+	lease          time.Duration
 	caRetryBase    time.Duration
 	caRetryMax     time.Duration
 
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.DurationVar(&c.lease, "lease", lifecycle.DefaultLease, "how long the ticker holds the rows it claimed before another replica may take them over")
 	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
 	fs.DurationVar(&c.caRetryMax, "ca-retry-max", time.Hour, "longest pause between retries of a failing CA call")
 	fs.StringVar(&c.caConfig, "ca-config", "", "JSON file naming the CAs (local, acme, plugin) and which serves each product (docs/cas.md); empty: the local CA for every product")
@@ -200,6 +202,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
 	g.Go(func() error { return svc.ticker.Run(ctx) })
+	g.Go(func() error {
+		lifecycle.FollowCommits(ctx, svc.config.Store, svc.events, lifecycle.FollowInterval)
+		return nil
+	})
 	err = g.Wait()
 	log.Info("lifecycle service stopped")
 	return err
@@ -296,7 +302,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		return nil, fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
 	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers}
-	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch,
+	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Lease: cfg.lease,
 		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	return svc, nil
 }
