@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all build tools generate lint check-generated vet test test-short run bench bench-purchase bench-sweep clean
+.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-sweep clean
 
 all: build
 
@@ -46,9 +46,12 @@ vet:
 # them) on PostgreSQL: each test creates and drops a database of its own on the local server
 # (internal/dbtest; CERTHOSTING_TEST_POSTGRES names another). The store and pkg/db tests run on both
 # dialects in the first run already. Without a reachable server these tests skip, or fail under CI.
+# The last step restarts the PostgreSQL server under load (e2e TestPostgresRestart), alone, as it
+# breaks every other test's connections.
 test: lint check-generated vet tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
+	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
 
 test-short: vet
 	$(GO) test -race -short ./...
@@ -65,6 +68,33 @@ run: build
 	$(BIN)/certhosting-devdns & \
 	$(BIN)/certhosting-lifecycle & \
 	$(BIN)/certhosting-order & \
+	wait -n
+
+# make run-pg: 2 order and 2 lifecycle replicas on the local PostgreSQL (PGURL, no database name),
+# on databases certhosting_{order,lifecycle,identity,localca}, created when missing (psql and
+# createdb, Debian's postgresql-client), and the development DNS server. Key files under var/pg/.
+# README "Running replicas on PostgreSQL".
+PGURL ?= postgres://postgres@127.0.0.1:5432
+PGDBS := order lifecycle identity localca
+run-pg: build
+	@for d in $(PGDBS); do \
+	  psql "$(PGURL)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = 'certhosting_$$d'" | grep -q 1 || \
+	  createdb --maintenance-db="$(PGURL)/postgres" "certhosting_$$d" || exit 1; \
+	done
+	@mkdir -p var/pg
+	@$(BIN)/certhosting-order admin bootstrap -dir var/pg -identity-db "$(PGURL)/certhosting_identity" > /dev/null
+	@test -s var/pg/lifecycle-master.key || (umask 077; head -c 32 /dev/urandom | base64 > var/pg/lifecycle-master.key)
+	@echo "order replicas:     127.0.0.1:50051 127.0.0.1:50053"
+	@echo "lifecycle replicas: 127.0.0.1:50052 127.0.0.1:50054"
+	@echo "demo API key (also in var/pg/demo-api-key): $$(cat var/pg/demo-api-key)"
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
+	lc="-identity-db $(PGURL)/certhosting_identity -db $(PGURL)/certhosting_lifecycle -localca-db $(PGURL)/certhosting_localca -master-key-file var/pg/lifecycle-master.key"; \
+	od="-identity-db $(PGURL)/certhosting_identity -db $(PGURL)/certhosting_order -lifecycle-key-file var/pg/order-service-key -lifecycle-addr 127.0.0.1:50052,127.0.0.1:50054"; \
+	$(BIN)/certhosting-devdns & \
+	$(BIN)/certhosting-lifecycle $$lc -listen 127.0.0.1:50052 & \
+	$(BIN)/certhosting-lifecycle $$lc -listen 127.0.0.1:50054 & \
+	$(BIN)/certhosting-order $$od -listen 127.0.0.1:50051 & \
+	$(BIN)/certhosting-order $$od -listen 127.0.0.1:50053 & \
 	wait -n
 
 # make bench: (1) paid purchases/s end to end against no-op gRPC calls/s, measured in one run on

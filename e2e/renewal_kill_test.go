@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the services' databases, read-only
+	_ "github.com/jackc/pgx/v5/stdlib" // the services' databases on PostgreSQL
+	_ "github.com/mattn/go-sqlite3"    // the services' databases, read-only
 	"github.com/miekg/dns"
 	"google.golang.org/grpc"
 
@@ -164,7 +165,7 @@ func TestRenewalsSurviveLifecycleKills(t *testing.T) {
 			"the machine is too slow for %v certificates; make them longer", stopped.Format("15:04:05.000"),
 			secondRound.Format("15:04:05.000"), validity)
 	}
-	checkRenewalDB(t, dir, hosted)
+	checkRenewalDB(t, filepath.Join(dir, "lifecycle.db"), filepath.Join(dir, "localca.db"), hosted)
 }
 
 // slowDNS answers from its source after 0.1-0.5 s, as a real DNS check takes a while: renewals
@@ -322,8 +323,16 @@ func (r renewalCounts) String() string {
 // checkpoints or deletes the WAL, so reading a database between a kill and the restart leaves the
 // database and its WAL as the killed process did (only the shared-memory index, which every
 // opener rebuilds, is touched).
+// openDB opens a service's database to read it: a SQLite file (read-only), or a postgres:// URL.
 func openDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
+	if strings.HasPrefix(path, "postgres://") {
+		d, err := sql.Open("pgx", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	d, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
@@ -447,13 +456,14 @@ func history(t *testing.T, lc lifecyclev1.LifecycleServiceClient, certID string)
 	}
 }
 
-// checkRenewalDB checks in the databases in dir of the stopped service what the API cannot show:
+// checkRenewalDB checks in the databases of the stopped service (lifecycle and local CA; files or
+// URLs) what the API cannot show:
 // each bundle has two issuances and one automatic application, which replaces the first issuance
 // and is decided; no renewal is left in flight; no event is recorded twice; and the CA was asked
 // for, and issued, two certificates per bundle, however often a kill cut a renewal short.
-func checkRenewalDB(t *testing.T, dir string, hosted map[string]*hostedBundle) {
+func checkRenewalDB(t *testing.T, lifecycleDB, caDBPath string, hosted map[string]*hostedBundle) {
 	t.Helper()
-	d := openDB(t, filepath.Join(dir, "lifecycle.db"))
+	d := openDB(t, lifecycleDB)
 	defer d.Close()
 	query := func(q string, scan func(*sql.Rows) error) { t.Helper(); queryRows(t, d, q, scan) }
 
@@ -507,7 +517,7 @@ func checkRenewalDB(t *testing.T, dir string, hosted map[string]*hostedBundle) {
 		t.Errorf("certificate %s: event %s (%s→%s) recorded %d times at %d", cert, typ, from, to, n, at)
 		return err
 	})
-	caDB := openDB(t, filepath.Join(dir, "localca.db"))
+	caDB := openDB(t, caDBPath)
 	defer caDB.Close()
 	var caApps, caCerts int
 	if err := caDB.QueryRow(`SELECT (SELECT count(*) FROM applications), (SELECT count(*) FROM certificates)`).Scan(&caApps, &caCerts); err != nil {

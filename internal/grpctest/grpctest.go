@@ -37,7 +37,14 @@ func Logger(t testing.TB) *slog.Logger {
 // (internal/dbtest). Tests that reopen a database pass the same dir and name.
 func OpenDB(t testing.TB, dir, name string, migrations fs.FS) *db.DB {
 	t.Helper()
-	d, err := db.Open(context.Background(), dbtest.URLIn(t, dbtest.FromEnv(t), dir, name), db.Options{Migrations: migrations, Logger: Logger(t)})
+	return OpenDBWith(t, dir, name, db.Options{Migrations: migrations})
+}
+
+// OpenDBWith is OpenDB with the database's options (a store's DBOptions).
+func OpenDBWith(t testing.TB, dir, name string, opts db.Options) *db.DB {
+	t.Helper()
+	opts.Logger = Logger(t)
+	d, err := db.Open(context.Background(), dbtest.URLIn(t, dbtest.FromEnv(t), dir, name), opts)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}

@@ -220,14 +220,7 @@ func childEnv() []string {
 
 // StartOrder starts (or restarts) the order service and waits until it serves.
 func (p *Pair) StartOrder(ctx context.Context) error {
-	args := append([]string{
-		"-listen", p.OrderAddr,
-		"-db", p.database("order"),
-		"-identity-db", p.IdentityDB,
-		"-lifecycle-addr", p.LifecycleAddr,
-		"-lifecycle-key-file", p.ServiceKeyFile,
-	}, p.opts.OrderArgs...)
-	pr, addr, err := p.start(ctx, "order", p.bins.Order, args)
+	pr, addr, err := p.start(ctx, "order", p.bins.Order, p.orderArgs(p.OrderAddr, p.LifecycleAddr))
 	if err != nil {
 		return err
 	}
@@ -237,24 +230,39 @@ func (p *Pair) StartOrder(ctx context.Context) error {
 	return nil
 }
 
+func (p *Pair) orderArgs(listen, lifecycleAddr string) []string {
+	return append([]string{
+		"-listen", listen,
+		"-db", p.database("order"),
+		"-identity-db", p.IdentityDB,
+		"-lifecycle-addr", lifecycleAddr,
+		"-lifecycle-key-file", p.ServiceKeyFile,
+	}, p.opts.OrderArgs...)
+}
+
+// StartOrderReplica starts another replica of the order service on the pair's databases (which
+// must be PostgreSQL's: a SQLite file has one process), as a process named name (see
+// StartProcess) listening on listen ("127.0.0.1:0" the first time), delivering to lifecycleAddrs
+// (comma-separated). It returns the replica's address.
+func (p *Pair) StartOrderReplica(ctx context.Context, name, listen, lifecycleAddrs string) (string, error) {
+	return p.StartProcess(ctx, name, p.bins.Order, p.orderArgs(listen, lifecycleAddrs)...)
+}
+
+// StartLifecycleReplica starts another replica of the lifecycle service, like StartOrderReplica.
+func (p *Pair) StartLifecycleReplica(ctx context.Context, name, listen string) (string, error) {
+	args, err := p.lifecycleArgs(listen)
+	if err != nil {
+		return "", err
+	}
+	return p.StartProcess(ctx, name, p.bins.Lifecycle, args...)
+}
+
 // StartLifecycle starts (or restarts) the lifecycle service and waits until it serves.
 func (p *Pair) StartLifecycle(ctx context.Context) error {
-	keyFile := filepath.Join(p.opts.Dir, "lifecycle-master.key")
-	if _, err := os.Stat(keyFile); err != nil {
-		if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
-			return err
-		}
+	args, err := p.lifecycleArgs(p.LifecycleAddr)
+	if err != nil {
+		return err
 	}
-	p.mu.Lock()
-	extra := p.opts.LifecycleArgs
-	p.mu.Unlock()
-	args := append([]string{
-		"-listen", p.LifecycleAddr,
-		"-db", p.database("lifecycle"),
-		"-identity-db", p.IdentityDB,
-		"-master-key-file", keyFile,
-		"-localca-db", p.database("localca"),
-	}, extra...)
 	pr, addr, err := p.start(ctx, "lifecycle", p.bins.Lifecycle, args)
 	if err != nil {
 		return err
@@ -263,6 +271,24 @@ func (p *Pair) StartLifecycle(ctx context.Context) error {
 	p.lifecycle, p.LifecycleAddr = pr, addr
 	p.mu.Unlock()
 	return nil
+}
+
+func (p *Pair) lifecycleArgs(listen string) ([]string, error) {
+	keyFile := filepath.Join(p.opts.Dir, "lifecycle-master.key")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := os.Stat(keyFile); err != nil {
+		if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return append([]string{
+		"-listen", listen,
+		"-db", p.database("lifecycle"),
+		"-identity-db", p.IdentityDB,
+		"-master-key-file", keyFile,
+		"-localca-db", p.database("localca"),
+	}, p.opts.LifecycleArgs...), nil
 }
 
 // start runs a service and waits until it has written its ready file: the address it listens on.

@@ -77,7 +77,7 @@ type Store struct {
 
 // OpenStore opens the identity database at path.
 func OpenStore(ctx context.Context, path string, clk clockwork.Clock, log *slog.Logger) (*Store, error) {
-	d, err := db.Open(ctx, path, db.Options{Migrations: Migrations(), Logger: log})
+	d, err := db.Open(ctx, path, db.Options{Migrations: Migrations(), Logger: log, MaxConns: db.SmallPoolConns})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ type DB struct {
 	w       *groupWriter // SQLite only
 	log     *slog.Logger
 	closed  atomic.Bool // PostgreSQL: Write refuses with ErrClosed after Close, as SQLite's writer does
+	lock    string      // PostgreSQL: Options.SerialWrites
 }
 
 // Dialect is the database's dialect.
@@ -56,6 +57,14 @@ type Options struct {
 	MaxConns int
 	// Logger receives migration and writer diagnostics; nil discards them.
 	Logger *slog.Logger
+	// SerialWrites makes every PostgreSQL write transaction take an EXCLUSIVE lock on this table
+	// before its first statement, so that write transactions run one at a time, as SQLite's do:
+	// for a store whose writes allocate ids from a counter row and must commit in that order (the
+	// lifecycle store's event ids, the WatchEvents cursor). Concurrent SERIALIZABLE transactions
+	// updating one counter row would otherwise fail each other (40001) faster than retries
+	// absorb. The lock comes before the transaction's snapshot, so a writer sees every write
+	// committed before it, and plain reads (ACCESS SHARE) are not blocked. Empty: no lock.
+	SerialWrites string
 }
 
 // sqliteDSN is the connection string for path. Every connection gets WAL, synchronous=FULL (the

@@ -38,8 +38,15 @@ import (
 // writeAttempts bounds how often a write that keeps losing races is run.
 const writeAttempts = 10
 
-// DefaultMaxConns is the default size of a PostgreSQL connection pool (Options.MaxConns).
-const DefaultMaxConns = 16
+// DefaultMaxConns is the default size of a PostgreSQL connection pool (Options.MaxConns): a
+// service's own database. Every replica holds its pools open, and PostgreSQL's default
+// max_connections is 100, so the sizes are small: 3 lifecycle replicas (8 + 4 + 4) and 2 order
+// replicas (8 + 4) hold 64.
+const DefaultMaxConns = 8
+
+// SmallPoolConns is the pool size of a service's secondary databases (identity, a CA's own), which
+// see a few queries per call at most.
+const SmallPoolConns = 4
 
 func openPostgres(ctx context.Context, dsn string, opts Options, log *slog.Logger) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
@@ -64,7 +71,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options, log *slog.Logge
 			return nil, fmt.Errorf("db: migrate %s: %w", Redacted(dsn), err)
 		}
 	}
-	return &DB{dialect: Postgres, read: conn, write: conn, log: log}, nil
+	return &DB{dialect: Postgres, read: conn, write: conn, log: log, lock: opts.SerialWrites}, nil
 }
 
 func migratePostgres(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger) error {
@@ -114,6 +121,12 @@ func (d *DB) txPostgres(ctx context.Context, fn func(*Tx) error) error {
 	tx, err := d.write.BeginTxx(wctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
 	if err != nil {
 		return fmt.Errorf("db: begin: %w", err)
+	}
+	if d.lock != "" {
+		if _, err := tx.ExecContext(wctx, `LOCK TABLE `+d.lock+` IN EXCLUSIVE MODE`); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("db: lock %s: %w", d.lock, err)
+		}
 	}
 	t := &Tx{tx: tx, ctx: wctx}
 	if err := call(fn, t); err != nil {

@@ -113,7 +113,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	t.Cleanup(func() { authority.Close() })
 
-	database := grpctest.OpenDB(t, dir, "lifecycle.db", store.Migrations())
+	database := grpctest.OpenDBWith(t, dir, "lifecycle.db", store.DBOptions())
 	events := lifecycle.NewNotifier()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}

@@ -233,7 +233,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("acme: %w", err)
 	}
 	c.transport = t
-	d, err := db.Open(ctx, cfg.DBPath, db.Options{Migrations: Migrations(), Logger: c.log})
+	d, err := db.Open(ctx, cfg.DBPath, db.Options{Migrations: Migrations(), Logger: c.log, MaxConns: db.SmallPoolConns})
 	if err != nil {
 		return nil, fmt.Errorf("acme: %w", err)
 	}

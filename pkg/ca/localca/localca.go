@@ -179,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	c.txtLookups = &dnscheck.FailureLog{Log: c.log, Clock: c.clk, What: "validation TXT records", Resolver: cfg.Resolver}
 	c.caaLookups = &dnscheck.FailureLog{Log: c.log, Clock: c.clk, What: "CAA records", Resolver: cfg.Resolver}
-	d, err := db.Open(ctx, cfg.DBPath, db.Options{Migrations: Migrations(), Logger: c.log})
+	d, err := db.Open(ctx, cfg.DBPath, db.Options{Migrations: Migrations(), Logger: c.log, MaxConns: db.SmallPoolConns})
 	if err != nil {
 		return nil, fmt.Errorf("localca: %w", err)
 	}

@@ -19,7 +19,7 @@ func TestClaimCertificates(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
 		ctx := context.Background()
-		s := New(dbtest.Open(t, dialect, "lifecycle", db.Options{Migrations: Migrations()}), nil)
+		s := New(dbtest.Open(t, dialect, "lifecycle", DBOptions()), nil)
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		account := ids.New(ids.Account, now)
 		const n = 60

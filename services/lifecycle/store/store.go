@@ -23,6 +23,15 @@ var migrationFiles embed.FS
 // Migrations are the lifecycle database's schema migrations.
 func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 
+// SerialWritesTable is the table every write transaction locks first on PostgreSQL
+// (db.Options.SerialWrites): event ids come from the counters row 'events' inside the writing
+// transaction, and WatchEvents resumes after the last id a client saw, so writes that append
+// events must commit in the order they took their ids. On SQLite the single writer does this.
+const SerialWritesTable = "counters"
+
+// DBOptions are the options the lifecycle database opens with: its migrations and serial writes.
+func DBOptions() db.Options { return db.Options{Migrations: Migrations(), SerialWrites: SerialWritesTable} }
+
 // Bundle is one bundle row.
 type Bundle struct {
 	ID                string `db:"bundle_id"`

@@ -39,7 +39,7 @@ func TestCreateBundle(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
 		ctx := context.Background()
-		d := dbtest.Open(t, dialect, "lifecycle", db.Options{Migrations: Migrations()})
+		d := dbtest.Open(t, dialect, "lifecycle", DBOptions())
 		s := New(d, nil)
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		account := ids.New(ids.Account, now)

@@ -47,6 +47,7 @@ const envPrefix = "CERTHOSTING_LIFECYCLE"
 type config struct {
 	listen        string
 	dbPath        string
+	dbMaxConns    int
 	identityDB    string
 	masterKeyFile string
 	engineers     string
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:50052", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&c.dbPath, "db", "var/lifecycle.db", "lifecycle database: a SQLite file, or a postgres:// URL")
+	fs.IntVar(&c.dbMaxConns, "db-max-conns", db.DefaultMaxConns, "PostgreSQL connections in the pool of -db (each replica holds its own; the identity and CA databases take 4 each)")
 	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
 	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
@@ -237,7 +239,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 	}()
 	clk := clockwork.NewRealClock()
 
-	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
+	dbOpts := store.DBOptions()
+	dbOpts.Logger, dbOpts.MaxConns = log, cfg.dbMaxConns
+	database, err := db.Open(ctx, cfg.dbPath, dbOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/cli"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/grpcclient"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
 	"github.com/certhosting/certhosting/services/order"
 	"github.com/certhosting/certhosting/services/order/store"
@@ -39,6 +40,7 @@ const envPrefix = "CERTHOSTING_ORDER"
 type config struct {
 	listen           string
 	dbPath           string
+	dbMaxConns       int
 	identityDB       string
 	lifecycleAddr    string
 	lifecycleKeyFile string
@@ -60,8 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:50051", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&c.dbPath, "db", "var/order.db", "order database: a SQLite file, or a postgres:// URL")
+	fs.IntVar(&c.dbMaxConns, "db-max-conns", db.DefaultMaxConns, "PostgreSQL connections in the pool of -db (each replica holds its own; the identity and CA databases take 4 each)")
 	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the lifecycle service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
-	fs.StringVar(&c.lifecycleAddr, "lifecycle-addr", "127.0.0.1:50052", "address of the lifecycle service")
+	fs.StringVar(&c.lifecycleAddr, "lifecycle-addr", "127.0.0.1:50052", "address of the lifecycle service; several replicas' addresses, comma-separated, share the relay's calls (round_robin)")
 	fs.StringVar(&c.lifecycleKeyFile, "lifecycle-key-file", "var/order-service-key", "file holding this service's API key (role service) for the lifecycle service")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
@@ -111,7 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log})
+	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log, MaxConns: cfg.dbMaxConns})
 	if err != nil {
 		return err
 	}
@@ -129,9 +132,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-lifecycle-key-file: %w", err)
 	}
-	conn, err := grpc.NewClient(cfg.lifecycleAddr,
+	target, balance, err := grpcclient.Replicas(grpcclient.ReplicaList(cfg.lifecycleAddr))
+	if err != nil {
+		return fmt.Errorf("-lifecycle-addr: %w", err)
+	}
+	conn, err := grpc.NewClient(target, append(balance,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)))
+		grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)))...)
 	if err != nil {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
 	}
