@@ -564,8 +564,8 @@ func TestPostgresRestart(t *testing.T) {
 	c := startCluster(t, bins, 2, 2, nil, nil, zone)
 
 	var (
-		mu    sync.Mutex
-		acked []string
+		mu       sync.Mutex
+		acked    []string
 		outcomes = map[codes.Code]int{}
 	)
 	ctx, stop := context.WithCancel(t.Context())

@@ -30,7 +30,9 @@ func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 const SerialWritesTable = "counters"
 
 // DBOptions are the options the lifecycle database opens with: its migrations and serial writes.
-func DBOptions() db.Options { return db.Options{Migrations: Migrations(), SerialWrites: SerialWritesTable} }
+func DBOptions() db.Options {
+	return db.Options{Migrations: Migrations(), SerialWrites: SerialWritesTable}
+}
 
 // Bundle is one bundle row.
 type Bundle struct {
