@@ -68,7 +68,7 @@ func IsUnavailable(err error) bool {
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 

@@ -24,7 +24,8 @@ import (
 //   - Writes are plain transactions on a connection pool, not a group-commit loop: the server
 //     takes concurrent commits and groups their WAL flushes itself.
 //   - Every write transaction is SERIALIZABLE and is run again (up to writeAttempts times, with a
-//     short random pause) when the server reports a serialization failure or deadlock. SQLite runs
+//     random pause doubling from 2 ms to 100 ms) when the server reports a serialization failure or
+//     deadlock. SQLite runs
 //     writes one at a time, and the stores' read-modify-write code (read a row, decide, save it) is
 //     written for that; SERIALIZABLE gives the same result with concurrent transactions, whichever
 //     replica or goroutine runs them. A function passed to Write may therefore run more than once:
@@ -36,7 +37,7 @@ import (
 //     replace those of the same name (MigrationsFor).
 
 // writeAttempts bounds how often a write that keeps losing races is run.
-const writeAttempts = 10
+const writeAttempts = 16
 
 // DefaultMaxConns is the default size of a PostgreSQL connection pool (Options.MaxConns): a
 // service's own database. Every replica holds its pools open, and PostgreSQL's default
@@ -97,10 +98,13 @@ func (d *DB) writePostgres(ctx context.Context, fn func(*Tx) error) error {
 			return ErrClosed
 		}
 		err := d.txPostgres(ctx, fn)
-		if err == nil || !IsRetryable(err) || attempt == writeAttempts {
+		// A transaction that could not begin did nothing: when its pooled connection turned out
+		// dead (the server restarted), the next attempt takes another, or a new one.
+		retry := IsRetryable(err) || (errors.Is(err, errBegin) && IsUnavailable(err) && attempt < 3)
+		if err == nil || !retry || attempt == writeAttempts {
 			return err
 		}
-		pause := time.Duration(attempt) * time.Millisecond
+		pause := min(time.Millisecond<<attempt, 100*time.Millisecond)
 		select {
 		case <-time.After(pause + rand.N(pause)):
 		case <-ctx.Done():
@@ -120,7 +124,7 @@ func (d *DB) txPostgres(ctx context.Context, fn func(*Tx) error) error {
 	defer cancel()
 	tx, err := d.write.BeginTxx(wctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
 	if err != nil {
-		return fmt.Errorf("db: begin: %w", err)
+		return fmt.Errorf("%w: %w", errBegin, err)
 	}
 	if d.lock != "" {
 		if _, err := tx.ExecContext(wctx, `LOCK TABLE `+d.lock+` IN EXCLUSIVE MODE`); err != nil {
@@ -141,6 +145,9 @@ func (d *DB) txPostgres(ctx context.Context, fn func(*Tx) error) error {
 	}
 	return nil
 }
+
+// errBegin marks a transaction that failed to begin.
+var errBegin = errors.New("db: begin")
 
 // writeTimeout bounds one PostgreSQL write transaction.
 const writeTimeout = 30 * time.Second

@@ -15,6 +15,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/backoff"
+	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/services/order/store"
 )
 
@@ -178,10 +179,26 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 		}
 		return len(due), nil
 	}
-	if err := r.store.RecordDeliveries(context.WithoutCancel(ctx), r.cfg.Clock.Now(), ok, failed); err != nil {
-		return len(due), fmt.Errorf("record deliveries: %w", err)
+	// The outcomes are worth keeping: a delivery acknowledged but not recorded is repeated. When
+	// the database is away (restarting, say), try again for up to half the lease, after which
+	// another relay may take the messages over anyway.
+	pause, giveUp := 100*time.Millisecond, claimedAt.Add(r.cfg.Lease/2)
+	for {
+		err := r.store.RecordDeliveries(context.WithoutCancel(ctx), r.cfg.Clock.Now(), ok, failed)
+		if err == nil {
+			return len(due), nil
+		}
+		if !db.IsUnavailable(err) || errors.Is(err, db.ErrClosed) || !r.cfg.Clock.Now().Add(pause).Before(giveUp) {
+			return len(due), fmt.Errorf("record deliveries: %w", err)
+		}
+		r.cfg.Log.Warn("recording deliveries failed; trying again", "in", pause, "err", err)
+		select {
+		case <-ctx.Done():
+			return len(due), fmt.Errorf("record deliveries: %w", err)
+		case <-r.cfg.Clock.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
-	return len(due), nil
 }
 
 func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) ([]string, error) {
