@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-sweep clean
+.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-purchase-pg bench-sweep clean
 
 all: build
 
@@ -102,10 +102,15 @@ run-pg: build
 # of 10,000 and 1,000,000 (cmd/certhosting-sweepbench). Flags through BENCHFLAGS and SWEEPFLAGS,
 # e.g. make bench BENCHFLAGS="-runs 3" SWEEPFLAGS="-stored 10000,100000". bench-purchase and
 # bench-sweep run one of them.
-bench: bench-purchase bench-sweep
+bench: bench-purchase bench-purchase-pg bench-sweep
 
 bench-purchase:
 	$(GO) run ./cmd/certhosting-bench $(BENCHFLAGS)
+
+# The same purchases with both services on the local PostgreSQL (PGURL), each run on databases of
+# its own: the no-op baseline is measured again in this run.
+bench-purchase-pg:
+	$(GO) run ./cmd/certhosting-bench -postgres $(PGURL)/postgres $(BENCHFLAGS)
 
 bench-sweep:
 	$(GO) run ./cmd/certhosting-sweepbench $(SWEEPFLAGS)

@@ -50,6 +50,7 @@ type config struct {
 	orderArgs   string
 	lifeArgs    string
 	verbose     bool
+	postgres    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.orderArgs, "order-args", "", "extra flags for the order service, space-separated")
 	fs.StringVar(&c.lifeArgs, "lifecycle-args", "", "extra flags for the lifecycle service, space-separated")
 	fs.BoolVar(&c.verbose, "v", false, "print progress and the services' warnings to stderr")
+	fs.StringVar(&c.postgres, "postgres", "", "run the services on PostgreSQL: the URL of any database on the server (each run creates and drops databases of its own); empty: SQLite")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -157,6 +159,14 @@ func oneRun(ctx context.Context, cfg config, bins pair.Binaries, n int, progress
 	}
 	if cfg.verbose {
 		opts.Log = progress
+	}
+	if cfg.postgres != "" {
+		dbs, drop, err := freshDatabases(ctx, cfg.postgres, n)
+		if err != nil {
+			return result{}, err
+		}
+		defer drop()
+		opts.Databases = dbs
 	}
 	var debug debugAddrs
 	if cfg.profileDir != "" {

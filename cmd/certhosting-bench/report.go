@@ -27,7 +27,7 @@ func (r result) ratio() float64 { return r.purchase.perSecond() / r.noop.perSeco
 func report(w io.Writer, cfg config, rs []result) {
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s/%s, %s; GOMAXPROCS %d in the load client (the services run with the Go default)\n",
 		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), gomaxprocs())
-	fmt.Fprintf(w, "services: order + lifecycle as separate processes on loopback, SQLite WAL synchronous=FULL on %s, rate limit off, log level warn\n", rs[0].fs)
+	fmt.Fprintf(w, "services: order + lifecycle as separate processes on loopback, %s, rate limit off, log level warn\n", databaseName(cfg, rs[0].fs))
 	fmt.Fprintf(w, "load: %d concurrent clients over %d connection(s), one Go process on the same machine; warmup %v; each phase %v; %d run(s), each on fresh processes and databases\n",
 		cfg.concurrency, cfg.conns, cfg.warmup, cfg.duration, len(rs))
 	fmt.Fprintf(w, "purchase: CreateOrder (dv-single, 3 years, hosted) + PayOrder; complete when its bundle exists in the lifecycle service\n\n")
