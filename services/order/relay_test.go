@@ -217,11 +217,14 @@ func TestRelayRedeliversAfterCrash(t *testing.T) {
 		t.Fatalf("outbox after restart has %d messages, want the undelivered 1", n)
 	}
 	again := &creator{next: lc.svc}
-	// The dead relay's claim holds for its lease; then the message is due again.
-	if n, err := e.newRelay(t, restarted, again, order.RelayConfig{}).Sweep(context.Background()); n != 0 || err != nil {
-		t.Fatalf("Sweep during the dead relay's lease = %d, %v; want 0, nil", n, err)
+	if e.db.Dialect() == db.Postgres {
+		// Replicas share the outbox: the dead relay's claim holds for its lease, then the
+		// message is due again. (SQLite has one process, which claims nothing.)
+		if n, err := e.newRelay(t, restarted, again, order.RelayConfig{}).Sweep(context.Background()); n != 0 || err != nil {
+			t.Fatalf("Sweep during the dead relay's lease = %d, %v; want 0, nil", n, err)
+		}
+		e.clk.Advance(order.DefaultLease)
 	}
-	e.clk.Advance(order.DefaultLease)
 	sweep(t, e.newRelay(t, restarted, again, order.RelayConfig{}), 1)
 	if n := crashing.calls.Load() + again.calls.Load(); n != 2 {
 		t.Fatalf("lifecycle called %d times, want 2 (the delivery was repeated)", n)

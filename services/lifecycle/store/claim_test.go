@@ -18,6 +18,9 @@ import (
 func TestClaimCertificates(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
+		if dialect == db.SQLite {
+			t.Skip("a SQLite file has one process, which claims nothing (ClaimCertificates reads what is due)")
+		}
 		ctx := context.Background()
 		s := New(dbtest.Open(t, dialect, "lifecycle", DBOptions()), nil)
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -177,6 +177,14 @@ func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.T
 	default:
 		return nil, fmt.Errorf("store: %q is not a sweep column", column)
 	}
+	if s.db.Dialect() == db.SQLite {
+		// A SQLite file has one service process: nobody to share with, and a claim would only
+		// hold up the process's own work for a lease after a crash and restart.
+		var cs []Certificate
+		err := s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE `+column+` IS NOT NULL AND `+
+			column+` <= ? ORDER BY `+column+` LIMIT ?`, db.Micros(now), limit)
+		return cs, err
+	}
 	due := column + ` IS NOT NULL AND ` + column + ` <= ? AND (claim_until IS NULL OR claim_until <= ?)`
 	var one []string
 	if err := s.db.Select(ctx, &one, `SELECT certificate_id FROM certificates WHERE `+due+` LIMIT 1`,
@@ -199,6 +207,12 @@ func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.T
 // An application whose replica died is due again when the lease ends.
 func (s *Store) ClaimApplications(ctx context.Context, status string, now time.Time, lease time.Duration, limit int) ([]Application, error) {
 	due := `next_poll_at IS NOT NULL AND next_poll_at <= ? AND status = ?`
+	if s.db.Dialect() == db.SQLite { // one process: see ClaimCertificates
+		var as []Application
+		err := s.db.Select(ctx, &as, `SELECT `+applicationColumns+` FROM applications WHERE `+due+` ORDER BY next_poll_at LIMIT ?`,
+			db.Micros(now), status, limit)
+		return as, err
+	}
 	var one []string
 	if err := s.db.Select(ctx, &one, `SELECT application_id FROM applications WHERE `+due+` LIMIT 1`,
 		db.Micros(now), status); err != nil || len(one) == 0 {

@@ -203,6 +203,9 @@ func TestCertificatesNull(t *testing.T) {
 func TestClaimOutbox(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		if d == db.SQLite {
+			t.Skip("a SQLite file has one process, which claims nothing (ClaimOutbox reads what is due)")
+		}
 		s := newStore(t, d)
 		ctx := context.Background()
 		const n = 40
