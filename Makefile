@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-purchase-pg bench-sweep clean
+.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -102,7 +102,7 @@ run-pg: build
 # of 10,000 and 1,000,000 (cmd/certhosting-sweepbench). Flags through BENCHFLAGS and SWEEPFLAGS,
 # e.g. make bench BENCHFLAGS="-runs 3" SWEEPFLAGS="-stored 10000,100000". bench-purchase and
 # bench-sweep run one of them.
-bench: bench-purchase bench-purchase-pg bench-sweep
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg
 
 bench-purchase:
 	$(GO) run ./cmd/certhosting-bench $(BENCHFLAGS)
@@ -114,6 +114,11 @@ bench-purchase-pg:
 
 bench-sweep:
 	$(GO) run ./cmd/certhosting-sweepbench $(SWEEPFLAGS)
+
+# The sweep on PostgreSQL: 10,000 due in a store of 10,000 swept by 1, 2 and 3 lifecycle
+# processes together, and by 1 in a store of 1,000,000 (PGSWEEPFLAGS, e.g. -pg-runs 10000x1).
+bench-sweep-pg:
+	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
 
 clean:
 	rm -rf $(BIN) var

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/certhosting/certhosting/internal/pair"
+	"github.com/certhosting/certhosting/internal/pgdb"
 )
 
 type config struct {
@@ -161,7 +162,7 @@ func oneRun(ctx context.Context, cfg config, bins pair.Binaries, n int, progress
 		opts.Log = progress
 	}
 	if cfg.postgres != "" {
-		dbs, drop, err := freshDatabases(ctx, cfg.postgres, n)
+		dbs, drop, err := pgdb.Fresh(ctx, cfg.postgres, fmt.Sprintf("certhosting_bench%d", n), "order", "lifecycle", "identity", "localca")
 		if err != nil {
 			return result{}, err
 		}

@@ -53,6 +53,7 @@ func main() {
 
 type result struct {
 	Stored, Due  int
+	Replicas     int // PostgreSQL runs: lifecycle processes sweeping together
 	Seed         time.Duration
 	Sweep        time.Duration
 	Activated    int
@@ -67,7 +68,16 @@ func run() error {
 	due := flag.Int("due", 10000, "certificates at their renewal time in each store")
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	profile := flag.Bool("profile", false, "write a CPU profile of each sweep to DIR/<stored>/sweep.pprof (keep -dir to read it)")
+	postgres := flag.String("postgres", "", "measure on PostgreSQL instead: the URL of any database on the server (each measurement creates and drops databases of its own)")
+	pgRuns := flag.String("pg-runs", "10000x1,10000x2,10000x3,1000000x1", "with -postgres: the measurements, STOREDxREPLICAS (lifecycle processes sweeping together)")
 	flag.Parse()
+	if *postgres != "" {
+		runs, err := parsePGRuns(*pgRuns, *due)
+		if err != nil {
+			return err
+		}
+		return runPostgres(*postgres, runs, *due, *dir)
+	}
 
 	var sizes []int
 	for _, f := range strings.Split(*storedFlag, ",") {
@@ -119,6 +129,63 @@ func run() error {
 	if len(results) > 1 {
 		first, last := results[0], results[len(results)-1]
 		fmt.Printf("\nsweep time ratio, %d stored / %d stored: %.2f\n", last.Stored, first.Stored, last.Sweep.Seconds()/first.Sweep.Seconds())
+	}
+	return nil
+}
+
+// runPostgres measures the sweep on PostgreSQL, with one or more replicas, and prints the table.
+func runPostgres(admin string, runs []pgRun, due int, dir string) error {
+	work := dir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+	}
+	ctx := context.Background()
+	bins, err := pair.Build(ctx, filepath.Join(work, "bin"), false)
+	if err != nil {
+		return err
+	}
+	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()})
+	if err != nil {
+		return err
+	}
+	defer dnsSrv.Close()
+	fmt.Printf("renewal sweep on PostgreSQL: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", due, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	var results []result
+	for _, run := range runs {
+		r, err := measurePostgres(ctx, filepath.Join(work, fmt.Sprintf("pg-%d-%d", run.stored, run.replicas)), admin, bins.Lifecycle, dnsSrv.Addr(), run, due)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+		fmt.Printf("  stored %9d, %d replica(s): seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled; peak RSS %.0f MB\n",
+			r.Stored, r.Replicas, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
+			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, float64(r.MaxRSSKB)/1024)
+	}
+	fmt.Println()
+	fmt.Println("| certificates stored | due | lifecycle replicas | sweep time | activations/s | peak RSS (largest replica) |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		fmt.Printf("| %d | %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Replicas, r.Sweep.Seconds(),
+			float64(r.Activated)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+	}
+	var small, large *result
+	for i := range results {
+		if results[i].Replicas != 1 {
+			continue
+		}
+		if small == nil || results[i].Stored < small.Stored {
+			small = &results[i]
+		}
+		if large == nil || results[i].Stored > large.Stored {
+			large = &results[i]
+		}
+	}
+	if small != nil && large != small {
+		fmt.Printf("\nsweep time ratio, %d stored / %d stored (1 replica): %.2f\n", large.Stored, small.Stored, large.Sweep.Seconds()/small.Sweep.Seconds())
 	}
 	return nil
 }
@@ -212,52 +279,66 @@ func seed(ctx context.Context, path string, n, due int, at time.Time) error {
 	return nil
 }
 
-func seedBundle(tx *db.Tx, i int, account, chain string, t0, notAfter, at time.Time, due bool) error {
+// Columns of the seeded rows, in the order seedRows gives their values.
+var seedColumns = map[string][]string{
+	"bundles": {"bundle_id", "account_id", "order_id", "product_id", "validation_type", "domain_type", "domain_count",
+		"hosting", "subscription_years", "create_time", "t0", "template_application_id", "hosting_status"},
+	"certificates": {"certificate_id", "bundle_id", "account_id", "sequence", "state", "coverage_start", "coverage_end",
+		"create_time", "update_time", "current_issuance_id", "current_application_id", "renew_at", "expire_at", "escalate_at"},
+	"applications": {"application_id", "certificate_id", "bundle_id", "account_id", "status", "automatic", "actor", "domains",
+		"validation_method", "contact", "key_algorithm", "ca_name", "ca_ref", "create_time", "update_time"},
+	"issuances": {"issuance_id", "certificate_id", "application_id", "bundle_id", "account_id", "serial", "not_before",
+		"not_after", "chain_pem", "create_time"},
+}
+
+// seedTables is the order the tables are written in.
+var seedTables = []string{"bundles", "certificates", "applications", "issuances"}
+
+// seedRows gives bundle i's rows, by table: its bundle, its two instances (the first HOSTED,
+// the second NOT_ACTIVATED), the first instance's application and issuance.
+func seedRows(i int, account, chain string, t0, notAfter, at time.Time, due bool) map[string][][]any {
 	day := 24 * time.Hour
 	bundle, order := ids.New(ids.Bundle, t0), ids.New(ids.Order, t0)
 	app, iss := ids.New(ids.Application, t0), ids.New(ids.Issuance, t0)
 	micros := db.Micros
-	if _, err := tx.Exec(`INSERT INTO bundles (bundle_id, account_id, order_id, product_id, validation_type, domain_type,
-		domain_count, hosting, subscription_years, create_time, t0, template_application_id, hosting_status)
-		VALUES (?, ?, ?, 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, ?, ?, ?, 'ACTIVE')`,
-		bundle, account, order, micros(t0), micros(t0), app); err != nil {
-		return err
-	}
 	renewAt := at.Add(-time.Minute)
 	if !due {
 		renewAt = at.Add(time.Duration(1+i%300) * day)
+	}
+	rows := map[string][][]any{
+		"bundles": {{bundle, account, order, "dv-single", "DV", "SINGLE", int32(1), true, int32(2), micros(t0), micros(t0), app, "ACTIVE"}},
 	}
 	certs := make([]string, 2)
 	for seq := 1; seq <= 2; seq++ {
 		certs[seq-1] = ids.New(ids.Certificate, t0)
 		start, end := t0.Add(time.Duration(seq-1)*365*day), t0.Add(time.Duration(seq)*365*day)
 		if seq == 1 {
-			if _, err := tx.Exec(`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state,
-				coverage_start, coverage_end, create_time, update_time, current_issuance_id, current_application_id,
-				renew_at, expire_at, escalate_at) VALUES (?, ?, ?, 1, 'HOSTED', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				certs[0], bundle, account, micros(start), micros(end), micros(t0), micros(t0), iss, app,
-				micros(renewAt), micros(notAfter), micros(notAfter.Add(-7*day))); err != nil {
-				return err
-			}
+			rows["certificates"] = append(rows["certificates"], []any{certs[0], bundle, account, int32(1), "HOSTED", micros(start),
+				micros(end), micros(t0), micros(t0), iss, app, micros(renewAt), micros(notAfter), micros(notAfter.Add(-7 * day))})
 			continue
 		}
-		if _, err := tx.Exec(`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state,
-			coverage_start, coverage_end, create_time, update_time) VALUES (?, ?, ?, ?, 'NOT_ACTIVATED', ?, ?, ?, ?)`,
-			certs[seq-1], bundle, account, seq, micros(start), micros(end), micros(t0), micros(t0)); err != nil {
-			return err
+		rows["certificates"] = append(rows["certificates"], []any{certs[1], bundle, account, int32(seq), "NOT_ACTIVATED",
+			micros(start), micros(end), micros(t0), micros(t0), nil, nil, nil, nil, nil})
+	}
+	rows["applications"] = [][]any{{app, certs[0], bundle, account, "ISSUED", false, "customer", fmt.Sprintf(`["bench-%d.example.com"]`, i),
+		"DNS_TXT", `{"email":"ops@example.com"}`, "ECDSA_P256", "local", "seeded", micros(t0), micros(t0)}}
+	rows["issuances"] = [][]any{{iss, certs[0], app, bundle, account, strconv.Itoa(i), micros(t0), micros(notAfter), chain, micros(t0)}}
+	return rows
+}
+
+func seedBundle(tx *db.Tx, i int, account, chain string, t0, notAfter, at time.Time, due bool) error {
+	rows := seedRows(i, account, chain, t0, notAfter, at, due)
+	for _, table := range seedTables {
+		cols := seedColumns[table]
+		q := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` +
+			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`
+		for _, r := range rows[table] {
+			if _, err := tx.Exec(q, r...); err != nil {
+				return err
+			}
 		}
 	}
-	if _, err := tx.Exec(`INSERT INTO applications (application_id, certificate_id, bundle_id, account_id, status,
-		automatic, actor, domains, validation_method, contact, key_algorithm, ca_name, ca_ref, create_time, update_time)
-		VALUES (?, ?, ?, ?, 'ISSUED', FALSE, 'customer', ?, 'DNS_TXT', '{"email":"ops@example.com"}', 'ECDSA_P256',
-		'local', 'seeded', ?, ?)`,
-		app, certs[0], bundle, account, fmt.Sprintf(`["bench-%d.example.com"]`, i), micros(t0), micros(t0)); err != nil {
-		return err
-	}
-	_, err := tx.Exec(`INSERT INTO issuances (issuance_id, certificate_id, application_id, bundle_id, account_id,
-		serial, not_before, not_after, chain_pem, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		iss, certs[0], app, bundle, account, strconv.Itoa(i), micros(t0), micros(notAfter), chain, micros(t0))
-	return err
+	return nil
 }
 
 // dummyChain is a real, small certificate, stored as every seeded issuance's chain (the sweep
