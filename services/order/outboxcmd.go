@@ -48,7 +48,7 @@ func RunOutboxCommand(ctx context.Context, args []string, envPrefix string, now 
 			return fmt.Errorf("-db: %w", err)
 		}
 	}
-	database, err := db.Open(ctx, *dbPath, db.Options{Migrations: store.Migrations()})
+	database, err := db.Open(ctx, *dbPath, store.DBOptions())
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,13 @@ var migrationFiles embed.FS
 // Migrations are the order database's schema migrations.
 func Migrations() fs.FS { return db.MigrationsIn(migrationFiles) }
 
+// DBOptions are the options the order database opens with: its migrations, and serial writes on
+// PostgreSQL (db.Options.SerialWrites, locking the orders table). Concurrent SERIALIZABLE
+// purchases conflict through the indexes they share (the request-id lookup, the outbox's due
+// order) more often than retries absorb under load; one writer at a time, as on SQLite, answers
+// every call without a lost race.
+func DBOptions() db.Options { return db.Options{Migrations: Migrations(), SerialWrites: "orders"} }
+
 // Order statuses, as stored.
 const (
 	StatusUnpaid    = "UNPAID"

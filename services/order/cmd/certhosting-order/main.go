@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -114,7 +115,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	database, err := db.Open(ctx, cfg.dbPath, db.Options{Migrations: store.Migrations(), Logger: log, MaxConns: cfg.dbMaxConns})
+	database, err := db.Open(ctx, cfg.dbPath, dbOptions(log, cfg.dbMaxConns))
 	if err != nil {
 		return err
 	}
@@ -171,4 +172,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("order service stopped")
 	return err
+}
+
+// dbOptions are the order database's options with the process's logger and pool size.
+func dbOptions(log *slog.Logger, maxConns int) db.Options {
+	o := store.DBOptions()
+	o.Logger, o.MaxConns = log, maxConns
+	return o
 }
