@@ -633,3 +633,41 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	t.Logf("%d purchases acknowledged, all kept and delivered", len(acked))
 }
+
+// A WatchEvents stream on one lifecycle replica receives, within a second, the events another
+// replica commits (each replica follows the newest event id: lifecycle.FollowCommits), three times
+// over (the streams' own safety-net poll is 5 s).
+func TestWatchEventsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("e2e: starts the services as processes; skipped with -short")
+	}
+	c := startCluster(t, bins, 2, 1, nil, nil, dnsserver.NewMemorySource())
+	writer := lifecyclev1.NewLifecycleServiceClient(dial(t, c.addrs["lc1"], c.DemoKey))
+	watcher := lifecyclev1.NewLifecycleServiceClient(dial(t, c.addrs["lc2"], c.DemoKey))
+	for i := range 3 {
+		o := c.clients.buy(t, fmt.Sprintf("watch-%d", i), 1, false)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		stream, err := watcher.WatchEvents(ctx, &lifecyclev1.WatchEventsRequest{BundleId: o.GetBundleId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Header(); err != nil { // the stream is open: what commits next reaches it
+			t.Fatal(err)
+		}
+		sent := time.Now()
+		if _, err := writer.SubmitApplication(ctx, &lifecyclev1.SubmitApplicationRequest{CertificateId: o.GetCertificateIds()[0],
+			Domains: []string{fmt.Sprintf("watch%d.example.com", i)}, Contact: &lifecyclev1.Contact{Email: "ops@example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("took %v", time.Since(sent))
+		if took := time.Since(sent); took > time.Second || ev.GetEvent().GetType() != lifecyclev1.EventType_EVENT_TYPE_APPLICATION_SUBMITTED {
+			t.Errorf("round %d: the other replica's stream got %v after %v; want APPLICATION_SUBMITTED within 1s", i, ev.GetEvent().GetType(), took)
+		}
+		cancel()
+	}
+}

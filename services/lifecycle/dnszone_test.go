@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
@@ -94,5 +95,46 @@ func TestDelegatedZone(t *testing.T) {
 	}
 	if got := txt(); !slices.Equal(got, []string{"value-3", "value-4"}) {
 		t.Errorf("over a day after value-2: %v, want value-3 and value-4 (value-2 stale)", got)
+	}
+}
+
+// Every replica's DNS server answers the delegated zone from the shared database: a record that
+// one replica publishes (for the ACME order it works on) is answered by another replica's server,
+// and gone from it once removed.
+func TestDelegatedZoneAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	other := store.New(grpctest.OpenDBWith(t, e.dir, "lifecycle.db", store.DBOptions()), nil)
+	const apex, ns, name = "acme.certhosting.test", "ns1.certhosting.test", "r7.acme.certhosting.test"
+	mine, err := lifecycle.NewDelegatedZone(e.st, e.clk, nil, apex, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := lifecycle.NewDelegatedZone(other, e.clk, nil, apex, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	lookup := func() (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
+		return dns.Exchange(m, srv.Addr())
+	}
+	if err := mine.Publish(e.ctx, name, "token-1"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := lookup()
+	if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.TXT).Txt[0] != "token-1" {
+		t.Fatalf("the other replica answers %v, %v; want the TXT record token-1", r, err)
+	}
+	if err := mine.Remove(e.ctx, name, "token-1"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := lookup(); err != nil || r.Rcode != dns.RcodeNameError {
+		t.Errorf("after removal the other replica answers %v, %v; want NXDOMAIN", r, err)
 	}
 }

@@ -64,6 +64,7 @@ type env struct {
 	ticker    *lifecycle.Ticker
 	identity  *auth.Store
 	acme      *acmeCA // with envOptions.acme
+	dir       string  // where its databases are (grpctest.OpenDBWith opens them again)
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -149,7 +150,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
-		identity: identity, acme: acmeCA,
+		identity: identity, acme: acmeCA, dir: dir,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),

@@ -28,9 +28,11 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/miekg/dns"
 
+	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/internal/tlstest"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/localca"
+	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/secrets"
 )
@@ -853,4 +855,38 @@ func serveFunc(t *testing.T, h dns.HandlerFunc) string {
 	<-started
 	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
+}
+
+// Replicas starting together on one new database: each opens the CA at the same moment, one
+// creates the root and intermediate, and all of them issue under that one root.
+func TestOpenConcurrently(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
+		box, err := secrets.Parse(secrets.Generate())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := localca.Config{DBPath: dbtest.URL(t, d, "localca"), Box: box, Clock: clockwork.NewFakeClockAt(start),
+			Resolver: "127.0.0.1:1", DNSTimeout: time.Hour}
+		const replicas = 4
+		roots := make([]string, replicas)
+		var wg sync.WaitGroup
+		for i := range replicas {
+			wg.Go(func() {
+				c, err := localca.Open(t.Context(), cfg)
+				if err != nil {
+					t.Errorf("replica %d: Open: %v", i, err)
+					return
+				}
+				defer c.Close()
+				roots[i] = string(c.RootPEM()) + string(c.IntermediatePEM())
+			})
+		}
+		wg.Wait()
+		for i := 1; i < replicas; i++ {
+			if roots[i] != roots[0] {
+				t.Errorf("replica %d has another root or intermediate than replica 0", i)
+			}
+		}
+	})
 }
