@@ -87,25 +87,12 @@ func run() error {
 		}
 		sizes = append(sizes, n)
 	}
-	work := *dir
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-	}
 	ctx := context.Background()
-	bins, err := pair.Build(ctx, filepath.Join(work, "bin"), false)
+	work, bins, dnsSrv, cleanup, err := setup(ctx, *dir)
 	if err != nil {
 		return err
 	}
-	// A DNS server with no records: the local CA's lookups get a real (negative) answer.
-	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()})
-	if err != nil {
-		return err
-	}
-	defer dnsSrv.Close()
+	defer cleanup()
 
 	fmt.Printf("renewal sweep: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", *due, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
@@ -133,26 +120,45 @@ func run() error {
 	return nil
 }
 
+// setup makes the work directory (dir, or a temporary one removed by cleanup), builds the
+// service binaries into it, and starts a DNS server with no records: the local CA's lookups get
+// a real (negative) answer, so the applications stay pending.
+func setup(ctx context.Context, dir string) (work string, bins pair.Binaries, dnsSrv *dnsserver.Server, cleanup func(), err error) {
+	work = dir
+	removeWork := func() {}
+	if work == "" {
+		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
+			return "", bins, nil, nil, err
+		}
+		removeWork = func() { os.RemoveAll(work) }
+	}
+	if bins, err = pair.Build(ctx, filepath.Join(work, "bin"), false); err != nil {
+		removeWork()
+		return "", bins, nil, nil, err
+	}
+	if dnsSrv, err = dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()}); err != nil {
+		removeWork()
+		return "", bins, nil, nil, err
+	}
+	return work, bins, dnsSrv, func() { dnsSrv.Close(); removeWork() }, nil
+}
+
+// seedParams are what every seeded bundle shares: the account, the first issuance's validity
+// (issued 335 days before at, expiring 30 days after it) and a chain to store.
+func seedParams(at time.Time) (account, chain string, t0, notAfter time.Time, err error) {
+	chain, err = dummyChain(at)
+	t0 = at.Add(-335 * 24 * time.Hour)
+	return ids.New(ids.Account, at), chain, t0, t0.Add(365 * 24 * time.Hour), err
+}
+
 // runPostgres measures the sweep on PostgreSQL, with one or more replicas, and prints the table.
 func runPostgres(admin string, runs []pgRun, due int, dir string) error {
-	work := dir
-	if work == "" {
-		var err error
-		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-	}
 	ctx := context.Background()
-	bins, err := pair.Build(ctx, filepath.Join(work, "bin"), false)
+	work, bins, dnsSrv, cleanup, err := setup(ctx, dir)
 	if err != nil {
 		return err
 	}
-	dnsSrv, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()})
-	if err != nil {
-		return err
-	}
-	defer dnsSrv.Close()
+	defer cleanup()
 	fmt.Printf("renewal sweep on PostgreSQL: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", due, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
 	for _, run := range runs {
@@ -254,13 +260,10 @@ func seed(ctx context.Context, path string, n, due int, at time.Time) error {
 		return err
 	}
 	defer d.Close()
-	chain, err := dummyChain(at)
+	account, chain, t0, notAfter, err := seedParams(at)
 	if err != nil {
 		return err
 	}
-	account := ids.New(ids.Account, at)
-	t0 := at.Add(-335 * 24 * time.Hour)
-	notAfter := t0.Add(365 * 24 * time.Hour)
 	bundles := n
 	const perTx = 5000
 	for startIdx := 0; startIdx < bundles; startIdx += perTx {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/certhosting/certhosting/internal/pgdb"
 	"github.com/certhosting/certhosting/pkg/db"
-	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -133,13 +132,10 @@ func seedPostgres(ctx context.Context, url string, n, due int, at time.Time) err
 		return err
 	}
 	defer conn.Close(ctx)
-	chain, err := dummyChain(at)
+	account, chain, t0, notAfter, err := seedParams(at)
 	if err != nil {
 		return err
 	}
-	account := ids.New(ids.Account, at)
-	t0 := at.Add(-335 * 24 * time.Hour)
-	notAfter := t0.Add(365 * 24 * time.Hour)
 	const perBatch = 20000
 	for start := 0; start < n; start += perBatch {
 		batch := map[string][][]any{}
