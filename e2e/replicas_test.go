@@ -308,10 +308,11 @@ func renewedCount(ctx context.Context, d *sql.DB, hosted map[string]*hostedBundl
 // application per renewal, every paid order has exactly one bundle, and no event is recorded
 // twice.
 //
-// Timing: the local CA issues 180-second certificates, so each bundle's renewal falls due 120 s
-// after its first issuance (renew_before = lifetime/3) and the next one 120 s after that; the
-// first issuances spread over the setup (tens of seconds), so the renewals fall due over a window
-// the minute of kills covers, and the replicas are stopped before the second round. The services
+// Timing: the local CA issues 240-second certificates, so each bundle's renewal falls due 160 s
+// after its first issuance (renew_before = lifetime/3) and the next one 160 s after that; the
+// first issuances spread over the setup (about 40 s here), so the renewals fall due over a window
+// the kills cover (a minute, longer if the setup was slower), and the replicas are stopped before
+// the second round. The services
 // are built without the race detector (the load is the point; the race-built services are
 // exercised by every other e2e test), and the test does not run in parallel with others.
 func TestReplicasUnderKills(t *testing.T) {
@@ -320,8 +321,8 @@ func TestReplicasUnderKills(t *testing.T) {
 	}
 	const (
 		bundles   = 2000
-		validity  = 180 * time.Second
-		killFor   = time.Minute
+		validity  = 240 * time.Second
+		minKills  = time.Minute
 		lease     = 3 * time.Second
 		purchases = 2 // customers buying during the kills
 	)
@@ -357,9 +358,8 @@ func TestReplicasUnderKills(t *testing.T) {
 	}
 	t.Logf("all HOSTED after %v; renewals fall due from %v to %v after the start", time.Since(began).Round(time.Second),
 		first.Sub(began).Round(time.Second), last.Sub(began).Round(time.Second))
-	if last.Sub(first) > killFor-10*time.Second {
-		t.Fatalf("renewals fall due over %v, longer than the kills cover", last.Sub(first))
-	}
+	// The kills cover every renewal falling due: a minute, or longer on a machine slow to set up.
+	killFor := max(minKills, last.Sub(first)+15*time.Second)
 
 	// Purchases go on during the kills.
 	ctx, stopBuying := context.WithCancel(t.Context())
