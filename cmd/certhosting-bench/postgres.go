@@ -1,9 +1,6 @@
 package main
 
-import (
-	"net/url"
-	"strings"
-)
+import "net/url"
 
 // databaseName describes where the services' databases are, for the report.
 func databaseName(cfg config, fs string) string {
@@ -14,5 +11,5 @@ func databaseName(cfg config, fs string) string {
 	if err != nil {
 		return "PostgreSQL"
 	}
-	return "PostgreSQL at " + strings.TrimSuffix(u.Host, "/") + " (SERIALIZABLE writes, synchronous_commit on), one database per service"
+	return "PostgreSQL at " + u.Host + " (SERIALIZABLE writes, synchronous_commit on), one database per service"
 }

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
@@ -255,6 +256,9 @@ func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
 // AfterCommit registers f to run once the transaction is committed (and never if it is not):
 // waking a relay, notifying event watchers. f runs on the writer's goroutine and must not block.
 func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
+
+// Placeholders is n comma-separated `?`, for an `IN (...)` list of n arguments.
+func Placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // ExpectOne returns ErrConflict unless res affected exactly one row: the check after every
 // compare-and-set UPDATE (`... WHERE id = ? AND state = ?`).

@@ -112,7 +112,7 @@ func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView,
 	iss := map[string]*Issuance{}
 	if len(issIDs) > 0 {
 		var rows []Issuance
-		if err := s.db.Select(ctx, &rows, `SELECT `+issuanceColumns+` FROM issuances WHERE issuance_id IN (`+placeholders(len(issIDs))+`)`, issIDs...); err != nil {
+		if err := s.db.Select(ctx, &rows, `SELECT `+issuanceColumns+` FROM issuances WHERE issuance_id IN (`+db.Placeholders(len(issIDs))+`)`, issIDs...); err != nil {
 			return nil, err
 		}
 		for i := range rows {
@@ -122,7 +122,7 @@ func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView,
 	apps := map[string]*Application{}
 	if len(appIDs) > 0 {
 		var rows []Application
-		if err := s.db.Select(ctx, &rows, `SELECT `+applicationColumns+` FROM applications WHERE application_id IN (`+placeholders(len(appIDs))+`)`, appIDs...); err != nil {
+		if err := s.db.Select(ctx, &rows, `SELECT `+applicationColumns+` FROM applications WHERE application_id IN (`+db.Placeholders(len(appIDs))+`)`, appIDs...); err != nil {
 			return nil, err
 		}
 		for i := range rows {
@@ -167,10 +167,10 @@ const (
 
 // ClaimCertificates claims up to limit certificates due at now in a sweep column (Sweep*) for
 // lease and returns them. A claim sets claim_until; other replicas' claims pass the rows by until
-// then, and SaveSchedule (the work's own write) clears it. On PostgreSQL the rows are locked with
-// SKIP LOCKED, so replicas claiming at the same moment take different rows instead of waiting on
-// each other. The rows due are looked for on the read pool first: a sweep with nothing due writes
-// nothing.
+// then, and SaveSchedule (the work's own write) clears it. (Writes on PostgreSQL run one at a time
+// under SerialWritesTable, so claims never race today; FOR UPDATE SKIP LOCKED would keep them
+// apart without that lock.) The rows due are looked for on the read pool first: a sweep with
+// nothing due writes nothing.
 func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.Time, lease time.Duration, limit int) ([]Certificate, error) {
 	switch column {
 	case SweepRenew, SweepExpire, SweepRenewalInfo, SweepRetry, SweepEscalate:
@@ -195,7 +195,7 @@ func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.T
 	err := s.db.Write(ctx, func(tx *db.Tx) error {
 		cs = nil
 		return tx.Select(&cs, `UPDATE certificates SET claim_until = ? WHERE certificate_id IN (
-			SELECT certificate_id FROM certificates WHERE `+due+` ORDER BY `+column+` LIMIT ?`+s.skipLocked()+`)
+			SELECT certificate_id FROM certificates WHERE `+due+` ORDER BY `+column+` LIMIT ? FOR UPDATE SKIP LOCKED)
 			RETURNING `+certificateColumns, db.Micros(now.Add(lease)), db.Micros(now), db.Micros(now), limit)
 	})
 	return cs, err
@@ -222,19 +222,10 @@ func (s *Store) ClaimApplications(ctx context.Context, status string, now time.T
 	err := s.db.Write(ctx, func(tx *db.Tx) error {
 		as = nil
 		return tx.Select(&as, `UPDATE applications SET next_poll_at = ? WHERE application_id IN (
-			SELECT application_id FROM applications WHERE `+due+` ORDER BY next_poll_at LIMIT ?`+s.skipLocked()+`)
+			SELECT application_id FROM applications WHERE `+due+` ORDER BY next_poll_at LIMIT ? FOR UPDATE SKIP LOCKED)
 			RETURNING `+applicationColumns, db.Micros(now.Add(lease)), db.Micros(now), status, limit)
 	})
 	return as, err
-}
-
-// skipLocked is the row-locking clause of a claim's inner SELECT: PostgreSQL's FOR UPDATE SKIP
-// LOCKED; nothing on SQLite, whose single writer already serializes claims.
-func (s *Store) skipLocked() string {
-	if s.db.Dialect() == db.Postgres {
-		return ` FOR UPDATE SKIP LOCKED`
-	}
-	return ``
 }
 
 // NextDue returns the earliest time any sweep has work, or ok false when nothing is scheduled:

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/db"
@@ -270,7 +269,7 @@ func (s *Store) ListBundles(ctx context.Context, accountID, before string, limit
 	}
 	var cs []Certificate
 	if err := s.db.Select(ctx, &cs, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id IN (`+
-		placeholders(len(in))+`) ORDER BY bundle_id, sequence`, in...); err != nil {
+		db.Placeholders(len(in))+`) ORDER BY bundle_id, sequence`, in...); err != nil {
 		return nil, nil, err
 	}
 	byBundle := make(map[string][]Certificate, len(bs))
@@ -278,10 +277,6 @@ func (s *Store) ListBundles(ctx context.Context, accountID, before string, limit
 		byBundle[c.BundleID] = append(byBundle[c.BundleID], c)
 	}
 	return bs, byBundle, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // GetCertificate returns an instance of the account, or NotFound.

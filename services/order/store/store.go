@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -295,7 +294,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 			ids = append(ids, m.ID)
 		}
 		_, err := tx.Exec(`UPDATE outbox SET next_attempt_time = ? WHERE next_attempt_time <= ? AND message_id IN (`+
-			placeholders(len(claimed))+`)`, ids...)
+			db.Placeholders(len(claimed))+`)`, ids...)
 		return err
 	})
 	return claimed, err
@@ -305,6 +304,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, now time.Time, lease time.Durat
 // not settle: each message is due again at its due time before the claim, for another relay at
 // once. A message claimed again since (by a relay that found the lease ended) is left alone.
 func (s *Store) ReleaseOutbox(ctx context.Context, claimed []OutboxMessage, now time.Time, lease time.Duration) error {
+	if s.db.Dialect() == db.SQLite {
+		return nil // ClaimOutbox claims nothing there
+	}
 	until := db.Micros(now.Add(lease))
 	return s.db.Write(ctx, func(tx *db.Tx) error {
 		for _, m := range claimed {
@@ -331,9 +333,6 @@ func (s *Store) outbox(ctx context.Context, dueBy int64, limit int) ([]OutboxMes
 		ORDER BY next_attempt_time, message_id LIMIT ?`, dueBy, limit)
 	return ms, err
 }
-
-// placeholders is n comma-separated `?`.
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // RetryOutboxNow makes every undelivered message due at now, for an operator who has fixed what
 // kept them failing and does not want to wait out their backoff. It returns how many it moved.

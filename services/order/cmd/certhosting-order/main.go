@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -115,7 +114,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	database, err := db.Open(ctx, cfg.dbPath, dbOptions(log, cfg.dbMaxConns))
+	dbOpts := store.DBOptions()
+	dbOpts.Logger, dbOpts.MaxConns = log, cfg.dbMaxConns
+	database, err := db.Open(ctx, cfg.dbPath, dbOpts)
 	if err != nil {
 		return err
 	}
@@ -172,11 +173,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("order service stopped")
 	return err
-}
-
-// dbOptions are the order database's options with the process's logger and pool size.
-func dbOptions(log *slog.Logger, maxConns int) db.Options {
-	o := store.DBOptions()
-	o.Logger, o.MaxConns = log, maxConns
-	return o
 }
