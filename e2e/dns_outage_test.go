@@ -123,7 +123,7 @@ func TestDNSOutageAndRemovedRecords(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if resp.GetCertificate().GetState() != lifecyclev1.CertificateState_CERTIFICATE_STATE_VALIDATION_FAILED {
+			if resp.GetCertificate().GetRenewalStatus() != lifecyclev1.RenewalStatus_RENEWAL_STATUS_FAILED {
 				waiting++
 				continue
 			}

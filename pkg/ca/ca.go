@@ -185,3 +185,13 @@ type VerdictTimer interface {
 	// VerdictTimeout is the wait; zero when the client never rejects for want of the customer.
 	VerdictTimeout() time.Duration
 }
+
+// Instructor is implemented by a Client whose DNS records depend only on the subscription (a
+// Request's Binding) and the names, so it can tell them before any application is made: an
+// imported certificate's customer publishes them at once, and the first renewal verifies with no
+// further action. (The local CA's TXT records, an ACME client's delegation CNAMEs.)
+type Instructor interface {
+	// Instructions are the records Submit would ask for, for an application with this binding
+	// and these names.
+	Instructions(binding string, domains []string) []DNSRecord
+}

@@ -406,8 +406,11 @@ func TestACMEHostedSubscription(t *testing.T) {
 	var failed *lifecyclev1.Certificate
 	rounds := e.until("renewal without the CNAME", 3*time.Minute, func() bool {
 		failed = e.certificate(certID)
-		return failed.GetState() == stFailed
+		return failed.GetRenewalStatus() == lifecyclev1.RenewalStatus_RENEWAL_STATUS_FAILED
 	})
+	if failed.GetState() != stHosted {
+		t.Errorf("after the failed renewal the instance is %s, want HOSTED: its certificate is still in use", failed.GetState())
+	}
 	t.Logf("renewal without the CNAME: failed after %d rounds", rounds)
 	app := failed.GetCurrentApplication()
 	if app.GetStatus() != lifecyclev1.ApplicationStatus_APPLICATION_STATUS_REJECTED || !app.GetAutomatic() ||

@@ -200,7 +200,21 @@ func (s *Server) SubmitApplication(ctx context.Context, req *lifecyclev1.SubmitA
 	if err := state.Check(view.State, state.Validating, state.ActorCustomer); err != nil {
 		return nil, err
 	}
-	return s.submitNow(ctx, view.Certificate, b, info, state.ActorCustomer)
+	return s.submitNow(ctx, view.Certificate, b, info, state.ActorCustomer, s.replacesOf(ctx, view.Certificate))
+}
+
+// replacesOf is the certificate a new application of instance c replaces: the one its last
+// application replaced (a resubmission after a failed renewal renews the same certificate), or
+// none.
+func (s *Server) replacesOf(ctx context.Context, c store.Certificate) sql.NullString {
+	if !c.CurrentApplicationID.Valid {
+		return sql.NullString{}
+	}
+	last, err := s.Store.ApplicationOf(ctx, c.AccountID, c.CurrentApplicationID.String)
+	if err != nil {
+		return sql.NullString{}
+	}
+	return last.ReplacesIssuanceID
 }
 
 // validateApplication checks a SubmitApplicationRequest against the bundle it is for.
@@ -261,14 +275,22 @@ func (s *Server) RetryApplication(ctx context.Context, req *lifecyclev1.RetryApp
 	if err != nil {
 		return nil, err
 	}
-	if err := state.Check(c.State, state.Validating, actor); err != nil {
-		return nil, err
-	}
 	if !c.CurrentApplicationID.Valid {
-		return nil, apierr.FailedPrecondition("certificate %s has no application to retry; submit one", c.ID)
+		return nil, apierr.FailedPrecondition("certificate %s is %s and has no application to retry; submit one", c.ID, c.State)
 	}
 	last, err := s.Store.ApplicationOf(ctx, c.AccountID, c.CurrentApplicationID.String)
 	if err != nil {
+		return nil, err
+	}
+	// What is retried: a rejected application of an instance with no certificate (which is
+	// VALIDATION_FAILED), or a rejected renewal of the certificate an instance holds (whatever its
+	// state: the renewal status is FAILED).
+	if holdsCertificate(c) {
+		if last.Status != store.AppRejected {
+			return nil, apierr.FailedPrecondition("certificate %s is %s and its last application %s is %s, not rejected: nothing to retry",
+				c.ID, c.State, last.ID, last.Status)
+		}
+	} else if err := state.Check(c.State, state.Validating, actor); err != nil {
 		return nil, err
 	}
 	info, err := infoFromRow(last)
@@ -279,7 +301,10 @@ func (s *Server) RetryApplication(ctx context.Context, req *lifecyclev1.RetryApp
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.submitNow(ctx, c, b, info, actor)
+	if info.CSRPEM == "" {
+		info.KeyAlgorithm = keyAlgorithmOr(info.KeyAlgorithm)
+	}
+	resp, err := s.submitNow(ctx, c, b, info, actor, last.ReplacesIssuanceID)
 	if err != nil {
 		return nil, err
 	}
@@ -291,26 +316,22 @@ func (s *Server) RetryApplication(ctx context.Context, req *lifecyclev1.RetryApp
 // and the caller gets Unavailable; if the instance changed meanwhile the CA application is
 // cancelled and the caller gets FailedPrecondition. (Automatic renewals are submitted by the
 // ticker instead, which retries.)
-func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bundle, info appInfo, actor state.Actor) (*lifecyclev1.SubmitApplicationResponse, error) {
+//
+// replaces is the certificate the application renews (a re-issue, or a resubmission after a failed
+// renewal), named to the CA (for an ACME CA, the order's replaces, RFC 9773) and shown as the
+// renewal status of the instance holding it. An instance that holds a certificate keeps its state;
+// any other becomes VALIDATING.
+func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bundle, info appInfo, actor state.Actor,
+	replaces sql.NullString) (*lifecyclev1.SubmitApplicationResponse, error) {
 	now := s.Clock.Now()
 	a := store.Application{
 		ID: ids.New(ids.Application, now), CertificateID: c.ID, BundleID: b.ID, AccountID: c.AccountID,
-		Status: store.AppPending, Actor: actor,
+		Status: store.AppPending, Actor: actor, ReplacesIssuanceID: replaces,
 	}
 	var authority ca.Client
 	a.CAName, authority = s.CAs.Route(b.ProductID, b.ValidationType)
 	if err := info.toRow(&a); err != nil {
 		return nil, err
-	}
-	if c.CurrentApplicationID.Valid {
-		// A resubmission after a failed renewal (RetryApplication, or SubmitApplication again)
-		// renews the same certificate as the failed application did, and names it to the CA the
-		// same way: for an ACME CA, the order's replaces (RFC 9773), which keeps it a renewal.
-		last, err := s.Store.ApplicationOf(ctx, c.AccountID, c.CurrentApplicationID.String)
-		if err != nil {
-			return nil, err
-		}
-		a.ReplacesIssuanceID = last.ReplacesIssuanceID
 	}
 	notAfter := RequestedEnd(db.FromNullMicros(b.T0), c.Sequence)
 	a.RequestedNotAfter = db.NullMicros(notAfter)
@@ -340,14 +361,17 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 		if err != nil {
 			return err
 		}
-		if cur.State != c.State {
-			return apierr.FailedPrecondition("certificate %s is now %s; it cannot take an application", c.ID, cur.State)
+		if cur.State != c.State || cur.CurrentApplicationID != c.CurrentApplicationID || cur.CurrentIssuanceID != c.CurrentIssuanceID {
+			return apierr.FailedPrecondition("certificate %s changed meanwhile (now %s); look again and retry", c.ID, cur.State)
 		}
 		if err := tx.InsertApplication(&a); err != nil {
 			return err
 		}
 		reason := fmt.Sprintf("application %s submitted for %v", a.ID, info.Domains)
-		if err := tx.Transition(&cur, state.Validating, actor, store.EventApplicationSubmitted, reason); err != nil {
+		if replaces.Valid {
+			reason = fmt.Sprintf("application %s submitted for %v, replacing issuance %s", a.ID, info.Domains, replaces.String)
+		}
+		if err := submitted(tx, &cur, actor, reason); err != nil {
 			return err
 		}
 		cur.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
@@ -357,10 +381,8 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 		if err := tx.SaveSchedule(&cur); err != nil {
 			return err
 		}
-		if c.State == state.ValidationFailed {
-			return noteIncident(tx, b, cur.ID, fmt.Sprintf("resubmitted by the %s as application %s", actor, a.ID))
-		}
-		return nil
+		// The incident's open case, if any (a rejection before), hears of it.
+		return noteIncident(tx, b, cur.ID, fmt.Sprintf("resubmitted by the %s as application %s", actor, a.ID))
 	})
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), caCallTimeout)

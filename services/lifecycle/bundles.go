@@ -135,7 +135,16 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 	if err != nil {
 		return nil, err
 	}
-	filter := pagetoken.Filter(who.AccountID)
+	f := store.BundleFilter{AccountID: who.AccountID}
+	if f.State, err = stateFilter(req.GetState()); err != nil {
+		return nil, err
+	}
+	lf, err := checkListFilters(req.GetDomain(), req.GetHostingStatus(), req.GetExpireBefore())
+	if err != nil {
+		return nil, err
+	}
+	f.Domain, f.HostingStatus, f.ExpireBefore = lf.domain, lf.hostingStatus, lf.expireBefore
+	filter := pagetoken.Filter(append([]string{who.AccountID, string(f.State)}, lf.token()...)...)
 	pos, _, err := pagetoken.Decode(req.GetPageToken(), filter)
 	if err != nil {
 		return nil, err
@@ -143,7 +152,7 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 	if pos.Key != "" && !ids.Valid(ids.Bundle, pos.Key) {
 		return nil, apierr.InvalidArgument("page_token", "malformed")
 	}
-	bs, certs, err := s.Store.ListBundles(ctx, who.AccountID, pos.Key, size+1)
+	bs, certs, err := s.Store.ListBundles(ctx, f, pos.Key, size+1)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,11 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/pagetoken"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
@@ -46,14 +49,15 @@ func (s *Server) ListCertificates(ctx context.Context, req *lifecyclev1.ListCert
 		}
 		f.BundleID = req.GetBundleId()
 	}
-	if req.GetState() != lifecyclev1.CertificateState_CERTIFICATE_STATE_UNSPECIFIED {
-		st, err := state.FromProto(req.GetState())
-		if err != nil {
-			return nil, apierr.InvalidArgument("state", "%v", err)
-		}
-		f.State = st
+	if f.State, err = stateFilter(req.GetState()); err != nil {
+		return nil, err
 	}
-	filter := pagetoken.Filter(f.AccountID, f.BundleID, string(f.State))
+	lf, err := checkListFilters(req.GetDomain(), req.GetHostingStatus(), req.GetExpireBefore())
+	if err != nil {
+		return nil, err
+	}
+	f.Domain, f.HostingStatus, f.ExpireBefore = lf.domain, lf.hostingStatus, lf.expireBefore
+	filter := pagetoken.Filter(append([]string{f.AccountID, f.BundleID, string(f.State)}, lf.token()...)...)
 	pos, _, err := pagetoken.Decode(req.GetPageToken(), filter)
 	if err != nil {
 		return nil, err
@@ -135,4 +139,78 @@ func eventProto(e store.Event) *lifecyclev1.LifecycleEvent {
 		Type:          lifecyclev1.EventType(lifecyclev1.EventType_value["EVENT_TYPE_"+strings.ToUpper(e.Type)]),
 		SupportCaseId: e.SupportCaseID,
 	}
+}
+
+// listFilters are the filters ListBundles and ListCertificates share, checked.
+type listFilters struct {
+	domain        *store.DomainFilter
+	hostingStatus string
+	expireBefore  int64
+}
+
+// token is the filters as page-token filter values: a page token is valid only with the filters
+// of its first page.
+func (f listFilters) token() []string {
+	d := ""
+	if f.domain != nil {
+		d = f.domain.Name
+		if f.domain.Under {
+			d = "." + d
+		}
+	}
+	return []string{d, f.hostingStatus, strconv.FormatInt(f.expireBefore, 10)}
+}
+
+var hostingStatusStored = map[lifecyclev1.HostingStatus]string{
+	lifecyclev1.HostingStatus_HOSTING_STATUS_NOT_HOSTED: store.HostingNotHosted,
+	lifecyclev1.HostingStatus_HOSTING_STATUS_WAITING:    store.HostingWaiting,
+	lifecyclev1.HostingStatus_HOSTING_STATUS_ACTIVE:     store.HostingActive,
+	lifecyclev1.HostingStatus_HOSTING_STATUS_ENDING:     store.HostingEnding,
+	lifecyclev1.HostingStatus_HOSTING_STATUS_ENDED:      store.HostingEnded,
+	lifecyclev1.HostingStatus_HOSTING_STATUS_LAPSED:     store.HostingLapsed,
+}
+
+// checkListFilters checks the domain, hosting_status and expire_before fields of a list request.
+func checkListFilters(domain string, hosting lifecyclev1.HostingStatus, expireBefore *timestamppb.Timestamp) (listFilters, error) {
+	var f listFilters
+	if domain != "" {
+		under := strings.HasPrefix(domain, ".")
+		name, wildcard, err := normalizeDomain("domain", strings.TrimPrefix(domain, "."))
+		if err != nil {
+			return listFilters{}, err
+		}
+		if under && wildcard {
+			return listFilters{}, apierr.InvalidArgument("domain", "%q: give either a name under a domain (\".example.com\") or a wildcard name (\"*.example.com\"), not both", domain)
+		}
+		f.domain = &store.DomainFilter{Name: name, Under: under}
+	}
+	if hosting != lifecyclev1.HostingStatus_HOSTING_STATUS_UNSPECIFIED {
+		st, ok := hostingStatusStored[hosting]
+		if !ok {
+			return listFilters{}, apierr.InvalidArgument("hosting_status", "unknown hosting status %d", int32(hosting))
+		}
+		f.hostingStatus = st
+	}
+	if expireBefore != nil {
+		if err := expireBefore.CheckValid(); err != nil {
+			return listFilters{}, apierr.InvalidArgument("expire_before", "%v", err)
+		}
+		f.expireBefore = db.Micros(expireBefore.AsTime())
+		if f.expireBefore == 0 {
+			f.expireBefore = 1 // the epoch itself: nothing ends before it, and 0 means "no filter"
+		}
+	}
+	return f, nil
+}
+
+// stateFilter checks a state filter field.
+func stateFilter(p lifecyclev1.CertificateState) (state.State, error) {
+	if p == lifecyclev1.CertificateState_CERTIFICATE_STATE_UNSPECIFIED {
+		return "", nil
+	}
+	st, err := state.FromProto(p)
+	if err != nil {
+		return "", apierr.InvalidArgument("state", "%v", err)
+	}
+	return st, nil
 }

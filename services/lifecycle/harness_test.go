@@ -259,6 +259,11 @@ func (f *flakyCA) RenewalInfo(ctx context.Context, chainPEM []byte) (ca.RenewalW
 	return w, ok, nil
 }
 
+// Instructions passes the wrapped CA's on (ca.Instructor).
+func (f *flakyCA) Instructions(binding string, domains []string) []ca.DNSRecord {
+	return f.Client.(ca.Instructor).Instructions(binding, domains)
+}
+
 // VerdictTimeout passes the wrapped CA's on (ca.VerdictTimer).
 func (f *flakyCA) VerdictTimeout() time.Duration {
 	if vt, ok := f.Client.(ca.VerdictTimer); ok {

@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/ca"
@@ -17,6 +19,27 @@ const (
 	maxRenewBefore    = 30 * 24 * time.Hour // the seed product's 30 days
 	maxEscalateBefore = 7 * 24 * time.Hour
 )
+
+// day is a day, the unit of the days paid and covered.
+const oneDay = 24 * time.Hour
+
+// Covered is how much of [start, end) (micros) the validity periods (micros, [not_before,
+// not_after), in any order and overlapping) cover together: the days of an instance's subscription
+// year that its certificates cover.
+func Covered(periods [][2]int64, start, end int64) time.Duration {
+	ps := slices.Clone(periods)
+	slices.SortFunc(ps, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var total int64
+	at := start // covered up to here
+	for _, p := range ps {
+		from, to := max(p[0], at), min(p[1], end)
+		if to > from {
+			total += to - from
+			at = to
+		}
+	}
+	return time.Duration(total) * time.Microsecond
+}
 
 // Coverage is the subscription year instance seq (1-based) covers: [T0+(seq-1)·Year, T0+seq·Year).
 func Coverage(t0 time.Time, seq int) (start, end time.Time) {

@@ -16,13 +16,14 @@ import (
 
 // A hosted renewal does not give up. When the CA rejects a renewal of a hosted bundle (the
 // customer removed the validation record, a CAA record names another CA, the organization check
-// failed), the instance becomes VALIDATION_FAILED and the incident's case is opened, as for any
-// rejection; and the ticker tries the renewal again by itself, with a new application (the same
+// failed), the incident's case is opened, as for any rejection, and the instance's renewal status
+// is FAILED (an instance whose own certificate the renewal would replace keeps its state; a newly
+// activated one, which has none, becomes VALIDATION_FAILED); and the ticker tries the renewal again by itself, with a new application (the same
 // information, a fresh key) after a backoff (NextRenewalRetry), again and again while the
 // certificate in use is valid. A customer who puts the record back is renewed at the next attempt,
 // without anyone calling RetryApplication. There is never more than one application in flight:
-// a retry is submitted only while the instance is still VALIDATION_FAILED with nothing in flight
-// for the bundle, and it takes the bundle's renewal slot with the same compare-and-set as a
+// a retry is submitted only while the instance's last application is still the rejected one, with
+// nothing in flight for the bundle, and it takes the bundle's renewal slot with the same compare-and-set as a
 // renewal (docs/lifecycle.md, "Crash safety"). Every attempt and its outcome are noted on the
 // incident's case.
 
@@ -97,8 +98,8 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 	if err := tx.SaveSchedule(&cur); err != nil {
 		return false, err
 	}
-	if cur.State != state.ValidationFailed || !cur.CurrentApplicationID.Valid {
-		return false, nil // resubmitted by the customer or support meanwhile
+	if !cur.CurrentApplicationID.Valid || (cur.State != state.ValidationFailed && !holdsCertificate(cur)) {
+		return false, nil
 	}
 	last, err := tx.Application(cur.CurrentApplicationID.String)
 	if err != nil {
@@ -109,7 +110,7 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 		return false, err
 	}
 	if last.Status != store.AppRejected || !last.ReplacesIssuanceID.Valid {
-		return false, nil
+		return false, nil // resubmitted by the customer or support meanwhile
 	}
 	if b.RenewalApplicationID.Valid {
 		// Not reachable by the rules above (a rejection frees the slot, and only a retry or a
@@ -151,7 +152,7 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 	}
 	cur.Retries++
 	what := fmt.Sprintf("automatic retry %d of the rejected renewal: application %s", cur.Retries, a.ID)
-	if err := tx.Transition(&cur, state.Validating, state.ActorTicker, store.EventApplicationSubmitted, what); err != nil {
+	if err := submitted(tx, &cur, state.ActorTicker, what); err != nil {
 		return false, err
 	}
 	cur.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
@@ -159,6 +160,16 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 		return false, err
 	}
 	return true, noteIncident(tx, b, cur.ID, what+" submitted")
+}
+
+// submitted records that an application was submitted for instance c: the instance becomes
+// VALIDATING, unless it holds a certificate (a re-issue), whose state stays.
+func submitted(tx *store.Tx, c *store.Certificate, actor state.Actor, what string) error {
+	if holdsCertificate(*c) {
+		return tx.Event(store.Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+			Type: store.EventApplicationSubmitted, From: c.State, To: c.State, Actor: actor, Reason: what})
+	}
+	return tx.Transition(c, state.Validating, actor, store.EventApplicationSubmitted, what)
 }
 
 // keyAlgorithmOr is a stored key algorithm, or the default for an application that had the

@@ -39,6 +39,8 @@ func (e *env) caRequests(bundleID string) int {
 	return len(seen)
 }
 
+const renewalFailed = lifecyclev1.RenewalStatus_RENEWAL_STATUS_FAILED
+
 // notes are a case's notes' texts.
 func notes(c *lifecyclev1.SupportCase) []string {
 	var out []string
@@ -65,10 +67,14 @@ func TestRejectedRenewalRetried(t *testing.T) {
 		maxValidity time.Duration
 		renewalDay  time.Duration // after T0
 		target      int           // the instance the successor belongs to (0-based)
-		after       []lifecyclev1.CertificateState
+		// failed is the target's state after the rejection: a re-issue leaves the instance HOSTED
+		// (its certificate is still in use), an activated instance has none and is
+		// VALIDATION_FAILED.
+		failed lifecyclev1.CertificateState
+		after  []lifecyclev1.CertificateState
 	}{
-		{"re-issue", 200 * day, 170 * day, 0, []lifecyclev1.CertificateState{stHosted, stNotActive, stNotActive}},
-		{"activation", 398 * day, 335 * day, 1, []lifecyclev1.CertificateState{stIssued, stHosted, stNotActive}},
+		{"re-issue", 200 * day, 170 * day, 0, stHosted, []lifecyclev1.CertificateState{stHosted, stNotActive, stNotActive}},
+		{"activation", 398 * day, 335 * day, 1, stFailed, []lifecyclev1.CertificateState{stIssued, stHosted, stNotActive}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -86,8 +92,8 @@ func TestRejectedRenewalRetried(t *testing.T) {
 			// The renewal starts, the resolver answers without the record for the DNS timeout (1 h).
 			e.advance(tc.renewalDay+time.Hour+time.Second, oneInFlight)
 			c := e.certificate(target)
-			if c.GetState() != stFailed || c.GetRetryTime() == nil {
-				t.Fatalf("after the rejection: %s, retry %v; want VALIDATION_FAILED with a retry planned", c.GetState(), c.GetRetryTime())
+			if c.GetState() != tc.failed || c.GetRetryTime() == nil {
+				t.Fatalf("after the rejection: %s, retry %v; want %s with a retry planned", c.GetState(), c.GetRetryTime(), tc.failed)
 			}
 			if got := c.GetRetryTime().AsTime().Sub(e.clk.Now()); got < 59*time.Minute || got > time.Hour {
 				t.Errorf("first retry in %v, want an hour after the rejection", got)
@@ -97,6 +103,12 @@ func TestRejectedRenewalRetried(t *testing.T) {
 				t.Fatalf("cases = %v, want one urgent DNS case", cases)
 			}
 			first := cases[0]
+			// The instance whose certificate is in use stays HOSTED, the failure beside it.
+			holder := e.certificate(b.GetCertificates()[0].GetCertificateId())
+			if holder.GetState() != stHosted || holder.GetRenewalStatus() != renewalFailed || holder.GetRenewalSupportCaseId() != first.GetCaseId() {
+				t.Errorf("the instance in use: %s, renewal %s, case %q; want HOSTED, FAILED, %s", holder.GetState(),
+					holder.GetRenewalStatus(), holder.GetRenewalSupportCaseId(), first.GetCaseId())
+			}
 
 			// Three days without the record: 1+2+4+8+16+24 h between attempts, an hour each at the CA.
 			e.advance(3*day, oneInFlight)
@@ -151,8 +163,16 @@ func TestRenewalRetriesStopAtExpiry(t *testing.T) {
 	e.withhold(records)
 	e.advance(201*day, nil) // past the 200-day certificate's expiry
 	c := e.certificate(first)
-	if c.GetState() != stFailed || c.GetRetryTime() != nil {
-		t.Fatalf("after the certificate in use expired: %s, retry %v; want VALIDATION_FAILED with no retry planned", c.GetState(), c.GetRetryTime())
+	if c.GetState() != stExpired || c.GetRenewalStatus() != renewalFailed || c.GetRetryTime() != nil {
+		t.Fatalf("after the certificate in use expired: %s, renewal %s, retry %v; want EXPIRED, renewal FAILED, no retry planned",
+			c.GetState(), c.GetRenewalStatus(), c.GetRetryTime())
+	}
+	if bs := e.bundle(b.GetBundleId()); bs.GetHostingStatus() != lifecyclev1.HostingStatus_HOSTING_STATUS_LAPSED || bs.GetCurrentCertificateId() != "" {
+		t.Errorf("bundle after the certificate in use expired: hosting %s, current certificate %q; want LAPSED and none",
+			bs.GetHostingStatus(), bs.GetCurrentCertificateId())
+	}
+	if n := countEvents(e.history(first), lifecyclev1.EventType_EVENT_TYPE_COVERAGE_LAPSED); n != 1 {
+		t.Errorf("%d COVERAGE_LAPSED events, want 1", n)
 	}
 	if c.GetRenewalRetries() < 20 {
 		t.Errorf("%d retries in the 30-day window, want at least 20 (a day apart at most)", c.GetRenewalRetries())
@@ -309,9 +329,9 @@ func TestCAARejectedRenewalRetried(t *testing.T) {
 	e.zone.Add(rr)
 	e.advance(170*day+time.Minute, nil) // the re-issue starts at day 170 and meets the CAA record
 	c := e.certificate(cert)
-	if c.GetState() != stFailed || c.GetRetryTime() == nil ||
+	if c.GetState() != stHosted || c.GetRenewalStatus() != renewalFailed || c.GetRetryTime() == nil ||
 		c.GetCurrentApplication().GetRejectionReason() != lifecyclev1.RejectionReason_REJECTION_REASON_CAA {
-		t.Fatalf("after the CAA refusal: %s, %s, retry %v; want VALIDATION_FAILED for CAA with a retry planned",
+		t.Fatalf("after the CAA refusal: %s, %s, retry %v; want HOSTED, its renewal failed for CAA with a retry planned",
 			c.GetState(), c.GetCurrentApplication().GetRejectionReason(), c.GetRetryTime())
 	}
 	e.advance(day, nil)

@@ -53,6 +53,9 @@ var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:     customer,
 	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:       customer,
 	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:             customer,
+	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:           customer,
+	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:      customer,
+	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:       customer,
 	lifecyclev1.SupportService_ListSupportCases_FullMethodName:          customerSupport,
 	lifecyclev1.SupportService_GetSupportCase_FullMethodName:            customerSupport,
 	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:         customerSupport,
@@ -139,6 +142,9 @@ func bundleProto(b store.Bundle, certs []store.CertificateView) *lifecyclev1.Bun
 	}
 	for _, c := range certs {
 		out.Certificates = append(out.Certificates, certificateProto(c))
+		if c.ID == b.CurrentCertificateID.String && c.Issuance != nil && c.Issuance.ID == b.CurrentIssuanceID.String {
+			out.CurrentCertificateId, out.CurrentIssuance = c.ID, issuanceProto(*c.Issuance)
+		}
 	}
 	return out
 }
@@ -154,6 +160,8 @@ func hostingStatusProto(b store.Bundle) lifecyclev1.HostingStatus {
 		return lifecyclev1.HostingStatus_HOSTING_STATUS_ENDING
 	case store.HostingEnded:
 		return lifecyclev1.HostingStatus_HOSTING_STATUS_ENDED
+	case store.HostingLapsed:
+		return lifecyclev1.HostingStatus_HOSTING_STATUS_LAPSED
 	}
 	return lifecyclev1.HostingStatus_HOSTING_STATUS_WAITING
 }
@@ -181,6 +189,23 @@ func certificateProto(v store.CertificateView) *lifecyclev1.Certificate {
 		out.RetryTime = ts(c.RetryAt.Int64)
 	}
 	out.RenewalRetries = int32(c.Retries)
+	if c.State != state.Cancelled {
+		out.DaysPaid = int32(Year / oneDay)
+	}
+	if c.CoverageStart.Valid && c.CoverageEnd.Valid {
+		out.DaysCovered = int32(Covered(v.Validity, c.CoverageStart.Int64, c.CoverageEnd.Int64) / oneDay)
+	}
+	if r := v.Renewal; r != nil {
+		switch r.Status {
+		case store.AppSubmitting, store.AppPending:
+			out.RenewalStatus = lifecyclev1.RenewalStatus_RENEWAL_STATUS_PENDING
+		case store.AppRejected:
+			out.RenewalStatus = lifecyclev1.RenewalStatus_RENEWAL_STATUS_FAILED
+			out.RenewalSupportCaseId = v.OpenCaseID
+		case store.AppIssued:
+			out.RenewalStatus = lifecyclev1.RenewalStatus_RENEWAL_STATUS_RENEWED
+		}
+	}
 	if v.Issuance != nil {
 		out.CurrentIssuance = issuanceProto(*v.Issuance)
 	}

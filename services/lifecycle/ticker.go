@@ -213,20 +213,38 @@ func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error
 			if err := tx.SaveSchedule(&cur); err != nil {
 				return err
 			}
-			if !wasHosted {
-				return nil
-			}
 			b, err := tx.Bundle(cur.BundleID)
-			if err != nil || b.HostingStatus != store.HostingEnding {
+			if err != nil {
 				return err
 			}
-			b.HostingStatus = store.HostingEnded
+			if err := tx.RefreshCurrent(&b); err != nil {
+				return err
+			}
+			lapsed := wasHosted && !b.CurrentIssuanceID.Valid && b.HostingStatus == store.HostingActive
+			ended := wasHosted && b.HostingStatus == store.HostingEnding
+			switch {
+			case ended:
+				b.HostingStatus = store.HostingEnded
+			case lapsed:
+				// The hosted certificate expired and no successor is in place: coverage has lapsed
+				// (the renewal failed or is late, and its case is open and urgent since the
+				// escalation). Hosting goes on; the successor's issuance makes it ACTIVE again.
+				b.HostingStatus = store.HostingLapsed
+			}
 			if err := tx.SaveBundle(&b, nil); err != nil {
 				return err
 			}
-			return tx.Event(store.Event{AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
-				Type: store.EventHostingEnded, From: cur.State, To: cur.State, Actor: state.ActorTicker,
-				Reason: "the subscription's last certificate expired; hosting ended"})
+			switch {
+			case ended:
+				return tx.Event(store.Event{AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
+					Type: store.EventHostingEnded, From: cur.State, To: cur.State, Actor: state.ActorTicker,
+					Reason: "the subscription's last certificate expired; hosting ended"})
+			case lapsed:
+				return tx.Event(store.Event{AccountID: cur.AccountID, BundleID: cur.BundleID, CertificateID: cur.ID,
+					Type: store.EventCoverageLapsed, From: cur.State, To: cur.State, Actor: state.ActorTicker,
+					Reason: "the certificate in use expired before its successor was issued; coverage lapsed"})
+			}
+			return nil
 		})
 	})
 }
@@ -683,23 +701,8 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		if err != nil {
 			return err
 		}
-		if !b.T0.Valid {
-			// The bundle's first certificate: T0 is its not_before, and every instance's coverage
-			// (its planned subscription year) is known from now on.
-			b.T0 = sql.NullInt64{Int64: iss.NotBefore, Valid: true}
-			t0 := leaf.NotBefore
-			for i := range certs {
-				start, end := Coverage(t0, certs[i].Sequence)
-				certs[i].CoverageStart = sql.NullInt64{Int64: db.Micros(start), Valid: true}
-				certs[i].CoverageEnd = sql.NullInt64{Int64: db.Micros(end), Valid: true}
-				if certs[i].ID == c.ID {
-					c.CoverageStart, c.CoverageEnd = certs[i].CoverageStart, certs[i].CoverageEnd
-					continue
-				}
-				if err := tx.SaveSchedule(&certs[i]); err != nil {
-					return err
-				}
-			}
+		if err := setT0(tx, &b, &c, certs, leaf.NotBefore); err != nil {
+			return err
 		}
 		if !a.Automatic {
 			b.TemplateApplicationID = sql.NullString{String: a.ID, Valid: true}
@@ -710,56 +713,7 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 
 		issued := fmt.Sprintf("certificate %s issued, valid %s to %s", iss.Serial,
 			leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
-		c.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
-		c.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
-		c.RetryAt, c.Retries = sql.NullInt64{}, 0
-		lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
-		if b.Hosting {
-			if err := tx.Event(store.Event{AccountID: c.AccountID, BundleID: b.ID, CertificateID: c.ID, Type: store.EventIssued,
-				From: c.State, To: c.State, Actor: state.ActorTicker, Reason: issued}); err != nil {
-				return err
-			}
-			// The predecessor stays valid until it expires, no longer hosted.
-			for i := range certs {
-				o := certs[i]
-				if o.ID == c.ID || o.State != state.Hosted {
-					continue
-				}
-				o.RenewAt, o.EscalateAt, o.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
-				if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
-					fmt.Sprintf("superseded by instance %d's certificate %s", c.Sequence, iss.Serial)); err != nil {
-					return err
-				}
-				if err := tx.SaveSchedule(&o); err != nil {
-					return err
-				}
-				if err := tx.ResolveCases("", o.ID, "the successor certificate is in place"); err != nil {
-					return err
-				}
-			}
-			if c.State != state.Hosted {
-				if err := tx.Transition(&c, state.Hosted, state.ActorTicker, store.EventHosted, "hosted: the service renews it before it expires"); err != nil {
-					return err
-				}
-			}
-			renewBefore := RenewBefore(lifetime, time.Duration(b.RenewBeforeSeconds.Int64)*time.Second)
-			c.RenewAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-renewBefore)), Valid: true}
-			c.EscalateAt = sql.NullInt64{Int64: db.Micros(leaf.NotAfter.Add(-EscalateBefore(lifetime, renewBefore))), Valid: true}
-			c.ARICheckAt = sql.NullInt64{}
-			if client, err := t.caOf(a); err == nil {
-				if _, ok := client.(ca.RenewalInformer); ok {
-					c.ARICheckAt = sql.NullInt64{Int64: db.Micros(now), Valid: true} // ask for the window at once
-				}
-			}
-			if b.HostingStatus == store.HostingWaiting || b.HostingStatus == "" {
-				b.HostingStatus = store.HostingActive
-			}
-		} else {
-			if err := tx.Transition(&c, state.Issued, state.ActorTicker, store.EventIssued, issued); err != nil {
-				return err
-			}
-		}
-		if err := tx.SaveSchedule(&c); err != nil {
+		if err := t.placeIssued(tx, &b, &c, certs, a, iss, state.ActorTicker, store.EventIssued, issued, now); err != nil {
 			return err
 		}
 		if err := tx.SaveBundle(&b, nil); err != nil {
@@ -767,6 +721,113 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		}
 		return tx.ResolveCases(incidentOf(b, c.ID), c.ID, "certificate "+iss.Serial+" issued")
 	})
+}
+
+// setT0 sets the bundle's T0 to notBefore, the not_before of its first certificate (issued or
+// imported for instance c), if it has none yet: every instance's coverage (its planned subscription
+// year) is known from then on. The other instances are saved; c is saved by the caller.
+func setT0(tx *store.Tx, b *store.Bundle, c *store.Certificate, certs []store.Certificate, notBefore time.Time) error {
+	if b.T0.Valid {
+		return nil
+	}
+	b.T0 = sql.NullInt64{Int64: db.Micros(notBefore), Valid: true}
+	for i := range certs {
+		start, end := Coverage(notBefore, certs[i].Sequence)
+		certs[i].CoverageStart = sql.NullInt64{Int64: db.Micros(start), Valid: true}
+		certs[i].CoverageEnd = sql.NullInt64{Int64: db.Micros(end), Valid: true}
+		if certs[i].ID == c.ID {
+			c.CoverageStart, c.CoverageEnd = certs[i].CoverageStart, certs[i].CoverageEnd
+			continue
+		}
+		if err := tx.SaveSchedule(&certs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// holdsCertificate reports whether instance c has a certificate of its own (valid or expired),
+// which an application in flight for it would replace: a re-issue, not a first application.
+func holdsCertificate(c store.Certificate) bool {
+	return c.CurrentIssuanceID.Valid && (c.State == state.Hosted || c.State == state.Issued || c.State == state.Expired)
+}
+
+// placeIssued makes iss (issued or imported for application a) instance c's certificate in use:
+// the state (HOSTED for a hosted bundle, its predecessor becoming ISSUED; ISSUED otherwise), the
+// renewal schedule of a hosted one, and the bundle's hosting status and current certificate. The
+// caller saves b. actor, eventType and what are the history event of the instance's new
+// certificate.
+func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificate, certs []store.Certificate, a store.Application,
+	iss store.Issuance, actor state.Actor, eventType, what string, now time.Time) error {
+	notBefore, notAfter := db.FromMicros(iss.NotBefore), db.FromMicros(iss.NotAfter)
+	cert.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
+	cert.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
+	cert.RetryAt, cert.Retries = sql.NullInt64{}, 0
+	if b.Hosting || cert.State == state.Issued {
+		// The state changes below, if at all, with an event of its own (HOSTED), or not at all (a
+		// re-issue of an ISSUED instance): this event says what was issued.
+		if err := tx.Event(store.Event{AccountID: cert.AccountID, BundleID: b.ID, CertificateID: cert.ID, Type: eventType,
+			From: cert.State, To: cert.State, Actor: actor, Reason: what}); err != nil {
+			return err
+		}
+	}
+	if b.Hosting {
+		// The predecessor stays valid until it expires, no longer hosted.
+		for i := range certs {
+			o := certs[i]
+			if o.ID == cert.ID || o.State != state.Hosted {
+				continue
+			}
+			o.RenewAt, o.EscalateAt, o.ARICheckAt, o.RetryAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
+			if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
+				fmt.Sprintf("superseded by instance %d's certificate %s", cert.Sequence, iss.Serial)); err != nil {
+				return err
+			}
+			if err := tx.SaveSchedule(&o); err != nil {
+				return err
+			}
+			if err := tx.ResolveCases("", o.ID, "the successor certificate is in place"); err != nil {
+				return err
+			}
+		}
+		if cert.State != state.Hosted {
+			if err := tx.Transition(cert, state.Hosted, actor, store.EventHosted, "hosted: the service renews it before it expires"); err != nil {
+				return err
+			}
+		}
+		c.scheduleHosted(cert, *b, a, notBefore, notAfter, now)
+		switch b.HostingStatus {
+		case store.HostingWaiting, store.HostingLapsed, "":
+			b.HostingStatus = store.HostingActive
+		}
+	} else if cert.State != state.Issued {
+		if err := tx.Transition(cert, state.Issued, actor, eventType, what); err != nil {
+			return err
+		}
+	}
+	if err := tx.SaveSchedule(cert); err != nil {
+		return err
+	}
+	return tx.RefreshCurrent(b)
+}
+
+// scheduleHosted plans the renewal of a hosted certificate valid [notBefore, notAfter), issued
+// for application a: its renewal time, its escalation, and whether to ask the CA for a renewal
+// window.
+func (c *core) scheduleHosted(cert *store.Certificate, b store.Bundle, a store.Application, notBefore, notAfter, now time.Time) {
+	lifetime := notAfter.Sub(notBefore)
+	renewBefore := RenewBefore(lifetime, time.Duration(b.RenewBeforeSeconds.Int64)*time.Second)
+	cert.RenewAt = sql.NullInt64{Int64: db.Micros(notAfter.Add(-renewBefore)), Valid: true}
+	cert.EscalateAt = sql.NullInt64{Int64: db.Micros(notAfter.Add(-EscalateBefore(lifetime, renewBefore))), Valid: true}
+	cert.ARICheckAt = sql.NullInt64{}
+	if a.Imported {
+		return // no CA of ours issued it: no renewal window to ask for
+	}
+	if client, err := c.caOf(a); err == nil {
+		if _, ok := client.(ca.RenewalInformer); ok {
+			cert.ARICheckAt = sql.NullInt64{Int64: db.Micros(now), Valid: true} // ask for the window at once
+		}
+	}
 }
 
 // recordRejected records the CA's rejection: the instance becomes VALIDATION_FAILED and the
@@ -800,7 +861,14 @@ func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason
 			}
 		}
 		summary := fmt.Sprintf("%s verification failed for %s: %s", reason, a.Domains, msg)
-		if err := tx.Transition(&c, state.ValidationFailed, state.ActorTicker, store.EventValidationFailed, summary); err != nil {
+		if holdsCertificate(c) {
+			// A re-issue inside the instance: its certificate in use is what the state describes,
+			// and it is still there; the rejection is the instance's renewal status.
+			if err := tx.Event(store.Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+				Type: store.EventRenewalFailed, From: c.State, To: c.State, Actor: state.ActorTicker, Reason: summary}); err != nil {
+				return err
+			}
+		} else if err := tx.Transition(&c, state.ValidationFailed, state.ActorTicker, store.EventValidationFailed, summary); err != nil {
 			if apierr.IsClientError(err) {
 				t.Log.Error("rejection arrived for an instance in an unexpected state", "certificate_id", c.ID, "state", c.State)
 			}

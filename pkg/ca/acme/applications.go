@@ -277,3 +277,9 @@ func (c *Client) retryIn(after time.Duration) time.Duration {
 	}
 	return c.poll
 }
+
+// Instructions implements ca.Instructor: the delegation CNAMEs of a binding's names, as Submit
+// gives them.
+func (c *Client) Instructions(binding string, domains []string) []ca.DNSRecord {
+	return instructions(c.zone, binding, domains)
+}

@@ -547,3 +547,9 @@ func (c *CA) Cancel(ctx context.Context, ref string) error {
 	c.log.Info("application cancelled", "ref", ref)
 	return nil
 }
+
+// Instructions implements ca.Instructor: the TXT records of a binding's names, as Submit gives
+// them.
+func (c *CA) Instructions(binding string, domains []string) []ca.DNSRecord {
+	return instructions(c.secret, binding, domains)
+}

@@ -61,15 +61,20 @@ var transitions = map[edge][]Actor{
 	{Validating, ValidationFailed}: {ActorTicker},
 	{Validating, Issued}:           {ActorTicker},
 	{Validating, Hosted}:           {ActorTicker},
-	// A renewal inside a hosted instance (a re-issue) was rejected: the instance's current
-	// certificate is still valid, but the bundle needs a person.
-	{Hosted, ValidationFailed}: {ActorTicker},
-	// ... or was rejected after that certificate had already expired (a late renewal).
-	{Expired, ValidationFailed}: {ActorTicker},
+	// A certificate obtained elsewhere is imported into an instance waiting for its application.
+	{PendingApplication, Issued}: {ActorCustomer},
+	{PendingApplication, Hosted}: {ActorCustomer},
+	// A re-issue inside an instance that holds a certificate (a hosted renewal, or a customer's
+	// ReissueCertificate) changes no state while it is in flight or when it is rejected: the
+	// certificate in use is what the state describes, and the re-issue's progress is the
+	// instance's renewal status. It changes the state only when it lands after that certificate
+	// expired (a late renewal):
+	{Expired, Hosted}: {ActorTicker},
+	{Expired, Issued}: {ActorTicker},
+	// Hosting is enabled on a bundle bought without it: its certificate in use becomes hosted.
+	{Issued, Hosted}: {ActorCustomer},
 	// The successor (in the next instance) is hosted: the predecessor stays valid until it expires.
 	{Hosted, Issued}: {ActorTicker},
-	// A re-issue that lands after its instance's previous certificate expired (a late renewal).
-	{Expired, Hosted}: {ActorTicker},
 	// The last certificate of an instance passed its not_after.
 	{Hosted, Expired}: {ActorTicker},
 	{Issued, Expired}: {ActorTicker},

@@ -60,7 +60,7 @@ func TestCheckIllegalEdges(t *testing.T) {
 		{Issued, Hosted, ActorTicker},
 		{Issued, Cancelled, ActorSystem},
 		{Hosted, Cancelled, ActorSystem},
-		{Expired, Issued, ActorTicker},
+		{Expired, Issued, ActorCustomer},
 		{Expired, Revoked, ActorCustomer},
 		{Revoked, Hosted, ActorTicker},
 		{Revoked, Issued, ActorSupport},

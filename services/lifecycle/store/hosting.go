@@ -50,12 +50,15 @@ type Application struct {
 	RejectMessage      sql.NullString `db:"reject_message"`
 	CreateTime         int64          `db:"create_time"`
 	UpdateTime         int64          `db:"update_time"`
+	// Imported: the certificate and key came from the customer (ImportCertificate); no CA was
+	// asked. Recorded ISSUED at once.
+	Imported bool `db:"imported"`
 }
 
 const applicationColumns = `application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
 	validation_method, contact, organization, key_algorithm, csr_pem, key_sealed, requested_not_after,
 	replaces_issuance_id, ca_name, ca_ref, instructions, attempts, next_poll_at, last_error, reject_reason,
-	reject_message, create_time, update_time`
+	reject_message, create_time, update_time, imported`
 
 // Issuance is one issued certificate.
 type Issuance struct {
@@ -80,6 +83,14 @@ type CertificateView struct {
 	Certificate
 	Issuance    *Issuance
 	Application *Application
+	// Renewal is the newest application for a successor of the certificate in use (whichever
+	// instance it is for); nil when none was made.
+	Renewal *Application
+	// OpenCaseID is the unresolved support case of the instance's incident (its own, or its
+	// hosted bundle's), if any.
+	OpenCaseID string
+	// Validity is every certificate the instance has had, [not_before, not_after) in micros.
+	Validity [][2]int64
 }
 
 // CertificateView reads an instance of the account with its current issuance and application.
@@ -133,7 +144,70 @@ func (s *Store) Views(ctx context.Context, cs []Certificate) ([]CertificateView,
 		out[i].Issuance = iss[out[i].CurrentIssuanceID.String]
 		out[i].Application = apps[out[i].CurrentApplicationID.String]
 	}
-	return out, nil
+	if len(cs) == 0 {
+		return out, nil
+	}
+	return out, s.viewExtras(ctx, out, issIDs)
+}
+
+// viewExtras attaches to views their renewal application, open case and validity periods: three
+// queries however many views there are.
+func (s *Store) viewExtras(ctx context.Context, out []CertificateView, issIDs []any) error {
+	if len(issIDs) > 0 {
+		var rows []Application
+		if err := s.db.Select(ctx, &rows, `SELECT `+applicationColumns+` FROM applications WHERE replaces_issuance_id IN (`+
+			db.Placeholders(len(issIDs))+`) ORDER BY create_time, application_id`, issIDs...); err != nil {
+			return err
+		}
+		newest := map[string]*Application{}
+		for i := range rows {
+			newest[rows[i].ReplacesIssuanceID.String] = &rows[i]
+		}
+		for i := range out {
+			if out[i].CurrentIssuanceID.Valid {
+				out[i].Renewal = newest[out[i].CurrentIssuanceID.String]
+			}
+		}
+	}
+	certIDs, bundleIDs := make([]any, len(out)), map[string]bool{}
+	for i := range out {
+		certIDs[i] = out[i].ID
+		bundleIDs[out[i].BundleID] = true
+	}
+	var periods []struct {
+		CertificateID string `db:"certificate_id"`
+		NotBefore     int64  `db:"not_before"`
+		NotAfter      int64  `db:"not_after"`
+	}
+	if err := s.db.Select(ctx, &periods, `SELECT certificate_id, not_before, not_after FROM issuances WHERE certificate_id IN (`+
+		db.Placeholders(len(certIDs))+`) ORDER BY not_before`, certIDs...); err != nil {
+		return err
+	}
+	byCert := map[string][][2]int64{}
+	for _, p := range periods {
+		byCert[p.CertificateID] = append(byCert[p.CertificateID], [2]int64{p.NotBefore, p.NotAfter})
+	}
+	bs := make([]any, 0, len(bundleIDs))
+	for id := range bundleIDs {
+		bs = append(bs, id)
+	}
+	var cases []struct {
+		ID       string `db:"case_id"`
+		Incident string `db:"incident"`
+	}
+	if err := s.db.Select(ctx, &cases, `SELECT case_id, incident FROM support_cases WHERE bundle_id IN (`+
+		db.Placeholders(len(bs))+`) AND status <> ?`, append(bs, CaseResolved)...); err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].Validity = byCert[out[i].ID]
+		for _, c := range cases {
+			if c.Incident == out[i].ID || c.Incident == out[i].BundleID {
+				out[i].OpenCaseID = c.ID
+			}
+		}
+	}
+	return nil
 }
 
 // BundleView reads a bundle of the account with every instance's view.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/db"
@@ -52,6 +53,12 @@ type Bundle struct {
 	HostingStatus         string         `db:"hosting_status"`
 	HostingEndTime        sql.NullInt64  `db:"hosting_end_time"`
 	RenewBeforeSeconds    sql.NullInt64  `db:"renew_before_seconds"`
+
+	// The bundle's current certificate (RefreshCurrent): the instance and issuance to serve now,
+	// and that certificate's not_after; NULL while the bundle has no valid certificate.
+	CurrentCertificateID sql.NullString `db:"current_certificate_id"`
+	CurrentIssuanceID    sql.NullString `db:"current_issuance_id"`
+	CurrentNotAfter      sql.NullInt64  `db:"current_not_after"`
 }
 
 // Hosting statuses, as stored in bundles.hosting_status.
@@ -61,11 +68,14 @@ const (
 	HostingActive    = "ACTIVE"
 	HostingEnding    = "ENDING"
 	HostingEnded     = "ENDED"
+	// HostingLapsed: the certificate in use expired before its successor was issued; hosting goes
+	// on, and the next issuance makes it ACTIVE again.
+	HostingLapsed = "LAPSED"
 )
 
 const bundleColumns = `bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count,
 	hosting, subscription_years, create_time, t0, template_application_id, renewal_application_id, hosting_status,
-	hosting_end_time, renew_before_seconds`
+	hosting_end_time, renew_before_seconds, current_certificate_id, current_issuance_id, current_not_after`
 
 // Certificate is one certificate instance row.
 type Certificate struct {
@@ -127,6 +137,10 @@ const (
 	EventHostingEnding        = "hosting_ending"
 	EventExpired              = "expired"
 	EventHostingEnded         = "hosting_ended"
+	EventRenewalFailed        = "renewal_failed"
+	EventHostingEnabled       = "hosting_enabled"
+	EventImported             = "imported"
+	EventCoverageLapsed       = "coverage_lapsed"
 )
 
 // Store is the lifecycle database.
@@ -159,7 +173,7 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 		res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
 			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
 			:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
-			:renew_before_seconds) ON CONFLICT DO NOTHING`, nb.Bundle)
+			:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after) ON CONFLICT DO NOTHING`, nb.Bundle)
 		if err != nil {
 			return err
 		}
@@ -247,11 +261,56 @@ func (s *Store) GetBundle(ctx context.Context, accountID, bundleID string) (Bund
 	return b, cs, err
 }
 
-// ListBundles returns up to limit bundles of the account, newest first, before the bundle id
+// DomainFilter selects instances by their names (certificate_domains): Name exactly, or with
+// Under, every name under it and Name itself.
+type DomainFilter struct {
+	Name  string // as stored: lower-case A-labels
+	Under bool
+}
+
+// condition is the SQL condition (on a table with certificate_id, or bundle_id when column is
+// "bundle_id") and its arguments.
+func (f DomainFilter) condition(accountID, column string) (string, []any) {
+	q := column + ` IN (SELECT ` + column + ` FROM certificate_domains WHERE account_id = ? AND `
+	if f.Under {
+		rev := ReverseName(f.Name)
+		return q + `(reversed = ? OR reversed LIKE ?))`, []any{accountID, rev, rev + "%"}
+	}
+	return q + `domain = ?)`, []any{accountID, f.Name}
+}
+
+// BundleFilter selects bundles for ListBundles; zero fields select everything.
+type BundleFilter struct {
+	AccountID     string
+	Domain        *DomainFilter
+	State         state.State // bundles with an instance in this state
+	HostingStatus string
+	// ExpireBefore (micros): bundles whose current certificate ends before it.
+	ExpireBefore int64
+}
+
+// ListBundles returns up to limit bundles matching f, newest first, before the bundle id
 // `before` (exclusive; empty for the first page), with their instances.
-func (s *Store) ListBundles(ctx context.Context, accountID, before string, limit int) ([]Bundle, map[string][]Certificate, error) {
+func (s *Store) ListBundles(ctx context.Context, f BundleFilter, before string, limit int) ([]Bundle, map[string][]Certificate, error) {
 	q := `SELECT ` + bundleColumns + ` FROM bundles WHERE account_id = ?`
-	args := []any{accountID}
+	args := []any{f.AccountID}
+	if f.Domain != nil {
+		cond, a := f.Domain.condition(f.AccountID, "bundle_id")
+		q += ` AND ` + cond
+		args = append(args, a...)
+	}
+	if f.State != "" {
+		q += ` AND bundle_id IN (SELECT bundle_id FROM certificates WHERE account_id = ? AND state = ?)`
+		args = append(args, f.AccountID, string(f.State))
+	}
+	if f.HostingStatus != "" {
+		q += ` AND hosting_status = ?`
+		args = append(args, f.HostingStatus)
+	}
+	if f.ExpireBefore != 0 {
+		q += ` AND current_not_after IS NOT NULL AND current_not_after < ?`
+		args = append(args, f.ExpireBefore)
+	}
 	if before != "" {
 		q += ` AND bundle_id < ?`
 		args = append(args, before)
@@ -291,9 +350,13 @@ func (s *Store) GetCertificate(ctx context.Context, accountID, certificateID str
 
 // CertificateFilter selects instances for ListCertificates.
 type CertificateFilter struct {
-	AccountID string
-	BundleID  string      // empty: every bundle
-	State     state.State // empty: every state
+	AccountID     string
+	BundleID      string      // empty: every bundle
+	State         state.State // empty: every state
+	Domain        *DomainFilter
+	HostingStatus string // of the instance's bundle
+	// ExpireBefore (micros): instances whose certificate in use (ISSUED or HOSTED) ends before it.
+	ExpireBefore int64
 }
 
 // CertificatePosition is the keyset position of ListCertificates: newest bundle first, then
@@ -314,6 +377,19 @@ func (s *Store) ListCertificates(ctx context.Context, f CertificateFilter, after
 	if f.State != "" {
 		q += ` AND state = ?`
 		args = append(args, string(f.State))
+	}
+	if f.Domain != nil {
+		cond, a := f.Domain.condition(f.AccountID, "certificate_id")
+		q += ` AND ` + cond
+		args = append(args, a...)
+	}
+	if f.HostingStatus != "" {
+		q += ` AND bundle_id IN (SELECT bundle_id FROM bundles WHERE account_id = ? AND hosting_status = ?)`
+		args = append(args, f.AccountID, f.HostingStatus)
+	}
+	if f.ExpireBefore != 0 {
+		q += ` AND expire_at IS NOT NULL AND expire_at < ?`
+		args = append(args, f.ExpireBefore)
 	}
 	if after.BundleID != "" {
 		q += ` AND (bundle_id < ? OR (bundle_id = ? AND sequence > ?))`
@@ -350,4 +426,43 @@ func (s *Store) CertificateOf(ctx context.Context, accountID, certificateID stri
 		return Certificate{}, apierr.NotFound("certificate", certificateID)
 	}
 	return c, err
+}
+
+// BackfillDomains fills the domain filters' names (certificate_domains) of instances applied for
+// before they were kept (migration 00006): the names of each instance's latest application, a
+// batch at a time. It returns how many instances it filled; run at start, it finds nothing to do
+// after the first time.
+func (s *Store) BackfillDomains(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		var as []Application
+		if err := s.db.Select(ctx, &as, `SELECT `+prefixed("a", applicationColumns)+` FROM applications a
+			JOIN certificates c ON c.current_application_id = a.application_id
+			WHERE NOT EXISTS (SELECT 1 FROM certificate_domains d WHERE d.certificate_id = c.certificate_id)
+			ORDER BY a.application_id LIMIT 500`); err != nil || len(as) == 0 {
+			return total, err
+		}
+		err := s.db.Write(ctx, func(dtx *db.Tx) error {
+			tx := &Tx{s: s, tx: dtx}
+			for i := range as {
+				if err := tx.setDomains(&as[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(as)
+	}
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/db"
@@ -121,14 +124,16 @@ func (t *Tx) SaveSchedule(c *Certificate) error {
 	return err
 }
 
-// SaveBundle writes a bundle's hosting columns. When expectRenewal is given, the write is a
+// SaveBundle writes a bundle's hosting columns (hosting itself, which EnableHosting turns on, and
+// the current certificate). When expectRenewal is given, the write is a
 // compare-and-set on renewal_application_id (NULL when expectRenewal.Valid is false): the guard
 // that gives a bundle at most one successor in flight.
 func (t *Tx) SaveBundle(b *Bundle, expectRenewal *sql.NullString) error {
 	q := `UPDATE bundles SET t0 = ?, template_application_id = ?, renewal_application_id = ?, hosting_status = ?,
-		hosting_end_time = ?, renew_before_seconds = ? WHERE bundle_id = ?`
+		hosting_end_time = ?, renew_before_seconds = ?, hosting = ?, current_certificate_id = ?, current_issuance_id = ?,
+		current_not_after = ? WHERE bundle_id = ?`
 	args := []any{b.T0, b.TemplateApplicationID, b.RenewalApplicationID, b.HostingStatus, b.HostingEndTime,
-		b.RenewBeforeSeconds, b.ID}
+		b.RenewBeforeSeconds, b.Hosting, b.CurrentCertificateID, b.CurrentIssuanceID, b.CurrentNotAfter, b.ID}
 	if expectRenewal == nil {
 		_, err := t.tx.Exec(q, args...)
 		return err
@@ -149,11 +154,74 @@ func (t *Tx) InsertApplication(a *Application) error {
 		:bundle_id, :account_id, :status, :automatic, :actor, :domains, :validation_method, :contact, :organization,
 		:key_algorithm, :csr_pem, :key_sealed, :requested_not_after, :replaces_issuance_id, :ca_name, :ca_ref,
 		:instructions, :attempts, :next_poll_at, :last_error, :reject_reason, :reject_message, :create_time,
-		:update_time)`, a)
+		:update_time, :imported)`, a)
 	if db.IsUniqueViolation(err) {
 		return apierr.FailedPrecondition("certificate %s already has an application in flight", a.CertificateID)
 	}
+	if err != nil {
+		return err
+	}
+	return t.setDomains(a)
+}
+
+// setDomains makes the names of application a its instance's names for the domain filters
+// (certificate_domains).
+func (t *Tx) setDomains(a *Application) error {
+	var domains []string
+	if err := json.Unmarshal([]byte(a.Domains), &domains); err != nil {
+		return fmt.Errorf("application %s domains: %w", a.ID, err)
+	}
+	if _, err := t.tx.Exec(`DELETE FROM certificate_domains WHERE certificate_id = ?`, a.CertificateID); err != nil {
+		return err
+	}
+	rows := make([]map[string]any, 0, len(domains))
+	seen := map[string]bool{}
+	for _, d := range domains {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		rows = append(rows, map[string]any{"account_id": a.AccountID, "certificate_id": a.CertificateID,
+			"bundle_id": a.BundleID, "domain": d, "reversed": ReverseName(d)})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := t.tx.NamedExec(`INSERT INTO certificate_domains (account_id, certificate_id, bundle_id, domain, reversed)
+		VALUES (:account_id, :certificate_id, :bundle_id, :domain, :reversed)`, rows)
 	return err
+}
+
+// ReverseName is a domain name with its labels in reverse order and a trailing dot:
+// "shop.example.com" is "com.example.shop.", so the names under a domain share a prefix.
+func ReverseName(name string) string {
+	labels := strings.Split(strings.TrimSuffix(name, "."), ".")
+	slices.Reverse(labels)
+	return strings.Join(labels, ".") + "."
+}
+
+// RefreshCurrent sets the bundle's current certificate (b, saved by the caller's SaveBundle): the
+// newest certificate in use (an ISSUED or HOSTED instance's, valid at the transaction's time), or
+// none.
+func (t *Tx) RefreshCurrent(b *Bundle) error {
+	var cur []struct {
+		CertificateID string `db:"certificate_id"`
+		IssuanceID    string `db:"issuance_id"`
+		NotAfter      int64  `db:"not_after"`
+	}
+	if err := t.tx.Select(&cur, `SELECT c.certificate_id, i.issuance_id, i.not_after FROM certificates c
+		JOIN issuances i ON i.issuance_id = c.current_issuance_id
+		WHERE c.bundle_id = ? AND c.state IN (?, ?) AND i.not_after > ?
+		ORDER BY i.not_before DESC, i.issuance_id DESC LIMIT 1`, b.ID, string(state.Hosted), string(state.Issued), t.now); err != nil {
+		return err
+	}
+	b.CurrentCertificateID, b.CurrentIssuanceID, b.CurrentNotAfter = sql.NullString{}, sql.NullString{}, sql.NullInt64{}
+	if len(cur) == 1 {
+		b.CurrentCertificateID = sql.NullString{String: cur[0].CertificateID, Valid: true}
+		b.CurrentIssuanceID = sql.NullString{String: cur[0].IssuanceID, Valid: true}
+		b.CurrentNotAfter = sql.NullInt64{Int64: cur[0].NotAfter, Valid: true}
+	}
+	return nil
 }
 
 // UpdateApplication writes an application's mutable columns as a compare-and-set on the status

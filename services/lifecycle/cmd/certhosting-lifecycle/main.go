@@ -279,6 +279,11 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		return authority, authority, err
 	}
 	st := store.New(database, svc.events.Notify)
+	if n, err := st.BackfillDomains(ctx); err != nil {
+		return nil, fmt.Errorf("filling the domain filters' names: %w", err)
+	} else if n > 0 {
+		log.Info("domain filters filled for instances applied for before this version", "instances", n)
+	}
 	var zone *lifecycle.DelegatedZone
 	if caFile.UsesType(caconfig.TypeACME) {
 		if cfg.acmeDNSListen == "" || cfg.acmeDNSZone == "" {

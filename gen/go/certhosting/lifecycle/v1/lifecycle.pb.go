@@ -297,6 +297,10 @@ const (
 	HostingStatus_HOSTING_STATUS_ENDING HostingStatus = 4
 	// The subscription's last certificate has expired.
 	HostingStatus_HOSTING_STATUS_ENDED HostingStatus = 5
+	// Coverage has lapsed: the certificate in use expired before its successor was issued (the
+	// renewal failed or is late; see the hosted instance's renewal_status and its support case).
+	// Hosting goes on: the status returns to ACTIVE once a successor is issued.
+	HostingStatus_HOSTING_STATUS_LAPSED HostingStatus = 6
 )
 
 // Enum value maps for HostingStatus.
@@ -308,6 +312,7 @@ var (
 		3: "HOSTING_STATUS_ACTIVE",
 		4: "HOSTING_STATUS_ENDING",
 		5: "HOSTING_STATUS_ENDED",
+		6: "HOSTING_STATUS_LAPSED",
 	}
 	HostingStatus_value = map[string]int32{
 		"HOSTING_STATUS_UNSPECIFIED": 0,
@@ -316,6 +321,7 @@ var (
 		"HOSTING_STATUS_ACTIVE":      3,
 		"HOSTING_STATUS_ENDING":      4,
 		"HOSTING_STATUS_ENDED":       5,
+		"HOSTING_STATUS_LAPSED":      6,
 	}
 )
 
@@ -344,6 +350,67 @@ func (x HostingStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use HostingStatus.Descriptor instead.
 func (HostingStatus) EnumDescriptor() ([]byte, []int) {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+}
+
+// RenewalStatus is how the replacement of an instance's certificate in use is going: a hosted
+// renewal, a re-issue, or a customer's resubmission after one failed. It sits beside the state, so
+// an instance whose certificate is valid stays ISSUED or HOSTED whatever happens to its renewal.
+type RenewalStatus int32
+
+const (
+	// Nothing replaces the certificate in use (none is planned yet, or the instance has no
+	// certificate).
+	RenewalStatus_RENEWAL_STATUS_UNSPECIFIED RenewalStatus = 0
+	// An application for the successor is in flight.
+	RenewalStatus_RENEWAL_STATUS_PENDING RenewalStatus = 1
+	// The CA rejected the successor's application; renewal_support_case_id names the support case.
+	// A hosted bundle retries by itself while the certificate in use is valid (retry_time).
+	RenewalStatus_RENEWAL_STATUS_FAILED RenewalStatus = 2
+	// The successor is issued.
+	RenewalStatus_RENEWAL_STATUS_RENEWED RenewalStatus = 3
+)
+
+// Enum value maps for RenewalStatus.
+var (
+	RenewalStatus_name = map[int32]string{
+		0: "RENEWAL_STATUS_UNSPECIFIED",
+		1: "RENEWAL_STATUS_PENDING",
+		2: "RENEWAL_STATUS_FAILED",
+		3: "RENEWAL_STATUS_RENEWED",
+	}
+	RenewalStatus_value = map[string]int32{
+		"RENEWAL_STATUS_UNSPECIFIED": 0,
+		"RENEWAL_STATUS_PENDING":     1,
+		"RENEWAL_STATUS_FAILED":      2,
+		"RENEWAL_STATUS_RENEWED":     3,
+	}
+)
+
+func (x RenewalStatus) Enum() *RenewalStatus {
+	p := new(RenewalStatus)
+	*p = x
+	return p
+}
+
+func (x RenewalStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RenewalStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5].Descriptor()
+}
+
+func (RenewalStatus) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5]
+}
+
+func (x RenewalStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RenewalStatus.Descriptor instead.
+func (RenewalStatus) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{5}
 }
 
 // ValidationMethod is how domain control is proven.
@@ -380,11 +447,11 @@ func (x ValidationMethod) String() string {
 }
 
 func (ValidationMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5].Descriptor()
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6].Descriptor()
 }
 
 func (ValidationMethod) Type() protoreflect.EnumType {
-	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[5]
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6]
 }
 
 func (x ValidationMethod) Number() protoreflect.EnumNumber {
@@ -393,7 +460,7 @@ func (x ValidationMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ValidationMethod.Descriptor instead.
 func (ValidationMethod) EnumDescriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
 // KeyAlgorithm is the kind of key a system-generated key is.
@@ -445,11 +512,11 @@ func (x KeyAlgorithm) String() string {
 }
 
 func (KeyAlgorithm) Descriptor() protoreflect.EnumDescriptor {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6].Descriptor()
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7].Descriptor()
 }
 
 func (KeyAlgorithm) Type() protoreflect.EnumType {
-	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[6]
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7]
 }
 
 func (x KeyAlgorithm) Number() protoreflect.EnumNumber {
@@ -458,7 +525,7 @@ func (x KeyAlgorithm) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyAlgorithm.Descriptor instead.
 func (KeyAlgorithm) EnumDescriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{6}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
 }
 
 // ApplicationStatus is where an application stands.
@@ -510,11 +577,11 @@ func (x ApplicationStatus) String() string {
 }
 
 func (ApplicationStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7].Descriptor()
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8].Descriptor()
 }
 
 func (ApplicationStatus) Type() protoreflect.EnumType {
-	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[7]
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8]
 }
 
 func (x ApplicationStatus) Number() protoreflect.EnumNumber {
@@ -523,7 +590,7 @@ func (x ApplicationStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ApplicationStatus.Descriptor instead.
 func (ApplicationStatus) EnumDescriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
 }
 
 // RejectionReason is why the CA rejected an application.
@@ -572,11 +639,11 @@ func (x RejectionReason) String() string {
 }
 
 func (RejectionReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8].Descriptor()
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9].Descriptor()
 }
 
 func (RejectionReason) Type() protoreflect.EnumType {
-	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[8]
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9]
 }
 
 func (x RejectionReason) Number() protoreflect.EnumNumber {
@@ -585,7 +652,7 @@ func (x RejectionReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RejectionReason.Descriptor instead.
 func (RejectionReason) EnumDescriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
 }
 
 // EventType is what a lifecycle event records.
@@ -618,6 +685,15 @@ const (
 	EventType_EVENT_TYPE_EXPIRED EventType = 11
 	// The bundle's hosting ended with the expiry of its last certificate.
 	EventType_EVENT_TYPE_HOSTING_ENDED EventType = 12
+	// The CA rejected the application for a successor of the certificate in use (a renewal or a
+	// re-issue); the instance keeps its state and its certificate.
+	EventType_EVENT_TYPE_RENEWAL_FAILED EventType = 13
+	// Hosting was enabled on the bundle after its purchase.
+	EventType_EVENT_TYPE_HOSTING_ENABLED EventType = 14
+	// A certificate obtained elsewhere was imported into the instance.
+	EventType_EVENT_TYPE_IMPORTED EventType = 15
+	// The bundle's certificate in use expired with no successor: coverage lapsed.
+	EventType_EVENT_TYPE_COVERAGE_LAPSED EventType = 16
 )
 
 // Enum value maps for EventType.
@@ -636,6 +712,10 @@ var (
 		10: "EVENT_TYPE_HOSTING_ENDING",
 		11: "EVENT_TYPE_EXPIRED",
 		12: "EVENT_TYPE_HOSTING_ENDED",
+		13: "EVENT_TYPE_RENEWAL_FAILED",
+		14: "EVENT_TYPE_HOSTING_ENABLED",
+		15: "EVENT_TYPE_IMPORTED",
+		16: "EVENT_TYPE_COVERAGE_LAPSED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -651,6 +731,10 @@ var (
 		"EVENT_TYPE_HOSTING_ENDING":        10,
 		"EVENT_TYPE_EXPIRED":               11,
 		"EVENT_TYPE_HOSTING_ENDED":         12,
+		"EVENT_TYPE_RENEWAL_FAILED":        13,
+		"EVENT_TYPE_HOSTING_ENABLED":       14,
+		"EVENT_TYPE_IMPORTED":              15,
+		"EVENT_TYPE_COVERAGE_LAPSED":       16,
 	}
 )
 
@@ -665,11 +749,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9].Descriptor()
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[10].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[9]
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[10]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -678,7 +762,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 // Contact is who the CA and the support engineer may contact about an application.
@@ -1257,9 +1341,15 @@ type Bundle struct {
 	HostingEndTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=hosting_end_time,json=hostingEndTime,proto3" json:"hosting_end_time,omitempty"`
 	// How long before expiry the hosted certificate is renewed; unset means the default,
 	// min(30 days, a third of the certificate's lifetime).
-	RenewBefore   *durationpb.Duration `protobuf:"bytes,13,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RenewBefore *durationpb.Duration `protobuf:"bytes,13,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
+	// The instance whose certificate is the one to serve now: the newest valid certificate of the
+	// bundle. It stays the same across a renewal until the successor is issued; empty when the bundle
+	// has no valid certificate.
+	CurrentCertificateId string `protobuf:"bytes,14,opt,name=current_certificate_id,json=currentCertificateId,proto3" json:"current_certificate_id,omitempty"`
+	// That instance's certificate in use (without the key: ExportCertificate gives both).
+	CurrentIssuance *Issuance `protobuf:"bytes,15,opt,name=current_issuance,json=currentIssuance,proto3" json:"current_issuance,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Bundle) Reset() {
@@ -1383,6 +1473,20 @@ func (x *Bundle) GetRenewBefore() *durationpb.Duration {
 	return nil
 }
 
+func (x *Bundle) GetCurrentCertificateId() string {
+	if x != nil {
+		return x.CurrentCertificateId
+	}
+	return ""
+}
+
+func (x *Bundle) GetCurrentIssuance() *Issuance {
+	if x != nil {
+		return x.CurrentIssuance
+	}
+	return nil
+}
+
 // Certificate is one certificate instance: one subscription year of a bundle.
 type Certificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1416,8 +1520,18 @@ type Certificate struct {
 	RetryTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=retry_time,json=retryTime,proto3" json:"retry_time,omitempty"`
 	// How many times the service has retried the current renewal by itself.
 	RenewalRetries int32 `protobuf:"varint,13,opt,name=renewal_retries,json=renewalRetries,proto3" json:"renewal_retries,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Days of its subscription year the instance pays for: 365, or 0 once CANCELLED.
+	DaysPaid int32 `protobuf:"varint,14,opt,name=days_paid,json=daysPaid,proto3" json:"days_paid,omitempty"`
+	// Days of the instance's subscription year (coverage_start_time to coverage_end_time) that its
+	// certificates cover, counted from their not_before to their not_after, rounded down; 0 until
+	// the coverage is known.
+	DaysCovered int32 `protobuf:"varint,15,opt,name=days_covered,json=daysCovered,proto3" json:"days_covered,omitempty"`
+	// How the replacement of the certificate in use is going, beside the state.
+	RenewalStatus RenewalStatus `protobuf:"varint,16,opt,name=renewal_status,json=renewalStatus,proto3,enum=certhosting.lifecycle.v1.RenewalStatus" json:"renewal_status,omitempty"`
+	// The open support case about the renewal, while renewal_status is FAILED.
+	RenewalSupportCaseId string `protobuf:"bytes,17,opt,name=renewal_support_case_id,json=renewalSupportCaseId,proto3" json:"renewal_support_case_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
@@ -1539,6 +1653,34 @@ func (x *Certificate) GetRenewalRetries() int32 {
 		return x.RenewalRetries
 	}
 	return 0
+}
+
+func (x *Certificate) GetDaysPaid() int32 {
+	if x != nil {
+		return x.DaysPaid
+	}
+	return 0
+}
+
+func (x *Certificate) GetDaysCovered() int32 {
+	if x != nil {
+		return x.DaysCovered
+	}
+	return 0
+}
+
+func (x *Certificate) GetRenewalStatus() RenewalStatus {
+	if x != nil {
+		return x.RenewalStatus
+	}
+	return RenewalStatus_RENEWAL_STATUS_UNSPECIFIED
+}
+
+func (x *Certificate) GetRenewalSupportCaseId() string {
+	if x != nil {
+		return x.RenewalSupportCaseId
+	}
+	return ""
 }
 
 // LifecycleEvent is one entry of a certificate instance's history.
@@ -1911,8 +2053,20 @@ type ListBundlesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Largest number of bundles to return: 0 means the default (50); at most 500.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// next_page_token of the previous page; empty for the first page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// next_page_token of the previous page; empty for the first page. The filters must be the same
+	// as for the first page.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only bundles with an instance whose names include this one: "shop.example.com" matches that
+	// name exactly (and "*.example.com" a wildcard name exactly); ".example.com", with a leading dot,
+	// matches every name under example.com (and example.com itself). Unicode names are taken as
+	// their A-labels. Empty: every bundle.
+	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Only bundles with an instance in this state; unspecified for every state.
+	State CertificateState `protobuf:"varint,4,opt,name=state,proto3,enum=certhosting.lifecycle.v1.CertificateState" json:"state,omitempty"`
+	// Only bundles whose hosting is in this status; unspecified for every status.
+	HostingStatus HostingStatus `protobuf:"varint,5,opt,name=hosting_status,json=hostingStatus,proto3,enum=certhosting.lifecycle.v1.HostingStatus" json:"hosting_status,omitempty"`
+	// Only bundles whose current certificate (current_issuance) ends before this time.
+	ExpireBefore  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_before,json=expireBefore,proto3" json:"expire_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1959,6 +2113,34 @@ func (x *ListBundlesRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListBundlesRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *ListBundlesRequest) GetState() CertificateState {
+	if x != nil {
+		return x.State
+	}
+	return CertificateState_CERTIFICATE_STATE_UNSPECIFIED
+}
+
+func (x *ListBundlesRequest) GetHostingStatus() HostingStatus {
+	if x != nil {
+		return x.HostingStatus
+	}
+	return HostingStatus_HOSTING_STATUS_UNSPECIFIED
+}
+
+func (x *ListBundlesRequest) GetExpireBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireBefore
+	}
+	return nil
 }
 
 // ListBundlesResponse holds one page of bundles.
@@ -2119,7 +2301,13 @@ type ListCertificatesRequest struct {
 	// Return only instances of this bundle; empty for every bundle.
 	BundleId string `protobuf:"bytes,3,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
 	// Return only instances in this state; unspecified for every state.
-	State         CertificateState `protobuf:"varint,4,opt,name=state,proto3,enum=certhosting.lifecycle.v1.CertificateState" json:"state,omitempty"`
+	State CertificateState `protobuf:"varint,4,opt,name=state,proto3,enum=certhosting.lifecycle.v1.CertificateState" json:"state,omitempty"`
+	// Only instances whose names include this one; the same syntax as ListBundlesRequest.domain.
+	Domain string `protobuf:"bytes,5,opt,name=domain,proto3" json:"domain,omitempty"`
+	// Only instances of bundles whose hosting is in this status; unspecified for every status.
+	HostingStatus HostingStatus `protobuf:"varint,6,opt,name=hosting_status,json=hostingStatus,proto3,enum=certhosting.lifecycle.v1.HostingStatus" json:"hosting_status,omitempty"`
+	// Only instances whose certificate in use (ISSUED or HOSTED) ends before this time.
+	ExpireBefore  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_before,json=expireBefore,proto3" json:"expire_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2180,6 +2368,27 @@ func (x *ListCertificatesRequest) GetState() CertificateState {
 		return x.State
 	}
 	return CertificateState_CERTIFICATE_STATE_UNSPECIFIED
+}
+
+func (x *ListCertificatesRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *ListCertificatesRequest) GetHostingStatus() HostingStatus {
+	if x != nil {
+		return x.HostingStatus
+	}
+	return HostingStatus_HOSTING_STATUS_UNSPECIFIED
+}
+
+func (x *ListCertificatesRequest) GetExpireBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireBefore
+	}
+	return nil
 }
 
 // ListCertificatesResponse holds one page of certificate instances.
@@ -3018,6 +3227,366 @@ func (x *WatchEventsResponse) GetEvent() *LifecycleEvent {
 	return nil
 }
 
+// EnableHostingRequest names the bundle to host.
+type EnableHostingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle: 2 or 3 years, bought without hosting. Its certificates must have a system-generated
+	// key (every renewal rotates the key), and none of its instances may have an application in
+	// flight.
+	BundleId      string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableHostingRequest) Reset() {
+	*x = EnableHostingRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableHostingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableHostingRequest) ProtoMessage() {}
+
+func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableHostingRequest.ProtoReflect.Descriptor instead.
+func (*EnableHostingRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *EnableHostingRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+// EnableHostingResponse holds the bundle, now hosted.
+type EnableHostingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle.
+	Bundle        *Bundle `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableHostingResponse) Reset() {
+	*x = EnableHostingResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableHostingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableHostingResponse) ProtoMessage() {}
+
+func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableHostingResponse.ProtoReflect.Descriptor instead.
+func (*EnableHostingResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EnableHostingResponse) GetBundle() *Bundle {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+// ReissueCertificateRequest names the instance to re-issue.
+type ReissueCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance: of a bundle without hosting, ISSUED (or EXPIRED) and within its subscription
+	// year.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// The algorithm of the new key; unspecified means the algorithm of the key in use (ECDSA_P256
+	// when that was the customer's own). Not allowed together with csr_pem.
+	KeyAlgorithm KeyAlgorithm `protobuf:"varint,2,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certhosting.lifecycle.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	// A CSR (PEM) for the customer's own new key, with the same names as the certificate in use;
+	// empty for a key the service generates.
+	CsrPem        string `protobuf:"bytes,3,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueCertificateRequest) Reset() {
+	*x = ReissueCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueCertificateRequest) ProtoMessage() {}
+
+func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ReissueCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReissueCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *ReissueCertificateRequest) GetKeyAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+func (x *ReissueCertificateRequest) GetCsrPem() string {
+	if x != nil {
+		return x.CsrPem
+	}
+	return ""
+}
+
+// ReissueCertificateResponse holds the instance with its re-issue in flight.
+type ReissueCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance: same state and certificate in use, renewal_status PENDING, current_application
+	// the re-issue.
+	Certificate *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The DNS records to publish for the CA (the same as for the first application when the CA's
+	// record is per bundle).
+	Instructions  []*DnsRecord `protobuf:"bytes,2,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueCertificateResponse) Reset() {
+	*x = ReissueCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueCertificateResponse) ProtoMessage() {}
+
+func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueCertificateResponse.ProtoReflect.Descriptor instead.
+func (*ReissueCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReissueCertificateResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ReissueCertificateResponse) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
+// ImportCertificateRequest is a certificate obtained elsewhere, for an instance.
+type ImportCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, PENDING_APPLICATION.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// The chain in PEM, leaf first; each certificate must be signed by the next. The leaf's names
+	// must fit the product (single name, one wildcard, or up to domain_count names), and it must
+	// not have expired.
+	CertificateChainPem string `protobuf:"bytes,2,opt,name=certificate_chain_pem,json=certificateChainPem,proto3" json:"certificate_chain_pem,omitempty"`
+	// The leaf's private key in PEM (PKCS#8, PKCS#1 or SEC 1), unencrypted. It is stored encrypted,
+	// like a key the service generates.
+	PrivateKeyPem string `protobuf:"bytes,3,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	// The contact that renewals will use; email is required.
+	Contact *Contact `protobuf:"bytes,4,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The organization renewals will use: required for OV and EV, not allowed for DV.
+	Organization  *Organization `protobuf:"bytes,5,opt,name=organization,proto3" json:"organization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCertificateRequest) Reset() {
+	*x = ImportCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCertificateRequest) ProtoMessage() {}
+
+func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ImportCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ImportCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *ImportCertificateRequest) GetCertificateChainPem() string {
+	if x != nil {
+		return x.CertificateChainPem
+	}
+	return ""
+}
+
+func (x *ImportCertificateRequest) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+func (x *ImportCertificateRequest) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *ImportCertificateRequest) GetOrganization() *Organization {
+	if x != nil {
+		return x.Organization
+	}
+	return nil
+}
+
+// ImportCertificateResponse holds the instance with its imported certificate.
+type ImportCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance, ISSUED (HOSTED for a hosted bundle).
+	Certificate *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The DNS records to publish now, so that the bundle's CA verifies its renewals (and re-issues)
+	// with no further action; empty when the CA tells them only with an application (a CA
+	// plug-in), whose records the first renewal's current_application then shows.
+	Instructions  []*DnsRecord `protobuf:"bytes,2,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCertificateResponse) Reset() {
+	*x = ImportCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCertificateResponse) ProtoMessage() {}
+
+func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCertificateResponse.ProtoReflect.Descriptor instead.
+func (*ImportCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ImportCertificateResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ImportCertificateResponse) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
@@ -3073,7 +3642,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
 	"\x0fvalidation_type\x18\x02 \x01(\x0e2(.certhosting.lifecycle.v1.ValidationTypeR\x0evalidationType\x12E\n" +
 	"\vdomain_type\x18\x03 \x01(\x0e2$.certhosting.lifecycle.v1.DomainTypeR\n" +
-	"domainType\"\xb2\x05\n" +
+	"domainType\"\xb7\x06\n" +
 	"\x06Bundle\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1d\n" +
@@ -3090,7 +3659,9 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	" \x01(\x0e2'.certhosting.lifecycle.v1.HostingStatusR\rhostingStatus\x12D\n" +
 	"\x10first_issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0efirstIssueTime\x12D\n" +
 	"\x10hosting_end_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0ehostingEndTime\x12<\n" +
-	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"\x83\x06\n" +
+	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x124\n" +
+	"\x16current_certificate_id\x18\x0e \x01(\tR\x14currentCertificateId\x12M\n" +
+	"\x10current_issuance\x18\x0f \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\"\xca\a\n" +
 	"\vCertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12\x1a\n" +
@@ -3109,7 +3680,11 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"renew_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\trenewTime\x129\n" +
 	"\n" +
 	"retry_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tretryTime\x12'\n" +
-	"\x0frenewal_retries\x18\r \x01(\x05R\x0erenewalRetries\"\xe1\x03\n" +
+	"\x0frenewal_retries\x18\r \x01(\x05R\x0erenewalRetries\x12\x1b\n" +
+	"\tdays_paid\x18\x0e \x01(\x05R\bdaysPaid\x12!\n" +
+	"\fdays_covered\x18\x0f \x01(\x05R\vdaysCovered\x12N\n" +
+	"\x0erenewal_status\x18\x10 \x01(\x0e2'.certhosting.lifecycle.v1.RenewalStatusR\rrenewalStatus\x125\n" +
+	"\x17renewal_support_case_id\x18\x11 \x01(\tR\x14renewalSupportCaseId\"\xe1\x03\n" +
 	"\x0eLifecycleEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12%\n" +
 	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1b\n" +
@@ -3137,24 +3712,31 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x10GetBundleRequest\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\"M\n" +
 	"\x11GetBundleResponse\x128\n" +
-	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"P\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"\xbb\x02\n" +
 	"\x12ListBundlesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12@\n" +
+	"\x05state\x18\x04 \x01(\x0e2*.certhosting.lifecycle.v1.CertificateStateR\x05state\x12N\n" +
+	"\x0ehosting_status\x18\x05 \x01(\x0e2'.certhosting.lifecycle.v1.HostingStatusR\rhostingStatus\x12?\n" +
+	"\rexpire_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fexpireBefore\"y\n" +
 	"\x13ListBundlesResponse\x12:\n" +
 	"\abundles\x18\x01 \x03(\v2 .certhosting.lifecycle.v1.BundleR\abundles\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\">\n" +
 	"\x15GetCertificateRequest\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"a\n" +
 	"\x16GetCertificateResponse\x12G\n" +
-	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\"\xb4\x01\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\"\xdd\x02\n" +
 	"\x17ListCertificatesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1b\n" +
 	"\tbundle_id\x18\x03 \x01(\tR\bbundleId\x12@\n" +
-	"\x05state\x18\x04 \x01(\x0e2*.certhosting.lifecycle.v1.CertificateStateR\x05state\"\x8d\x01\n" +
+	"\x05state\x18\x04 \x01(\x0e2*.certhosting.lifecycle.v1.CertificateStateR\x05state\x12\x16\n" +
+	"\x06domain\x18\x05 \x01(\tR\x06domain\x12N\n" +
+	"\x0ehosting_status\x18\x06 \x01(\x0e2'.certhosting.lifecycle.v1.HostingStatusR\rhostingStatus\x12?\n" +
+	"\rexpire_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fexpireBefore\"\x8d\x01\n" +
 	"\x18ListCertificatesResponse\x12I\n" +
 	"\fcertificates\x18\x01 \x03(\v2%.certhosting.lifecycle.v1.CertificateR\fcertificates\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n" +
@@ -3200,7 +3782,27 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x0eafter_event_id\x18\x01 \x01(\tR\fafterEventId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\"U\n" +
 	"\x13WatchEventsResponse\x12>\n" +
-	"\x05event\x18\x01 \x01(\v2(.certhosting.lifecycle.v1.LifecycleEventR\x05event*y\n" +
+	"\x05event\x18\x01 \x01(\v2(.certhosting.lifecycle.v1.LifecycleEventR\x05event\"3\n" +
+	"\x14EnableHostingRequest\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\"Q\n" +
+	"\x15EnableHostingResponse\x128\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"\xa8\x01\n" +
+	"\x19ReissueCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12K\n" +
+	"\rkey_algorithm\x18\x02 \x01(\x0e2&.certhosting.lifecycle.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x17\n" +
+	"\acsr_pem\x18\x03 \x01(\tR\x06csrPem\"\xae\x01\n" +
+	"\x1aReissueCertificateResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\"\xa6\x02\n" +
+	"\x18ImportCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x122\n" +
+	"\x15certificate_chain_pem\x18\x02 \x01(\tR\x13certificateChainPem\x12&\n" +
+	"\x0fprivate_key_pem\x18\x03 \x01(\tR\rprivateKeyPem\x12;\n" +
+	"\acontact\x18\x04 \x01(\v2!.certhosting.lifecycle.v1.ContactR\acontact\x12J\n" +
+	"\forganization\x18\x05 \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\"\xad\x01\n" +
+	"\x19ImportCertificateResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -3228,14 +3830,20 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x0eACTOR_CUSTOMER\x10\x01\x12\x10\n" +
 	"\fACTOR_SYSTEM\x10\x02\x12\x10\n" +
 	"\fACTOR_TICKER\x10\x03\x12\x11\n" +
-	"\rACTOR_SUPPORT\x10\x04*\xba\x01\n" +
+	"\rACTOR_SUPPORT\x10\x04*\xd5\x01\n" +
 	"\rHostingStatus\x12\x1e\n" +
 	"\x1aHOSTING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19HOSTING_STATUS_NOT_HOSTED\x10\x01\x12\x1a\n" +
 	"\x16HOSTING_STATUS_WAITING\x10\x02\x12\x19\n" +
 	"\x15HOSTING_STATUS_ACTIVE\x10\x03\x12\x19\n" +
 	"\x15HOSTING_STATUS_ENDING\x10\x04\x12\x18\n" +
-	"\x14HOSTING_STATUS_ENDED\x10\x05*T\n" +
+	"\x14HOSTING_STATUS_ENDED\x10\x05\x12\x19\n" +
+	"\x15HOSTING_STATUS_LAPSED\x10\x06*\x82\x01\n" +
+	"\rRenewalStatus\x12\x1e\n" +
+	"\x1aRENEWAL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RENEWAL_STATUS_PENDING\x10\x01\x12\x19\n" +
+	"\x15RENEWAL_STATUS_FAILED\x10\x02\x12\x1a\n" +
+	"\x16RENEWAL_STATUS_RENEWED\x10\x03*T\n" +
 	"\x10ValidationMethod\x12!\n" +
 	"\x1dVALIDATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19VALIDATION_METHOD_DNS_TXT\x10\x01*\xbd\x01\n" +
@@ -3258,7 +3866,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\x83\x03\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\xfb\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -3273,7 +3881,11 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x19EVENT_TYPE_HOSTING_ENDING\x10\n" +
 	"\x12\x16\n" +
 	"\x12EVENT_TYPE_EXPIRED\x10\v\x12\x1c\n" +
-	"\x18EVENT_TYPE_HOSTING_ENDED\x10\f2\xad\v\n" +
+	"\x18EVENT_TYPE_HOSTING_ENDED\x10\f\x12\x1d\n" +
+	"\x19EVENT_TYPE_RENEWAL_FAILED\x10\r\x12\x1e\n" +
+	"\x1aEVENT_TYPE_HOSTING_ENABLED\x10\x0e\x12\x17\n" +
+	"\x13EVENT_TYPE_IMPORTED\x10\x0f\x12\x1e\n" +
+	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x102\x9e\x0e\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -3286,7 +3898,10 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x13ActivateCertificate\x124.certhosting.lifecycle.v1.ActivateCertificateRequest\x1a5.certhosting.lifecycle.v1.ActivateCertificateResponse\x12|\n" +
 	"\x11ExportCertificate\x122.certhosting.lifecycle.v1.ExportCertificateRequest\x1a3.certhosting.lifecycle.v1.ExportCertificateResponse\x12m\n" +
 	"\fUpdateBundle\x12-.certhosting.lifecycle.v1.UpdateBundleRequest\x1a..certhosting.lifecycle.v1.UpdateBundleResponse\x12l\n" +
-	"\vWatchEvents\x12,.certhosting.lifecycle.v1.WatchEventsRequest\x1a-.certhosting.lifecycle.v1.WatchEventsResponse0\x01B\x80\x02\n" +
+	"\vWatchEvents\x12,.certhosting.lifecycle.v1.WatchEventsRequest\x1a-.certhosting.lifecycle.v1.WatchEventsResponse0\x01\x12p\n" +
+	"\rEnableHosting\x12..certhosting.lifecycle.v1.EnableHostingRequest\x1a/.certhosting.lifecycle.v1.EnableHostingResponse\x12\x7f\n" +
+	"\x12ReissueCertificate\x123.certhosting.lifecycle.v1.ReissueCertificateRequest\x1a4.certhosting.lifecycle.v1.ReissueCertificateResponse\x12|\n" +
+	"\x11ImportCertificate\x122.certhosting.lifecycle.v1.ImportCertificateRequest\x1a3.certhosting.lifecycle.v1.ImportCertificateResponseB\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -3301,141 +3916,169 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescData
 }
 
-var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                     // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                         // 1: certhosting.lifecycle.v1.DomainType
 	(CertificateState)(0),                   // 2: certhosting.lifecycle.v1.CertificateState
 	(Actor)(0),                              // 3: certhosting.lifecycle.v1.Actor
 	(HostingStatus)(0),                      // 4: certhosting.lifecycle.v1.HostingStatus
-	(ValidationMethod)(0),                   // 5: certhosting.lifecycle.v1.ValidationMethod
-	(KeyAlgorithm)(0),                       // 6: certhosting.lifecycle.v1.KeyAlgorithm
-	(ApplicationStatus)(0),                  // 7: certhosting.lifecycle.v1.ApplicationStatus
-	(RejectionReason)(0),                    // 8: certhosting.lifecycle.v1.RejectionReason
-	(EventType)(0),                          // 9: certhosting.lifecycle.v1.EventType
-	(*Contact)(nil),                         // 10: certhosting.lifecycle.v1.Contact
-	(*Organization)(nil),                    // 11: certhosting.lifecycle.v1.Organization
-	(*DnsRecord)(nil),                       // 12: certhosting.lifecycle.v1.DnsRecord
-	(*Application)(nil),                     // 13: certhosting.lifecycle.v1.Application
-	(*Issuance)(nil),                        // 14: certhosting.lifecycle.v1.Issuance
-	(*ProductSnapshot)(nil),                 // 15: certhosting.lifecycle.v1.ProductSnapshot
-	(*Bundle)(nil),                          // 16: certhosting.lifecycle.v1.Bundle
-	(*Certificate)(nil),                     // 17: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                  // 18: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),             // 19: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),            // 20: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                // 21: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),               // 22: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),              // 23: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),             // 24: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),           // 25: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),          // 26: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),         // 27: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),        // 28: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),  // 29: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil), // 30: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),        // 31: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),       // 32: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),         // 33: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),        // 34: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),      // 35: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),     // 36: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),        // 37: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),       // 38: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),             // 39: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),            // 40: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),              // 41: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),             // 42: certhosting.lifecycle.v1.WatchEventsResponse
-	(*timestamppb.Timestamp)(nil),           // 43: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),             // 44: google.protobuf.Duration
+	(RenewalStatus)(0),                      // 5: certhosting.lifecycle.v1.RenewalStatus
+	(ValidationMethod)(0),                   // 6: certhosting.lifecycle.v1.ValidationMethod
+	(KeyAlgorithm)(0),                       // 7: certhosting.lifecycle.v1.KeyAlgorithm
+	(ApplicationStatus)(0),                  // 8: certhosting.lifecycle.v1.ApplicationStatus
+	(RejectionReason)(0),                    // 9: certhosting.lifecycle.v1.RejectionReason
+	(EventType)(0),                          // 10: certhosting.lifecycle.v1.EventType
+	(*Contact)(nil),                         // 11: certhosting.lifecycle.v1.Contact
+	(*Organization)(nil),                    // 12: certhosting.lifecycle.v1.Organization
+	(*DnsRecord)(nil),                       // 13: certhosting.lifecycle.v1.DnsRecord
+	(*Application)(nil),                     // 14: certhosting.lifecycle.v1.Application
+	(*Issuance)(nil),                        // 15: certhosting.lifecycle.v1.Issuance
+	(*ProductSnapshot)(nil),                 // 16: certhosting.lifecycle.v1.ProductSnapshot
+	(*Bundle)(nil),                          // 17: certhosting.lifecycle.v1.Bundle
+	(*Certificate)(nil),                     // 18: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                  // 19: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),             // 20: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),            // 21: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                // 22: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),               // 23: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),              // 24: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),             // 25: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),           // 26: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),          // 27: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),         // 28: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),        // 29: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),  // 30: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil), // 31: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),        // 32: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),       // 33: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),         // 34: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),        // 35: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),      // 36: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),     // 37: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),        // 38: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),       // 39: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),             // 40: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),            // 41: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),              // 42: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),             // 43: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),            // 44: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),           // 45: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),       // 46: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),      // 47: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),        // 48: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),       // 49: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*timestamppb.Timestamp)(nil),           // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),             // 51: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
-	7,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
-	5,  // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	10, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
-	11, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
-	6,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	12, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	8,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	43, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	43, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	43, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	43, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	43, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	8,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
+	6,  // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	11, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
+	12, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	13, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	9,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
+	50, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	50, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	50, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	50, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	50, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
 	1,  // 13: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
-	15, // 14: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	17, // 15: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	43, // 16: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	16, // 14: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	18, // 15: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	50, // 16: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 17: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	43, // 18: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	43, // 19: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	44, // 20: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
-	2,  // 21: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	43, // 22: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	43, // 23: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	43, // 24: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	43, // 25: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	14, // 26: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	13, // 27: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	43, // 28: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	43, // 29: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	2,  // 30: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 31: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 32: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	43, // 33: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	9,  // 34: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	15, // 35: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	16, // 36: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	16, // 37: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	16, // 38: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	17, // 39: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 40: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	17, // 41: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	18, // 42: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	5,  // 43: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	10, // 44: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	11, // 45: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	6,  // 46: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	17, // 47: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12, // 48: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	17, // 49: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12, // 50: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	17, // 51: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 52: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	44, // 53: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	16, // 54: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	18, // 55: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	19, // 56: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	21, // 57: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	23, // 58: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	25, // 59: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	27, // 60: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	29, // 61: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	31, // 62: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	33, // 63: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	35, // 64: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	37, // 65: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	39, // 66: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	41, // 67: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	20, // 68: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	22, // 69: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	24, // 70: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	26, // 71: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	28, // 72: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	30, // 73: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	32, // 74: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	34, // 75: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	36, // 76: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	38, // 77: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	40, // 78: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	42, // 79: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	68, // [68:80] is the sub-list for method output_type
-	56, // [56:68] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	50, // 18: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	50, // 19: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	51, // 20: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	15, // 21: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	2,  // 22: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	50, // 23: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	50, // 24: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	50, // 25: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	50, // 26: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	15, // 27: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	14, // 28: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	50, // 29: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	50, // 30: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,  // 31: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,  // 32: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,  // 33: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,  // 34: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	50, // 35: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 36: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	16, // 37: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	17, // 38: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	17, // 39: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,  // 40: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 41: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	50, // 42: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	17, // 43: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	18, // 44: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,  // 45: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 46: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	50, // 47: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	18, // 48: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	19, // 49: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,  // 50: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	11, // 51: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	12, // 52: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,  // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	18, // 54: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13, // 55: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	18, // 56: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13, // 57: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	18, // 58: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15, // 59: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	51, // 60: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	17, // 61: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	19, // 62: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	17, // 63: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,  // 64: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	18, // 65: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13, // 66: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11, // 67: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	12, // 68: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	18, // 69: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13, // 70: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	20, // 71: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	22, // 72: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	24, // 73: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	26, // 74: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	28, // 75: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	30, // 76: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	32, // 77: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	34, // 78: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	36, // 79: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	38, // 80: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	40, // 81: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	42, // 82: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	44, // 83: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	46, // 84: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	48, // 85: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	21, // 86: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	23, // 87: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	25, // 88: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	27, // 89: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	29, // 90: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	31, // 91: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	33, // 92: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	35, // 93: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	37, // 94: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	39, // 95: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	41, // 96: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	43, // 97: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	45, // 98: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	47, // 99: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	49, // 100: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	86, // [86:101] is the sub-list for method output_type
+	71, // [71:86] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -3448,8 +4091,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   33,
+			NumEnums:      11,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

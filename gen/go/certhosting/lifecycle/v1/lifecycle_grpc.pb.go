@@ -31,6 +31,9 @@ const (
 	LifecycleService_ExportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ExportCertificate"
 	LifecycleService_UpdateBundle_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/UpdateBundle"
 	LifecycleService_WatchEvents_FullMethodName             = "/certhosting.lifecycle.v1.LifecycleService/WatchEvents"
+	LifecycleService_EnableHosting_FullMethodName           = "/certhosting.lifecycle.v1.LifecycleService/EnableHosting"
+	LifecycleService_ReissueCertificate_FullMethodName      = "/certhosting.lifecycle.v1.LifecycleService/ReissueCertificate"
+	LifecycleService_ImportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ImportCertificate"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -83,6 +86,25 @@ type LifecycleServiceClient interface {
 	// committed once the client has the headers reaches the stream. When the server shuts down, the
 	// stream ends with UNAVAILABLE: reconnect and resume after the last event_id received.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// EnableHosting turns hosting on for a 2- or 3-year bundle bought without it, before or after
+	// its first certificate is issued. From then on the bundle behaves as if it had been bought with
+	// hosting: the service renews its certificate for the rest of the subscription, re-submitting the
+	// information of the application behind the certificate in use. Idempotent: enabling it again
+	// returns the bundle unchanged.
+	EnableHosting(ctx context.Context, in *EnableHostingRequest, opts ...grpc.CallOption) (*EnableHostingResponse, error)
+	// ReissueCertificate applies for a new certificate for an instance of a bundle without hosting
+	// (same names, a new key, no new purchase), so that a CA whose certificates are shorter than a
+	// subscription year still covers the whole year: allowed while the instance's year lasts, for an
+	// ISSUED instance (or an EXPIRED one whose year has not ended), as often as needed. The instance
+	// keeps its state and its certificate in use until the new one is issued; its renewal_status
+	// shows how the re-issue goes. Hosted bundles re-issue by themselves.
+	ReissueCertificate(ctx context.Context, in *ReissueCertificateRequest, opts ...grpc.CallOption) (*ReissueCertificateResponse, error)
+	// ImportCertificate puts a certificate obtained elsewhere (its chain and private key) into a
+	// PENDING_APPLICATION instance, which becomes ISSUED (HOSTED for a hosted bundle) as if the
+	// service had issued it: the bundle's T0 is its not_before when it is the bundle's first, and a
+	// hosted bundle renews it before it expires through its own CA, with the contact and
+	// organization given here and the certificate's names.
+	ImportCertificate(ctx context.Context, in *ImportCertificateRequest, opts ...grpc.CallOption) (*ImportCertificateResponse, error)
 }
 
 type lifecycleServiceClient struct {
@@ -222,6 +244,36 @@ func (c *lifecycleServiceClient) WatchEvents(ctx context.Context, in *WatchEvent
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LifecycleService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *lifecycleServiceClient) EnableHosting(ctx context.Context, in *EnableHostingRequest, opts ...grpc.CallOption) (*EnableHostingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnableHostingResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_EnableHosting_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) ReissueCertificate(ctx context.Context, in *ReissueCertificateRequest, opts ...grpc.CallOption) (*ReissueCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReissueCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_ReissueCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) ImportCertificate(ctx context.Context, in *ImportCertificateRequest, opts ...grpc.CallOption) (*ImportCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_ImportCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
@@ -272,6 +324,25 @@ type LifecycleServiceServer interface {
 	// committed once the client has the headers reaches the stream. When the server shuts down, the
 	// stream ends with UNAVAILABLE: reconnect and resume after the last event_id received.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// EnableHosting turns hosting on for a 2- or 3-year bundle bought without it, before or after
+	// its first certificate is issued. From then on the bundle behaves as if it had been bought with
+	// hosting: the service renews its certificate for the rest of the subscription, re-submitting the
+	// information of the application behind the certificate in use. Idempotent: enabling it again
+	// returns the bundle unchanged.
+	EnableHosting(context.Context, *EnableHostingRequest) (*EnableHostingResponse, error)
+	// ReissueCertificate applies for a new certificate for an instance of a bundle without hosting
+	// (same names, a new key, no new purchase), so that a CA whose certificates are shorter than a
+	// subscription year still covers the whole year: allowed while the instance's year lasts, for an
+	// ISSUED instance (or an EXPIRED one whose year has not ended), as often as needed. The instance
+	// keeps its state and its certificate in use until the new one is issued; its renewal_status
+	// shows how the re-issue goes. Hosted bundles re-issue by themselves.
+	ReissueCertificate(context.Context, *ReissueCertificateRequest) (*ReissueCertificateResponse, error)
+	// ImportCertificate puts a certificate obtained elsewhere (its chain and private key) into a
+	// PENDING_APPLICATION instance, which becomes ISSUED (HOSTED for a hosted bundle) as if the
+	// service had issued it: the bundle's T0 is its not_before when it is the bundle's first, and a
+	// hosted bundle renews it before it expires through its own CA, with the contact and
+	// organization given here and the certificate's names.
+	ImportCertificate(context.Context, *ImportCertificateRequest) (*ImportCertificateResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -317,6 +388,15 @@ func (UnimplementedLifecycleServiceServer) UpdateBundle(context.Context, *Update
 }
 func (UnimplementedLifecycleServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedLifecycleServiceServer) EnableHosting(context.Context, *EnableHostingRequest) (*EnableHostingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableHosting not implemented")
+}
+func (UnimplementedLifecycleServiceServer) ReissueCertificate(context.Context, *ReissueCertificateRequest) (*ReissueCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReissueCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) ImportCertificate(context.Context, *ImportCertificateRequest) (*ImportCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportCertificate not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -548,6 +628,60 @@ func _LifecycleService_WatchEvents_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type LifecycleService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _LifecycleService_EnableHosting_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableHostingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).EnableHosting(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_EnableHosting_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).EnableHosting(ctx, req.(*EnableHostingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_ReissueCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReissueCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).ReissueCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_ReissueCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).ReissueCertificate(ctx, req.(*ReissueCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_ImportCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).ImportCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_ImportCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).ImportCertificate(ctx, req.(*ImportCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -598,6 +732,18 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateBundle",
 			Handler:    _LifecycleService_UpdateBundle_Handler,
+		},
+		{
+			MethodName: "EnableHosting",
+			Handler:    _LifecycleService_EnableHosting_Handler,
+		},
+		{
+			MethodName: "ReissueCertificate",
+			Handler:    _LifecycleService_ReissueCertificate_Handler,
+		},
+		{
+			MethodName: "ImportCertificate",
+			Handler:    _LifecycleService_ImportCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
