@@ -92,7 +92,7 @@ run-pg: build
 	od="-identity-db $(PGURL)/certhosting_identity -db $(PGURL)/certhosting_order -lifecycle-key-file var/pg/order-service-key -lifecycle-addr 127.0.0.1:50052,127.0.0.1:50054"; \
 	$(BIN)/certhosting-devdns & \
 	$(BIN)/certhosting-lifecycle $$lc -listen 127.0.0.1:50052 & \
-	$(BIN)/certhosting-lifecycle $$lc -listen 127.0.0.1:50054 & \
+	$(BIN)/certhosting-lifecycle $$lc -listen 127.0.0.1:50054 -crl-listen 127.0.0.1:50081 & \
 	$(BIN)/certhosting-order $$od -listen 127.0.0.1:50051 & \
 	$(BIN)/certhosting-order $$od -listen 127.0.0.1:50053 & \
 	wait -n

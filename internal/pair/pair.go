@@ -288,6 +288,9 @@ func (p *Pair) lifecycleArgs(listen string) ([]string, error) {
 		"-identity-db", p.IdentityDB,
 		"-master-key-file", keyFile,
 		"-localca-db", p.database("localca"),
+		// Each process its own CRL port: certificates name the address of the process that issued
+		// them (tests read it from the certificate's distribution point).
+		"-crl-listen", "127.0.0.1:0",
 	}, p.opts.LifecycleArgs...), nil
 }
 

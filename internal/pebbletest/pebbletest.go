@@ -376,3 +376,22 @@ func do(hc *http.Client, req *http.Request) ([]byte, error) {
 func (p *Pebble) Count(s string) int {
 	return strings.Count(p.Output(), s)
 }
+
+// CertStatus is Pebble's record of the certificate with this serial (hexadecimal, as
+// big.Int.Text(16) writes it), from its management interface: "Valid" or "Revoked", and the
+// RFC 5280 reason of a revocation. It is the test's own view, independent of the client under
+// test.
+func (p *Pebble) CertStatus(ctx context.Context, serialHex string) (status string, reason int, err error) {
+	raw, err := p.get(ctx, "https://"+p.management+"/cert-status-by-serial/"+serialHex)
+	if err != nil {
+		return "", 0, err
+	}
+	var st struct {
+		Status string
+		Reason int
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return "", 0, fmt.Errorf("cert-status-by-serial: %w: %s", err, raw)
+	}
+	return st.Status, st.Reason, nil
+}

@@ -195,3 +195,29 @@ type Instructor interface {
 	// and these names.
 	Instructions(binding string, domains []string) []DNSRecord
 }
+
+// RevocationReason is an RFC 5280 CRLReason (section 5.3.1): 0 unspecified, 1 keyCompromise,
+// 3 affiliationChanged, 4 superseded, 5 cessationOfOperation (2, 6, 8, 9 and 10 are for CAs and
+// attribute certificates, 7 is unused).
+type RevocationReason int
+
+// The reasons a subscriber may give.
+const (
+	RevokeUnspecified          RevocationReason = 0
+	RevokeKeyCompromise        RevocationReason = 1
+	RevokeAffiliationChanged   RevocationReason = 3
+	RevokeSuperseded           RevocationReason = 4
+	RevokeCessationOfOperation RevocationReason = 5
+)
+
+// ErrNotRevocable is a CA's final refusal to revoke a certificate (it did not issue it, or refuses
+// the reason): asking again gets the same answer. Wrapped with the CA's words; any other error from
+// Revoke is transient.
+var ErrNotRevocable = errors.New("the CA refuses to revoke the certificate")
+
+// Revoker is implemented by a Client that can revoke what it issued. Revoking a certificate the CA
+// has already revoked succeeds.
+type Revoker interface {
+	// Revoke revokes the certificate (PEM, leaf first) for reason.
+	Revoke(ctx context.Context, chainPEM []byte, reason RevocationReason) error
+}

@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -470,4 +471,21 @@ func TestACMEHostedSubscription(t *testing.T) {
 		t.Errorf("the DNS case is %s after the retried renewal was hosted, want RESOLVED", got)
 	}
 	watch.step("CNAME restored, renewal retried: hosted, case resolved")
+
+	// The key leaks: revoked at the CA (Pebble's own records say so, with the reason), and the
+	// hosted bundle gets its replacement, with a new key, through the CNAME.
+	leaf3 := verifyChainAt(t, p.Roots(), third.GetCurrentIssuance().GetCertificateChainPem(), e.clk.Now())
+	if _, err := e.a.RevokeCertificate(e.ctx, &lifecyclev1.RevokeCertificateRequest{CertificateId: certID,
+		Reason: lifecyclev1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
+		t.Fatalf("RevokeCertificate: %v", err)
+	}
+	if st, reason, err := p.CertStatus(ctx, leaf3.SerialNumber.Text(16)); err != nil || st != "Revoked" || reason != 1 {
+		t.Errorf("Pebble's status of the revoked certificate: %q reason %d, %v; want Revoked, keyCompromise (1)", st, reason, err)
+	}
+	fourth := e.awaitHosted("replacement of the revoked certificate", certID, third.GetCurrentIssuance().GetIssuanceId())
+	leaf4 := verifyChainAt(t, p.Roots(), fourth.GetCurrentIssuance().GetCertificateChainPem(), e.clk.Now())
+	if leaf4.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(leaf3.PublicKey) {
+		t.Error("the replacement of the revoked certificate has its key")
+	}
+	watch.step("revoked at Pebble for keyCompromise; replacement hosted with a new key")
 }

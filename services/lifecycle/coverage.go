@@ -38,8 +38,8 @@ func (s *Server) ReissueCertificate(ctx context.Context, req *lifecyclev1.Reissu
 	if b.Hosting {
 		return nil, apierr.FailedPrecondition("bundle %s is hosted: the service re-issues its certificates by itself before they expire", b.ID)
 	}
-	if (c.State != state.Issued && c.State != state.Expired) || !c.CurrentIssuanceID.Valid {
-		return nil, apierr.FailedPrecondition("certificate %s is %s; only an ISSUED instance (or an EXPIRED one within its year) can be re-issued", c.ID, c.State)
+	if !holdsCertificate(c) || c.State == state.Hosted {
+		return nil, apierr.FailedPrecondition("certificate %s is %s; only an ISSUED instance (or an EXPIRED or REVOKED one within its year) can be re-issued", c.ID, c.State)
 	}
 	now := s.Clock.Now()
 	if end := db.FromNullMicros(c.CoverageEnd); !now.Before(end) {

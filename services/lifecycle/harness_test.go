@@ -259,6 +259,15 @@ func (f *flakyCA) RenewalInfo(ctx context.Context, chainPEM []byte) (ca.RenewalW
 	return w, ok, nil
 }
 
+// Revoke passes the revocation to the wrapped CA (ca.Revoker), unless the CA is down.
+func (f *flakyCA) Revoke(ctx context.Context, chainPEM []byte, reason ca.RevocationReason) error {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return errCADown
+	}
+	return f.Client.(ca.Revoker).Revoke(ctx, chainPEM, reason)
+}
+
 // Instructions passes the wrapped CA's on (ca.Instructor).
 func (f *flakyCA) Instructions(binding string, domains []string) []ca.DNSRecord {
 	return f.Client.(ca.Instructor).Instructions(binding, domains)

@@ -56,6 +56,8 @@ var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:           customer,
 	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:      customer,
 	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:       customer,
+	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:       customer,
+	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:        customer,
 	lifecyclev1.SupportService_ListSupportCases_FullMethodName:          customerSupport,
 	lifecyclev1.SupportService_GetSupportCase_FullMethodName:            customerSupport,
 	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:         customerSupport,
@@ -216,7 +218,7 @@ func certificateProto(v store.CertificateView) *lifecyclev1.Certificate {
 }
 
 func issuanceProto(i store.Issuance) *lifecyclev1.Issuance {
-	return &lifecyclev1.Issuance{
+	out := &lifecyclev1.Issuance{
 		IssuanceId:          i.ID,
 		ApplicationId:       i.ApplicationID,
 		SerialNumber:        i.Serial,
@@ -225,6 +227,11 @@ func issuanceProto(i store.Issuance) *lifecyclev1.Issuance {
 		CertificateChainPem: i.ChainPEM,
 		IssueTime:           ts(i.CreateTime),
 	}
+	if i.RevokeTime.Valid {
+		out.RevokeTime = ts(i.RevokeTime.Int64)
+		out.RevocationReason = lifecyclev1.RevocationReason(i.RevokeReason.Int64)
+	}
+	return out
 }
 
 var appStatusProto = map[string]lifecyclev1.ApplicationStatus{

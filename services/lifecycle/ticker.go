@@ -430,18 +430,31 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	}
 	t0, notAfter := db.FromMicros(b.T0.Int64), db.FromMicros(iss.NotAfter)
 	next := DecideSuccessor(t0, b.SubscriptionYears, cur.Sequence, notAfter, now)
+	reason := fmt.Sprintf("renewal of the certificate expiring at %s: successor in instance %d, requested to end at %s",
+		notAfter.Format(time.RFC3339), next.Sequence, next.NotAfter.Format(time.RFC3339))
+	return t.applySuccessor(tx, &b, cur, iss, next, state.ActorTicker, reason, now)
+}
 
+// applySuccessor records the successor of instance cur's certificate iss that next decided: an
+// automatic application (the bundle template's information, a new key) for the same instance or
+// for a later one (activating it), taking the bundle's renewal slot with a compare-and-set; or the
+// end of hosting. The application is submitted to the CA by the submit sweep. actor and reason are
+// the RENEWAL_STARTED event's: the ticker at the renewal time, or the customer (RenewCertificate,
+// RevokeCertificate's replacement).
+func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certificate, iss store.Issuance, next Successor,
+	actor state.Actor, reason string, now time.Time) (SuccessorKind, error) {
+	notAfter := db.FromMicros(iss.NotAfter)
 	if next.Kind == HostingEnds {
 		b.HostingStatus, b.HostingEndTime = store.HostingEnding, sql.NullInt64{Int64: iss.NotAfter, Valid: true}
 		cur.EscalateAt = sql.NullInt64{} // nothing to escalate: no successor is due
-		if err := tx.SaveBundle(&b, nil); err != nil {
+		if err := tx.SaveBundle(b, nil); err != nil {
 			return 0, err
 		}
 		if err := tx.SaveSchedule(&cur); err != nil {
 			return 0, err
 		}
 		return HostingEnds, tx.Event(store.Event{AccountID: cur.AccountID, BundleID: b.ID, CertificateID: cur.ID,
-			Type: store.EventHostingEnding, From: cur.State, To: cur.State, Actor: state.ActorTicker,
+			Type: store.EventHostingEnding, From: cur.State, To: cur.State, Actor: actor,
 			Reason: fmt.Sprintf("no later instance in the %d-year subscription: hosting ends when this certificate expires at %s",
 				b.SubscriptionYears, notAfter.Format(time.RFC3339))})
 	}
@@ -475,20 +488,17 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	if err := info.toRow(&a); err != nil {
 		return 0, err
 	}
-	a.CAName, _ = t.CAs.Route(b.ProductID, b.ValidationType)
+	a.CAName, _ = c.CAs.Route(b.ProductID, b.ValidationType)
 	if err := tx.InsertApplication(&a); err != nil {
 		return 0, err
 	}
 	prevRenewal := b.RenewalApplicationID
 	b.RenewalApplicationID = sql.NullString{String: a.ID, Valid: true}
-	if err := tx.SaveBundle(&b, &prevRenewal); err != nil {
+	if err := tx.SaveBundle(b, &prevRenewal); err != nil {
 		return 0, err
 	}
-
-	reason := fmt.Sprintf("renewal of the certificate expiring at %s: successor in instance %d, requested to end at %s",
-		notAfter.Format(time.RFC3339), next.Sequence, next.NotAfter.Format(time.RFC3339))
 	if err := tx.Event(store.Event{AccountID: cur.AccountID, BundleID: b.ID, CertificateID: cur.ID,
-		Type: store.EventRenewalStarted, From: cur.State, To: cur.State, Actor: state.ActorTicker, Reason: reason}); err != nil {
+		Type: store.EventRenewalStarted, From: cur.State, To: cur.State, Actor: actor, Reason: reason}); err != nil {
 		return 0, err
 	}
 	if next.Kind == Activate {
@@ -749,7 +759,11 @@ func setT0(tx *store.Tx, b *store.Bundle, c *store.Certificate, certs []store.Ce
 // holdsCertificate reports whether instance c has a certificate of its own (valid or expired),
 // which an application in flight for it would replace: a re-issue, not a first application.
 func holdsCertificate(c store.Certificate) bool {
-	return c.CurrentIssuanceID.Valid && (c.State == state.Hosted || c.State == state.Issued || c.State == state.Expired)
+	switch c.State {
+	case state.Hosted, state.Issued, state.Expired, state.Revoked:
+		return c.CurrentIssuanceID.Valid
+	}
+	return false
 }
 
 // placeIssued makes iss (issued or imported for application a) instance c's certificate in use:

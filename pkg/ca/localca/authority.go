@@ -219,6 +219,9 @@ func (c *CA) issueLeaf(app application, now time.Time) (leaf *x509.Certificate, 
 			app.RequestedNotAfter.UTC().Format(time.RFC3339)), nil
 	}
 	tmpl := leafTemplate(app, csr.PublicKey, notBefore, notAfter)
+	if c.crlURL != "" {
+		tmpl.CRLDistributionPoints = []string{c.crlURL}
+	}
 	if tmpl.SerialNumber, err = newSerial(); err != nil {
 		return nil, nil, "", err
 	}

@@ -116,6 +116,9 @@ type Config struct {
 	CAAIdentity string
 	// Logger receives applications' progress; nil discards it. Keys are never logged.
 	Logger *slog.Logger
+	// CRLURL is where the CA's CRL (CRL) is served, named as the CRL distribution point of every
+	// certificate it issues; empty names none.
+	CRLURL string
 }
 
 // CA is the local certificate authority. Its methods are safe for concurrent use.
@@ -136,11 +139,14 @@ type CA struct {
 	intermediate *issuer
 	roots        *x509.CertPool
 	secret       []byte // derives validation values
+	crlURL       string
 }
 
 var (
 	_ ca.Client       = (*CA)(nil)
 	_ ca.VerdictTimer = (*CA)(nil)
+	_ ca.Revoker      = (*CA)(nil)
+	_ ca.Instructor   = (*CA)(nil)
 )
 
 // Open opens (creating at the first start) the CA's database and keys.
@@ -161,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 		orgRule:     cfg.OrganizationRule,
 		caaIdentity: strings.ToLower(strings.TrimSuffix(cfg.CAAIdentity, ".")),
 		log:         cfg.Logger,
+		crlURL:      cfg.CRLURL,
 	}
 	if c.clk == nil {
 		c.clk = clockwork.NewRealClock()

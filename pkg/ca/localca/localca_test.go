@@ -893,3 +893,25 @@ func TestOpenConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// crl fetches the CA's CRL and checks it is signed by the intermediate and current at the fake
+// time.
+func (e *env) crl() *x509.RevocationList {
+	e.t.Helper()
+	der, err := e.ca.CRL(e.t.Context())
+	if err != nil {
+		e.t.Fatalf("CRL: %v", err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		e.t.Fatalf("CRL does not parse: %v", err)
+	}
+	inter := tlstest.Certs(e.t, e.ca.IntermediatePEM())[0]
+	if err := crl.CheckSignatureFrom(inter); err != nil {
+		e.t.Errorf("CRL not signed by the intermediate: %v", err)
+	}
+	if now := e.clk.Now(); crl.ThisUpdate.After(now) || !crl.NextUpdate.After(now) {
+		e.t.Errorf("CRL valid %v to %v, not at %v", crl.ThisUpdate, crl.NextUpdate, now)
+	}
+	return crl
+}

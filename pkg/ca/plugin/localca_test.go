@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -197,5 +198,44 @@ func TestVerdictsThroughPlugin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRevokeThroughPlugin: a revocation through the contract reaches the local CA (its CRL lists
+// the certificate with the reason); revoking again succeeds; a certificate the CA did not issue is
+// the final refusal, not a transient error.
+func TestRevokeThroughPlugin(t *testing.T) {
+	t.Parallel()
+	e := newLocalEnv(t, localca.OrganizationRule{})
+	sub := e.submit(request(t, "app-revoke", "DV", "revoke.example.com"))
+	e.publish(sub.Instructions...)
+	st := e.status(sub.Ref)
+	if st.State != ca.Issued {
+		t.Fatalf("status %+v, want issued", st)
+	}
+	for range 2 {
+		if err := e.client.Revoke(t.Context(), st.ChainPEM, ca.RevokeSuperseded); err != nil {
+			t.Fatalf("Revoke through the plug-in: %v", err)
+		}
+	}
+	der, err := e.authority.CRL(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := tlstest.ParseChain(t, st.ChainPEM)
+	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 ||
+		crl.RevokedCertificateEntries[0].ReasonCode != int(ca.RevokeSuperseded) {
+		t.Errorf("CRL entries %+v, want the certificate, superseded", crl.RevokedCertificateEntries)
+	}
+	other := newLocalEnv(t, localca.OrganizationRule{})
+	osub := other.submit(request(t, "app-other", "DV", "other.example.com"))
+	other.publish(osub.Instructions...)
+	foreign := other.status(osub.Ref).ChainPEM
+	if err := e.client.Revoke(t.Context(), foreign, ca.RevokeKeyCompromise); !errors.Is(err, ca.ErrNotRevocable) {
+		t.Errorf("revoking another CA's certificate through the plug-in: %v, want ErrNotRevocable", err)
 	}
 }

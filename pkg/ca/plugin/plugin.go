@@ -13,6 +13,7 @@ package plugin
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -183,6 +184,21 @@ func (c *Client) Cancel(ctx context.Context, ref string) error {
 	return nil
 }
 
+// Revoke implements ca.Revoker. The plug-in's FAILED_PRECONDITION is the CA's final refusal
+// (ca.ErrNotRevocable); anything else is transient.
+func (c *Client) Revoke(ctx context.Context, chainPEM []byte, reason ca.RevocationReason) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_, err := c.rpc.Revoke(ctx, &cav1.RevokeRequest{CertificateChainPem: string(chainPEM), Reason: int32(reason)})
+	if status.Code(err) == codes.FailedPrecondition {
+		return fmt.Errorf("%w: %s", ca.ErrNotRevocable, status.Convert(err).Message())
+	}
+	if err != nil {
+		return transient("revoke", err)
+	}
+	return nil
+}
+
 var reasons = map[ca.Reason]cav1.RejectionReason{
 	ca.ReasonDNS:          cav1.RejectionReason_REJECTION_REASON_DNS,
 	ca.ReasonOrganization: cav1.RejectionReason_REJECTION_REASON_ORGANIZATION,
@@ -279,6 +295,26 @@ func (s *Server) Cancel(ctx context.Context, in *cav1.CancelRequest) (*cav1.Canc
 		return nil, unavailable("cancel", err)
 	}
 	return &cav1.CancelResponse{}, nil
+}
+
+// Revoke implements CertificateAuthorityService.Revoke for a wrapped CA that can revoke
+// (ca.Revoker); one that cannot answers FAILED_PRECONDITION.
+func (s *Server) Revoke(ctx context.Context, in *cav1.RevokeRequest) (*cav1.RevokeResponse, error) {
+	r, ok := s.ca.(ca.Revoker)
+	if !ok {
+		return nil, status.Error(codes.FailedPrecondition, "this CA does not revoke certificates")
+	}
+	if in.GetReason() < 0 || in.GetReason() > 10 {
+		return nil, status.Errorf(codes.InvalidArgument, "reason: %d is not an RFC 5280 CRLReason code", in.GetReason())
+	}
+	err := r.Revoke(ctx, []byte(in.GetCertificateChainPem()), ca.RevocationReason(in.GetReason()))
+	if errors.Is(err, ca.ErrNotRevocable) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if err != nil {
+		return nil, unavailable("revoke", err)
+	}
+	return &cav1.RevokeResponse{}, nil
 }
 
 // unavailable is a CA error as the contract's "try again": Unavailable, with a google.rpc.RetryInfo

@@ -81,6 +81,10 @@ var transitions = map[edge][]Actor{
 	// The customer revokes a certificate in use.
 	{Hosted, Revoked}: {ActorCustomer},
 	{Issued, Revoked}: {ActorCustomer},
+	// A replacement of a revoked certificate (a hosted bundle's, or a customer's re-issue) is
+	// issued.
+	{Revoked, Hosted}: {ActorTicker},
+	{Revoked, Issued}: {ActorTicker},
 	// An order cancelled or refunded before the instance was used.
 	{NotActivated, Cancelled}:       {ActorSystem},
 	{PendingApplication, Cancelled}: {ActorSystem},

@@ -72,10 +72,13 @@ type Issuance struct {
 	NotAfter      int64  `db:"not_after"`
 	ChainPEM      string `db:"chain_pem"`
 	CreateTime    int64  `db:"create_time"`
+	// RevokeTime and RevokeReason (RFC 5280 code) are set once the certificate is revoked.
+	RevokeTime   sql.NullInt64 `db:"revoke_time"`
+	RevokeReason sql.NullInt64 `db:"revoke_reason"`
 }
 
 const issuanceColumns = `issuance_id, certificate_id, application_id, bundle_id, account_id, serial, not_before,
-	not_after, chain_pem, create_time`
+	not_after, chain_pem, create_time, revoke_time, revoke_reason`
 
 // CertificateView is an instance with its current issuance and latest application, as the API
 // shows it.
@@ -89,7 +92,8 @@ type CertificateView struct {
 	// OpenCaseID is the unresolved support case of the instance's incident (its own, or its
 	// hosted bundle's), if any.
 	OpenCaseID string
-	// Validity is every certificate the instance has had, [not_before, not_after) in micros.
+	// Validity is every certificate the instance has had, [not_before, not_after) in micros (a
+	// revoked one's ending at its revocation).
 	Validity [][2]int64
 }
 
@@ -175,17 +179,22 @@ func (s *Store) viewExtras(ctx context.Context, out []CertificateView, issIDs []
 		bundleIDs[out[i].BundleID] = true
 	}
 	var periods []struct {
-		CertificateID string `db:"certificate_id"`
-		NotBefore     int64  `db:"not_before"`
-		NotAfter      int64  `db:"not_after"`
+		CertificateID string        `db:"certificate_id"`
+		NotBefore     int64         `db:"not_before"`
+		NotAfter      int64         `db:"not_after"`
+		RevokeTime    sql.NullInt64 `db:"revoke_time"`
 	}
-	if err := s.db.Select(ctx, &periods, `SELECT certificate_id, not_before, not_after FROM issuances WHERE certificate_id IN (`+
+	if err := s.db.Select(ctx, &periods, `SELECT certificate_id, not_before, not_after, revoke_time FROM issuances WHERE certificate_id IN (`+
 		db.Placeholders(len(certIDs))+`) ORDER BY not_before`, certIDs...); err != nil {
 		return err
 	}
 	byCert := map[string][][2]int64{}
 	for _, p := range periods {
-		byCert[p.CertificateID] = append(byCert[p.CertificateID], [2]int64{p.NotBefore, p.NotAfter})
+		end := p.NotAfter
+		if p.RevokeTime.Valid {
+			end = min(end, p.RevokeTime.Int64) // a revoked certificate covers nothing after its revocation
+		}
+		byCert[p.CertificateID] = append(byCert[p.CertificateID], [2]int64{p.NotBefore, end})
 	}
 	bs := make([]any, 0, len(bundleIDs))
 	for id := range bundleIDs {

@@ -141,6 +141,7 @@ const (
 	EventHostingEnabled       = "hosting_enabled"
 	EventImported             = "imported"
 	EventCoverageLapsed       = "coverage_lapsed"
+	EventRevoked              = "revoked"
 )
 
 // Store is the lifecycle database.

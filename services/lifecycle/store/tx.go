@@ -244,11 +244,20 @@ func (t *Tx) SetApplicationKey(a *Application) error {
 		WHERE application_id = ? AND status = ? AND key_sealed IS NULL`, a.KeySealed, a.UpdateTime, a.ID, AppSubmitting))
 }
 
+// RevokeIssuance records that an issued certificate was revoked, at the transaction's time, for an
+// RFC 5280 reason code; one revoked already keeps its first time and reason.
+func (t *Tx) RevokeIssuance(id string, reason int) error {
+	_, err := t.tx.Exec(`UPDATE issuances SET revoke_time = ?, revoke_reason = ? WHERE issuance_id = ? AND revoke_time IS NULL`,
+		t.now, reason, id)
+	return err
+}
+
 // InsertIssuance adds an issued certificate.
 func (t *Tx) InsertIssuance(i *Issuance) error {
 	i.CreateTime = t.now
 	_, err := t.tx.NamedExec(`INSERT INTO issuances (`+issuanceColumns+`) VALUES (:issuance_id, :certificate_id,
-		:application_id, :bundle_id, :account_id, :serial, :not_before, :not_after, :chain_pem, :create_time)`, i)
+		:application_id, :bundle_id, :account_id, :serial, :not_before, :not_after, :chain_pem, :create_time, :revoke_time,
+		:revoke_reason)`, i)
 	return err
 }
 

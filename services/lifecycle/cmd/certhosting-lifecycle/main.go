@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -72,6 +73,9 @@ type config struct {
 	localCARecheck     time.Duration
 	localCARejectOrg   string
 
+	crlListen string
+	crlURL    string
+
 	caConfig      string
 	acmeDNSListen string
 	acmeDNSZone   string
@@ -106,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.DurationVar(&c.localCADNSTimeout, "localca-dns-timeout", localca.DefaultDNSTimeout, "how long the DNS must answer that an application's record is absent before the local CA rejects it (failed lookups do not count); default 1h, or half the escalation window of a -localca-max-validity certificate when that is shorter; must be shorter than that window")
 	fs.DurationVar(&c.localCARecheck, "localca-recheck", localca.DefaultRecheck, "how often the local CA looks again for a DNS record that is not published yet")
 	fs.StringVar(&c.localCARejectOrg, "localca-reject-org", "", "regular expression: OV/EV organization legal names the local CA rejects (to exercise the failure path)")
+	fs.StringVar(&c.crlListen, "crl-listen", "127.0.0.1:50080", "HTTP address serving the local CA's certificate revocation list at /crl/local.crl; empty: off")
+	fs.StringVar(&c.crlURL, "crl-url", "", "the CRL's address as named in every certificate the local CA issues; default http://<-crl-listen>/crl/local.crl")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -181,6 +187,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	var crlLis net.Listener
+	if cfg.crlListen != "" {
+		if crlLis, err = net.Listen("tcp", cfg.crlListen); err != nil {
+			return fmt.Errorf("-crl-listen: %w", err)
+		}
+		defer crlLis.Close()
+		cfg.crlListen = crlLis.Addr().String() // port 0 resolved, for the default -crl-url
+	}
 	svc, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -204,6 +218,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
 	g.Go(func() error { return svc.ticker.Run(ctx) })
+	if crlLis != nil && svc.localCA != nil {
+		log.Info("local CA's revocation list served", "url", crlURL(cfg))
+		g.Go(func() error { return serveCRL(ctx, crlLis, svc.localCA, log) })
+	}
 	g.Go(func() error {
 		lifecycle.FollowCommits(ctx, svc.config.Store, svc.events, lifecycle.FollowInterval)
 		return nil
@@ -216,6 +234,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // service is everything the server and the ticker run on, opened from the configuration.
 type service struct {
 	config   lifecycle.Config
+	localCA  *localca.CA // when a product is routed to it
 	ticker   *lifecycle.Ticker
 	events   *lifecycle.Notifier
 	verifier *auth.Verifier
@@ -275,7 +294,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 			DBPath: cfg.localCADB, Box: keys, Clock: clk, Resolver: cfg.localCAResolver,
 			MaxValidity: cfg.localCAMaxValidity, DNSTimeout: cfg.localCADNSTimeout, Recheck: cfg.localCARecheck,
 			OrganizationRule: orgRule, CAAIdentity: cfg.localCACAAIdentity, Logger: log.With("component", "localca"),
+			CRLURL: crlURL(cfg),
 		})
+		svc.localCA = authority
 		return authority, authority, err
 	}
 	st := store.New(database, svc.events.Notify)
@@ -381,4 +402,41 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}{at, float64(took.Microseconds()) / 1000, stats, ru.Maxrss})
 	fmt.Fprintln(stdout, string(out))
 	return err
+}
+
+// crlURL is the local CA's CRL distribution point: -crl-url, or the address -crl-listen serves.
+func crlURL(cfg config) string {
+	if cfg.crlURL != "" || cfg.crlListen == "" {
+		return cfg.crlURL
+	}
+	return "http://" + cfg.crlListen + "/crl/local.crl"
+}
+
+// serveCRL serves the local CA's revocation list (DER, application/pkix-crl, RFC 5280 section
+// 4.2.1.13) at /crl/local.crl until ctx ends. The list is made afresh for each request
+// (localca.CA.CRL), so a revocation is on it at once.
+func serveCRL(ctx context.Context, lis net.Listener, authority *localca.CA, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /crl/local.crl", func(w http.ResponseWriter, r *http.Request) {
+		der, err := authority.CRL(r.Context())
+		if err != nil {
+			log.Error("CRL not served", "err", err)
+			http.Error(w, "the revocation list is unavailable; try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = w.Write(der)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

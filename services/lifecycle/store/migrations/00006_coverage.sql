@@ -47,7 +47,13 @@ WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL AND expire
 UPDATE certificates SET state = 'EXPIRED'
 WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL;
 
+-- A revoked certificate (RevokeCertificate): when, and the RFC 5280 reason code.
+ALTER TABLE issuances ADD COLUMN revoke_time BIGINT;
+ALTER TABLE issuances ADD COLUMN revoke_reason INTEGER;
+
 -- +goose Down
+ALTER TABLE issuances DROP COLUMN revoke_reason;
+ALTER TABLE issuances DROP COLUMN revoke_time;
 UPDATE certificates SET state = 'VALIDATION_FAILED'
 WHERE state IN ('HOSTED', 'EXPIRED') AND current_application_id IN (SELECT application_id FROM applications WHERE status = 'REJECTED');
 DROP TABLE certificate_domains;

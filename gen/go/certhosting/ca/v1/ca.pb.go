@@ -747,6 +747,99 @@ func (*CancelResponse) Descriptor() ([]byte, []int) {
 	return file_certhosting_ca_v1_ca_proto_rawDescGZIP(), []int{8}
 }
 
+// RevokeRequest names the certificate to revoke and why.
+type RevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The certificate, PEM, leaf first.
+	CertificateChainPem string `protobuf:"bytes,1,opt,name=certificate_chain_pem,json=certificateChainPem,proto3" json:"certificate_chain_pem,omitempty"`
+	// The RFC 5280 CRLReason code: 0 unspecified, 1 keyCompromise, 3 affiliationChanged,
+	// 4 superseded, 5 cessationOfOperation.
+	Reason        int32 `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_certhosting_ca_v1_ca_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_ca_v1_ca_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_ca_v1_ca_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeRequest) GetCertificateChainPem() string {
+	if x != nil {
+		return x.CertificateChainPem
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetReason() int32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+// RevokeResponse is empty: the certificate is revoked.
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_certhosting_ca_v1_ca_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_ca_v1_ca_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_ca_v1_ca_proto_rawDescGZIP(), []int{10}
+}
+
 var File_certhosting_ca_v1_ca_proto protoreflect.FileDescriptor
 
 const file_certhosting_ca_v1_ca_proto_rawDesc = "" +
@@ -795,7 +888,11 @@ const file_certhosting_ca_v1_ca_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\tR\amessage\"!\n" +
 	"\rCancelRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\"\x10\n" +
-	"\x0eCancelResponse*\x92\x01\n" +
+	"\x0eCancelResponse\"[\n" +
+	"\rRevokeRequest\x122\n" +
+	"\x15certificate_chain_pem\x18\x01 \x01(\tR\x13certificateChainPem\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\x05R\x06reason\"\x10\n" +
+	"\x0eRevokeResponse*\x92\x01\n" +
 	"\x10ApplicationState\x12!\n" +
 	"\x1dAPPLICATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19APPLICATION_STATE_PENDING\x10\x01\x12\x1c\n" +
@@ -806,11 +903,12 @@ const file_certhosting_ca_v1_ca_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x042\x93\x02\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x042\xe2\x02\n" +
 	"\x1bCertificateAuthorityService\x12M\n" +
 	"\x06Submit\x12 .certhosting.ca.v1.SubmitRequest\x1a!.certhosting.ca.v1.SubmitResponse\x12V\n" +
 	"\tGetStatus\x12#.certhosting.ca.v1.GetStatusRequest\x1a$.certhosting.ca.v1.GetStatusResponse\x12M\n" +
-	"\x06Cancel\x12 .certhosting.ca.v1.CancelRequest\x1a!.certhosting.ca.v1.CancelResponseB\xc8\x01\n" +
+	"\x06Cancel\x12 .certhosting.ca.v1.CancelRequest\x1a!.certhosting.ca.v1.CancelResponse\x12M\n" +
+	"\x06Revoke\x12 .certhosting.ca.v1.RevokeRequest\x1a!.certhosting.ca.v1.RevokeResponseB\xc8\x01\n" +
 	"\x15com.certhosting.ca.v1B\aCaProtoP\x01Z@github.com/certhosting/certhosting/gen/go/certhosting/ca/v1;cav1\xa2\x02\x03CCX\xaa\x02\x11Certhosting.Ca.V1\xca\x02\x11Certhosting\\Ca\\V1\xe2\x02\x1dCerthosting\\Ca\\V1\\GPBMetadata\xea\x02\x13Certhosting::Ca::V1b\x06proto3"
 
 var (
@@ -826,7 +924,7 @@ func file_certhosting_ca_v1_ca_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_ca_v1_ca_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certhosting_ca_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_certhosting_ca_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_certhosting_ca_v1_ca_proto_goTypes = []any{
 	(ApplicationState)(0),         // 0: certhosting.ca.v1.ApplicationState
 	(RejectionReason)(0),          // 1: certhosting.ca.v1.RejectionReason
@@ -839,26 +937,30 @@ var file_certhosting_ca_v1_ca_proto_goTypes = []any{
 	(*GetStatusResponse)(nil),     // 8: certhosting.ca.v1.GetStatusResponse
 	(*CancelRequest)(nil),         // 9: certhosting.ca.v1.CancelRequest
 	(*CancelResponse)(nil),        // 10: certhosting.ca.v1.CancelResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*RevokeRequest)(nil),         // 11: certhosting.ca.v1.RevokeRequest
+	(*RevokeResponse)(nil),        // 12: certhosting.ca.v1.RevokeResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
 }
 var file_certhosting_ca_v1_ca_proto_depIdxs = []int32{
 	2,  // 0: certhosting.ca.v1.SubmitRequest.organization:type_name -> certhosting.ca.v1.Organization
 	3,  // 1: certhosting.ca.v1.SubmitRequest.contact:type_name -> certhosting.ca.v1.Contact
-	11, // 2: certhosting.ca.v1.SubmitRequest.not_after:type_name -> google.protobuf.Timestamp
-	12, // 3: certhosting.ca.v1.SubmitRequest.lifetime:type_name -> google.protobuf.Duration
+	13, // 2: certhosting.ca.v1.SubmitRequest.not_after:type_name -> google.protobuf.Timestamp
+	14, // 3: certhosting.ca.v1.SubmitRequest.lifetime:type_name -> google.protobuf.Duration
 	4,  // 4: certhosting.ca.v1.SubmitResponse.instructions:type_name -> certhosting.ca.v1.DnsRecord
 	0,  // 5: certhosting.ca.v1.GetStatusResponse.state:type_name -> certhosting.ca.v1.ApplicationState
-	12, // 6: certhosting.ca.v1.GetStatusResponse.retry_after:type_name -> google.protobuf.Duration
+	14, // 6: certhosting.ca.v1.GetStatusResponse.retry_after:type_name -> google.protobuf.Duration
 	1,  // 7: certhosting.ca.v1.GetStatusResponse.rejection_reason:type_name -> certhosting.ca.v1.RejectionReason
 	5,  // 8: certhosting.ca.v1.CertificateAuthorityService.Submit:input_type -> certhosting.ca.v1.SubmitRequest
 	7,  // 9: certhosting.ca.v1.CertificateAuthorityService.GetStatus:input_type -> certhosting.ca.v1.GetStatusRequest
 	9,  // 10: certhosting.ca.v1.CertificateAuthorityService.Cancel:input_type -> certhosting.ca.v1.CancelRequest
-	6,  // 11: certhosting.ca.v1.CertificateAuthorityService.Submit:output_type -> certhosting.ca.v1.SubmitResponse
-	8,  // 12: certhosting.ca.v1.CertificateAuthorityService.GetStatus:output_type -> certhosting.ca.v1.GetStatusResponse
-	10, // 13: certhosting.ca.v1.CertificateAuthorityService.Cancel:output_type -> certhosting.ca.v1.CancelResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
+	11, // 11: certhosting.ca.v1.CertificateAuthorityService.Revoke:input_type -> certhosting.ca.v1.RevokeRequest
+	6,  // 12: certhosting.ca.v1.CertificateAuthorityService.Submit:output_type -> certhosting.ca.v1.SubmitResponse
+	8,  // 13: certhosting.ca.v1.CertificateAuthorityService.GetStatus:output_type -> certhosting.ca.v1.GetStatusResponse
+	10, // 14: certhosting.ca.v1.CertificateAuthorityService.Cancel:output_type -> certhosting.ca.v1.CancelResponse
+	12, // 15: certhosting.ca.v1.CertificateAuthorityService.Revoke:output_type -> certhosting.ca.v1.RevokeResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -875,7 +977,7 @@ func file_certhosting_ca_v1_ca_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_ca_v1_ca_proto_rawDesc), len(file_certhosting_ca_v1_ca_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

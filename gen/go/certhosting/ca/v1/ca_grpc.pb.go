@@ -22,6 +22,7 @@ const (
 	CertificateAuthorityService_Submit_FullMethodName    = "/certhosting.ca.v1.CertificateAuthorityService/Submit"
 	CertificateAuthorityService_GetStatus_FullMethodName = "/certhosting.ca.v1.CertificateAuthorityService/GetStatus"
 	CertificateAuthorityService_Cancel_FullMethodName    = "/certhosting.ca.v1.CertificateAuthorityService/Cancel"
+	CertificateAuthorityService_Revoke_FullMethodName    = "/certhosting.ca.v1.CertificateAuthorityService/Revoke"
 )
 
 // CertificateAuthorityServiceClient is the client API for CertificateAuthorityService service.
@@ -48,6 +49,10 @@ type CertificateAuthorityServiceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// Cancel abandons a pending application. Cancelling a decided or unknown application succeeds.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
+	// Revoke revokes a certificate the CA issued. Revoking one that is revoked already succeeds. A
+	// final refusal (the CA did not issue it, or does not take the reason) is FAILED_PRECONDITION;
+	// any other error is transient, as for every method.
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 }
 
 type certificateAuthorityServiceClient struct {
@@ -88,6 +93,16 @@ func (c *certificateAuthorityServiceClient) Cancel(ctx context.Context, in *Canc
 	return out, nil
 }
 
+func (c *certificateAuthorityServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, CertificateAuthorityService_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CertificateAuthorityServiceServer is the server API for CertificateAuthorityService service.
 // All implementations must embed UnimplementedCertificateAuthorityServiceServer
 // for forward compatibility.
@@ -112,6 +127,10 @@ type CertificateAuthorityServiceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// Cancel abandons a pending application. Cancelling a decided or unknown application succeeds.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
+	// Revoke revokes a certificate the CA issued. Revoking one that is revoked already succeeds. A
+	// final refusal (the CA did not issue it, or does not take the reason) is FAILED_PRECONDITION;
+	// any other error is transient, as for every method.
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	mustEmbedUnimplementedCertificateAuthorityServiceServer()
 }
 
@@ -130,6 +149,9 @@ func (UnimplementedCertificateAuthorityServiceServer) GetStatus(context.Context,
 }
 func (UnimplementedCertificateAuthorityServiceServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedCertificateAuthorityServiceServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedCertificateAuthorityServiceServer) mustEmbedUnimplementedCertificateAuthorityServiceServer() {
 }
@@ -207,6 +229,24 @@ func _CertificateAuthorityService_Cancel_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CertificateAuthorityService_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateAuthorityServiceServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateAuthorityService_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateAuthorityServiceServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CertificateAuthorityService_ServiceDesc is the grpc.ServiceDesc for CertificateAuthorityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -225,6 +265,10 @@ var CertificateAuthorityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cancel",
 			Handler:    _CertificateAuthorityService_Cancel_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _CertificateAuthorityService_Revoke_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

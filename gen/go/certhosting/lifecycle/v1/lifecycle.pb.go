@@ -694,6 +694,8 @@ const (
 	EventType_EVENT_TYPE_IMPORTED EventType = 15
 	// The bundle's certificate in use expired with no successor: coverage lapsed.
 	EventType_EVENT_TYPE_COVERAGE_LAPSED EventType = 16
+	// The certificate was revoked.
+	EventType_EVENT_TYPE_REVOKED EventType = 17
 )
 
 // Enum value maps for EventType.
@@ -716,6 +718,7 @@ var (
 		14: "EVENT_TYPE_HOSTING_ENABLED",
 		15: "EVENT_TYPE_IMPORTED",
 		16: "EVENT_TYPE_COVERAGE_LAPSED",
+		17: "EVENT_TYPE_REVOKED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -735,6 +738,7 @@ var (
 		"EVENT_TYPE_HOSTING_ENABLED":       14,
 		"EVENT_TYPE_IMPORTED":              15,
 		"EVENT_TYPE_COVERAGE_LAPSED":       16,
+		"EVENT_TYPE_REVOKED":               17,
 	}
 )
 
@@ -763,6 +767,68 @@ func (x EventType) Number() protoreflect.EnumNumber {
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+}
+
+// RevocationReason is why a certificate is revoked: the RFC 5280 CRLReason codes a subscriber may
+// give (the numbers are the codes).
+type RevocationReason int32
+
+const (
+	// unspecified (code 0).
+	RevocationReason_REVOCATION_REASON_UNSPECIFIED RevocationReason = 0
+	// The private key is known or suspected to be in other hands (code 1).
+	RevocationReason_REVOCATION_REASON_KEY_COMPROMISE RevocationReason = 1
+	// The names or organization in the certificate changed (code 3).
+	RevocationReason_REVOCATION_REASON_AFFILIATION_CHANGED RevocationReason = 3
+	// A new certificate replaces it (code 4).
+	RevocationReason_REVOCATION_REASON_SUPERSEDED RevocationReason = 4
+	// The names are no longer in use (code 5).
+	RevocationReason_REVOCATION_REASON_CESSATION_OF_OPERATION RevocationReason = 5
+)
+
+// Enum value maps for RevocationReason.
+var (
+	RevocationReason_name = map[int32]string{
+		0: "REVOCATION_REASON_UNSPECIFIED",
+		1: "REVOCATION_REASON_KEY_COMPROMISE",
+		3: "REVOCATION_REASON_AFFILIATION_CHANGED",
+		4: "REVOCATION_REASON_SUPERSEDED",
+		5: "REVOCATION_REASON_CESSATION_OF_OPERATION",
+	}
+	RevocationReason_value = map[string]int32{
+		"REVOCATION_REASON_UNSPECIFIED":            0,
+		"REVOCATION_REASON_KEY_COMPROMISE":         1,
+		"REVOCATION_REASON_AFFILIATION_CHANGED":    3,
+		"REVOCATION_REASON_SUPERSEDED":             4,
+		"REVOCATION_REASON_CESSATION_OF_OPERATION": 5,
+	}
+)
+
+func (x RevocationReason) Enum() *RevocationReason {
+	p := new(RevocationReason)
+	*p = x
+	return p
+}
+
+func (x RevocationReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[11].Descriptor()
+}
+
+func (RevocationReason) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[11]
+}
+
+func (x RevocationReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationReason.Descriptor instead.
+func (RevocationReason) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 // Contact is who the CA and the support engineer may contact about an application.
@@ -1163,9 +1229,13 @@ type Issuance struct {
 	// The chain in PEM, leaf first, without the root.
 	CertificateChainPem string `protobuf:"bytes,6,opt,name=certificate_chain_pem,json=certificateChainPem,proto3" json:"certificate_chain_pem,omitempty"`
 	// When the service received it.
-	IssueTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IssueTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	// When it was revoked; unset while it is not.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// Why it was revoked.
+	RevocationReason RevocationReason `protobuf:"varint,9,opt,name=revocation_reason,json=revocationReason,proto3,enum=certhosting.lifecycle.v1.RevocationReason" json:"revocation_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Issuance) Reset() {
@@ -1245,6 +1315,20 @@ func (x *Issuance) GetIssueTime() *timestamppb.Timestamp {
 		return x.IssueTime
 	}
 	return nil
+}
+
+func (x *Issuance) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *Issuance) GetRevocationReason() RevocationReason {
+	if x != nil {
+		return x.RevocationReason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
 }
 
 // ProductSnapshot is what the lifecycle service needs to know of the product bought, copied from
@@ -3587,6 +3671,200 @@ func (x *ImportCertificateResponse) GetInstructions() []*DnsRecord {
 	return nil
 }
 
+// RevokeCertificateRequest names the instance whose certificate is revoked, and why.
+type RevokeCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance: ISSUED or HOSTED.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// Why; unspecified is the RFC's "unspecified".
+	Reason        RevocationReason `protobuf:"varint,2,opt,name=reason,proto3,enum=certhosting.lifecycle.v1.RevocationReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertificateRequest) Reset() {
+	*x = RevokeCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertificateRequest) ProtoMessage() {}
+
+func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RevokeCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *RevokeCertificateRequest) GetReason() RevocationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
+// RevokeCertificateResponse holds the instance, now REVOKED.
+type RevokeCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance; for a hosted bundle revoked for KEY_COMPROMISE or SUPERSEDED, renewal_status
+	// PENDING with the replacement's application (current_application of the instance it is for).
+	Certificate   *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertificateResponse) Reset() {
+	*x = RevokeCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertificateResponse) ProtoMessage() {}
+
+func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RevokeCertificateResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+// RenewCertificateRequest names the hosted instance to renew now.
+type RenewCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance: HOSTED (or REVOKED) in a hosted bundle with no renewal in flight.
+	CertificateId string `protobuf:"bytes,1,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RenewCertificateRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+// RenewCertificateResponse holds the instance with its renewal in flight.
+type RenewCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance: the certificate in use unchanged, renewal_status PENDING.
+	Certificate   *Certificate `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RenewCertificateResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
@@ -3625,7 +3903,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\vsubmit_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"submitTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xda\x02\n" +
+	"updateTime\"\xf0\x03\n" +
 	"\bIssuance\x12\x1f\n" +
 	"\vissuance_id\x18\x01 \x01(\tR\n" +
 	"issuanceId\x12%\n" +
@@ -3636,7 +3914,10 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x122\n" +
 	"\x15certificate_chain_pem\x18\x06 \x01(\tR\x13certificateChainPem\x129\n" +
 	"\n" +
-	"issue_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\"\xca\x01\n" +
+	"issue_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tissueTime\x12;\n" +
+	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12W\n" +
+	"\x11revocation_reason\x18\t \x01(\x0e2*.certhosting.lifecycle.v1.RevocationReasonR\x10revocationReason\"\xca\x01\n" +
 	"\x0fProductSnapshot\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
@@ -3802,7 +4083,16 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\forganization\x18\x05 \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\"\xad\x01\n" +
 	"\x19ImportCertificateResponse\x12G\n" +
 	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
-	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions*y\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\"\x85\x01\n" +
+	"\x18RevokeCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12B\n" +
+	"\x06reason\x18\x02 \x01(\x0e2*.certhosting.lifecycle.v1.RevocationReasonR\x06reason\"d\n" +
+	"\x19RevokeCertificateResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\"@\n" +
+	"\x17RenewCertificateRequest\x12%\n" +
+	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"c\n" +
+	"\x18RenewCertificateResponse\x12G\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -3866,7 +4156,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\xfb\x03\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\x93\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -3885,7 +4175,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x19EVENT_TYPE_RENEWAL_FAILED\x10\r\x12\x1e\n" +
 	"\x1aEVENT_TYPE_HOSTING_ENABLED\x10\x0e\x12\x17\n" +
 	"\x13EVENT_TYPE_IMPORTED\x10\x0f\x12\x1e\n" +
-	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x102\x9e\x0e\n" +
+	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x10\x12\x16\n" +
+	"\x12EVENT_TYPE_REVOKED\x10\x11*\xd6\x01\n" +
+	"\x10RevocationReason\x12!\n" +
+	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
+	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
+	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12 \n" +
+	"\x1cREVOCATION_REASON_SUPERSEDED\x10\x04\x12,\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\x97\x10\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -3901,7 +4198,9 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\vWatchEvents\x12,.certhosting.lifecycle.v1.WatchEventsRequest\x1a-.certhosting.lifecycle.v1.WatchEventsResponse0\x01\x12p\n" +
 	"\rEnableHosting\x12..certhosting.lifecycle.v1.EnableHostingRequest\x1a/.certhosting.lifecycle.v1.EnableHostingResponse\x12\x7f\n" +
 	"\x12ReissueCertificate\x123.certhosting.lifecycle.v1.ReissueCertificateRequest\x1a4.certhosting.lifecycle.v1.ReissueCertificateResponse\x12|\n" +
-	"\x11ImportCertificate\x122.certhosting.lifecycle.v1.ImportCertificateRequest\x1a3.certhosting.lifecycle.v1.ImportCertificateResponseB\x80\x02\n" +
+	"\x11ImportCertificate\x122.certhosting.lifecycle.v1.ImportCertificateRequest\x1a3.certhosting.lifecycle.v1.ImportCertificateResponse\x12|\n" +
+	"\x11RevokeCertificate\x122.certhosting.lifecycle.v1.RevokeCertificateRequest\x1a3.certhosting.lifecycle.v1.RevokeCertificateResponse\x12y\n" +
+	"\x10RenewCertificate\x121.certhosting.lifecycle.v1.RenewCertificateRequest\x1a2.certhosting.lifecycle.v1.RenewCertificateResponseB\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -3916,8 +4215,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescData
 }
 
-var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                     // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                         // 1: certhosting.lifecycle.v1.DomainType
@@ -3930,155 +4229,169 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ApplicationStatus)(0),                  // 8: certhosting.lifecycle.v1.ApplicationStatus
 	(RejectionReason)(0),                    // 9: certhosting.lifecycle.v1.RejectionReason
 	(EventType)(0),                          // 10: certhosting.lifecycle.v1.EventType
-	(*Contact)(nil),                         // 11: certhosting.lifecycle.v1.Contact
-	(*Organization)(nil),                    // 12: certhosting.lifecycle.v1.Organization
-	(*DnsRecord)(nil),                       // 13: certhosting.lifecycle.v1.DnsRecord
-	(*Application)(nil),                     // 14: certhosting.lifecycle.v1.Application
-	(*Issuance)(nil),                        // 15: certhosting.lifecycle.v1.Issuance
-	(*ProductSnapshot)(nil),                 // 16: certhosting.lifecycle.v1.ProductSnapshot
-	(*Bundle)(nil),                          // 17: certhosting.lifecycle.v1.Bundle
-	(*Certificate)(nil),                     // 18: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                  // 19: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),             // 20: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),            // 21: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                // 22: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),               // 23: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),              // 24: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),             // 25: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),           // 26: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),          // 27: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),         // 28: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),        // 29: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),  // 30: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil), // 31: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),        // 32: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),       // 33: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),         // 34: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),        // 35: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),      // 36: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),     // 37: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),        // 38: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),       // 39: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),             // 40: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),            // 41: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),              // 42: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),             // 43: certhosting.lifecycle.v1.WatchEventsResponse
-	(*EnableHostingRequest)(nil),            // 44: certhosting.lifecycle.v1.EnableHostingRequest
-	(*EnableHostingResponse)(nil),           // 45: certhosting.lifecycle.v1.EnableHostingResponse
-	(*ReissueCertificateRequest)(nil),       // 46: certhosting.lifecycle.v1.ReissueCertificateRequest
-	(*ReissueCertificateResponse)(nil),      // 47: certhosting.lifecycle.v1.ReissueCertificateResponse
-	(*ImportCertificateRequest)(nil),        // 48: certhosting.lifecycle.v1.ImportCertificateRequest
-	(*ImportCertificateResponse)(nil),       // 49: certhosting.lifecycle.v1.ImportCertificateResponse
-	(*timestamppb.Timestamp)(nil),           // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),             // 51: google.protobuf.Duration
+	(RevocationReason)(0),                   // 11: certhosting.lifecycle.v1.RevocationReason
+	(*Contact)(nil),                         // 12: certhosting.lifecycle.v1.Contact
+	(*Organization)(nil),                    // 13: certhosting.lifecycle.v1.Organization
+	(*DnsRecord)(nil),                       // 14: certhosting.lifecycle.v1.DnsRecord
+	(*Application)(nil),                     // 15: certhosting.lifecycle.v1.Application
+	(*Issuance)(nil),                        // 16: certhosting.lifecycle.v1.Issuance
+	(*ProductSnapshot)(nil),                 // 17: certhosting.lifecycle.v1.ProductSnapshot
+	(*Bundle)(nil),                          // 18: certhosting.lifecycle.v1.Bundle
+	(*Certificate)(nil),                     // 19: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                  // 20: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),             // 21: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),            // 22: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                // 23: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),               // 24: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),              // 25: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),             // 26: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),           // 27: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),          // 28: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),         // 29: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),        // 30: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),  // 31: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil), // 32: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),        // 33: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),       // 34: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),         // 35: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),        // 36: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),      // 37: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),     // 38: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),        // 39: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),       // 40: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),             // 41: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),            // 42: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),              // 43: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),             // 44: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),            // 45: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),           // 46: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),       // 47: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),      // 48: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),        // 49: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),       // 50: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*RevokeCertificateRequest)(nil),        // 51: certhosting.lifecycle.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),       // 52: certhosting.lifecycle.v1.RevokeCertificateResponse
+	(*RenewCertificateRequest)(nil),         // 53: certhosting.lifecycle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),        // 54: certhosting.lifecycle.v1.RenewCertificateResponse
+	(*timestamppb.Timestamp)(nil),           // 55: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),             // 56: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	8,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
 	6,  // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	11, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
-	12, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
+	12, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
 	7,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	13, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	14, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
 	9,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	50, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	50, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	50, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	50, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	50, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
-	1,  // 13: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
-	16, // 14: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	18, // 15: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	50, // 16: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 17: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	50, // 18: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	50, // 19: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	51, // 20: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
-	15, // 21: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	2,  // 22: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	50, // 23: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	50, // 24: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	50, // 25: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	50, // 26: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	15, // 27: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	14, // 28: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	50, // 29: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	50, // 30: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	5,  // 31: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
-	2,  // 32: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 33: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 34: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	50, // 35: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 36: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	16, // 37: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	17, // 38: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	17, // 39: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,  // 40: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 41: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	50, // 42: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	17, // 43: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	18, // 44: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 45: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 46: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	50, // 47: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	18, // 48: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	19, // 49: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,  // 50: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	11, // 51: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	12, // 52: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,  // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	18, // 54: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13, // 55: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	18, // 56: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13, // 57: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	18, // 58: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15, // 59: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	51, // 60: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	17, // 61: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	19, // 62: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	17, // 63: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,  // 64: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	18, // 65: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13, // 66: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11, // 67: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	12, // 68: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	18, // 69: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13, // 70: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	20, // 71: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	22, // 72: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	24, // 73: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	26, // 74: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	28, // 75: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	30, // 76: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	32, // 77: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	34, // 78: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	36, // 79: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	38, // 80: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	40, // 81: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	42, // 82: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	44, // 83: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	46, // 84: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	48, // 85: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	21, // 86: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	23, // 87: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	25, // 88: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	27, // 89: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	29, // 90: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	31, // 91: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	33, // 92: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	35, // 93: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	37, // 94: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	39, // 95: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	41, // 96: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	43, // 97: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	45, // 98: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	47, // 99: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	49, // 100: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	86, // [86:101] is the sub-list for method output_type
-	71, // [71:86] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	55, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	55, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	55, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	55, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	55, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	55, // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	11, // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	0,  // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
+	1,  // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
+	17, // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	19, // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	55, // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	55, // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	55, // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	56, // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	16, // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	2,  // 24: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	55, // 25: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	55, // 26: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	55, // 27: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	55, // 28: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	16, // 29: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	15, // 30: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	55, // 31: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	55, // 32: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,  // 33: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,  // 34: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,  // 35: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,  // 36: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	55, // 37: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 38: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	17, // 39: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	18, // 40: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	18, // 41: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,  // 42: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 43: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	55, // 44: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	18, // 45: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	19, // 46: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,  // 47: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 48: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	55, // 49: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19, // 50: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	20, // 51: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,  // 52: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	12, // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,  // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19, // 56: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19, // 58: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 59: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19, // 60: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	16, // 61: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	56, // 62: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	18, // 63: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	20, // 64: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	18, // 65: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,  // 66: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19, // 67: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	12, // 69: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 70: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19, // 71: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 72: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11, // 73: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	19, // 74: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	19, // 75: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	21, // 76: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	23, // 77: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	25, // 78: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	27, // 79: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	29, // 80: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	31, // 81: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	33, // 82: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	35, // 83: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	37, // 84: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	39, // 85: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	41, // 86: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	43, // 87: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	45, // 88: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	47, // 89: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	49, // 90: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	51, // 91: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	53, // 92: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	22, // 93: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	24, // 94: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	26, // 95: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	28, // 96: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	30, // 97: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	32, // 98: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	34, // 99: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	36, // 100: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	38, // 101: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	40, // 102: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	42, // 103: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	44, // 104: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	46, // 105: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	48, // 106: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	50, // 107: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	52, // 108: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	54, // 109: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	93, // [93:110] is the sub-list for method output_type
+	76, // [76:93] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -4091,8 +4404,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   39,
+			NumEnums:      12,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,8 @@ const (
 	LifecycleService_EnableHosting_FullMethodName           = "/certhosting.lifecycle.v1.LifecycleService/EnableHosting"
 	LifecycleService_ReissueCertificate_FullMethodName      = "/certhosting.lifecycle.v1.LifecycleService/ReissueCertificate"
 	LifecycleService_ImportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ImportCertificate"
+	LifecycleService_RevokeCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/RevokeCertificate"
+	LifecycleService_RenewCertificate_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/RenewCertificate"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -105,6 +107,19 @@ type LifecycleServiceClient interface {
 	// hosted bundle renews it before it expires through its own CA, with the contact and
 	// organization given here and the certificate's names.
 	ImportCertificate(ctx context.Context, in *ImportCertificateRequest, opts ...grpc.CallOption) (*ImportCertificateResponse, error)
+	// RevokeCertificate revokes an instance's certificate in use at the CA that issued it, with an
+	// RFC 5280 reason, and the instance becomes REVOKED. For a hosted bundle, revoking its HOSTED
+	// certificate for KEY_COMPROMISE or SUPERSEDED applies at once for a replacement with a new key
+	// (the instance's renewal_status shows it), which becomes the hosted certificate when issued; for
+	// another reason the bundle's coverage lapses until its next renewal or RenewCertificate. Nothing
+	// changes when the CA cannot be reached (Unavailable: try again). An imported certificate is
+	// revoked at the CA that issued it, not here.
+	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error)
+	// RenewCertificate asks for a hosted bundle's renewal now, with a new key and the current
+	// template (for example after UpdateApplicationTemplate, or to replace a key): the successor is
+	// applied for at once for the instance whose subscription year is under way, and the certificate
+	// in use stays until it is issued. Also allowed for a REVOKED instance of a hosted bundle.
+	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 }
 
 type lifecycleServiceClient struct {
@@ -274,6 +289,26 @@ func (c *lifecycleServiceClient) ImportCertificate(ctx context.Context, in *Impo
 	return out, nil
 }
 
+func (c *lifecycleServiceClient) RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*RevokeCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_RevokeCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewCertificateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_RenewCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
@@ -343,6 +378,19 @@ type LifecycleServiceServer interface {
 	// hosted bundle renews it before it expires through its own CA, with the contact and
 	// organization given here and the certificate's names.
 	ImportCertificate(context.Context, *ImportCertificateRequest) (*ImportCertificateResponse, error)
+	// RevokeCertificate revokes an instance's certificate in use at the CA that issued it, with an
+	// RFC 5280 reason, and the instance becomes REVOKED. For a hosted bundle, revoking its HOSTED
+	// certificate for KEY_COMPROMISE or SUPERSEDED applies at once for a replacement with a new key
+	// (the instance's renewal_status shows it), which becomes the hosted certificate when issued; for
+	// another reason the bundle's coverage lapses until its next renewal or RenewCertificate. Nothing
+	// changes when the CA cannot be reached (Unavailable: try again). An imported certificate is
+	// revoked at the CA that issued it, not here.
+	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error)
+	// RenewCertificate asks for a hosted bundle's renewal now, with a new key and the current
+	// template (for example after UpdateApplicationTemplate, or to replace a key): the successor is
+	// applied for at once for the instance whose subscription year is under way, and the certificate
+	// in use stays until it is issued. Also allowed for a REVOKED instance of a hosted bundle.
+	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -397,6 +445,12 @@ func (UnimplementedLifecycleServiceServer) ReissueCertificate(context.Context, *
 }
 func (UnimplementedLifecycleServiceServer) ImportCertificate(context.Context, *ImportCertificateRequest) (*ImportCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*RevokeCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -682,6 +736,42 @@ func _LifecycleService_ImportCertificate_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LifecycleService_RevokeCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).RevokeCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_RevokeCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).RevokeCertificate(ctx, req.(*RevokeCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).RenewCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_RenewCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).RenewCertificate(ctx, req.(*RenewCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -744,6 +834,14 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportCertificate",
 			Handler:    _LifecycleService_ImportCertificate_Handler,
+		},
+		{
+			MethodName: "RevokeCertificate",
+			Handler:    _LifecycleService_RevokeCertificate_Handler,
+		},
+		{
+			MethodName: "RenewCertificate",
+			Handler:    _LifecycleService_RenewCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
