@@ -122,7 +122,15 @@ func (s *Server) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleReques
 	if err != nil {
 		return nil, err
 	}
-	return &lifecyclev1.GetBundleResponse{Bundle: bundleProto(b, certs)}, nil
+	out := bundleProto(b, certs)
+	if b.Hosting && b.TemplateApplicationID.Valid {
+		tmpl, err := s.Store.ApplicationOf(ctx, b.AccountID, b.TemplateApplicationID.String)
+		if err != nil {
+			return nil, err
+		}
+		out.ApplicationTemplate = applicationProto(tmpl)
+	}
+	return &lifecyclev1.GetBundleResponse{Bundle: out}, nil
 }
 
 // ListBundles implements LifecycleService.ListBundles.

@@ -127,7 +127,15 @@ func (t *Ticker) retryRenewal(tx *store.Tx, certID string, now time.Time) (bool,
 		return false, noteIncident(tx, b, cur.ID, fmt.Sprintf("automatic retries stopped: the certificate in use expired at %s; "+
 			"fix the cause and call RetryApplication", notAfter.Format(time.RFC3339)))
 	}
-	info, err := infoFromRow(last)
+	// The bundle's template, which UpdateApplicationTemplate may have changed since (to drop a name
+	// that cannot be verified, say); the rejected application's information without one.
+	from := last
+	if b.TemplateApplicationID.Valid {
+		if from, err = tx.Application(b.TemplateApplicationID.String); err != nil {
+			return false, err
+		}
+	}
+	info, err := infoFromRow(from)
 	if err != nil {
 		return false, err
 	}

@@ -41,26 +41,27 @@ var (
 // only; support engineers may retry a failed application and work on support cases across
 // accounts; everything else is for customers, each on its own account.
 var Policy = auth.Policy{
-	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:            {auth.RoleService},
-	lifecyclev1.LifecycleService_GetBundle_FullMethodName:               customer,
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName:             customer,
-	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:            customer,
-	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:          customer,
-	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:        customer,
-	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName: customer,
-	lifecyclev1.LifecycleService_SubmitApplication_FullMethodName:       customer,
-	lifecyclev1.LifecycleService_RetryApplication_FullMethodName:        customerSupport,
-	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:     customer,
-	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:       customer,
-	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:             customer,
-	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:           customer,
-	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:      customer,
-	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:       customer,
-	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:       customer,
-	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:        customer,
-	lifecyclev1.SupportService_ListSupportCases_FullMethodName:          customerSupport,
-	lifecyclev1.SupportService_GetSupportCase_FullMethodName:            customerSupport,
-	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:         customerSupport,
+	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              {auth.RoleService},
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:                 customer,
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName:               customer,
+	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:              customer,
+	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:            customer,
+	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:          customer,
+	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName:   customer,
+	lifecyclev1.LifecycleService_SubmitApplication_FullMethodName:         customer,
+	lifecyclev1.LifecycleService_RetryApplication_FullMethodName:          customerSupport,
+	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:       customer,
+	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:         customer,
+	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:               customer,
+	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:             customer,
+	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:        customer,
+	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:         customer,
+	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:         customer,
+	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:          customer,
+	lifecyclev1.LifecycleService_UpdateApplicationTemplate_FullMethodName: customer,
+	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            customerSupport,
+	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              customerSupport,
+	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           customerSupport,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.
@@ -240,6 +241,7 @@ var appStatusProto = map[string]lifecyclev1.ApplicationStatus{
 	store.AppIssued:     lifecyclev1.ApplicationStatus_APPLICATION_STATUS_ISSUED,
 	store.AppRejected:   lifecyclev1.ApplicationStatus_APPLICATION_STATUS_REJECTED,
 	store.AppCancelled:  lifecyclev1.ApplicationStatus_APPLICATION_STATUS_CANCELLED,
+	store.AppTemplate:   lifecyclev1.ApplicationStatus_APPLICATION_STATUS_UNSPECIFIED, // never sent to a CA
 }
 
 var keyAlgorithmProto = map[string]lifecyclev1.KeyAlgorithm{

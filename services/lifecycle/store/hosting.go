@@ -20,6 +20,9 @@ const (
 	AppIssued     = "ISSUED"
 	AppRejected   = "REJECTED"
 	AppCancelled  = "CANCELLED"
+	// AppTemplate: not an application to a CA but what a hosted bundle's renewals apply with, set
+	// by UpdateApplicationTemplate (bundles.template_application_id names it).
+	AppTemplate = "TEMPLATE"
 )
 
 // Application is one application row. Domains, Contact, Organization and Instructions are JSON.

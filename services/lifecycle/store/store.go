@@ -142,6 +142,7 @@ const (
 	EventImported             = "imported"
 	EventCoverageLapsed       = "coverage_lapsed"
 	EventRevoked              = "revoked"
+	EventTemplateUpdated      = "template_updated"
 )
 
 // Store is the lifecycle database.

@@ -158,8 +158,8 @@ func (t *Tx) InsertApplication(a *Application) error {
 	if db.IsUniqueViolation(err) {
 		return apierr.FailedPrecondition("certificate %s already has an application in flight", a.CertificateID)
 	}
-	if err != nil {
-		return err
+	if err != nil || a.Status == AppTemplate {
+		return err // a template is the names of future renewals, not of the instance's certificate
 	}
 	return t.setDomains(a)
 }

@@ -696,6 +696,8 @@ const (
 	EventType_EVENT_TYPE_COVERAGE_LAPSED EventType = 16
 	// The certificate was revoked.
 	EventType_EVENT_TYPE_REVOKED EventType = 17
+	// What the bundle's renewals apply with changed (UpdateApplicationTemplate).
+	EventType_EVENT_TYPE_TEMPLATE_UPDATED EventType = 18
 )
 
 // Enum value maps for EventType.
@@ -719,6 +721,7 @@ var (
 		15: "EVENT_TYPE_IMPORTED",
 		16: "EVENT_TYPE_COVERAGE_LAPSED",
 		17: "EVENT_TYPE_REVOKED",
+		18: "EVENT_TYPE_TEMPLATE_UPDATED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -739,6 +742,7 @@ var (
 		"EVENT_TYPE_IMPORTED":              15,
 		"EVENT_TYPE_COVERAGE_LAPSED":       16,
 		"EVENT_TYPE_REVOKED":               17,
+		"EVENT_TYPE_TEMPLATE_UPDATED":      18,
 	}
 )
 
@@ -1432,8 +1436,11 @@ type Bundle struct {
 	CurrentCertificateId string `protobuf:"bytes,14,opt,name=current_certificate_id,json=currentCertificateId,proto3" json:"current_certificate_id,omitempty"`
 	// That instance's certificate in use (without the key: ExportCertificate gives both).
 	CurrentIssuance *Issuance `protobuf:"bytes,15,opt,name=current_issuance,json=currentIssuance,proto3" json:"current_issuance,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What a hosted bundle's renewals apply with (the first application's information, or what
+	// UpdateApplicationTemplate set); returned by GetBundle, unset in lists.
+	ApplicationTemplate *Application `protobuf:"bytes,16,opt,name=application_template,json=applicationTemplate,proto3" json:"application_template,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Bundle) Reset() {
@@ -1567,6 +1574,13 @@ func (x *Bundle) GetCurrentCertificateId() string {
 func (x *Bundle) GetCurrentIssuance() *Issuance {
 	if x != nil {
 		return x.CurrentIssuance
+	}
+	return nil
+}
+
+func (x *Bundle) GetApplicationTemplate() *Application {
+	if x != nil {
+		return x.ApplicationTemplate
 	}
 	return nil
 }
@@ -3865,6 +3879,135 @@ func (x *RenewCertificateResponse) GetCertificate() *Certificate {
 	return nil
 }
 
+// UpdateApplicationTemplateRequest is the new information of a hosted bundle's renewals.
+type UpdateApplicationTemplateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hosted bundle, with its first certificate issued.
+	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// The names, as in SubmitApplicationRequest.domains; empty keeps the names.
+	Domains []string `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
+	// The contact; unset keeps it.
+	Contact *Contact `protobuf:"bytes,3,opt,name=contact,proto3" json:"contact,omitempty"`
+	// The organization (OV and EV); unset keeps it.
+	Organization  *Organization `protobuf:"bytes,4,opt,name=organization,proto3" json:"organization,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateApplicationTemplateRequest) Reset() {
+	*x = UpdateApplicationTemplateRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateApplicationTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateApplicationTemplateRequest) ProtoMessage() {}
+
+func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateApplicationTemplateRequest.ProtoReflect.Descriptor instead.
+func (*UpdateApplicationTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *UpdateApplicationTemplateRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *UpdateApplicationTemplateRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *UpdateApplicationTemplateRequest) GetContact() *Contact {
+	if x != nil {
+		return x.Contact
+	}
+	return nil
+}
+
+func (x *UpdateApplicationTemplateRequest) GetOrganization() *Organization {
+	if x != nil {
+		return x.Organization
+	}
+	return nil
+}
+
+// UpdateApplicationTemplateResponse holds the bundle with its new template.
+type UpdateApplicationTemplateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle, application_template set.
+	Bundle *Bundle `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	// The DNS records the bundle's CA needs for the names; empty when the CA tells them only with an
+	// application (a CA plug-in): the next renewal's application shows them.
+	Instructions  []*DnsRecord `protobuf:"bytes,2,rep,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateApplicationTemplateResponse) Reset() {
+	*x = UpdateApplicationTemplateResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateApplicationTemplateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateApplicationTemplateResponse) ProtoMessage() {}
+
+func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateApplicationTemplateResponse.ProtoReflect.Descriptor instead.
+func (*UpdateApplicationTemplateResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *UpdateApplicationTemplateResponse) GetBundle() *Bundle {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+func (x *UpdateApplicationTemplateResponse) GetInstructions() []*DnsRecord {
+	if x != nil {
+		return x.Instructions
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
@@ -3923,7 +4066,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
 	"\x0fvalidation_type\x18\x02 \x01(\x0e2(.certhosting.lifecycle.v1.ValidationTypeR\x0evalidationType\x12E\n" +
 	"\vdomain_type\x18\x03 \x01(\x0e2$.certhosting.lifecycle.v1.DomainTypeR\n" +
-	"domainType\"\xb7\x06\n" +
+	"domainType\"\x91\a\n" +
 	"\x06Bundle\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1d\n" +
@@ -3942,7 +4085,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x10hosting_end_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0ehostingEndTime\x12<\n" +
 	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x124\n" +
 	"\x16current_certificate_id\x18\x0e \x01(\tR\x14currentCertificateId\x12M\n" +
-	"\x10current_issuance\x18\x0f \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\"\xca\a\n" +
+	"\x10current_issuance\x18\x0f \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\x12X\n" +
+	"\x14application_template\x18\x10 \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x13applicationTemplate\"\xca\a\n" +
 	"\vCertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12\x1a\n" +
@@ -4092,7 +4236,15 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x17RenewCertificateRequest\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"c\n" +
 	"\x18RenewCertificateResponse\x12G\n" +
-	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate*y\n" +
+	"\vcertificate\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\"\xe2\x01\n" +
+	" UpdateApplicationTemplateRequest\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x18\n" +
+	"\adomains\x18\x02 \x03(\tR\adomains\x12;\n" +
+	"\acontact\x18\x03 \x01(\v2!.certhosting.lifecycle.v1.ContactR\acontact\x12J\n" +
+	"\forganization\x18\x04 \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\"\xa6\x01\n" +
+	"!UpdateApplicationTemplateResponse\x128\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\x12G\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -4156,7 +4308,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\x93\x04\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\xb4\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -4176,13 +4328,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x1aEVENT_TYPE_HOSTING_ENABLED\x10\x0e\x12\x17\n" +
 	"\x13EVENT_TYPE_IMPORTED\x10\x0f\x12\x1e\n" +
 	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x10\x12\x16\n" +
-	"\x12EVENT_TYPE_REVOKED\x10\x11*\xd6\x01\n" +
+	"\x12EVENT_TYPE_REVOKED\x10\x11\x12\x1f\n" +
+	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12*\xd6\x01\n" +
 	"\x10RevocationReason\x12!\n" +
 	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
 	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12 \n" +
 	"\x1cREVOCATION_REASON_SUPERSEDED\x10\x04\x12,\n" +
-	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\x97\x10\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\xae\x11\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -4200,7 +4353,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x12ReissueCertificate\x123.certhosting.lifecycle.v1.ReissueCertificateRequest\x1a4.certhosting.lifecycle.v1.ReissueCertificateResponse\x12|\n" +
 	"\x11ImportCertificate\x122.certhosting.lifecycle.v1.ImportCertificateRequest\x1a3.certhosting.lifecycle.v1.ImportCertificateResponse\x12|\n" +
 	"\x11RevokeCertificate\x122.certhosting.lifecycle.v1.RevokeCertificateRequest\x1a3.certhosting.lifecycle.v1.RevokeCertificateResponse\x12y\n" +
-	"\x10RenewCertificate\x121.certhosting.lifecycle.v1.RenewCertificateRequest\x1a2.certhosting.lifecycle.v1.RenewCertificateResponseB\x80\x02\n" +
+	"\x10RenewCertificate\x121.certhosting.lifecycle.v1.RenewCertificateRequest\x1a2.certhosting.lifecycle.v1.RenewCertificateResponse\x12\x94\x01\n" +
+	"\x19UpdateApplicationTemplate\x12:.certhosting.lifecycle.v1.UpdateApplicationTemplateRequest\x1a;.certhosting.lifecycle.v1.UpdateApplicationTemplateResponseB\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -4216,65 +4370,67 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
-	(ValidationType)(0),                     // 0: certhosting.lifecycle.v1.ValidationType
-	(DomainType)(0),                         // 1: certhosting.lifecycle.v1.DomainType
-	(CertificateState)(0),                   // 2: certhosting.lifecycle.v1.CertificateState
-	(Actor)(0),                              // 3: certhosting.lifecycle.v1.Actor
-	(HostingStatus)(0),                      // 4: certhosting.lifecycle.v1.HostingStatus
-	(RenewalStatus)(0),                      // 5: certhosting.lifecycle.v1.RenewalStatus
-	(ValidationMethod)(0),                   // 6: certhosting.lifecycle.v1.ValidationMethod
-	(KeyAlgorithm)(0),                       // 7: certhosting.lifecycle.v1.KeyAlgorithm
-	(ApplicationStatus)(0),                  // 8: certhosting.lifecycle.v1.ApplicationStatus
-	(RejectionReason)(0),                    // 9: certhosting.lifecycle.v1.RejectionReason
-	(EventType)(0),                          // 10: certhosting.lifecycle.v1.EventType
-	(RevocationReason)(0),                   // 11: certhosting.lifecycle.v1.RevocationReason
-	(*Contact)(nil),                         // 12: certhosting.lifecycle.v1.Contact
-	(*Organization)(nil),                    // 13: certhosting.lifecycle.v1.Organization
-	(*DnsRecord)(nil),                       // 14: certhosting.lifecycle.v1.DnsRecord
-	(*Application)(nil),                     // 15: certhosting.lifecycle.v1.Application
-	(*Issuance)(nil),                        // 16: certhosting.lifecycle.v1.Issuance
-	(*ProductSnapshot)(nil),                 // 17: certhosting.lifecycle.v1.ProductSnapshot
-	(*Bundle)(nil),                          // 18: certhosting.lifecycle.v1.Bundle
-	(*Certificate)(nil),                     // 19: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                  // 20: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),             // 21: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),            // 22: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                // 23: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),               // 24: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),              // 25: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),             // 26: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),           // 27: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),          // 28: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),         // 29: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),        // 30: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),  // 31: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil), // 32: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),        // 33: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),       // 34: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),         // 35: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),        // 36: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),      // 37: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),     // 38: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),        // 39: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),       // 40: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),             // 41: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),            // 42: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),              // 43: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),             // 44: certhosting.lifecycle.v1.WatchEventsResponse
-	(*EnableHostingRequest)(nil),            // 45: certhosting.lifecycle.v1.EnableHostingRequest
-	(*EnableHostingResponse)(nil),           // 46: certhosting.lifecycle.v1.EnableHostingResponse
-	(*ReissueCertificateRequest)(nil),       // 47: certhosting.lifecycle.v1.ReissueCertificateRequest
-	(*ReissueCertificateResponse)(nil),      // 48: certhosting.lifecycle.v1.ReissueCertificateResponse
-	(*ImportCertificateRequest)(nil),        // 49: certhosting.lifecycle.v1.ImportCertificateRequest
-	(*ImportCertificateResponse)(nil),       // 50: certhosting.lifecycle.v1.ImportCertificateResponse
-	(*RevokeCertificateRequest)(nil),        // 51: certhosting.lifecycle.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),       // 52: certhosting.lifecycle.v1.RevokeCertificateResponse
-	(*RenewCertificateRequest)(nil),         // 53: certhosting.lifecycle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil),        // 54: certhosting.lifecycle.v1.RenewCertificateResponse
-	(*timestamppb.Timestamp)(nil),           // 55: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),             // 56: google.protobuf.Duration
+	(ValidationType)(0),                       // 0: certhosting.lifecycle.v1.ValidationType
+	(DomainType)(0),                           // 1: certhosting.lifecycle.v1.DomainType
+	(CertificateState)(0),                     // 2: certhosting.lifecycle.v1.CertificateState
+	(Actor)(0),                                // 3: certhosting.lifecycle.v1.Actor
+	(HostingStatus)(0),                        // 4: certhosting.lifecycle.v1.HostingStatus
+	(RenewalStatus)(0),                        // 5: certhosting.lifecycle.v1.RenewalStatus
+	(ValidationMethod)(0),                     // 6: certhosting.lifecycle.v1.ValidationMethod
+	(KeyAlgorithm)(0),                         // 7: certhosting.lifecycle.v1.KeyAlgorithm
+	(ApplicationStatus)(0),                    // 8: certhosting.lifecycle.v1.ApplicationStatus
+	(RejectionReason)(0),                      // 9: certhosting.lifecycle.v1.RejectionReason
+	(EventType)(0),                            // 10: certhosting.lifecycle.v1.EventType
+	(RevocationReason)(0),                     // 11: certhosting.lifecycle.v1.RevocationReason
+	(*Contact)(nil),                           // 12: certhosting.lifecycle.v1.Contact
+	(*Organization)(nil),                      // 13: certhosting.lifecycle.v1.Organization
+	(*DnsRecord)(nil),                         // 14: certhosting.lifecycle.v1.DnsRecord
+	(*Application)(nil),                       // 15: certhosting.lifecycle.v1.Application
+	(*Issuance)(nil),                          // 16: certhosting.lifecycle.v1.Issuance
+	(*ProductSnapshot)(nil),                   // 17: certhosting.lifecycle.v1.ProductSnapshot
+	(*Bundle)(nil),                            // 18: certhosting.lifecycle.v1.Bundle
+	(*Certificate)(nil),                       // 19: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                    // 20: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),               // 21: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),              // 22: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                  // 23: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),                 // 24: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),                // 25: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),               // 26: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),             // 27: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),            // 28: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),           // 29: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),          // 30: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),    // 31: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil),   // 32: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),          // 33: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),         // 34: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),           // 35: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),          // 36: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),        // 37: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),       // 38: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),          // 39: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),         // 40: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),               // 41: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),              // 42: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),                // 43: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),               // 44: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),              // 45: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),             // 46: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),         // 47: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),        // 48: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),          // 49: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),         // 50: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*RevokeCertificateRequest)(nil),          // 51: certhosting.lifecycle.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),         // 52: certhosting.lifecycle.v1.RevokeCertificateResponse
+	(*RenewCertificateRequest)(nil),           // 53: certhosting.lifecycle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),          // 54: certhosting.lifecycle.v1.RenewCertificateResponse
+	(*UpdateApplicationTemplateRequest)(nil),  // 55: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	(*UpdateApplicationTemplateResponse)(nil), // 56: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	(*timestamppb.Timestamp)(nil),             // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 58: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	8,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
@@ -4284,114 +4440,121 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	7,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
 	14, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
 	9,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	55, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	55, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	55, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	55, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	55, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	55, // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	57, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	57, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	57, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	57, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	57, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	57, // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
 	11, // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
 	0,  // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
 	1,  // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
 	17, // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
 	19, // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	55, // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	57, // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	55, // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	55, // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	56, // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	57, // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	57, // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	58, // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
 	16, // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	2,  // 24: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	55, // 25: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	55, // 26: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	55, // 27: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	55, // 28: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	16, // 29: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	15, // 30: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	55, // 31: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	55, // 32: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	5,  // 33: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
-	2,  // 34: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 35: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 36: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	55, // 37: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 38: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	17, // 39: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	18, // 40: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	18, // 41: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,  // 42: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 43: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	55, // 44: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	18, // 45: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	19, // 46: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 47: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 48: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	55, // 49: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	19, // 50: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	20, // 51: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,  // 52: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	12, // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,  // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19, // 56: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19, // 58: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 59: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19, // 60: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	16, // 61: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	56, // 62: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	18, // 63: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	20, // 64: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	18, // 65: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,  // 66: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19, // 67: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	12, // 69: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 70: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	19, // 71: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 72: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11, // 73: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	19, // 74: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	19, // 75: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	21, // 76: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	23, // 77: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	25, // 78: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	27, // 79: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	29, // 80: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	31, // 81: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	33, // 82: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	35, // 83: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	37, // 84: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	39, // 85: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	41, // 86: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	43, // 87: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	45, // 88: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	47, // 89: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	49, // 90: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	51, // 91: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
-	53, // 92: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
-	22, // 93: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	24, // 94: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	26, // 95: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	28, // 96: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	30, // 97: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	32, // 98: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	34, // 99: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	36, // 100: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	38, // 101: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	40, // 102: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	42, // 103: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	44, // 104: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	46, // 105: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	48, // 106: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	50, // 107: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	52, // 108: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
-	54, // 109: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
-	93, // [93:110] is the sub-list for method output_type
-	76, // [76:93] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	15, // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
+	2,  // 25: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	57, // 26: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	57, // 27: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	57, // 28: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	57, // 29: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	16, // 30: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	15, // 31: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	57, // 32: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	57, // 33: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,  // 34: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,  // 35: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,  // 36: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,  // 37: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	57, // 38: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 39: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	17, // 40: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	18, // 41: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	18, // 42: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,  // 43: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 44: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	57, // 45: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	18, // 46: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	19, // 47: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,  // 48: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,  // 49: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	57, // 50: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19, // 51: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	20, // 52: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,  // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	12, // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,  // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19, // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 58: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19, // 59: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 60: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19, // 61: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	16, // 62: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	58, // 63: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	18, // 64: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	20, // 65: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	18, // 66: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,  // 67: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19, // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 69: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	12, // 70: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 71: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19, // 72: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14, // 73: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11, // 74: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	19, // 75: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	19, // 76: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12, // 77: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13, // 78: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	18, // 79: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	14, // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	21, // 81: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	23, // 82: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	25, // 83: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	27, // 84: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	29, // 85: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	31, // 86: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	33, // 87: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	35, // 88: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	37, // 89: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	39, // 90: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	41, // 91: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	43, // 92: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	45, // 93: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	47, // 94: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	49, // 95: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	51, // 96: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	53, // 97: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	55, // 98: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	22, // 99: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	24, // 100: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	26, // 101: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	28, // 102: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	30, // 103: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	32, // 104: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	34, // 105: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	36, // 106: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	38, // 107: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	40, // 108: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	42, // 109: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	44, // 110: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	46, // 111: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	48, // 112: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	50, // 113: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	52, // 114: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	54, // 115: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	56, // 116: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	99, // [99:117] is the sub-list for method output_type
+	81, // [81:99] is the sub-list for method input_type
+	81, // [81:81] is the sub-list for extension type_name
+	81, // [81:81] is the sub-list for extension extendee
+	0,  // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -4405,7 +4568,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

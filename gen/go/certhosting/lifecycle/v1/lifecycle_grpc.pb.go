@@ -19,23 +19,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LifecycleService_CreateBundle_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/CreateBundle"
-	LifecycleService_GetBundle_FullMethodName               = "/certhosting.lifecycle.v1.LifecycleService/GetBundle"
-	LifecycleService_ListBundles_FullMethodName             = "/certhosting.lifecycle.v1.LifecycleService/ListBundles"
-	LifecycleService_GetCertificate_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/GetCertificate"
-	LifecycleService_ListCertificates_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/ListCertificates"
-	LifecycleService_GetCertificateLifecycle_FullMethodName = "/certhosting.lifecycle.v1.LifecycleService/GetCertificateLifecycle"
-	LifecycleService_SubmitApplication_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/SubmitApplication"
-	LifecycleService_RetryApplication_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/RetryApplication"
-	LifecycleService_ActivateCertificate_FullMethodName     = "/certhosting.lifecycle.v1.LifecycleService/ActivateCertificate"
-	LifecycleService_ExportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ExportCertificate"
-	LifecycleService_UpdateBundle_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/UpdateBundle"
-	LifecycleService_WatchEvents_FullMethodName             = "/certhosting.lifecycle.v1.LifecycleService/WatchEvents"
-	LifecycleService_EnableHosting_FullMethodName           = "/certhosting.lifecycle.v1.LifecycleService/EnableHosting"
-	LifecycleService_ReissueCertificate_FullMethodName      = "/certhosting.lifecycle.v1.LifecycleService/ReissueCertificate"
-	LifecycleService_ImportCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ImportCertificate"
-	LifecycleService_RevokeCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/RevokeCertificate"
-	LifecycleService_RenewCertificate_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/RenewCertificate"
+	LifecycleService_CreateBundle_FullMethodName              = "/certhosting.lifecycle.v1.LifecycleService/CreateBundle"
+	LifecycleService_GetBundle_FullMethodName                 = "/certhosting.lifecycle.v1.LifecycleService/GetBundle"
+	LifecycleService_ListBundles_FullMethodName               = "/certhosting.lifecycle.v1.LifecycleService/ListBundles"
+	LifecycleService_GetCertificate_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/GetCertificate"
+	LifecycleService_ListCertificates_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/ListCertificates"
+	LifecycleService_GetCertificateLifecycle_FullMethodName   = "/certhosting.lifecycle.v1.LifecycleService/GetCertificateLifecycle"
+	LifecycleService_SubmitApplication_FullMethodName         = "/certhosting.lifecycle.v1.LifecycleService/SubmitApplication"
+	LifecycleService_RetryApplication_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/RetryApplication"
+	LifecycleService_ActivateCertificate_FullMethodName       = "/certhosting.lifecycle.v1.LifecycleService/ActivateCertificate"
+	LifecycleService_ExportCertificate_FullMethodName         = "/certhosting.lifecycle.v1.LifecycleService/ExportCertificate"
+	LifecycleService_UpdateBundle_FullMethodName              = "/certhosting.lifecycle.v1.LifecycleService/UpdateBundle"
+	LifecycleService_WatchEvents_FullMethodName               = "/certhosting.lifecycle.v1.LifecycleService/WatchEvents"
+	LifecycleService_EnableHosting_FullMethodName             = "/certhosting.lifecycle.v1.LifecycleService/EnableHosting"
+	LifecycleService_ReissueCertificate_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/ReissueCertificate"
+	LifecycleService_ImportCertificate_FullMethodName         = "/certhosting.lifecycle.v1.LifecycleService/ImportCertificate"
+	LifecycleService_RevokeCertificate_FullMethodName         = "/certhosting.lifecycle.v1.LifecycleService/RevokeCertificate"
+	LifecycleService_RenewCertificate_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/RenewCertificate"
+	LifecycleService_UpdateApplicationTemplate_FullMethodName = "/certhosting.lifecycle.v1.LifecycleService/UpdateApplicationTemplate"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -120,6 +121,12 @@ type LifecycleServiceClient interface {
 	// applied for at once for the instance whose subscription year is under way, and the certificate
 	// in use stays until it is issued. Also allowed for a REVOKED instance of a hosted bundle.
 	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
+	// UpdateApplicationTemplate changes what a hosted bundle's future renewals apply with: the names
+	// (within the product's limits), the contact and the organization, each validated as in
+	// SubmitApplication; a field left unset keeps its value. The certificate in use is unchanged;
+	// the next renewal (or RenewCertificate, at once) uses the new template. The response holds the
+	// DNS records the bundle's CA needs for the names, to publish before that renewal.
+	UpdateApplicationTemplate(ctx context.Context, in *UpdateApplicationTemplateRequest, opts ...grpc.CallOption) (*UpdateApplicationTemplateResponse, error)
 }
 
 type lifecycleServiceClient struct {
@@ -309,6 +316,16 @@ func (c *lifecycleServiceClient) RenewCertificate(ctx context.Context, in *Renew
 	return out, nil
 }
 
+func (c *lifecycleServiceClient) UpdateApplicationTemplate(ctx context.Context, in *UpdateApplicationTemplateRequest, opts ...grpc.CallOption) (*UpdateApplicationTemplateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateApplicationTemplateResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_UpdateApplicationTemplate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
@@ -391,6 +408,12 @@ type LifecycleServiceServer interface {
 	// applied for at once for the instance whose subscription year is under way, and the certificate
 	// in use stays until it is issued. Also allowed for a REVOKED instance of a hosted bundle.
 	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
+	// UpdateApplicationTemplate changes what a hosted bundle's future renewals apply with: the names
+	// (within the product's limits), the contact and the organization, each validated as in
+	// SubmitApplication; a field left unset keeps its value. The certificate in use is unchanged;
+	// the next renewal (or RenewCertificate, at once) uses the new template. The response holds the
+	// DNS records the bundle's CA needs for the names, to publish before that renewal.
+	UpdateApplicationTemplate(context.Context, *UpdateApplicationTemplateRequest) (*UpdateApplicationTemplateResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -451,6 +474,9 @@ func (UnimplementedLifecycleServiceServer) RevokeCertificate(context.Context, *R
 }
 func (UnimplementedLifecycleServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) UpdateApplicationTemplate(context.Context, *UpdateApplicationTemplateRequest) (*UpdateApplicationTemplateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateApplicationTemplate not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -772,6 +798,24 @@ func _LifecycleService_RenewCertificate_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LifecycleService_UpdateApplicationTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateApplicationTemplateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).UpdateApplicationTemplate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_UpdateApplicationTemplate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).UpdateApplicationTemplate(ctx, req.(*UpdateApplicationTemplateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -842,6 +886,10 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RenewCertificate",
 			Handler:    _LifecycleService_RenewCertificate_Handler,
+		},
+		{
+			MethodName: "UpdateApplicationTemplate",
+			Handler:    _LifecycleService_UpdateApplicationTemplate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
