@@ -272,3 +272,60 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 	}
 	return &lifecyclev1.UpdateBundleResponse{Bundle: bundleProto(b, views)}, nil
 }
+
+// CancelBundle implements LifecycleService.CancelBundle: the bundle of a refunded order is
+// cancelled, every instance CANCELLED in one transaction, provided none was ever applied for.
+func (s *Server) CancelBundle(ctx context.Context, req *lifecyclev1.CancelBundleRequest) (*lifecyclev1.CancelBundleResponse, error) {
+	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
+		return nil, err
+	}
+	if err := ids.Check("account_id", ids.Account, req.GetAccountId()); err != nil {
+		return nil, err
+	}
+	if err := ids.Check("order_id", ids.Order, req.GetOrderId()); err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	cancelled := false
+	err := s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
+		b, err := tx.Bundle(req.GetBundleId())
+		if err != nil || b.AccountID != req.GetAccountId() || b.OrderID != req.GetOrderId() {
+			return apierr.NotFound("bundle", req.GetBundleId())
+		}
+		certs, err := tx.Certificates(b.ID)
+		if err != nil {
+			return err
+		}
+		for _, c := range certs {
+			if c.State == state.Cancelled {
+				continue
+			}
+			if c.CurrentApplicationID.Valid || (c.State != state.NotActivated && c.State != state.PendingApplication) {
+				return apierr.FailedPrecondition("instance %d (%s) of bundle %s was applied for (it is %s): a bundle in use cannot be refunded",
+					c.Sequence, c.ID, b.ID, c.State)
+			}
+		}
+		for i := range certs {
+			if certs[i].State == state.Cancelled {
+				continue
+			}
+			if err := tx.Transition(&certs[i], state.Cancelled, state.ActorSystem, store.EventCancelled,
+				fmt.Sprintf("order %s refunded", b.OrderID)); err != nil {
+				return err
+			}
+			cancelled = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cancelled {
+		s.Log.Info("bundle cancelled", "bundle_id", req.GetBundleId(), "order_id", req.GetOrderId(), "account", req.GetAccountId())
+	}
+	b, views, err := s.Store.BundleView(ctx, req.GetAccountId(), req.GetBundleId())
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.CancelBundleResponse{Bundle: bundleProto(b, views)}, nil
+}

@@ -123,6 +123,9 @@ func (s *Server) EnableHosting(ctx context.Context, req *lifecyclev1.EnableHosti
 		if err != nil {
 			return err
 		}
+		if certs[0].State == state.Cancelled {
+			return apierr.FailedPrecondition("bundle %s was cancelled (its order was refunded)", b.ID)
+		}
 		b.Hosting, b.HostingStatus = true, store.HostingWaiting
 		if err := tx.RefreshCurrent(&b); err != nil {
 			return err

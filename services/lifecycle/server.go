@@ -42,6 +42,7 @@ var (
 // accounts; everything else is for customers, each on its own account.
 var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              {auth.RoleService},
+	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              {auth.RoleService},
 	lifecyclev1.LifecycleService_GetBundle_FullMethodName:                 customer,
 	lifecyclev1.LifecycleService_ListBundles_FullMethodName:               customer,
 	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:              customer,

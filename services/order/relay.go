@@ -10,6 +10,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -22,6 +23,12 @@ import (
 // BundleCreator is the part of the lifecycle service the relay needs.
 type BundleCreator interface {
 	CreateBundle(ctx context.Context, in *lifecyclev1.CreateBundleRequest, opts ...grpc.CallOption) (*lifecyclev1.CreateBundleResponse, error)
+}
+
+// BundleCanceller is the part of the lifecycle service that cancels a refunded order's bundle.
+// The relay's client implements it (the lifecycle service's generated client does).
+type BundleCanceller interface {
+	CancelBundle(ctx context.Context, in *lifecyclev1.CancelBundleRequest, opts ...grpc.CallOption) (*lifecyclev1.CancelBundleResponse, error)
 }
 
 // RelayConfig tunes the relay; zero values take the defaults.
@@ -151,11 +158,11 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			certs, err := r.deliver(ctx, m)
+			d, err := r.deliver(ctx, m)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
-				ok = append(ok, store.Delivered{MessageID: m.ID, OrderID: m.OrderID, CertificateIDs: certs})
+				ok = append(ok, d)
 				return
 			}
 			attempts := m.Attempts + 1
@@ -201,27 +208,48 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) ([]string, error) {
-	if m.Kind != store.OutboxKindCreateBundle {
-		return nil, fmt.Errorf("unknown outbox message kind %q", m.Kind)
-	}
-	var req lifecyclev1.CreateBundleRequest
-	if err := protojson.Unmarshal([]byte(m.Payload), &req); err != nil {
-		return nil, fmt.Errorf("decode outbox payload: %w", err)
-	}
+// deliver makes one attempt at a message. An error means "try again later"; a Delivered is final.
+func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) (store.Delivered, error) {
+	d := store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
-	resp, err := r.client.CreateBundle(ctx, &req)
-	if err != nil {
-		return nil, err
+	switch m.Kind {
+	case store.OutboxKindCreateBundle:
+		var req lifecyclev1.CreateBundleRequest
+		if err := protojson.Unmarshal([]byte(m.Payload), &req); err != nil {
+			return d, fmt.Errorf("decode outbox payload: %w", err)
+		}
+		resp, err := r.client.CreateBundle(ctx, &req)
+		if err != nil {
+			return d, err
+		}
+		b := resp.GetBundle()
+		if b.GetBundleId() != req.GetBundleId() {
+			return d, errors.New("lifecycle service answered for another bundle")
+		}
+		d.CertificateIDs = make([]string, 0, len(b.GetCertificates()))
+		for _, c := range b.GetCertificates() {
+			d.CertificateIDs = append(d.CertificateIDs, c.GetCertificateId())
+		}
+		return d, nil
+	case store.OutboxKindCancelBundle:
+		// A cancellation sent before its bundle was created (the relay delivers concurrently) is
+		// NotFound: retried, like any other error, until the bundle is there. FailedPrecondition is
+		// the lifecycle service's final answer: the bundle was used, the refund is refused.
+		var req lifecyclev1.CancelBundleRequest
+		if err := protojson.Unmarshal([]byte(m.Payload), &req); err != nil {
+			return d, fmt.Errorf("decode outbox payload: %w", err)
+		}
+		canceller, ok := r.client.(BundleCanceller)
+		if !ok {
+			return d, errors.New("the relay's lifecycle client cannot cancel bundles")
+		}
+		_, err := canceller.CancelBundle(ctx, &req)
+		if status.Code(err) == codes.FailedPrecondition {
+			d.Refused = status.Convert(err).Message()
+			return d, nil
+		}
+		return d, err
 	}
-	b := resp.GetBundle()
-	if b.GetBundleId() != req.GetBundleId() {
-		return nil, errors.New("lifecycle service answered for another bundle")
-	}
-	certs := make([]string, 0, len(b.GetCertificates()))
-	for _, c := range b.GetCertificates() {
-		certs = append(certs, c.GetCertificateId())
-	}
-	return certs, nil
+	return d, fmt.Errorf("unknown outbox message kind %q", m.Kind)
 }

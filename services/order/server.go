@@ -33,6 +33,7 @@ var Policy = auth.Policy{
 	orderv1.OrderService_GetOrder_FullMethodName:     {auth.RoleCustomer},
 	orderv1.OrderService_ListOrders_FullMethodName:   {auth.RoleCustomer},
 	orderv1.OrderService_CancelOrder_FullMethodName:  {auth.RoleCustomer},
+	orderv1.OrderService_RefundOrder_FullMethodName:  {auth.RoleCustomer},
 }
 
 // Server implements orderv1.OrderServiceServer.
@@ -269,16 +270,46 @@ func (s *Server) CancelOrder(ctx context.Context, req *orderv1.CancelOrderReques
 	return &orderv1.CancelOrderResponse{Order: orderProto(o)}, nil
 }
 
+// RefundOrder implements OrderService.RefundOrder.
+func (s *Server) RefundOrder(ctx context.Context, req *orderv1.RefundOrderRequest) (*orderv1.RefundOrderResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ids.Check("order_id", ids.Order, req.GetOrderId()); err != nil {
+		return nil, err
+	}
+	o, err := s.store.RequestRefund(ctx, who.AccountID, req.GetOrderId(), s.clk.Now(), func(o store.Order) (string, error) {
+		raw, err := protojson.Marshal(&lifecyclev1.CancelBundleRequest{BundleId: o.BundleID.String, AccountId: o.AccountID, OrderId: o.ID})
+		return string(raw), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.RefundStatus.String == store.RefundRequested {
+		s.relay.Notify()
+	}
+	return &orderv1.RefundOrderResponse{Order: orderProto(o)}, nil
+}
+
+var refundStatusToProto = map[string]orderv1.RefundStatus{
+	store.RefundRequested: orderv1.RefundStatus_REFUND_STATUS_REQUESTED,
+	store.RefundRefunded:  orderv1.RefundStatus_REFUND_STATUS_REFUNDED,
+	store.RefundRefused:   orderv1.RefundStatus_REFUND_STATUS_REFUSED,
+}
+
 var statusToProto = map[string]orderv1.OrderStatus{
 	store.StatusUnpaid:    orderv1.OrderStatus_ORDER_STATUS_UNPAID,
 	store.StatusPaid:      orderv1.OrderStatus_ORDER_STATUS_PAID,
 	store.StatusCancelled: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
+	store.StatusRefunded:  orderv1.OrderStatus_ORDER_STATUS_REFUNDED,
 }
 
 var statusFromProto = map[orderv1.OrderStatus]string{
 	orderv1.OrderStatus_ORDER_STATUS_UNPAID:    store.StatusUnpaid,
 	orderv1.OrderStatus_ORDER_STATUS_PAID:      store.StatusPaid,
 	orderv1.OrderStatus_ORDER_STATUS_CANCELLED: store.StatusCancelled,
+	orderv1.OrderStatus_ORDER_STATUS_REFUNDED:  store.StatusRefunded,
 }
 
 func orderProto(o store.Order) *orderv1.Order {
@@ -304,6 +335,10 @@ func orderProto(o store.Order) *orderv1.Order {
 	}
 	if o.BundleDeliveryTime.Valid {
 		out.BundleDeliveryTime = timestamppb.New(db.FromMicros(o.BundleDeliveryTime.Int64))
+	}
+	out.RefundStatus, out.RefundMessage = refundStatusToProto[o.RefundStatus.String], o.RefundMessage.String
+	if o.RefundTime.Valid {
+		out.RefundTime = timestamppb.New(db.FromMicros(o.RefundTime.Int64))
 	}
 	return out
 }

@@ -459,3 +459,45 @@ func TestListOrders(t *testing.T) {
 		})
 	}
 }
+
+// TestRefundWindow: a refund is asked for within 30 days of the payment, and only for a PAID
+// order: its refund is REQUESTED with a cancellation queued in the outbox, asking again changes
+// nothing, and on the 30th day after payment, or for an unpaid order, it is refused naming why.
+func TestRefundWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	refund := func(id string) (*orderv1.Order, error) {
+		resp, err := e.a.RefundOrder(context.Background(), &orderv1.RefundOrderRequest{OrderId: id})
+		return resp.GetOrder(), err
+	}
+	o := e.paidOrder(t)
+	e.clk.Advance(29 * 24 * time.Hour)
+	got, err := refund(o.GetOrderId())
+	if err != nil || got.GetRefundStatus() != orderv1.RefundStatus_REFUND_STATUS_REQUESTED || got.GetStatus() != paid {
+		t.Fatalf("RefundOrder on day 29 = %v %v, %v; want PAID, REQUESTED", got.GetStatus(), got.GetRefundStatus(), err)
+	}
+	before, err := e.store.OutboxLen(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refund(o.GetOrderId()); err != nil {
+		t.Fatalf("RefundOrder again: %v", err)
+	}
+	if after, _ := e.store.OutboxLen(context.Background()); after != before {
+		t.Errorf("asking again queued %d more messages, want none", after-before)
+	}
+
+	late := e.paidOrder(t)
+	e.clk.Advance(30 * 24 * time.Hour)
+	_, err = refund(late.GetOrderId())
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "30 days") {
+		t.Errorf("RefundOrder 30 days after payment = %v, want FailedPrecondition naming the 30 days", err)
+	}
+	unpaid := e.createOrder(t, e.a, "dv-single", 1, 1, false)
+	if _, err := refund(unpaid.GetOrderId()); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "UNPAID") {
+		t.Errorf("RefundOrder of an unpaid order = %v, want FailedPrecondition naming UNPAID", err)
+	}
+	if got := getOrder(t, e.a, late.GetOrderId()); got.GetRefundStatus() != orderv1.RefundStatus_REFUND_STATUS_UNSPECIFIED {
+		t.Errorf("refused refund left the order %v", got.GetRefundStatus())
+	}
+}

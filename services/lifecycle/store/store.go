@@ -143,6 +143,7 @@ const (
 	EventCoverageLapsed       = "coverage_lapsed"
 	EventRevoked              = "revoked"
 	EventTemplateUpdated      = "template_updated"
+	EventCancelled            = "cancelled"
 )
 
 // Store is the lifecycle database.

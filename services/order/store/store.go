@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -36,10 +37,26 @@ const (
 	StatusUnpaid    = "UNPAID"
 	StatusPaid      = "PAID"
 	StatusCancelled = "CANCELLED"
+	StatusRefunded  = "REFUNDED"
 )
 
-// OutboxKindCreateBundle is the outbox message that asks the lifecycle service for a bundle.
-const OutboxKindCreateBundle = "lifecycle.CreateBundle"
+// Refund statuses, as stored in orders.refund_status (NULL: none asked for).
+const (
+	RefundRequested = "REQUESTED"
+	RefundRefunded  = "REFUNDED"
+	RefundRefused   = "REFUSED"
+)
+
+// RefundWindow is how long after its payment an order can be refunded.
+const RefundWindow = 30 * 24 * time.Hour
+
+// Outbox message kinds: what the message asks the lifecycle service for.
+const (
+	// OutboxKindCreateBundle asks for a paid order's bundle.
+	OutboxKindCreateBundle = "lifecycle.CreateBundle"
+	// OutboxKindCancelBundle asks for a refunded order's bundle to be cancelled.
+	OutboxKindCancelBundle = "lifecycle.CancelBundle"
+)
 
 // Product is one catalog entry.
 type Product struct {
@@ -75,6 +92,10 @@ type Order struct {
 	PayTime            sql.NullInt64  `db:"pay_time"`
 	CancelTime         sql.NullInt64  `db:"cancel_time"`
 	BundleDeliveryTime sql.NullInt64  `db:"bundle_delivery_time"`
+	RefundStatus       sql.NullString `db:"refund_status"`
+	RefundRequestTime  sql.NullInt64  `db:"refund_request_time"`
+	RefundTime         sql.NullInt64  `db:"refund_time"`
+	RefundMessage      sql.NullString `db:"refund_message"`
 }
 
 // Certificates decodes the certificate ids the lifecycle service acknowledged.
@@ -89,7 +110,8 @@ func (o *Order) Certificates() []string {
 
 const orderColumns = `order_id, account_id, request_id, status, product_id, validation_type, domain_type,
 	domain_count, subscription_years, hosting, currency_code, total_minor, payment_reference, bundle_id,
-	certificate_ids, create_time, pay_time, cancel_time, bundle_delivery_time`
+	certificate_ids, create_time, pay_time, cancel_time, bundle_delivery_time, refund_status, refund_request_time,
+	refund_time, refund_message`
 
 // Store is the order database.
 type Store struct {
@@ -126,7 +148,7 @@ func (s *Store) CreateOrder(ctx context.Context, o Order) (Order, error) {
 		if _, err := tx.NamedExec(`INSERT INTO orders (`+orderColumns+`) VALUES (:order_id, :account_id, :request_id,
 			:status, :product_id, :validation_type, :domain_type, :domain_count, :subscription_years, :hosting,
 			:currency_code, :total_minor, :payment_reference, :bundle_id, :certificate_ids, :create_time, :pay_time,
-			:cancel_time, :bundle_delivery_time)`, o); err != nil {
+			:cancel_time, :bundle_delivery_time, :refund_status, :refund_request_time, :refund_time, :refund_message)`, o); err != nil {
 			return err
 		}
 		out = o
@@ -248,6 +270,51 @@ func (s *Store) CancelOrder(ctx context.Context, accountID, orderID string, t ti
 	return out, err
 }
 
+// RequestRefund asks for the refund of a PAID order paid less than RefundWindow before t: the
+// refund is REQUESTED and, in the same transaction, the outbox queues the cancellation of its bundle
+// (payload, a lifecycle CancelBundleRequest) for the relay. An order whose refund is REQUESTED or
+// REFUNDED is returned unchanged; one REFUSED may ask again (the lifecycle service decides again).
+func (s *Store) RequestRefund(ctx context.Context, accountID, orderID string, t time.Time, payload func(Order) (string, error)) (Order, error) {
+	var out Order
+	err := s.db.Write(ctx, func(tx *db.Tx) error {
+		if err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE order_id = ? AND account_id = ?`, orderID, accountID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return apierr.NotFound("order", orderID)
+			}
+			return err
+		}
+		if out.Status == StatusRefunded || out.RefundStatus.String == RefundRequested {
+			return nil
+		}
+		if out.Status != StatusPaid {
+			return apierr.FailedPrecondition("order %s is %s; only a PAID order can be refunded", orderID, out.Status)
+		}
+		if paid := db.FromMicros(out.PayTime.Int64); !t.Before(paid.Add(RefundWindow)) {
+			return apierr.FailedPrecondition("order %s was paid at %s; refunds are possible for 30 days after payment, until %s",
+				orderID, paid.Format(time.RFC3339), paid.Add(RefundWindow).Format(time.RFC3339))
+		}
+		now := db.Micros(t)
+		body, err := payload(out)
+		if err != nil {
+			return err
+		}
+		if err := db.ExpectOne(tx.Exec(`UPDATE orders SET refund_status = ?, refund_request_time = ?, refund_message = NULL
+			WHERE order_id = ? AND status = ?`, RefundRequested, now, orderID, StatusPaid)); err != nil {
+			return err
+		}
+		// One cancellation per request: a refund asked for again after a refusal is a new message.
+		id := "cancel:" + out.BundleID.String + ":" + strconv.FormatInt(now, 10)
+		if _, err := tx.Exec(`INSERT INTO outbox (message_id, kind, order_id, payload, next_attempt_time, create_time)
+			VALUES (?, ?, ?, ?, ?, ?)`, id, OutboxKindCancelBundle, orderID, body, now, now); err != nil {
+			return err
+		}
+		out.RefundStatus = sql.NullString{String: RefundRequested, Valid: true}
+		out.RefundRequestTime, out.RefundMessage = sql.NullInt64{Int64: now, Valid: true}, sql.NullString{}
+		return nil
+	})
+	return out, err
+}
+
 // OutboxMessage is one undelivered outbox row.
 type OutboxMessage struct {
 	ID              string         `db:"message_id"`
@@ -359,11 +426,16 @@ func (s *Store) NextOutboxTime(ctx context.Context) (t time.Time, ok bool, err e
 	return db.FromNullMicros(v), v.Valid, nil
 }
 
-// Delivered is the outcome of one successful delivery.
+// Delivered is the outcome of one delivery the lifecycle service answered for good.
 type Delivered struct {
-	MessageID      string
-	OrderID        string
+	MessageID string
+	OrderID   string
+	Kind      string // the message's kind (empty: OutboxKindCreateBundle)
+	// CertificateIDs are the created bundle's instances (OutboxKindCreateBundle).
 	CertificateIDs []string
+	// Refused is the lifecycle service's reason for refusing a cancellation (OutboxKindCancelBundle);
+	// empty when it cancelled the bundle.
+	Refused string
 }
 
 // Failed is the outcome of one failed delivery attempt.
@@ -380,11 +452,17 @@ func (s *Store) RecordDeliveries(ctx context.Context, t time.Time, ok []Delivere
 	now := db.Micros(t)
 	return s.db.Write(ctx, func(tx *db.Tx) error {
 		for _, d := range ok {
-			certs, err := json.Marshal(d.CertificateIDs)
-			if err != nil {
+			if _, err := tx.Exec(`DELETE FROM outbox WHERE message_id = ?`, d.MessageID); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`DELETE FROM outbox WHERE message_id = ?`, d.MessageID); err != nil {
+			if d.Kind == OutboxKindCancelBundle {
+				if err := recordRefund(tx, d, now); err != nil {
+					return err
+				}
+				continue
+			}
+			certs, err := json.Marshal(d.CertificateIDs)
+			if err != nil {
 				return err
 			}
 			if _, err := tx.Exec(`UPDATE orders SET certificate_ids = ?, bundle_delivery_time = ? WHERE order_id = ?`,
@@ -400,6 +478,19 @@ func (s *Store) RecordDeliveries(ctx context.Context, t time.Time, ok []Delivere
 		}
 		return nil
 	})
+}
+
+// recordRefund records the lifecycle service's answer to a cancellation: the order REFUNDED, or
+// its refund REFUSED with the reason.
+func recordRefund(tx *db.Tx, d Delivered, now int64) error {
+	if d.Refused != "" {
+		_, err := tx.Exec(`UPDATE orders SET refund_status = ?, refund_message = ? WHERE order_id = ? AND status = ?`,
+			RefundRefused, d.Refused, d.OrderID, StatusPaid)
+		return err
+	}
+	_, err := tx.Exec(`UPDATE orders SET status = ?, refund_status = ?, refund_time = ?, refund_message = NULL
+		WHERE order_id = ? AND status = ?`, StatusRefunded, RefundRefunded, now, d.OrderID, StatusPaid)
+	return err
 }
 
 // OutboxLen counts undelivered messages (for tests and the admin view).

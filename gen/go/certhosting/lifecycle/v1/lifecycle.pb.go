@@ -698,6 +698,8 @@ const (
 	EventType_EVENT_TYPE_REVOKED EventType = 17
 	// What the bundle's renewals apply with changed (UpdateApplicationTemplate).
 	EventType_EVENT_TYPE_TEMPLATE_UPDATED EventType = 18
+	// The order was refunded before the instance was used.
+	EventType_EVENT_TYPE_CANCELLED EventType = 19
 )
 
 // Enum value maps for EventType.
@@ -722,6 +724,7 @@ var (
 		16: "EVENT_TYPE_COVERAGE_LAPSED",
 		17: "EVENT_TYPE_REVOKED",
 		18: "EVENT_TYPE_TEMPLATE_UPDATED",
+		19: "EVENT_TYPE_CANCELLED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -743,6 +746,7 @@ var (
 		"EVENT_TYPE_COVERAGE_LAPSED":       16,
 		"EVENT_TYPE_REVOKED":               17,
 		"EVENT_TYPE_TEMPLATE_UPDATED":      18,
+		"EVENT_TYPE_CANCELLED":             19,
 	}
 )
 
@@ -4008,6 +4012,116 @@ func (x *UpdateApplicationTemplateResponse) GetInstructions() []*DnsRecord {
 	return nil
 }
 
+// CancelBundleRequest is sent by the order service's outbox relay for each refunded order.
+type CancelBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle to cancel.
+	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// The account that owns it.
+	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The refunded order it was bought with.
+	OrderId       string `protobuf:"bytes,3,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBundleRequest) Reset() {
+	*x = CancelBundleRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBundleRequest) ProtoMessage() {}
+
+func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBundleRequest.ProtoReflect.Descriptor instead.
+func (*CancelBundleRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CancelBundleRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *CancelBundleRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *CancelBundleRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// CancelBundleResponse holds the cancelled bundle.
+type CancelBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle, every instance CANCELLED.
+	Bundle        *Bundle `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBundleResponse) Reset() {
+	*x = CancelBundleResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBundleResponse) ProtoMessage() {}
+
+func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBundleResponse.ProtoReflect.Descriptor instead.
+func (*CancelBundleResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CancelBundleResponse) GetBundle() *Bundle {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
@@ -4244,7 +4358,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\forganization\x18\x04 \x01(\v2&.certhosting.lifecycle.v1.OrganizationR\forganization\"\xa6\x01\n" +
 	"!UpdateApplicationTemplateResponse\x128\n" +
 	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\x12G\n" +
-	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions*y\n" +
+	"\finstructions\x18\x02 \x03(\v2#.certhosting.lifecycle.v1.DnsRecordR\finstructions\"l\n" +
+	"\x13CancelBundleRequest\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x19\n" +
+	"\border_id\x18\x03 \x01(\tR\aorderId\"P\n" +
+	"\x14CancelBundleResponse\x128\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -4308,7 +4429,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\xb4\x04\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\xce\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -4329,13 +4450,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x13EVENT_TYPE_IMPORTED\x10\x0f\x12\x1e\n" +
 	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x10\x12\x16\n" +
 	"\x12EVENT_TYPE_REVOKED\x10\x11\x12\x1f\n" +
-	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12*\xd6\x01\n" +
+	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12\x12\x18\n" +
+	"\x14EVENT_TYPE_CANCELLED\x10\x13*\xd6\x01\n" +
 	"\x10RevocationReason\x12!\n" +
 	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
 	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12 \n" +
 	"\x1cREVOCATION_REASON_SUPERSEDED\x10\x04\x12,\n" +
-	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\xae\x11\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\x9d\x12\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -4354,7 +4476,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x11ImportCertificate\x122.certhosting.lifecycle.v1.ImportCertificateRequest\x1a3.certhosting.lifecycle.v1.ImportCertificateResponse\x12|\n" +
 	"\x11RevokeCertificate\x122.certhosting.lifecycle.v1.RevokeCertificateRequest\x1a3.certhosting.lifecycle.v1.RevokeCertificateResponse\x12y\n" +
 	"\x10RenewCertificate\x121.certhosting.lifecycle.v1.RenewCertificateRequest\x1a2.certhosting.lifecycle.v1.RenewCertificateResponse\x12\x94\x01\n" +
-	"\x19UpdateApplicationTemplate\x12:.certhosting.lifecycle.v1.UpdateApplicationTemplateRequest\x1a;.certhosting.lifecycle.v1.UpdateApplicationTemplateResponseB\x80\x02\n" +
+	"\x19UpdateApplicationTemplate\x12:.certhosting.lifecycle.v1.UpdateApplicationTemplateRequest\x1a;.certhosting.lifecycle.v1.UpdateApplicationTemplateResponse\x12m\n" +
+	"\fCancelBundle\x12-.certhosting.lifecycle.v1.CancelBundleRequest\x1a..certhosting.lifecycle.v1.CancelBundleResponseB\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -4370,7 +4493,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                       // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                           // 1: certhosting.lifecycle.v1.DomainType
@@ -4429,132 +4552,137 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(*RenewCertificateResponse)(nil),          // 54: certhosting.lifecycle.v1.RenewCertificateResponse
 	(*UpdateApplicationTemplateRequest)(nil),  // 55: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
 	(*UpdateApplicationTemplateResponse)(nil), // 56: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	(*timestamppb.Timestamp)(nil),             // 57: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 58: google.protobuf.Duration
+	(*CancelBundleRequest)(nil),               // 57: certhosting.lifecycle.v1.CancelBundleRequest
+	(*CancelBundleResponse)(nil),              // 58: certhosting.lifecycle.v1.CancelBundleResponse
+	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 60: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
-	8,  // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
-	6,  // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	12, // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,  // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	14, // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	9,  // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	57, // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	57, // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	57, // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	57, // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	57, // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	57, // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
-	11, // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	0,  // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
-	1,  // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
-	17, // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	19, // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	57, // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	57, // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	57, // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	58, // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
-	16, // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	15, // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
-	2,  // 25: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	57, // 26: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	57, // 27: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	57, // 28: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	57, // 29: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	16, // 30: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	15, // 31: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	57, // 32: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	57, // 33: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	5,  // 34: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
-	2,  // 35: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,  // 36: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,  // 37: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	57, // 38: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 39: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	17, // 40: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	18, // 41: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	18, // 42: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,  // 43: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 44: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	57, // 45: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	18, // 46: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	19, // 47: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,  // 48: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,  // 49: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	57, // 50: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	19, // 51: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	20, // 52: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,  // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	12, // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,  // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19, // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 58: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19, // 59: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 60: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19, // 61: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	16, // 62: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	58, // 63: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	18, // 64: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	20, // 65: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	18, // 66: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,  // 67: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19, // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 69: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	12, // 70: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 71: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	19, // 72: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14, // 73: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11, // 74: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	19, // 75: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	19, // 76: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12, // 77: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13, // 78: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	18, // 79: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	14, // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	21, // 81: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	23, // 82: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	25, // 83: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	27, // 84: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	29, // 85: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	31, // 86: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	33, // 87: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	35, // 88: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	37, // 89: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	39, // 90: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	41, // 91: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	43, // 92: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	45, // 93: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	47, // 94: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	49, // 95: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	51, // 96: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
-	53, // 97: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
-	55, // 98: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	22, // 99: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	24, // 100: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	26, // 101: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	28, // 102: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	30, // 103: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	32, // 104: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	34, // 105: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	36, // 106: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	38, // 107: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	40, // 108: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	42, // 109: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	44, // 110: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	46, // 111: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	48, // 112: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	50, // 113: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	52, // 114: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
-	54, // 115: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
-	56, // 116: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	99, // [99:117] is the sub-list for method output_type
-	81, // [81:99] is the sub-list for method input_type
-	81, // [81:81] is the sub-list for extension type_name
-	81, // [81:81] is the sub-list for extension extendee
-	0,  // [0:81] is the sub-list for field type_name
+	8,   // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
+	6,   // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	12,  // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13,  // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,   // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	14,  // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	9,   // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
+	59,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	59,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	59,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	59,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	59,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	59,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	11,  // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	0,   // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
+	1,   // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
+	17,  // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	19,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	59,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	4,   // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	59,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	59,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	60,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	16,  // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	15,  // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
+	2,   // 25: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	59,  // 26: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	59,  // 27: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	59,  // 28: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	59,  // 29: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	16,  // 30: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	15,  // 31: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	59,  // 32: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	59,  // 33: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,   // 34: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,   // 35: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,   // 36: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,   // 37: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	59,  // 38: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10,  // 39: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	17,  // 40: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	18,  // 41: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	18,  // 42: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,   // 43: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 44: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	59,  // 45: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	18,  // 46: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	19,  // 47: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,   // 48: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 49: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	59,  // 50: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19,  // 51: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	20,  // 52: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,   // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	12,  // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13,  // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,   // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19,  // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14,  // 58: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19,  // 59: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14,  // 60: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19,  // 61: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	16,  // 62: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	60,  // 63: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	18,  // 64: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	20,  // 65: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	18,  // 66: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,   // 67: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	19,  // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14,  // 69: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	12,  // 70: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13,  // 71: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19,  // 72: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	14,  // 73: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11,  // 74: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	19,  // 75: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	19,  // 76: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	12,  // 77: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	13,  // 78: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	18,  // 79: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	14,  // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	18,  // 81: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	21,  // 82: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	23,  // 83: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	25,  // 84: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	27,  // 85: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	29,  // 86: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	31,  // 87: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	33,  // 88: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	35,  // 89: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	37,  // 90: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	39,  // 91: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	41,  // 92: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	43,  // 93: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	45,  // 94: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	47,  // 95: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	49,  // 96: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	51,  // 97: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	53,  // 98: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	55,  // 99: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	57,  // 100: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
+	22,  // 101: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	24,  // 102: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	26,  // 103: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	28,  // 104: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	30,  // 105: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	32,  // 106: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	34,  // 107: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	36,  // 108: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	38,  // 109: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	40,  // 110: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	42,  // 111: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	44,  // 112: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	46,  // 113: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	48,  // 114: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	50,  // 115: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	52,  // 116: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	54,  // 117: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	56,  // 118: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	58,  // 119: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
+	101, // [101:120] is the sub-list for method output_type
+	82,  // [82:101] is the sub-list for method input_type
+	82,  // [82:82] is the sub-list for extension type_name
+	82,  // [82:82] is the sub-list for extension extendee
+	0,   // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -4568,7 +4696,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	LifecycleService_RevokeCertificate_FullMethodName         = "/certhosting.lifecycle.v1.LifecycleService/RevokeCertificate"
 	LifecycleService_RenewCertificate_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/RenewCertificate"
 	LifecycleService_UpdateApplicationTemplate_FullMethodName = "/certhosting.lifecycle.v1.LifecycleService/UpdateApplicationTemplate"
+	LifecycleService_CancelBundle_FullMethodName              = "/certhosting.lifecycle.v1.LifecycleService/CancelBundle"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -127,6 +128,11 @@ type LifecycleServiceClient interface {
 	// the next renewal (or RenewCertificate, at once) uses the new template. The response holds the
 	// DNS records the bundle's CA needs for the names, to publish before that renewal.
 	UpdateApplicationTemplate(ctx context.Context, in *UpdateApplicationTemplateRequest, opts ...grpc.CallOption) (*UpdateApplicationTemplateResponse, error)
+	// CancelBundle cancels the bundle of a refunded order: every instance becomes CANCELLED. Only
+	// the order service's own credential may call it (its outbox relay delivers each refund once).
+	// Refused with FAILED_PRECONDITION, naming the instance, once any instance was applied for (or
+	// a certificate imported into it); idempotent: a cancelled bundle is returned as it is.
+	CancelBundle(ctx context.Context, in *CancelBundleRequest, opts ...grpc.CallOption) (*CancelBundleResponse, error)
 }
 
 type lifecycleServiceClient struct {
@@ -326,6 +332,16 @@ func (c *lifecycleServiceClient) UpdateApplicationTemplate(ctx context.Context, 
 	return out, nil
 }
 
+func (c *lifecycleServiceClient) CancelBundle(ctx context.Context, in *CancelBundleRequest, opts ...grpc.CallOption) (*CancelBundleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelBundleResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_CancelBundle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
@@ -414,6 +430,11 @@ type LifecycleServiceServer interface {
 	// the next renewal (or RenewCertificate, at once) uses the new template. The response holds the
 	// DNS records the bundle's CA needs for the names, to publish before that renewal.
 	UpdateApplicationTemplate(context.Context, *UpdateApplicationTemplateRequest) (*UpdateApplicationTemplateResponse, error)
+	// CancelBundle cancels the bundle of a refunded order: every instance becomes CANCELLED. Only
+	// the order service's own credential may call it (its outbox relay delivers each refund once).
+	// Refused with FAILED_PRECONDITION, naming the instance, once any instance was applied for (or
+	// a certificate imported into it); idempotent: a cancelled bundle is returned as it is.
+	CancelBundle(context.Context, *CancelBundleRequest) (*CancelBundleResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -477,6 +498,9 @@ func (UnimplementedLifecycleServiceServer) RenewCertificate(context.Context, *Re
 }
 func (UnimplementedLifecycleServiceServer) UpdateApplicationTemplate(context.Context, *UpdateApplicationTemplateRequest) (*UpdateApplicationTemplateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateApplicationTemplate not implemented")
+}
+func (UnimplementedLifecycleServiceServer) CancelBundle(context.Context, *CancelBundleRequest) (*CancelBundleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelBundle not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -816,6 +840,24 @@ func _LifecycleService_UpdateApplicationTemplate_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LifecycleService_CancelBundle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelBundleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).CancelBundle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_CancelBundle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).CancelBundle(ctx, req.(*CancelBundleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -890,6 +932,10 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateApplicationTemplate",
 			Handler:    _LifecycleService_UpdateApplicationTemplate_Handler,
+		},
+		{
+			MethodName: "CancelBundle",
+			Handler:    _LifecycleService_CancelBundle_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

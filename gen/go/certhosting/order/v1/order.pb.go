@@ -148,6 +148,8 @@ const (
 	OrderStatus_ORDER_STATUS_PAID OrderStatus = 2
 	// Cancelled before payment.
 	OrderStatus_ORDER_STATUS_CANCELLED OrderStatus = 3
+	// Paid, then refunded: its bundle's instances are CANCELLED.
+	OrderStatus_ORDER_STATUS_REFUNDED OrderStatus = 4
 )
 
 // Enum value maps for OrderStatus.
@@ -157,12 +159,14 @@ var (
 		1: "ORDER_STATUS_UNPAID",
 		2: "ORDER_STATUS_PAID",
 		3: "ORDER_STATUS_CANCELLED",
+		4: "ORDER_STATUS_REFUNDED",
 	}
 	OrderStatus_value = map[string]int32{
 		"ORDER_STATUS_UNSPECIFIED": 0,
 		"ORDER_STATUS_UNPAID":      1,
 		"ORDER_STATUS_PAID":        2,
 		"ORDER_STATUS_CANCELLED":   3,
+		"ORDER_STATUS_REFUNDED":    4,
 	}
 )
 
@@ -191,6 +195,63 @@ func (x OrderStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use OrderStatus.Descriptor instead.
 func (OrderStatus) EnumDescriptor() ([]byte, []int) {
 	return file_certhosting_order_v1_order_proto_rawDescGZIP(), []int{2}
+}
+
+// RefundStatus is where a paid order's refund stands.
+type RefundStatus int32
+
+const (
+	// No refund was asked for.
+	RefundStatus_REFUND_STATUS_UNSPECIFIED RefundStatus = 0
+	// Asked for; the lifecycle service is cancelling the bundle.
+	RefundStatus_REFUND_STATUS_REQUESTED RefundStatus = 1
+	// Done: the order is REFUNDED.
+	RefundStatus_REFUND_STATUS_REFUNDED RefundStatus = 2
+	// Refused: an instance of the bundle was applied for (see refund_message).
+	RefundStatus_REFUND_STATUS_REFUSED RefundStatus = 3
+)
+
+// Enum value maps for RefundStatus.
+var (
+	RefundStatus_name = map[int32]string{
+		0: "REFUND_STATUS_UNSPECIFIED",
+		1: "REFUND_STATUS_REQUESTED",
+		2: "REFUND_STATUS_REFUNDED",
+		3: "REFUND_STATUS_REFUSED",
+	}
+	RefundStatus_value = map[string]int32{
+		"REFUND_STATUS_UNSPECIFIED": 0,
+		"REFUND_STATUS_REQUESTED":   1,
+		"REFUND_STATUS_REFUNDED":    2,
+		"REFUND_STATUS_REFUSED":     3,
+	}
+)
+
+func (x RefundStatus) Enum() *RefundStatus {
+	p := new(RefundStatus)
+	*p = x
+	return p
+}
+
+func (x RefundStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefundStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_order_v1_order_proto_enumTypes[3].Descriptor()
+}
+
+func (RefundStatus) Type() protoreflect.EnumType {
+	return &file_certhosting_order_v1_order_proto_enumTypes[3]
+}
+
+func (x RefundStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefundStatus.Descriptor instead.
+func (RefundStatus) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_order_v1_order_proto_rawDescGZIP(), []int{3}
 }
 
 // Money is an amount in the minor units of a currency (cents for USD), so no rounding is involved.
@@ -382,8 +443,14 @@ type Order struct {
 	CancelTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=cancel_time,json=cancelTime,proto3" json:"cancel_time,omitempty"`
 	// When the lifecycle service acknowledged the bundle; unset while delivery is pending.
 	BundleDeliveryTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=bundle_delivery_time,json=bundleDeliveryTime,proto3" json:"bundle_delivery_time,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Where a refund stands, once one was asked for.
+	RefundStatus RefundStatus `protobuf:"varint,16,opt,name=refund_status,json=refundStatus,proto3,enum=certhosting.order.v1.RefundStatus" json:"refund_status,omitempty"`
+	// When the refund was recorded (the bundle cancelled); unset until REFUNDED.
+	RefundTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=refund_time,json=refundTime,proto3" json:"refund_time,omitempty"`
+	// Why a refund was refused.
+	RefundMessage string `protobuf:"bytes,18,opt,name=refund_message,json=refundMessage,proto3" json:"refund_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -519,6 +586,27 @@ func (x *Order) GetBundleDeliveryTime() *timestamppb.Timestamp {
 		return x.BundleDeliveryTime
 	}
 	return nil
+}
+
+func (x *Order) GetRefundStatus() RefundStatus {
+	if x != nil {
+		return x.RefundStatus
+	}
+	return RefundStatus_REFUND_STATUS_UNSPECIFIED
+}
+
+func (x *Order) GetRefundTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefundTime
+	}
+	return nil
+}
+
+func (x *Order) GetRefundMessage() string {
+	if x != nil {
+		return x.RefundMessage
+	}
+	return ""
 }
 
 // ListProductsRequest asks for the catalog.
@@ -1138,6 +1226,98 @@ func (x *CancelOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+// RefundOrderRequest names the order to refund.
+type RefundOrderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order: PAID, paid at most 30 days ago, none of its instances applied for.
+	OrderId       string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundOrderRequest) Reset() {
+	*x = RefundOrderRequest{}
+	mi := &file_certhosting_order_v1_order_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundOrderRequest) ProtoMessage() {}
+
+func (x *RefundOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_order_v1_order_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundOrderRequest.ProtoReflect.Descriptor instead.
+func (*RefundOrderRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_order_v1_order_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RefundOrderRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// RefundOrderResponse holds the order with its refund requested.
+type RefundOrderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order, refund_status REQUESTED (or as it was, when asked again).
+	Order         *Order `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundOrderResponse) Reset() {
+	*x = RefundOrderResponse{}
+	mi := &file_certhosting_order_v1_order_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundOrderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundOrderResponse) ProtoMessage() {}
+
+func (x *RefundOrderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_order_v1_order_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundOrderResponse.ProtoReflect.Descriptor instead.
+func (*RefundOrderResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_order_v1_order_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RefundOrderResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 var File_certhosting_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_certhosting_order_v1_order_proto_rawDesc = "" +
@@ -1156,7 +1336,7 @@ const file_certhosting_order_v1_order_proto_rawDesc = "" +
 	"domainType\x12\x1f\n" +
 	"\vmax_domains\x18\x06 \x01(\x05R\n" +
 	"maxDomains\x12>\n" +
-	"\fyearly_price\x18\a \x01(\v2\x1b.certhosting.order.v1.MoneyR\vyearlyPrice\"\xb7\x05\n" +
+	"\fyearly_price\x18\a \x01(\v2\x1b.certhosting.order.v1.MoneyR\vyearlyPrice\"\xe4\x06\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x129\n" +
 	"\x06status\x18\x02 \x01(\x0e2!.certhosting.order.v1.OrderStatusR\x06status\x12\x1d\n" +
@@ -1178,7 +1358,11 @@ const file_certhosting_order_v1_order_proto_rawDesc = "" +
 	"\bpay_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\apayTime\x12;\n" +
 	"\vcancel_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"cancelTime\x12L\n" +
-	"\x14bundle_delivery_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x12bundleDeliveryTime\"\x15\n" +
+	"\x14bundle_delivery_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x12bundleDeliveryTime\x12G\n" +
+	"\rrefund_status\x18\x10 \x01(\x0e2\".certhosting.order.v1.RefundStatusR\frefundStatus\x12;\n" +
+	"\vrefund_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"refundTime\x12%\n" +
+	"\x0erefund_message\x18\x12 \x01(\tR\rrefundMessage\"\x15\n" +
 	"\x13ListProductsRequest\"Q\n" +
 	"\x14ListProductsResponse\x129\n" +
 	"\bproducts\x18\x01 \x03(\v2\x1d.certhosting.order.v1.ProductR\bproducts\"\xbe\x01\n" +
@@ -1212,6 +1396,10 @@ const file_certhosting_order_v1_order_proto_rawDesc = "" +
 	"\x12CancelOrderRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"H\n" +
 	"\x13CancelOrderResponse\x121\n" +
+	"\x05order\x18\x01 \x01(\v2\x1b.certhosting.order.v1.OrderR\x05order\"/\n" +
+	"\x12RefundOrderRequest\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"H\n" +
+	"\x13RefundOrderResponse\x121\n" +
 	"\x05order\x18\x01 \x01(\v2\x1b.certhosting.order.v1.OrderR\x05order*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1223,12 +1411,18 @@ const file_certhosting_order_v1_order_proto_rawDesc = "" +
 	"\x17DOMAIN_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DOMAIN_TYPE_SINGLE\x10\x01\x12\x18\n" +
 	"\x14DOMAIN_TYPE_WILDCARD\x10\x02\x12\x15\n" +
-	"\x11DOMAIN_TYPE_MULTI\x10\x03*w\n" +
+	"\x11DOMAIN_TYPE_MULTI\x10\x03*\x92\x01\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ORDER_STATUS_UNPAID\x10\x01\x12\x15\n" +
 	"\x11ORDER_STATUS_PAID\x10\x02\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x032\xd4\x04\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x03\x12\x19\n" +
+	"\x15ORDER_STATUS_REFUNDED\x10\x04*\x81\x01\n" +
+	"\fRefundStatus\x12\x1d\n" +
+	"\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17REFUND_STATUS_REQUESTED\x10\x01\x12\x1a\n" +
+	"\x16REFUND_STATUS_REFUNDED\x10\x02\x12\x19\n" +
+	"\x15REFUND_STATUS_REFUSED\x10\x032\xb8\x05\n" +
 	"\fOrderService\x12e\n" +
 	"\fListProducts\x12).certhosting.order.v1.ListProductsRequest\x1a*.certhosting.order.v1.ListProductsResponse\x12b\n" +
 	"\vCreateOrder\x12(.certhosting.order.v1.CreateOrderRequest\x1a).certhosting.order.v1.CreateOrderResponse\x12Y\n" +
@@ -1236,7 +1430,8 @@ const file_certhosting_order_v1_order_proto_rawDesc = "" +
 	"\bGetOrder\x12%.certhosting.order.v1.GetOrderRequest\x1a&.certhosting.order.v1.GetOrderResponse\x12_\n" +
 	"\n" +
 	"ListOrders\x12'.certhosting.order.v1.ListOrdersRequest\x1a(.certhosting.order.v1.ListOrdersResponse\x12b\n" +
-	"\vCancelOrder\x12(.certhosting.order.v1.CancelOrderRequest\x1a).certhosting.order.v1.CancelOrderResponseB\xe0\x01\n" +
+	"\vCancelOrder\x12(.certhosting.order.v1.CancelOrderRequest\x1a).certhosting.order.v1.CancelOrderResponse\x12b\n" +
+	"\vRefundOrder\x12(.certhosting.order.v1.RefundOrderRequest\x1a).certhosting.order.v1.RefundOrderResponseB\xe0\x01\n" +
 	"\x18com.certhosting.order.v1B\n" +
 	"OrderProtoP\x01ZFgithub.com/certhosting/certhosting/gen/go/certhosting/order/v1;orderv1\xa2\x02\x03COX\xaa\x02\x14Certhosting.Order.V1\xca\x02\x14Certhosting\\Order\\V1\xe2\x02 Certhosting\\Order\\V1\\GPBMetadata\xea\x02\x16Certhosting::Order::V1b\x06proto3"
 
@@ -1252,63 +1447,71 @@ func file_certhosting_order_v1_order_proto_rawDescGZIP() []byte {
 	return file_certhosting_order_v1_order_proto_rawDescData
 }
 
-var file_certhosting_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certhosting_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_certhosting_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_certhosting_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_certhosting_order_v1_order_proto_goTypes = []any{
 	(ValidationType)(0),           // 0: certhosting.order.v1.ValidationType
 	(DomainType)(0),               // 1: certhosting.order.v1.DomainType
 	(OrderStatus)(0),              // 2: certhosting.order.v1.OrderStatus
-	(*Money)(nil),                 // 3: certhosting.order.v1.Money
-	(*Product)(nil),               // 4: certhosting.order.v1.Product
-	(*Order)(nil),                 // 5: certhosting.order.v1.Order
-	(*ListProductsRequest)(nil),   // 6: certhosting.order.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),  // 7: certhosting.order.v1.ListProductsResponse
-	(*CreateOrderRequest)(nil),    // 8: certhosting.order.v1.CreateOrderRequest
-	(*CreateOrderResponse)(nil),   // 9: certhosting.order.v1.CreateOrderResponse
-	(*PayOrderRequest)(nil),       // 10: certhosting.order.v1.PayOrderRequest
-	(*PayOrderResponse)(nil),      // 11: certhosting.order.v1.PayOrderResponse
-	(*GetOrderRequest)(nil),       // 12: certhosting.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),      // 13: certhosting.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),     // 14: certhosting.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),    // 15: certhosting.order.v1.ListOrdersResponse
-	(*CancelOrderRequest)(nil),    // 16: certhosting.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),   // 17: certhosting.order.v1.CancelOrderResponse
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(RefundStatus)(0),             // 3: certhosting.order.v1.RefundStatus
+	(*Money)(nil),                 // 4: certhosting.order.v1.Money
+	(*Product)(nil),               // 5: certhosting.order.v1.Product
+	(*Order)(nil),                 // 6: certhosting.order.v1.Order
+	(*ListProductsRequest)(nil),   // 7: certhosting.order.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),  // 8: certhosting.order.v1.ListProductsResponse
+	(*CreateOrderRequest)(nil),    // 9: certhosting.order.v1.CreateOrderRequest
+	(*CreateOrderResponse)(nil),   // 10: certhosting.order.v1.CreateOrderResponse
+	(*PayOrderRequest)(nil),       // 11: certhosting.order.v1.PayOrderRequest
+	(*PayOrderResponse)(nil),      // 12: certhosting.order.v1.PayOrderResponse
+	(*GetOrderRequest)(nil),       // 13: certhosting.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),      // 14: certhosting.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),     // 15: certhosting.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),    // 16: certhosting.order.v1.ListOrdersResponse
+	(*CancelOrderRequest)(nil),    // 17: certhosting.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),   // 18: certhosting.order.v1.CancelOrderResponse
+	(*RefundOrderRequest)(nil),    // 19: certhosting.order.v1.RefundOrderRequest
+	(*RefundOrderResponse)(nil),   // 20: certhosting.order.v1.RefundOrderResponse
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_certhosting_order_v1_order_proto_depIdxs = []int32{
 	0,  // 0: certhosting.order.v1.Product.validation_type:type_name -> certhosting.order.v1.ValidationType
 	1,  // 1: certhosting.order.v1.Product.domain_type:type_name -> certhosting.order.v1.DomainType
-	3,  // 2: certhosting.order.v1.Product.yearly_price:type_name -> certhosting.order.v1.Money
+	4,  // 2: certhosting.order.v1.Product.yearly_price:type_name -> certhosting.order.v1.Money
 	2,  // 3: certhosting.order.v1.Order.status:type_name -> certhosting.order.v1.OrderStatus
-	3,  // 4: certhosting.order.v1.Order.total_price:type_name -> certhosting.order.v1.Money
-	18, // 5: certhosting.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
-	18, // 6: certhosting.order.v1.Order.pay_time:type_name -> google.protobuf.Timestamp
-	18, // 7: certhosting.order.v1.Order.cancel_time:type_name -> google.protobuf.Timestamp
-	18, // 8: certhosting.order.v1.Order.bundle_delivery_time:type_name -> google.protobuf.Timestamp
-	4,  // 9: certhosting.order.v1.ListProductsResponse.products:type_name -> certhosting.order.v1.Product
-	5,  // 10: certhosting.order.v1.CreateOrderResponse.order:type_name -> certhosting.order.v1.Order
-	5,  // 11: certhosting.order.v1.PayOrderResponse.order:type_name -> certhosting.order.v1.Order
-	5,  // 12: certhosting.order.v1.GetOrderResponse.order:type_name -> certhosting.order.v1.Order
-	2,  // 13: certhosting.order.v1.ListOrdersRequest.status:type_name -> certhosting.order.v1.OrderStatus
-	5,  // 14: certhosting.order.v1.ListOrdersResponse.orders:type_name -> certhosting.order.v1.Order
-	5,  // 15: certhosting.order.v1.CancelOrderResponse.order:type_name -> certhosting.order.v1.Order
-	6,  // 16: certhosting.order.v1.OrderService.ListProducts:input_type -> certhosting.order.v1.ListProductsRequest
-	8,  // 17: certhosting.order.v1.OrderService.CreateOrder:input_type -> certhosting.order.v1.CreateOrderRequest
-	10, // 18: certhosting.order.v1.OrderService.PayOrder:input_type -> certhosting.order.v1.PayOrderRequest
-	12, // 19: certhosting.order.v1.OrderService.GetOrder:input_type -> certhosting.order.v1.GetOrderRequest
-	14, // 20: certhosting.order.v1.OrderService.ListOrders:input_type -> certhosting.order.v1.ListOrdersRequest
-	16, // 21: certhosting.order.v1.OrderService.CancelOrder:input_type -> certhosting.order.v1.CancelOrderRequest
-	7,  // 22: certhosting.order.v1.OrderService.ListProducts:output_type -> certhosting.order.v1.ListProductsResponse
-	9,  // 23: certhosting.order.v1.OrderService.CreateOrder:output_type -> certhosting.order.v1.CreateOrderResponse
-	11, // 24: certhosting.order.v1.OrderService.PayOrder:output_type -> certhosting.order.v1.PayOrderResponse
-	13, // 25: certhosting.order.v1.OrderService.GetOrder:output_type -> certhosting.order.v1.GetOrderResponse
-	15, // 26: certhosting.order.v1.OrderService.ListOrders:output_type -> certhosting.order.v1.ListOrdersResponse
-	17, // 27: certhosting.order.v1.OrderService.CancelOrder:output_type -> certhosting.order.v1.CancelOrderResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	4,  // 4: certhosting.order.v1.Order.total_price:type_name -> certhosting.order.v1.Money
+	21, // 5: certhosting.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	21, // 6: certhosting.order.v1.Order.pay_time:type_name -> google.protobuf.Timestamp
+	21, // 7: certhosting.order.v1.Order.cancel_time:type_name -> google.protobuf.Timestamp
+	21, // 8: certhosting.order.v1.Order.bundle_delivery_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: certhosting.order.v1.Order.refund_status:type_name -> certhosting.order.v1.RefundStatus
+	21, // 10: certhosting.order.v1.Order.refund_time:type_name -> google.protobuf.Timestamp
+	5,  // 11: certhosting.order.v1.ListProductsResponse.products:type_name -> certhosting.order.v1.Product
+	6,  // 12: certhosting.order.v1.CreateOrderResponse.order:type_name -> certhosting.order.v1.Order
+	6,  // 13: certhosting.order.v1.PayOrderResponse.order:type_name -> certhosting.order.v1.Order
+	6,  // 14: certhosting.order.v1.GetOrderResponse.order:type_name -> certhosting.order.v1.Order
+	2,  // 15: certhosting.order.v1.ListOrdersRequest.status:type_name -> certhosting.order.v1.OrderStatus
+	6,  // 16: certhosting.order.v1.ListOrdersResponse.orders:type_name -> certhosting.order.v1.Order
+	6,  // 17: certhosting.order.v1.CancelOrderResponse.order:type_name -> certhosting.order.v1.Order
+	6,  // 18: certhosting.order.v1.RefundOrderResponse.order:type_name -> certhosting.order.v1.Order
+	7,  // 19: certhosting.order.v1.OrderService.ListProducts:input_type -> certhosting.order.v1.ListProductsRequest
+	9,  // 20: certhosting.order.v1.OrderService.CreateOrder:input_type -> certhosting.order.v1.CreateOrderRequest
+	11, // 21: certhosting.order.v1.OrderService.PayOrder:input_type -> certhosting.order.v1.PayOrderRequest
+	13, // 22: certhosting.order.v1.OrderService.GetOrder:input_type -> certhosting.order.v1.GetOrderRequest
+	15, // 23: certhosting.order.v1.OrderService.ListOrders:input_type -> certhosting.order.v1.ListOrdersRequest
+	17, // 24: certhosting.order.v1.OrderService.CancelOrder:input_type -> certhosting.order.v1.CancelOrderRequest
+	19, // 25: certhosting.order.v1.OrderService.RefundOrder:input_type -> certhosting.order.v1.RefundOrderRequest
+	8,  // 26: certhosting.order.v1.OrderService.ListProducts:output_type -> certhosting.order.v1.ListProductsResponse
+	10, // 27: certhosting.order.v1.OrderService.CreateOrder:output_type -> certhosting.order.v1.CreateOrderResponse
+	12, // 28: certhosting.order.v1.OrderService.PayOrder:output_type -> certhosting.order.v1.PayOrderResponse
+	14, // 29: certhosting.order.v1.OrderService.GetOrder:output_type -> certhosting.order.v1.GetOrderResponse
+	16, // 30: certhosting.order.v1.OrderService.ListOrders:output_type -> certhosting.order.v1.ListOrdersResponse
+	18, // 31: certhosting.order.v1.OrderService.CancelOrder:output_type -> certhosting.order.v1.CancelOrderResponse
+	20, // 32: certhosting.order.v1.OrderService.RefundOrder:output_type -> certhosting.order.v1.RefundOrderResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_order_v1_order_proto_init() }
@@ -1321,8 +1524,8 @@ func file_certhosting_order_v1_order_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_order_v1_order_proto_rawDesc), len(file_certhosting_order_v1_order_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   15,
+			NumEnums:      4,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

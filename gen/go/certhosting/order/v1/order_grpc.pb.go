@@ -25,6 +25,7 @@ const (
 	OrderService_GetOrder_FullMethodName     = "/certhosting.order.v1.OrderService/GetOrder"
 	OrderService_ListOrders_FullMethodName   = "/certhosting.order.v1.OrderService/ListOrders"
 	OrderService_CancelOrder_FullMethodName  = "/certhosting.order.v1.OrderService/CancelOrder"
+	OrderService_RefundOrder_FullMethodName  = "/certhosting.order.v1.OrderService/RefundOrder"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -54,6 +55,14 @@ type OrderServiceClient interface {
 	// CancelOrder cancels an UNPAID order. Cancelling a CANCELLED order returns it unchanged;
 	// cancelling a PAID order fails with FailedPrecondition.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
+	// RefundOrder asks for the refund of a PAID order within 30 days of its payment, as long as none
+	// of its certificate instances was applied for. The order's refund_status becomes REQUESTED and,
+	// in the same transaction, the outbox queues the cancellation of its bundle for the lifecycle
+	// service, delivered exactly once like the bundle's creation. When the lifecycle service has
+	// cancelled the bundle the order becomes REFUNDED (refund_time); when it refuses (an instance was
+	// applied for meanwhile) refund_status becomes REFUSED with the reason, and the order stays PAID.
+	// Asking again while REQUESTED, or once REFUNDED, returns the order unchanged.
+	RefundOrder(ctx context.Context, in *RefundOrderRequest, opts ...grpc.CallOption) (*RefundOrderResponse, error)
 }
 
 type orderServiceClient struct {
@@ -124,6 +133,16 @@ func (c *orderServiceClient) CancelOrder(ctx context.Context, in *CancelOrderReq
 	return out, nil
 }
 
+func (c *orderServiceClient) RefundOrder(ctx context.Context, in *RefundOrderRequest, opts ...grpc.CallOption) (*RefundOrderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefundOrderResponse)
+	err := c.cc.Invoke(ctx, OrderService_RefundOrder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -151,6 +170,14 @@ type OrderServiceServer interface {
 	// CancelOrder cancels an UNPAID order. Cancelling a CANCELLED order returns it unchanged;
 	// cancelling a PAID order fails with FailedPrecondition.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
+	// RefundOrder asks for the refund of a PAID order within 30 days of its payment, as long as none
+	// of its certificate instances was applied for. The order's refund_status becomes REQUESTED and,
+	// in the same transaction, the outbox queues the cancellation of its bundle for the lifecycle
+	// service, delivered exactly once like the bundle's creation. When the lifecycle service has
+	// cancelled the bundle the order becomes REFUNDED (refund_time); when it refuses (an instance was
+	// applied for meanwhile) refund_status becomes REFUSED with the reason, and the order stays PAID.
+	// Asking again while REQUESTED, or once REFUNDED, returns the order unchanged.
+	RefundOrder(context.Context, *RefundOrderRequest) (*RefundOrderResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -178,6 +205,9 @@ func (UnimplementedOrderServiceServer) ListOrders(context.Context, *ListOrdersRe
 }
 func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelOrder not implemented")
+}
+func (UnimplementedOrderServiceServer) RefundOrder(context.Context, *RefundOrderRequest) (*RefundOrderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefundOrder not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -308,6 +338,24 @@ func _OrderService_CancelOrder_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_RefundOrder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefundOrderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).RefundOrder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_RefundOrder_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).RefundOrder(ctx, req.(*RefundOrderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -338,6 +386,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
+		},
+		{
+			MethodName: "RefundOrder",
+			Handler:    _OrderService_RefundOrder_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
