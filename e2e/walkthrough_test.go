@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,12 +43,20 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var script string
-	for _, section := range []string{"walkthrough", "renewal"} {
+	for _, section := range []string{"walkthrough", "renewal", "coverage"} {
 		block, err := readmeBlock(string(readme), section)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if section == "coverage" {
+			script += "echo '" + coverageMark + "'\n"
+		}
 		script += block
+	}
+	for _, tool := range []string{"openssl", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the walkthrough uses %s (Debian's %s package), which is not installed", tool, tool)
+		}
 	}
 
 	// The working directory's var/ is what make run's would be: the pair's files and the zone file
@@ -63,12 +72,14 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dns.Close() })
+	crlAddr := freeAddr(t)
 	e := startWith(t, pair.Options{Dir: varDir, LifecycleArgs: []string{
-		"-localca-resolver", dns.Addr(), "-localca-recheck", "1s", "-localca-max-validity", "30s",
+		"-localca-resolver", dns.Addr(), "-localca-recheck", "1s", "-localca-max-validity", "30s", "-crl-listen", crlAddr,
 	}})
-	script = strings.NewReplacer("localhost:50051", e.OrderAddr, "localhost:50052", e.LifecycleAddr).Replace(script)
+	script = strings.NewReplacer("localhost:50051", e.OrderAddr, "localhost:50052", e.LifecycleAddr,
+		"127.0.0.1:50080", crlAddr).Replace(script)
 	// Whatever is left pointing at the defaults would talk to a `make run` pair, not this one.
-	for _, stale := range []string{"50051", "50052"} {
+	for _, stale := range []string{"50051", "50052", "50080"} {
 		if strings.Contains(script, stale) {
 			t.Fatalf("the walkthrough still mentions %q after pointing it at the test's pair:\n%s", stale, script)
 		}
@@ -92,6 +103,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 			t.Logf("walkthrough output:\n%s", out)
 		}
 	})
+	out, coverage, ok := strings.Cut(out, coverageMark+"\n")
+	if !ok {
+		t.Fatalf("output lacks the mark before the coverage section")
+	}
+	checkCoverageSection(t, coverage)
 
 	for _, want := range []string{"certhosting.order.v1.OrderService", `"status": "SERVING"`} {
 		if !strings.Contains(out, want) {
@@ -223,7 +239,20 @@ type walkthroughDoc struct {
 	Event        *struct {
 		Type string `json:"type"`
 	} `json:"event"`
+	Certificate *struct {
+		State              string          `json:"state"`
+		CurrentApplication *walkthroughApp `json:"currentApplication"`
+	} `json:"certificate"`
 }
+
+// walkthroughApp is the part of an application the test reads.
+type walkthroughApp struct {
+	Status string `json:"status"`
+}
+
+// Imported reports whether an application is an imported certificate's: issued with no CA asked.
+// grpcurl shows it as issued, with no CA verdict to wait for.
+func (a *walkthroughApp) Imported() bool { return a != nil && a.Status == "APPLICATION_STATUS_ISSUED" }
 
 // states lists a GetBundle answer's instance states, without their prefix.
 func (d *walkthroughDoc) states() string {
@@ -256,4 +285,56 @@ func jsonDocs(t *testing.T, out string) []*walkthroughDoc {
 		}
 	}
 	return docs
+}
+
+// coverageMark separates the output of the README's coverage section from the rest.
+const coverageMark = "### the coverage section"
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
+// checkCoverageSection reads the output of the README's "Hosting later, an imported certificate,
+// revocation" section: the import made the instance ISSUED with a record to publish, hosting
+// enabled made it HOSTED, the revoked certificate was on the CRL with its reason, and a new
+// certificate replaced it.
+func checkCoverageSection(t *testing.T, out string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the coverage section's output:\n%s", out)
+		}
+	})
+	var imported, enabled bool
+	for _, d := range jsonDocs(t, out) {
+		switch {
+		case d.Certificate != nil && d.Certificate.CurrentApplication.Imported() && len(d.Instructions) == 1:
+			imported = d.Certificate.State == "CERTIFICATE_STATE_ISSUED"
+		case d.Bundle != nil:
+			enabled = d.Bundle.HostingStatus == "HOSTING_STATUS_ACTIVE" && d.states() == "HOSTED NOT_ACTIVATED"
+		}
+	}
+	if !imported {
+		t.Error("ImportCertificate did not answer with an ISSUED instance and one record to publish")
+	}
+	if !enabled {
+		t.Error("EnableHosting did not answer with the imported certificate HOSTED and hosting ACTIVE")
+	}
+	for _, want := range []string{`"state": "CERTIFICATE_STATE_REVOKED"`, `"revocationReason": "REVOCATION_REASON_KEY_COMPROMISE"`,
+		"Key Compromise"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the revocation's output lacks %q", want)
+		}
+	}
+	m := regexp.MustCompile(`(?m)^replaced: (\w+) by (\w+)$`).FindStringSubmatch(out)
+	if m == nil || m[1] == m[2] {
+		t.Errorf("the revoked certificate was not replaced by a new one: %q", m)
+	}
 }
