@@ -273,6 +273,14 @@ func TestEnableHostingBeforeFirstCertificate(t *testing.T) {
 	}
 
 	oneYear := e.buy("dv-single", dv, single, 1, 1, false)
+	cancelled := e.buy("dv-single", dv, single, 1, 2, false)
+	if _, err := e.svc.CancelBundle(e.ctx, &lifecyclev1.CancelBundleRequest{BundleId: cancelled.GetBundleId(),
+		AccountId: e.accA, OrderId: cancelled.GetOrderId()}); err != nil {
+		t.Fatalf("CancelBundle: %v", err)
+	}
+	lapsed := e.buy("dv-single", dv, single, 1, 2, false)
+	e.issue(application(lapsed.GetCertificates()[0].GetCertificateId(), "lapsed.example.com"))
+	e.advance(201*day, nil) // its certificate expired; instance 2 was never activated
 	for _, tc := range []struct {
 		name    string
 		client  lifecyclev1.LifecycleServiceClient
@@ -283,10 +291,52 @@ func TestEnableHostingBeforeFirstCertificate(t *testing.T) {
 		{"malformed id", e.a, "bdl_nope", codes.InvalidArgument, "bundle_id"},
 		{"another account's", e.b, b.GetBundleId(), codes.NotFound, b.GetBundleId()},
 		{"1-year bundle", e.a, oneYear.GetBundleId(), codes.FailedPrecondition, "2 or 3 years"},
+		{"cancelled bundle", e.a, cancelled.GetBundleId(), codes.FailedPrecondition, "cancelled"},
+		{"nothing in use or waiting", e.a, lapsed.GetBundleId(), codes.FailedPrecondition, "no certificate in use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.client.EnableHosting(e.ctx, &lifecyclev1.EnableHostingRequest{BundleId: tc.id})
 			wantRefused(t, "EnableHosting", err, tc.code, tc.mention)
 		})
+	}
+}
+
+// TestCancelBundle: the order service's credential cancels a bundle nobody applied for (every
+// instance CANCELLED, once: a second call changes nothing), and is refused for a bundle applied for,
+// for another order's or account's bundle; a customer may not call it.
+func TestCancelBundle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	unused := e.buy("dv-single", dv, single, 1, 3, true)
+	used := e.buy("dv-single", dv, single, 1, 2, false)
+	e.submit(application(used.GetCertificates()[0].GetCertificateId(), "used.example.com"))
+	cancel := func(c lifecyclev1.LifecycleServiceClient, b *lifecyclev1.Bundle, account, order string) (*lifecyclev1.Bundle, error) {
+		resp, err := c.CancelBundle(e.ctx, &lifecyclev1.CancelBundleRequest{BundleId: b.GetBundleId(), AccountId: account, OrderId: order})
+		return resp.GetBundle(), err
+	}
+	for range 2 {
+		got, err := cancel(e.svc, unused, e.accA, unused.GetOrderId())
+		if err != nil {
+			t.Fatalf("CancelBundle: %v", err)
+		}
+		for _, c := range got.GetCertificates() {
+			if c.GetState() != lifecyclev1.CertificateState_CERTIFICATE_STATE_CANCELLED {
+				t.Errorf("instance %d is %s, want CANCELLED", c.GetSequence(), c.GetState())
+			}
+		}
+	}
+	if n := countEvents(e.history(unused.GetCertificates()[0].GetCertificateId()), lifecyclev1.EventType_EVENT_TYPE_CANCELLED); n != 1 {
+		t.Errorf("%d CANCELLED events after two calls, want 1", n)
+	}
+	_, err := cancel(e.svc, used, e.accA, used.GetOrderId())
+	wantRefused(t, "cancelling a bundle applied for", err, codes.FailedPrecondition, "was applied for")
+	_, err = cancel(e.svc, used, e.accB, used.GetOrderId())
+	wantRefused(t, "cancelling with another account", err, codes.NotFound, used.GetBundleId())
+	_, err = cancel(e.svc, used, e.accA, unused.GetOrderId())
+	wantRefused(t, "cancelling with another order", err, codes.NotFound, used.GetBundleId())
+	_, err = cancel(e.a, used, e.accA, used.GetOrderId())
+	wantRefused(t, "a customer cancelling", err, codes.PermissionDenied, "")
+	if got := e.states(used.GetBundleId()); got[0] != lifecyclev1.CertificateState_CERTIFICATE_STATE_VALIDATING {
+		t.Errorf("the refused cancellation left %v", got)
 	}
 }
