@@ -402,14 +402,7 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 
 // ActivateCertificate implements LifecycleService.ActivateCertificate.
 func (s *Server) ActivateCertificate(ctx context.Context, req *lifecyclev1.ActivateCertificateRequest) (*lifecyclev1.ActivateCertificateResponse, error) {
-	who, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := ids.Check("certificate_id", ids.Certificate, req.GetCertificateId()); err != nil {
-		return nil, err
-	}
-	c, err := s.Store.CertificateOf(ctx, who.AccountID, req.GetCertificateId())
+	who, c, err := s.callersCertificate(ctx, req.GetCertificateId())
 	if err != nil {
 		return nil, err
 	}

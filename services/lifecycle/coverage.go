@@ -20,14 +20,7 @@ import (
 
 // ReissueCertificate implements LifecycleService.ReissueCertificate.
 func (s *Server) ReissueCertificate(ctx context.Context, req *lifecyclev1.ReissueCertificateRequest) (*lifecyclev1.ReissueCertificateResponse, error) {
-	who, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := ids.Check("certificate_id", ids.Certificate, req.GetCertificateId()); err != nil {
-		return nil, err
-	}
-	c, err := s.Store.CertificateOf(ctx, who.AccountID, req.GetCertificateId())
+	_, c, err := s.callersCertificate(ctx, req.GetCertificateId())
 	if err != nil {
 		return nil, err
 	}

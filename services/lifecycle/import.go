@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"database/sql"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -40,14 +39,7 @@ const (
 // not_before, or the time of the import if that is later: a customer who brings a certificate
 // issued months ago still gets every paid day from the day the service starts covering it.
 func (s *Server) ImportCertificate(ctx context.Context, req *lifecyclev1.ImportCertificateRequest) (*lifecyclev1.ImportCertificateResponse, error) {
-	who, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := ids.Check("certificate_id", ids.Certificate, req.GetCertificateId()); err != nil {
-		return nil, err
-	}
-	c, err := s.Store.CertificateOf(ctx, who.AccountID, req.GetCertificateId())
+	who, c, err := s.callersCertificate(ctx, req.GetCertificateId())
 	if err != nil {
 		return nil, err
 	}
@@ -76,15 +68,11 @@ func (s *Server) ImportCertificate(ctx context.Context, req *lifecyclev1.ImportC
 	}
 	var authority ca.Client
 	a.CAName, authority = s.CAs.Route(b.ProductID, b.ValidationType) // the CA the renewals go to
-	var instr []ca.DNSRecord
-	if in, ok := authority.(ca.Instructor); ok {
-		instr = in.Instructions(b.ID, imp.domains)
-	}
-	raw, err := json.Marshal(instr)
+	instr, raw, err := instructionsFor(authority, b.ID, imp.domains)
 	if err != nil {
 		return nil, err
 	}
-	a.Instructions = string(raw)
+	a.Instructions = raw
 	if err := info.toRow(&a); err != nil {
 		return nil, err
 	}

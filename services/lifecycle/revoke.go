@@ -160,14 +160,7 @@ func (s *Server) recordRevoked(tx *store.Tx, cur store.Certificate, iss store.Is
 // in use is applied for at once, for the instance whose subscription year is under way (the
 // successor takes over now), with the template's information and a new key.
 func (s *Server) RenewCertificate(ctx context.Context, req *lifecyclev1.RenewCertificateRequest) (*lifecyclev1.RenewCertificateResponse, error) {
-	who, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := ids.Check("certificate_id", ids.Certificate, req.GetCertificateId()); err != nil {
-		return nil, err
-	}
-	c, err := s.Store.CertificateOf(ctx, who.AccountID, req.GetCertificateId())
+	who, c, err := s.callersCertificate(ctx, req.GetCertificateId())
 	if err != nil {
 		return nil, err
 	}

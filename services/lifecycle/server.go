@@ -27,6 +27,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
@@ -115,6 +116,32 @@ func caller(ctx context.Context) (auth.Principal, error) {
 		return auth.Principal{}, apierr.Unauthenticated("no verified caller")
 	}
 	return p, nil
+}
+
+// callersCertificate is the caller and the instance certificateID of the caller's account: the
+// first step of every customer call on one instance (InvalidArgument for a malformed id, NotFound
+// for another account's).
+func (s *Server) callersCertificate(ctx context.Context, certificateID string) (auth.Principal, store.Certificate, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return auth.Principal{}, store.Certificate{}, err
+	}
+	if err := ids.Check("certificate_id", ids.Certificate, certificateID); err != nil {
+		return auth.Principal{}, store.Certificate{}, err
+	}
+	c, err := s.Store.CertificateOf(ctx, who.AccountID, certificateID)
+	return who, c, err
+}
+
+// instructionsFor are the DNS records authority needs for the names of bundle bindingID, when it
+// can tell them before an application (ca.Instructor), with their JSON for an application row.
+func instructionsFor(authority ca.Client, bindingID string, domains []string) ([]ca.DNSRecord, string, error) {
+	var instr []ca.DNSRecord
+	if in, ok := authority.(ca.Instructor); ok {
+		instr = in.Instructions(bindingID, domains)
+	}
+	raw, err := json.Marshal(instr)
+	return instr, string(raw), err
 }
 
 func ts(micros int64) *timestamppb.Timestamp { return timestamppb.New(db.FromMicros(micros)) }

@@ -3,12 +3,10 @@ package lifecycle
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
-	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
@@ -63,12 +61,8 @@ func (s *Server) UpdateApplicationTemplate(ctx context.Context, req *lifecyclev1
 	}
 	info.CSRPEM, info.KeyAlgorithm = "", keyAlgorithmOr(info.KeyAlgorithm)
 	now := s.Clock.Now()
-	var instr []ca.DNSRecord
 	caName, authority := s.CAs.Route(b.ProductID, b.ValidationType)
-	if in, ok := authority.(ca.Instructor); ok {
-		instr = in.Instructions(b.ID, info.Domains)
-	}
-	raw, err := json.Marshal(instr)
+	instr, raw, err := instructionsFor(authority, b.ID, info.Domains)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +80,7 @@ func (s *Server) UpdateApplicationTemplate(ctx context.Context, req *lifecyclev1
 		}
 		a := store.Application{
 			ID: ids.New(ids.Application, now), CertificateID: holder, BundleID: b.ID, AccountID: b.AccountID,
-			Status: store.AppTemplate, Actor: state.ActorCustomer, CAName: caName, Instructions: string(raw),
+			Status: store.AppTemplate, Actor: state.ActorCustomer, CAName: caName, Instructions: raw,
 		}
 		if err := info.toRow(&a); err != nil {
 			return err
