@@ -176,10 +176,15 @@ func (s *Store) viewExtras(ctx context.Context, out []CertificateView, issIDs []
 			}
 		}
 	}
-	certIDs, bundleIDs := make([]any, len(out)), map[string]bool{}
+	certIDs, incidents, seen := make([]any, len(out)), make([]any, 0, 2*len(out)), map[string]bool{}
 	for i := range out {
 		certIDs[i] = out[i].ID
-		bundleIDs[out[i].BundleID] = true
+		for _, k := range []string{out[i].ID, out[i].BundleID} { // an instance's incident, or its hosted bundle's
+			if !seen[k] {
+				seen[k] = true
+				incidents = append(incidents, k)
+			}
+		}
 	}
 	var periods []struct {
 		CertificateID string        `db:"certificate_id"`
@@ -199,16 +204,14 @@ func (s *Store) viewExtras(ctx context.Context, out []CertificateView, issIDs []
 		}
 		byCert[p.CertificateID] = append(byCert[p.CertificateID], [2]int64{p.NotBefore, end})
 	}
-	bs := make([]any, 0, len(bundleIDs))
-	for id := range bundleIDs {
-		bs = append(bs, id)
-	}
+	// The condition is the partial unique index's own (support_cases_one_open), written out so the
+	// planner uses it: the unresolved case of each incident, however many cases are stored.
 	var cases []struct {
 		ID       string `db:"case_id"`
 		Incident string `db:"incident"`
 	}
-	if err := s.db.Select(ctx, &cases, `SELECT case_id, incident FROM support_cases WHERE bundle_id IN (`+
-		db.Placeholders(len(bs))+`) AND status <> ?`, append(bs, CaseResolved)...); err != nil {
+	if err := s.db.Select(ctx, &cases, `SELECT case_id, incident FROM support_cases WHERE incident IN (`+
+		db.Placeholders(len(incidents))+`) AND status <> 'RESOLVED'`, incidents...); err != nil {
 		return err
 	}
 	for i := range out {
