@@ -99,10 +99,30 @@ func TestLocalCAPluginMutualTLS(t *testing.T) {
 	})
 	cert, records := e.applyHosted(t, "plugin-mtls", "tls.example.com")
 	zone.publish(t, records)
-	plug.verifyChain(t, e.waitHosted(t, cert.GetCertificateId(), 30*time.Second), "tls.example.com")
+	hosted := e.waitHosted(t, cert.GetCertificateId(), 30*time.Second)
+	plug.verifyChain(t, hosted, "tls.example.com")
 	if countLines(e.Logs(), "localca-plugin: ", `msg="local CA plug-in listening"`, "mutual_tls=true") != 1 {
 		t.Error("the plug-in's log does not show it serving mutual TLS")
 	}
+
+	// Revoked through the plug-in's Revoke (the plug-in's CA records it), and replaced through it.
+	serial := hosted.GetCurrentIssuance().GetSerialNumber()
+	resp, err := e.lifecycle.RevokeCertificate(t.Context(), &lifecyclev1.RevokeCertificateRequest{CertificateId: cert.GetCertificateId(),
+		Reason: lifecyclev1.RevocationReason_REVOCATION_REASON_SUPERSEDED})
+	if err != nil {
+		t.Fatalf("RevokeCertificate through the plug-in: %v", err)
+	}
+	if st := resp.GetCertificate().GetState(); st != lifecyclev1.CertificateState_CERTIFICATE_STATE_REVOKED {
+		t.Errorf("after RevokeCertificate the instance is %v, want REVOKED", st)
+	}
+	if countLines(e.Logs(), "localca-plugin: ", `msg="certificate revoked"`, "reason=4") != 1 {
+		t.Error("the plug-in's CA did not log the revocation (reason superseded)")
+	}
+	replaced := e.waitHosted(t, cert.GetCertificateId(), 30*time.Second)
+	if replaced.GetCurrentIssuance().GetSerialNumber() == serial {
+		t.Error("the revoked certificate was not replaced")
+	}
+	plug.verifyChain(t, replaced, "tls.example.com")
 }
 
 // localCAPlugin is cmd/certhosting-localca-plugin running beside the pair, as its StartProcess

@@ -209,6 +209,9 @@ func TestRenewalRetriesStopAtExpiry(t *testing.T) {
 	if c.GetState() != stHosted || c.GetRenewTime() == nil {
 		t.Fatalf("after the retry: %s renew_time %v, want HOSTED with a renewal planned", c.GetState(), c.GetRenewTime())
 	}
+	if bs := e.bundle(b.GetBundleId()); bs.GetHostingStatus() != hostingActive || bs.GetCurrentCertificateId() != first {
+		t.Errorf("bundle after the retry: %s, current %q; want ACTIVE again, %s", bs.GetHostingStatus(), bs.GetCurrentCertificateId(), first)
+	}
 	if cases := e.cases(e.aSupport); len(cases) != 1 || cases[0].GetStatus() != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED {
 		t.Errorf("cases = %v, want the one case RESOLVED", cases)
 	}
