@@ -100,3 +100,75 @@ func TestIncidentsMigration(t *testing.T) {
 		}
 	})
 }
+
+// TestCoverageMigration: upgrading to the renewal status keeps the state truthful for instances a
+// rejected re-issue had moved to VALIDATION_FAILED (HOSTED again while their certificate is valid,
+// EXPIRED once it ended), leaves an instance without a certificate VALIDATION_FAILED, and names each
+// bundle's current certificate.
+func TestCoverageMigration(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
+		ctx := context.Background()
+		path := dbtest.URL(t, dialect, "coverage")
+		old, err := db.Open(ctx, path, db.Options{Migrations: migrationsBefore(t, "00006")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = old.Write(ctx, func(tx *db.Tx) error {
+			for _, q := range []string{
+				`INSERT INTO bundles (bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count, hosting,
+					subscription_years, create_time) VALUES ('bdl_v', 'acc', 'ord_v', 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, 0),
+					('bdl_e', 'acc', 'ord_e', 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, 0),
+					('bdl_n', 'acc', 'ord_n', 'dv-single', 'DV', 'SINGLE', 1, TRUE, 2, 0)`,
+				// bdl_v: a re-issue rejected, the certificate still valid (expire_at set). bdl_e: the same,
+				// its certificate ended since (expire_at cleared). bdl_n: the next instance's
+				// application rejected, the predecessor HOSTED.
+				`INSERT INTO certificates (certificate_id, bundle_id, account_id, sequence, state, create_time, update_time,
+					current_issuance_id, expire_at) VALUES
+					('crt_v1', 'bdl_v', 'acc', 1, 'VALIDATION_FAILED', 0, 0, 'iss_v', 500),
+					('crt_e1', 'bdl_e', 'acc', 1, 'VALIDATION_FAILED', 0, 0, 'iss_e', NULL),
+					('crt_n1', 'bdl_n', 'acc', 1, 'HOSTED', 0, 0, 'iss_n', 500),
+					('crt_n2', 'bdl_n', 'acc', 2, 'VALIDATION_FAILED', 0, 0, NULL, NULL)`,
+				`INSERT INTO applications (application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
+					validation_method, contact, key_algorithm, ca_name, create_time, update_time) VALUES
+					('app_v', 'crt_v1', 'bdl_v', 'acc', 'ISSUED', FALSE, 'customer', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', 0, 0),
+					('app_e', 'crt_e1', 'bdl_e', 'acc', 'ISSUED', FALSE, 'customer', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', 0, 0),
+					('app_n', 'crt_n1', 'bdl_n', 'acc', 'ISSUED', FALSE, 'customer', '[]', 'DNS_TXT', '{}', 'ECDSA_P256', 'local', 0, 0)`,
+				`INSERT INTO issuances (issuance_id, certificate_id, application_id, bundle_id, account_id, serial, not_before, not_after,
+					chain_pem, create_time) VALUES
+					('iss_v', 'crt_v1', 'app_v', 'bdl_v', 'acc', '1', 0, 500, '', 0),
+					('iss_e', 'crt_e1', 'app_e', 'bdl_e', 'acc', '2', 0, 100, '', 0),
+					('iss_n', 'crt_n1', 'app_n', 'bdl_n', 'acc', '3', 0, 500, '', 0)`,
+			} {
+				if _, err := tx.Exec(q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Close()
+
+		d, err := db.Open(ctx, path, db.Options{Migrations: Migrations()})
+		if err != nil {
+			t.Fatalf("migrating: %v", err)
+		}
+		defer d.Close()
+		var states []string
+		if err := d.Select(ctx, &states, `SELECT certificate_id || '=' || state FROM certificates ORDER BY certificate_id`); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(states, " "), "crt_e1=EXPIRED crt_n1=HOSTED crt_n2=VALIDATION_FAILED crt_v1=HOSTED"; got != want {
+			t.Errorf("states after the migration: %s, want %s", got, want)
+		}
+		var current []string
+		if err := d.Select(ctx, &current, `SELECT bundle_id || '=' || COALESCE(current_issuance_id, '-') FROM bundles ORDER BY bundle_id`); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(current, " "), "bdl_e=- bdl_n=iss_n bdl_v=iss_v"; got != want {
+			t.Errorf("current certificates after the migration: %s, want %s", got, want)
+		}
+	})
+}

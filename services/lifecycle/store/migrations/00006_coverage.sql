@@ -1,6 +1,16 @@
 -- +goose Up
 -- Every paid day covered (docs/lifecycle.md, "State and renewal status").
 
+-- An instance whose certificate is valid keeps its state while the renewal replacing it is
+-- rejected: the rejection is its renewal status, beside the state. Instances moved to
+-- VALIDATION_FAILED by a rejected re-issue before this migration (they hold a certificate) go
+-- back to HOSTED, or EXPIRED once that certificate has ended (expire_at is cleared then).
+UPDATE certificates SET state = 'HOSTED'
+WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL AND expire_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM certificates o WHERE o.bundle_id = certificates.bundle_id AND o.state = 'HOSTED');
+UPDATE certificates SET state = 'EXPIRED'
+WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL;
+
 -- The bundle's current certificate: the instance and issuance to serve now (the newest valid
 -- certificate), kept by every write that issues, imports, expires or revokes one; current_not_after
 -- is that certificate's end, for ListBundles' expire_before.
@@ -37,15 +47,6 @@ CREATE TABLE certificate_domains (
 );
 CREATE INDEX certificate_domains_account ON certificate_domains (account_id, reversed);
 
--- An instance whose certificate is valid keeps its state while the renewal replacing it is
--- rejected: the rejection is its renewal status, beside the state. Instances moved to
--- VALIDATION_FAILED by a rejected re-issue before this migration (they hold a certificate) go
--- back to HOSTED, or EXPIRED once that certificate has ended (expire_at is cleared then).
-UPDATE certificates SET state = 'HOSTED'
-WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL AND expire_at IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM certificates o WHERE o.bundle_id = certificates.bundle_id AND o.state = 'HOSTED');
-UPDATE certificates SET state = 'EXPIRED'
-WHERE state = 'VALIDATION_FAILED' AND current_issuance_id IS NOT NULL;
 
 -- A revoked certificate (RevokeCertificate): when, and the RFC 5280 reason code.
 ALTER TABLE issuances ADD COLUMN revoke_time BIGINT;
