@@ -39,6 +39,7 @@ type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
 	log    *slog.Logger
+	codec  *requestCodec
 
 	// draining ends when Run begins to shut down; it ends the open streams (see drainingStream).
 	draining   context.Context
@@ -48,12 +49,13 @@ type Server struct {
 // New makes a server whose calls pass through recovery, logging and the given auth interceptor.
 // Register the service implementations on s.GRPC before Run.
 func New(log *slog.Logger, authn *auth.Interceptor) *Server {
-	s := &Server{Health: health.NewServer(), log: log}
+	s := &Server{Health: health.NewServer(), log: log, codec: newRequestCodec()}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
 	s.GRPC = grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
-		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary()),
-		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream()),
+		grpc.ForceServerCodecV2(s.codec),
+		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary(), s.decodeErrors),
+		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream(), s.decodeErrorsStream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
@@ -103,6 +105,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, grace time.Duration)
 func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	ctx, caller := auth.WithSlot(ctx)
+	defer s.codec.take(req) // a decoding error nobody asked for (the call was refused before decodeErrors)
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))

@@ -132,6 +132,12 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		{"IPv6 address", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"2001:db8::1"} }, "domains[0]"},
 		{"one label", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"localhost"} }, "domains[0]"},
 		{"all-numeric top-level label", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"shop.example.123"} }, "domains[0]"},
+		{"a public suffix", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"co.uk"} }, "domains[0]"},
+		{"a public suffix in upper case", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"CO.UK."} }, "domains[0]"},
+		{"a private public suffix", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"github.io"} }, "domains[0]"},
+		{"a wildcard directly under a public suffix", "dv-wildcard", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"*.co.uk"} }, "domains[0]"},
+		{"a wildcard directly under a private suffix", "dv-wildcard", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"*.github.io"} }, "domains[0]"},
+		{"a public suffix in a multi-domain list", "dv-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains[1] = "com.au" }, "domains[1]"},
 		{"underscore", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"shop_1.example.com"} }, "domains[0]"},
 		{"empty label", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"shop..example.com"} }, "domains[0]"},
 		{"label starting with a hyphen", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Domains = []string{"-shop.example.com"} }, "domains[0]"},
@@ -338,5 +344,29 @@ func TestSubmitApplicationConcurrent(t *testing.T) {
 	}
 	if n := countEvents(e.history(cert), lifecyclev1.EventType_EVENT_TYPE_APPLICATION_SUBMITTED); n != 1 {
 		t.Errorf("%d APPLICATION_SUBMITTED events, want 1", n)
+	}
+}
+
+// TestNamesUnderPublicSuffixes: names under a public suffix (one listed, one private, one the list
+// does not know) are accepted; the refusals of the suffixes themselves are in
+// TestSubmitApplicationInvalid.
+func TestNamesUnderPublicSuffixes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		product string
+		dt      lifecyclev1.DomainType
+		names   []string
+	}{
+		{"dv-single", single, []string{"shop.co.uk"}},
+		{"dv-single", single, []string{"user.github.io"}},
+		{"dv-wildcard", wildcard, []string{"*.example.co.uk", "example.co.uk"}},
+		{"dv-wildcard", wildcard, []string{"*.user.github.io"}},
+		{"dv-single", single, []string{"shop.example.test"}},
+	} {
+		b := e.buy(tc.product, dv, tc.dt, 1, 1, false)
+		if _, err := e.a.SubmitApplication(e.ctx, application(b.GetCertificates()[0].GetCertificateId(), tc.names...)); err != nil {
+			t.Errorf("SubmitApplication(%v): %v", tc.names, err)
+		}
 	}
 }

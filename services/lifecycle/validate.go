@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -84,6 +85,9 @@ func checkDomains(b store.Bundle, names []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := underPublicSuffix(fieldIndex("domains", i), d); err != nil {
+			return nil, err
+		}
 		if seen[d] {
 			return nil, apierr.InvalidArgument(fieldIndex("domains", i), "%q is listed twice", d)
 		}
@@ -120,6 +124,23 @@ func checkDomains(b store.Bundle, names []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// underPublicSuffix refuses a certificate name that is a public suffix itself ("co.uk"), or a
+// wildcard directly under one ("*.co.uk"), by the Public Suffix List (golang.org/x/net/publicsuffix,
+// both its ICANN and its private section), as CAs do (CA/Browser Forum Baseline Requirements
+// 3.2.2.6): nobody holds such a name for everyone under it. A name under a suffix the list does not
+// know ("shop.example.test") takes its last label as the suffix, the list's default rule.
+func underPublicSuffix(field, name string) error {
+	base, wildcard := strings.CutPrefix(name, "*.")
+	suffix, _ := publicsuffix.PublicSuffix(base)
+	if suffix != base {
+		return nil
+	}
+	if wildcard {
+		return apierr.InvalidArgument(field, "%q is a wildcard directly under the public suffix %q (Public Suffix List); a certificate can be for names under a domain registered there, such as \"*.example.%s\"", name, base, base)
+	}
+	return apierr.InvalidArgument(field, "%q is a public suffix (Public Suffix List), which no one holds for everyone under it; apply for a name under it, such as \"example.%s\"", name, base)
 }
 
 func fieldIndex(field string, i int) string {
