@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -70,5 +71,40 @@ func TestIsClientErrorFalseForOthers(t *testing.T) {
 		if IsClientError(err) {
 			t.Errorf("IsClientError(%v) = true, want false", err)
 		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in         string
+		text, note bool // accepted as one-line text, as a note
+	}{
+		{"Ops Team", true, true},
+		{"Zoë Müller-Łukasz 東京", true, true},
+		{"line one\nline two\tend", false, true},
+		{"NUL\x00", false, false},
+		{"escape \x1b[31m", false, false},
+		{"DEL \x7f", false, false},
+		{"C1 \u0085", false, false},
+		{"not UTF-8 \xff", false, false},
+	} {
+		if err := CheckText("f", tc.in); (err == nil) != tc.text {
+			t.Errorf("CheckText(%q) = %v, want accepted %v", tc.in, err, tc.text)
+		}
+		if err := CheckNote("f", tc.in); (err == nil) != tc.note {
+			t.Errorf("CheckNote(%q) = %v, want accepted %v", tc.in, err, tc.note)
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	t.Parallel()
+	if got := Quote("dv-single"); got != `"dv-single"` {
+		t.Errorf("Quote of a short value = %s", got)
+	}
+	long := Quote(strings.Repeat("é", 1000))
+	if len(long) > 80 || !strings.HasSuffix(long, "…") {
+		t.Errorf("Quote of 2000 bytes = %d bytes %q, want a short prefix marked …", len(long), long)
 	}
 }

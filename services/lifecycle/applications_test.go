@@ -155,6 +155,15 @@ func TestSubmitApplicationInvalid(t *testing.T) {
 		{"contact email with a display name", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) {
 			r.Contact = &lifecyclev1.Contact{Email: "Ops <ops@example.com>"}
 		}, "contact.email"},
+		{"NUL in the contact name", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Contact = &lifecyclev1.Contact{Name: "Ops\x00Team", Email: "ops@example.com"}
+		}, "contact.name"},
+		{"newline in the contact phone", "dv-single", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Contact = &lifecyclev1.Contact{Phone: "+49 30\n1234", Email: "ops@example.com"}
+		}, "contact.phone"},
+		{"escape in the legal name", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) {
+			r.Organization = &lifecyclev1.Organization{LegalName: "Example\x1b[2J GmbH", Country: "DE", Locality: "Berlin", RegistrationNumber: "HRB 1"}
+		}, "organization.legal_name"},
 		{"OV without organization", "ov-multi", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization = nil }, "organization"},
 		{"EV without organization", "ev-single", func(r *lifecyclev1.SubmitApplicationRequest) { r.Organization = nil }, "organization"},
 		{"EV with an empty organization", "ev-single", func(r *lifecyclev1.SubmitApplicationRequest) {

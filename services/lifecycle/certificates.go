@@ -180,7 +180,7 @@ func checkListFilters(domain string, hosting lifecyclev1.HostingStatus, expireBe
 			return listFilters{}, err
 		}
 		if under && wildcard {
-			return listFilters{}, apierr.InvalidArgument("domain", "%q: give either a name under a domain (\".example.com\") or a wildcard name (\"*.example.com\"), not both", domain)
+			return listFilters{}, apierr.InvalidArgument("domain", "%s: give either a name under a domain (\".example.com\") or a wildcard name (\"*.example.com\"), not both", apierr.Quote(domain))
 		}
 		f.domain = &store.DomainFilter{Name: name, Under: under}
 	}

@@ -119,6 +119,9 @@ func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.
 	if n := utf8.RuneCountInString(note); n > maxNote {
 		return nil, apierr.InvalidArgument("note", "must be at most %d characters, got %d", maxNote, n)
 	}
+	if err := apierr.CheckNote("note", note); err != nil {
+		return nil, err
+	}
 	status := ""
 	if st := req.GetStatus(); st != lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_UNSPECIFIED {
 		var ok bool
@@ -133,7 +136,7 @@ func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.
 		return nil, apierr.PermissionDenied("only support engineers change a case's status or assignee")
 	}
 	if a := req.GetAssignee(); a != "" && !slices.Contains(s.Engineers, a) {
-		return nil, apierr.InvalidArgument("assignee", "%q is not a support engineer (engineers: %s)", a, strings.Join(s.Engineers, ", "))
+		return nil, apierr.InvalidArgument("assignee", "%s is not a support engineer (engineers: %s)", apierr.Quote(a), strings.Join(s.Engineers, ", "))
 	}
 	// Read through the caller's scope first, so another account's case is NotFound.
 	if _, err := s.Store.GetCase(ctx, scope(who), req.GetCaseId()); err != nil {

@@ -108,6 +108,8 @@ func TestUpdateSupportCase(t *testing.T) {
 		{"empty update", e.support, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id}, codes.InvalidArgument, "note"},
 		{"blank note only", e.aSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Note: " \n "}, codes.InvalidArgument, "note"},
 		{"note of 4001 characters", e.aSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Note: long}, codes.InvalidArgument, "note"},
+		{"NUL in a note", e.aSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Note: "see\x00below"}, codes.InvalidArgument, "note"},
+		{"terminal escape in a note", e.aSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Note: "\x1b[31mred"}, codes.InvalidArgument, "note"},
 		{"unknown status", e.support, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Status: 99}, codes.InvalidArgument, "status"},
 		{"malformed case_id", e.support, &lifecyclev1.UpdateSupportCaseRequest{CaseId: "case_1", Note: "x"}, codes.InvalidArgument, "case_id"},
 		{"another account", e.bSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: id, Note: "x"}, codes.NotFound, ""},

@@ -40,31 +40,31 @@ func normalizeDomain(field, name string) (string, bool, error) {
 		wildcard, raw = true, rest
 	}
 	if strings.Contains(raw, "*") {
-		return "", false, apierr.InvalidArgument(field, "%q: a wildcard may only be the whole leftmost label (\"*.example.com\")", name)
+		return "", false, apierr.InvalidArgument(field, "%s: a wildcard may only be the whole leftmost label (\"*.example.com\")", apierr.Quote(name))
 	}
 	if net.ParseIP(raw) != nil {
-		return "", false, apierr.InvalidArgument(field, "%q is an IP address; only domain names are accepted", name)
+		return "", false, apierr.InvalidArgument(field, "%s is an IP address; only domain names are accepted", apierr.Quote(name))
 	}
 	ascii, err := idnaProfile.ToASCII(raw)
 	if err != nil {
-		return "", false, apierr.InvalidArgument(field, "%q is not a valid domain name: %v", name, err)
+		return "", false, apierr.InvalidArgument(field, "%s is not a valid domain name: %v", apierr.Quote(name), err)
 	}
 	ascii = strings.ToLower(ascii)
 	labels := strings.Split(ascii, ".")
 	if len(labels) < 2 {
-		return "", false, apierr.InvalidArgument(field, "%q must have at least two labels (a name under a public suffix)", name)
+		return "", false, apierr.InvalidArgument(field, "%s must have at least two labels (a name under a public suffix)", apierr.Quote(name))
 	}
 	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
-		return "", false, apierr.InvalidArgument(field, "%q has an all-numeric top-level label", name)
+		return "", false, apierr.InvalidArgument(field, "%s has an all-numeric top-level label", apierr.Quote(name))
 	}
 	if wildcard {
 		if len(labels) < 2 {
-			return "", false, apierr.InvalidArgument(field, "%q: a wildcard needs a registrable domain under it", name)
+			return "", false, apierr.InvalidArgument(field, "%s: a wildcard needs a registrable domain under it", apierr.Quote(name))
 		}
 		ascii = "*." + ascii
 	}
 	if len(ascii) > 253 {
-		return "", false, apierr.InvalidArgument(field, "%q is longer than 253 characters", name)
+		return "", false, apierr.InvalidArgument(field, "%s is longer than 253 characters", apierr.Quote(name))
 	}
 	return ascii, wildcard, nil
 }
@@ -154,10 +154,15 @@ func checkContact(c *lifecyclev1.Contact) (ca.Contact, error) {
 	}
 	addr, err := mail.ParseAddress(c.GetEmail())
 	if err != nil || addr.Address != c.GetEmail() {
-		return ca.Contact{}, apierr.InvalidArgument("contact.email", "%q is not an email address", c.GetEmail())
+		return ca.Contact{}, apierr.InvalidArgument("contact.email", "%s is not an email address", apierr.Quote(c.GetEmail()))
 	}
 	if len(c.GetName()) > 200 || len(c.GetPhone()) > 50 {
 		return ca.Contact{}, apierr.InvalidArgument("contact", "name or phone is too long")
+	}
+	for _, f := range []struct{ name, v string }{{"contact.name", c.GetName()}, {"contact.phone", c.GetPhone()}} {
+		if err := apierr.CheckText(f.name, f.v); err != nil {
+			return ca.Contact{}, err
+		}
 	}
 	return ca.Contact{Name: c.GetName(), Email: c.GetEmail(), Phone: c.GetPhone()}, nil
 }
@@ -186,9 +191,18 @@ func checkOrganization(validation string, o *lifecyclev1.Organization) (*ca.Orga
 		if utf8.RuneCountInString(f.v) > 200 {
 			return nil, apierr.InvalidArgument(f.name, "is longer than 200 characters")
 		}
+		if err := apierr.CheckText(f.name, f.v); err != nil {
+			return nil, err
+		}
+	}
+	if err := apierr.CheckText("organization.state_or_province", o.GetStateOrProvince()); err != nil || utf8.RuneCountInString(o.GetStateOrProvince()) > 200 {
+		if err == nil {
+			err = apierr.InvalidArgument("organization.state_or_province", "is longer than 200 characters")
+		}
+		return nil, err
 	}
 	if c := o.GetCountry(); len(c) != 2 || strings.ToUpper(c) != c || strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return nil, apierr.InvalidArgument("organization.country", "must be an ISO 3166-1 alpha-2 code such as \"DE\", got %q", c)
+		return nil, apierr.InvalidArgument("organization.country", "must be an ISO 3166-1 alpha-2 code such as \"DE\", got %s", apierr.Quote(c))
 	}
 	return &ca.Organization{
 		LegalName:          o.GetLegalName(),

@@ -105,7 +105,7 @@ func (s *Server) validateCreate(req *orderv1.CreateOrderRequest) (store.Product,
 	}
 	p, ok := s.products[req.GetProductId()]
 	if !ok {
-		return store.Product{}, apierr.InvalidArgument("product_id", "unknown product %q (see ListProducts)", req.GetProductId())
+		return store.Product{}, apierr.InvalidArgument("product_id", "unknown product %s (see ListProducts)", apierr.Quote(req.GetProductId()))
 	}
 	if y := req.GetSubscriptionYears(); y < 1 || y > 3 {
 		return store.Product{}, apierr.InvalidArgument("subscription_years", "must be 1, 2 or 3, got %d", y)

@@ -98,6 +98,14 @@ func TestCreateOrderInvalid(t *testing.T) {
 			grpctest.WantInvalidArgument(t, err, tc.field)
 		})
 	}
+	// A megabyte of unknown product_id is refused without being echoed back.
+	huge := valid()
+	huge.ProductId = strings.Repeat("x", 1<<20-64)
+	_, err := e.a.CreateOrder(context.Background(), huge)
+	grpctest.WantInvalidArgument(t, err, "product_id")
+	if n := len(status.Convert(err).Message()); n > 200 {
+		t.Errorf("the error message for a 1 MB product_id has %d bytes, want a short prefix of it", n)
+	}
 	// 128 characters is the most a request_id may have.
 	req := valid()
 	req.RequestId = strings.Repeat("r", 128)
