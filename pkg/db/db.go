@@ -139,6 +139,9 @@ func openSQLiteDB(ctx context.Context, path string, opts Options, log *slog.Logg
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("db: create directory for %s: %w", path, err)
 	}
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
 	write := openSQLite(sqliteDSN(path, false))
 	// One writer connection: SQLite allows one writer at a time anyway, and owning it lets the
 	// group-commit loop batch without contending with itself.
@@ -166,6 +169,31 @@ func openSQLiteDB(ctx context.Context, path string, opts Options, log *slog.Logg
 	d := &DB{dialect: SQLite, read: read, write: write, log: log}
 	d.w = newGroupWriter(write, maxBatch, log)
 	return d, nil
+}
+
+// ownerOnly makes the database file readable and writable by its owner only (0600): it holds
+// sealed keys, hashed API keys and customers' data. A new file is created so before SQLite opens it
+// (SQLite gives its -wal and -shm files the database file's permissions); an existing one that
+// others could read is tightened.
+func ownerOnly(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("db: create %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("db: make %s private: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // migrate applies the embedded goose migrations. goose records what it applied in its own table,

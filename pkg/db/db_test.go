@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -741,5 +742,37 @@ func TestMicros(t *testing.T) {
 	}
 	if got := FromNullMicros(sql.NullInt64{}); !got.IsZero() {
 		t.Errorf("FromNullMicros(NULL) = %v, want the zero time", got)
+	}
+}
+
+// TestSQLiteFilesOwnerOnly: a new database and its WAL files are readable by their owner only, and
+// opening an existing file that others could read makes it private.
+func TestSQLiteFilesOwnerOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "private.db")
+	d := openAt(t, path)
+	if err := d.Write(context.Background(), insert(1, "one")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %o, want no access for group and others", filepath.Base(f), perm)
+		}
+	}
+	old := filepath.Join(dir, "old.db")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	openAt(t, old)
+	if fi, err := os.Stat(old); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("an existing database readable by others: mode %v after opening, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }
