@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all build tools generate lint check-generated vet test test-short run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+.PHONY: all build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -52,6 +52,16 @@ test: lint check-generated vet tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
 	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
+
+# make fuzz: each native fuzz target for FUZZTIME (make test runs their seed corpora, and the
+# crashers kept under testdata/fuzz/, as ordinary tests). A crasher found is written to the
+# package's testdata/fuzz/<target>/: fix the cause and commit it as a regression case.
+FUZZTIME ?= 1m
+FUZZ := ./services/lifecycle:FuzzNormalizeDomain ./services/lifecycle:FuzzParseCustomerCSR ./services/lifecycle:FuzzImport \
+	./pkg/ca/caconfig:FuzzParse ./pkg/dnsserver:FuzzZoneFile ./pkg/pagetoken:FuzzDecode
+fuzz:
+	@for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; done
 
 test-short: vet
 	$(GO) test -race -short ./...

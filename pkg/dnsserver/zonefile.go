@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -115,7 +116,13 @@ func (z *ZoneFileSource) parse() (*rrIndex, int, error) {
 		return nil, 0, fmt.Errorf("zone file %s: %w", z.path, err)
 	}
 	defer f.Close()
-	zp := dns.NewZoneParser(f, z.origin, z.path)
+	return parseZone(f, z.origin, z.path)
+}
+
+// parseZone reads the records of a zone file (RFC 1035 master file syntax, as miekg/dns parses it)
+// into an index; file names it in errors.
+func parseZone(r io.Reader, origin, file string) (*rrIndex, int, error) {
+	zp := dns.NewZoneParser(r, origin, file)
 	idx, n := newRRIndex(), 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		idx.add(rr)

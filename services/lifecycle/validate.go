@@ -35,6 +35,11 @@ func normalizeDomain(field, name string) (string, bool, error) {
 	if raw == "" {
 		return "", false, apierr.InvalidArgument(field, "is empty")
 	}
+	if !utf8.ValidString(raw) {
+		// idna would map the bad bytes to U+FFFD and encode that: an A-label no name has
+		// (FuzzNormalizeDomain found it).
+		return "", false, apierr.InvalidArgument(field, "is not valid UTF-8")
+	}
 	wildcard := false
 	if rest, ok := strings.CutPrefix(raw, "*."); ok {
 		wildcard, raw = true, rest

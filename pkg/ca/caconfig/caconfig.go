@@ -117,14 +117,27 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA configuration: %w", err)
 	}
+	f, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("CA configuration %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse decodes a configuration (JSON; unknown fields are an error, as is anything after the one
+// object) and checks it.
+func Parse(raw []byte) (*File, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("CA configuration %s: %w", path, err)
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON value")
 	}
 	if err := f.Validate(); err != nil {
-		return nil, fmt.Errorf("CA configuration %s: %w", path, err)
+		return nil, err
 	}
 	return &f, nil
 }
