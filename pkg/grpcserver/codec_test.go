@@ -21,8 +21,11 @@ type rawCodec struct{}
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
 }
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error { *v.(*[]byte) = data.Materialize(); return nil }
-func (rawCodec) Name() string                                { return "proto" }
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
 
 // A body that does not decode is InvalidArgument, never Internal: on a public method (health),
 // on an authenticated unary call, and as a stream's request; without a valid key it is
