@@ -10,6 +10,7 @@ package apierr
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -97,46 +98,47 @@ func IsClientError(err error) bool {
 // CheckText refuses free text a person typed that would corrupt a log line, a terminal or a CA's
 // records: a control character (NUL, newline, escape, DEL and the C1 range; \t too), or bytes that
 // are not UTF-8. It returns an InvalidArgument naming field and the character's position.
-func CheckText(field, v string) error {
+func CheckText(field, v string) error { return checkControls(field, v, "") }
+
+// CheckNote is CheckText for text of several lines (a support note): line breaks and tabs are
+// allowed, other control characters are not.
+func CheckNote(field, v string) error { return checkControls(field, v, "\n\r\t") }
+
+func checkControls(field, v, allowed string) error {
 	if !utf8.ValidString(v) {
 		return InvalidArgument(field, "is not valid UTF-8")
 	}
 	pos := 0
 	for _, r := range v {
 		pos++
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) && !strings.ContainsRune(allowed, r) {
+			if allowed != "" {
+				return InvalidArgument(field, "must not contain control characters other than line breaks and tabs (character %d is U+%04X)", pos, r)
+			}
 			return InvalidArgument(field, "must not contain control characters (character %d is U+%04X)", pos, r)
 		}
 	}
 	return nil
 }
 
-// CheckNote is CheckText for text of several lines (a support note): line breaks and tabs are
-// allowed, other control characters are not.
-func CheckNote(field, v string) error {
-	if !utf8.ValidString(v) {
-		return InvalidArgument(field, "is not valid UTF-8")
-	}
-	pos := 0
-	for _, r := range v {
-		pos++
-		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
-			return InvalidArgument(field, "must not contain control characters other than line breaks and tabs (character %d is U+%04X)", pos, r)
-		}
-	}
-	return nil
-}
-
-// Quote quotes client input for an error message: at most 64 bytes of it, cut on a rune boundary
-// and marked "…", so a megabyte of bad input is not echoed back whole (nor logged).
+// Quote quotes client input for an error message: at most 64 bytes of it (Truncate), so a
+// megabyte of bad input is not echoed back whole (nor logged).
 func Quote(s string) string {
 	const n = 64
 	if len(s) <= n {
 		return fmt.Sprintf("%q", s)
 	}
+	return fmt.Sprintf("%q…", Truncate(s, n, ""))
+}
+
+// Truncate cuts s to at most n bytes, on a rune boundary, and appends mark when it cut.
+func Truncate(s string, n int, mark string) string {
+	if len(s) <= n {
+		return s
+	}
 	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%q…", s[:cut])
+	return s[:cut] + mark
 }

@@ -108,3 +108,20 @@ func TestQuote(t *testing.T) {
 		t.Errorf("Quote of 2000 bytes = %d bytes %q, want a short prefix marked …", len(long), long)
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"0123456789abc", 10, "0123456789…"},
+		{"ééééé", 3, "é…"}, // never cuts a rune in half
+	} {
+		if got := Truncate(tc.in, tc.n, "…"); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

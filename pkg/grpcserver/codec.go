@@ -3,7 +3,6 @@ package grpcserver
 import (
 	"context"
 	"sync"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,6 +11,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	protoreflect "google.golang.org/protobuf/proto"
+
+	"github.com/certhosting/certhosting/pkg/apierr"
 )
 
 // A request body that does not decode (garbage bytes, invalid UTF-8 in a string field) is the
@@ -56,20 +57,7 @@ func (c *requestCodec) take(v any) (error, bool) {
 // undecodable is the status of a request whose body did not decode: InvalidArgument, with at most
 // a short prefix of the decoder's words (they never quote the body at length).
 func undecodable(err error) error {
-	return status.Errorf(codes.InvalidArgument, "the request body does not decode as this method's request message: %s", Truncate(err.Error(), 160))
-}
-
-// Truncate cuts s to at most n bytes (on a rune boundary), marking the cut with "…": error messages
-// and log lines quote bad input, never all of it.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return status.Errorf(codes.InvalidArgument, "the request body does not decode as this method's request message: %s", apierr.Truncate(err.Error(), 160, "…"))
 }
 
 // decodeErrors answers a unary call whose request did not decode with InvalidArgument.

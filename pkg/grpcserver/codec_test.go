@@ -12,7 +12,6 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
-	"github.com/certhosting/certhosting/pkg/grpcserver"
 )
 
 // rawCodec sends a request's bytes as they are: what a hostile or broken client puts on the wire.
@@ -75,22 +74,5 @@ func TestUndecodableRequests(t *testing.T) {
 	client := lifecyclev1.NewLifecycleServiceClient(withKey)
 	if _, err := client.GetBundle(context.Background(), &lifecyclev1.GetBundleRequest{BundleId: "ok"}); err != nil {
 		t.Errorf("a well-formed call afterwards: %v", err)
-	}
-}
-
-func TestTruncate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"0123456789abc", 10, "0123456789…"},
-		{"ééééé", 3, "é…"}, // never cuts a rune in half
-	} {
-		if got := grpcserver.Truncate(tc.in, tc.n); got != tc.want {
-			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
 	}
 }
