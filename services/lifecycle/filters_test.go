@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,10 +17,15 @@ import (
 func TestListFilters(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	// A second between purchases: bundle ids (ULIDs) made at one fake instant sort at random, and
+	// the lists are newest first.
 	hosted, _ := e.hosting() // shop.example.com
+	e.clk.Advance(time.Second)
 	plain := e.buy("dv-single", dv, single, 1, 2, false)
+	e.clk.Advance(time.Second)
 	e.issue(application(plain.GetCertificates()[0].GetCertificateId(), "api.example.com"))
 	waiting := e.buy("dv-single", dv, single, 1, 1, false)
+	e.clk.Advance(time.Second)
 	e.submit(application(waiting.GetCertificates()[0].GetCertificateId(), "www.other.test"))
 	e.buy("dv-single", dv, single, 1, 1, false) // never applied for
 	now := e.clk.Now()
