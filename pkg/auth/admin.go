@@ -48,7 +48,7 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 	dbPath := fs.String("identity-db", defaultDB, "identity database: a SQLite file, or a postgres:// URL")
 	name := fs.String("name", "", "account or key name")
 	account := fs.String("account", "", "account id")
-	role := fs.String("role", string(RoleCustomer), "key role: customer, support or service")
+	role := fs.String("role", string(RoleOwner), "key role: customer, support or service")
 	keyID := fs.String("key", "", "key id")
 	out := fs.String("out", "", "write the key's secret to this file instead of stdout")
 	dir := fs.String("dir", "var", "bootstrap: directory for the key files")
@@ -115,7 +115,7 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 // keys in dir/demo-api-key and dir/order-service-key, and returns the demo key. A key file whose
 // key still verifies is kept, so running it again (every 'make run') changes nothing.
 func Bootstrap(ctx context.Context, store *Store, dir string) (demoKey string, err error) {
-	demoKey, err = ensureKey(ctx, store, filepath.Join(dir, "demo-api-key"), "demo", RoleCustomer, "demo key")
+	demoKey, err = ensureKey(ctx, store, filepath.Join(dir, "demo-api-key"), "demo", RoleOwner, "demo key")
 	if err != nil {
 		return "", err
 	}
@@ -128,7 +128,7 @@ func Bootstrap(ctx context.Context, store *Store, dir string) (demoKey string, e
 func ensureKey(ctx context.Context, store *Store, path, accountName string, role Role, keyName string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		secret := strings.TrimSpace(string(b))
-		if p, ok, err := store.lookup(ctx, secret); err == nil && ok && p.Role == role {
+		if p, _, ok, err := store.lookup(ctx, secret); err == nil && ok && p.Role == role {
 			return secret, nil
 		}
 	}

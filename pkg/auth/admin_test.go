@@ -49,7 +49,7 @@ func TestBootstrap(t *testing.T) {
 		}
 	}
 	demoP, err := principal(t, st, demo)
-	if err != nil || demoP.Role != auth.RoleCustomer {
+	if err != nil || demoP.Role != auth.RoleOwner {
 		t.Fatalf("demo key: %+v, %v; want a customer key", demoP, err)
 	}
 	svc := readKey(t, svcPath)
@@ -81,7 +81,7 @@ func TestBootstrap(t *testing.T) {
 	if replaced == demo || readKey(t, demoPath) != replaced {
 		t.Errorf("Bootstrap after revocation kept the revoked key")
 	}
-	if p, err := principal(t, st, replaced); err != nil || p.AccountID != demoP.AccountID || p.Role != auth.RoleCustomer {
+	if p, err := principal(t, st, replaced); err != nil || p.AccountID != demoP.AccountID || p.Role != auth.RoleOwner {
 		t.Errorf("replacement key: %+v, %v; want a customer key of the demo account %s", p, err, demoP.AccountID)
 	}
 	if readKey(t, svcPath) != svc {
@@ -117,7 +117,7 @@ func TestBootstrapReplacesWrongKeyFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p, err := principal(t, st, demo); err != nil || p.Role != auth.RoleCustomer || demo == bad {
+			if p, err := principal(t, st, demo); err != nil || p.Role != auth.RoleOwner || demo == bad {
 				t.Errorf("demo key after Bootstrap: %+v, %v; want a new customer key", p, err)
 			}
 		})
@@ -204,7 +204,7 @@ func TestRunAdmin(t *testing.T) {
 	if _, err := principal(t, st, supportKey); err == nil {
 		t.Errorf("revoked support key still verifies")
 	}
-	if p, err := principal(t, st, customerKey); err != nil || p.AccountID != account || p.Role != auth.RoleCustomer {
+	if p, err := principal(t, st, customerKey); err != nil || p.AccountID != account || p.Role != auth.RoleOwner {
 		t.Errorf("customer key from -out: %+v, %v", p, err)
 	}
 

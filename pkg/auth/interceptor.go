@@ -14,10 +14,26 @@ import (
 	"github.com/certhosting/certhosting/pkg/apierr"
 )
 
-// Policy says which roles may call each method, by full method name
-// ("/certhosting.order.v1.OrderService/PayOrder"). A method missing from the policy is refused:
-// an RPC added without deciding who may call it fails closed.
-type Policy map[string][]Role
+// Policy says who may call each method, by full method name
+// ("/certhosting.order.v1.OrderService/PayOrder"): it is each service's whole authorization
+// table. A method missing from the policy is refused: an RPC added without deciding who may call
+// it fails closed.
+type Policy map[string]Access
+
+// Access is who may call one method.
+type Access struct {
+	Roles []Role
+	// Bundles marks a method whose handler confines its answer to the caller's bundles
+	// (Principal.Sees): only such methods accept a key limited to named bundles; every other
+	// method refuses such a key with PermissionDenied.
+	Bundles bool
+}
+
+// Allow is an Access for roles, refusing keys limited to bundles.
+func Allow(roles ...Role) Access { return Access{Roles: roles} }
+
+// AllowScoped is an Access for roles, keys limited to bundles included.
+func AllowScoped(roles ...Role) Access { return Access{Roles: roles, Bundles: true} }
 
 // publicPrefixes are the services anyone may call without a key: health checking and server
 // reflection (so `grpcurl list` and load-balancer probes work).
@@ -107,7 +123,7 @@ func (i *Interceptor) authorize(ctx context.Context, method string) (context.Con
 			return ctx, nil
 		}
 	}
-	roles, known := i.policy[method]
+	access, known := i.policy[method]
 	if !known {
 		return nil, apierr.PermissionDenied("method %s is not available", method)
 	}
@@ -119,8 +135,12 @@ func (i *Interceptor) authorize(ctx context.Context, method string) (context.Con
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(roles, p.Role) {
-		return nil, apierr.PermissionDenied("a %s key may not call %s", p.Role, method[strings.LastIndex(method, "/")+1:])
+	name := method[strings.LastIndex(method, "/")+1:]
+	if !slices.Contains(access.Roles, p.Role) {
+		return nil, apierr.PermissionDenied("a %s key may not call %s", p.Role, name)
+	}
+	if p.Bundles != nil && !access.Bundles {
+		return nil, apierr.PermissionDenied("key %s is limited to %d bundle(s) and may not call %s", p.KeyID, len(p.Bundles), name)
 	}
 	if i.limits != nil && !i.limits.allow(p.AccountID, time.Now()) {
 		return nil, apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.limits.rps))

@@ -36,8 +36,8 @@ func (whoami) GetBundle(ctx context.Context, _ *lifecyclev1.GetBundleRequest) (*
 // testPolicy: GetBundle for customers and support, CreateBundle for the service role, and
 // ListBundles deliberately missing.
 var testPolicy = auth.Policy{
-	lifecyclev1.LifecycleService_GetBundle_FullMethodName:    {auth.RoleCustomer, auth.RoleSupport},
-	lifecyclev1.LifecycleService_CreateBundle_FullMethodName: {auth.RoleService},
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:    auth.Allow(auth.RoleOwner, auth.RoleSupport),
+	lifecyclev1.LifecycleService_CreateBundle_FullMethodName: auth.Allow(auth.RoleService),
 }
 
 type authEnv struct {
@@ -52,7 +52,7 @@ func newAuthEnv(t *testing.T, rps float64) *authEnv {
 	st, clk := newStore(t, dbtest.FromEnv(t))
 	e := &authEnv{
 		store:    st,
-		customer: grpctest.NewCaller(t, st, "customer", auth.RoleCustomer),
+		customer: grpctest.NewCaller(t, st, "customer", auth.RoleOwner),
 		support:  grpctest.NewCaller(t, st, "support", auth.RoleSupport),
 		service:  grpctest.NewCaller(t, st, "service", auth.RoleService),
 	}
@@ -71,7 +71,7 @@ func TestInterceptorPassesCaller(t *testing.T) {
 	for _, c := range []struct {
 		who  grpctest.Caller
 		role auth.Role
-	}{{e.customer, auth.RoleCustomer}, {e.support, auth.RoleSupport}} {
+	}{{e.customer, auth.RoleOwner}, {e.support, auth.RoleSupport}} {
 		resp, err := e.client(t, c.who.Key).GetBundle(context.Background(), &lifecyclev1.GetBundleRequest{})
 		if err != nil {
 			t.Fatalf("GetBundle as %s: %v", c.role, err)
@@ -137,7 +137,7 @@ func TestInterceptorRefuses(t *testing.T) {
 func TestInterceptorRevokedKey(t *testing.T) {
 	t.Parallel()
 	st, clk := newStore(t, dbtest.FromEnv(t))
-	c := grpctest.NewCaller(t, st, "customer", auth.RoleCustomer)
+	c := grpctest.NewCaller(t, st, "customer", auth.RoleOwner)
 	const ttl = 2 * time.Second
 	srv := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(st, clk, ttl), testPolicy, 0),
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, whoami{}) })
@@ -203,7 +203,7 @@ func TestInterceptorRateLimit(t *testing.T) {
 		t.Errorf("second call = %v, want ResourceExhausted", err)
 	}
 	// A second key of the same account shares the account's budget.
-	_, secret, err := e.store.CreateKey(ctx, e.customer.AccountID, auth.RoleCustomer, "second")
+	_, secret, err := e.store.CreateKey(ctx, e.customer.AccountID, auth.RoleOwner, "second")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +228,9 @@ func (f fakeStream) Context() context.Context { return f.ctx }
 func TestStreamInterceptor(t *testing.T) {
 	t.Parallel()
 	st, clk := newStore(t, dbtest.FromEnv(t))
-	c := grpctest.NewCaller(t, st, "customer", auth.RoleCustomer)
+	c := grpctest.NewCaller(t, st, "customer", auth.RoleOwner)
 	const method = "/test.v1.Test/Watch"
-	intercept := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), auth.Policy{method: {auth.RoleCustomer}}, 0).Stream()
+	intercept := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), auth.Policy{method: auth.Allow(auth.RoleOwner)}, 0).Stream()
 	incoming := func(kv ...string) context.Context {
 		return metadata.NewIncomingContext(context.Background(), metadata.Pairs(kv...))
 	}

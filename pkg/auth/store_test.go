@@ -94,7 +94,7 @@ func TestCreateKey(t *testing.T) {
 			account string
 			role    auth.Role
 		}{
-			"unknown account": {ids.New(ids.Account, time.Now()), auth.RoleCustomer},
+			"unknown account": {ids.New(ids.Account, time.Now()), auth.RoleOwner},
 			"unknown role":    {a.ID, auth.Role("admin")},
 			"empty role":      {a.ID, ""},
 		} {
@@ -112,13 +112,13 @@ func TestRevokeAndListKeys(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d db.Dialect) {
 		st, clk := newStore(t, d)
 		ctx := context.Background()
-		c := grpctest.NewCaller(t, st, "acme", auth.RoleCustomer)
+		c := grpctest.NewCaller(t, st, "acme", auth.RoleOwner)
 		clk.Advance(time.Millisecond) // the second key's id sorts after the first
 		k2, _, err := st.CreateKey(ctx, c.AccountID, auth.RoleService, "svc")
 		if err != nil {
 			t.Fatal(err)
 		}
-		other := grpctest.NewCaller(t, st, "other", auth.RoleCustomer)
+		other := grpctest.NewCaller(t, st, "other", auth.RoleOwner)
 
 		clk.Advance(time.Hour)
 		if err := st.RevokeKey(ctx, c.KeyID); err != nil {

@@ -51,7 +51,7 @@ func (v *Verifier) Verify(ctx context.Context, secret string) (Principal, error)
 	if ok && now.Before(c.expires) {
 		return c.p, nil
 	}
-	p, found, err := v.store.lookup(ctx, secret)
+	p, until, found, err := v.store.lookup(ctx, secret)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -68,6 +68,10 @@ func (v *Verifier) Verify(ctx context.Context, secret string) (Principal, error)
 			}
 		}
 	}
-	v.cache[d] = cached{p: p, expires: now.Add(v.ttl)}
+	expires := now.Add(v.ttl)
+	if !until.IsZero() && until.Before(expires) {
+		expires = until // an expiring key is not trusted past its expiry
+	}
+	v.cache[d] = cached{p: p, expires: expires}
 	return p, nil
 }

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ type verifierEnv struct {
 func newVerifierEnv(t *testing.T, ttl time.Duration) verifierEnv {
 	t.Helper()
 	st, clk := newStore(t, dbtest.FromEnv(t))
-	return verifierEnv{st: st, clk: clk, c: grpctest.NewCaller(t, st, "acme", auth.RoleCustomer), v: auth.NewVerifier(st, clk, ttl)}
+	return verifierEnv{st: st, clk: clk, c: grpctest.NewCaller(t, st, "acme", auth.RoleOwner), v: auth.NewVerifier(st, clk, ttl)}
 }
 
 func TestVerify(t *testing.T) {
@@ -36,8 +37,8 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.Principal{AccountID: e.c.AccountID, KeyID: e.c.KeyID, Role: auth.RoleCustomer, Name: "acme key"}
-	if p != want {
+	want := auth.Principal{AccountID: e.c.AccountID, KeyID: e.c.KeyID, Role: auth.RoleOwner, Name: "acme key"}
+	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Verify = %+v, want %+v", p, want)
 	}
 }

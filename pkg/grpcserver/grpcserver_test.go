@@ -76,9 +76,9 @@ func (f faulty) ListBundles(ctx context.Context, _ *lifecyclev1.ListBundlesReque
 }
 
 var policy = auth.Policy{
-	lifecyclev1.LifecycleService_GetBundle_FullMethodName:   {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName: {auth.RoleCustomer},
-	lifecyclev1.LifecycleService_WatchEvents_FullMethodName: {auth.RoleCustomer},
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:   auth.Allow(auth.RoleOwner),
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName: auth.Allow(auth.RoleOwner),
+	lifecyclev1.LifecycleService_WatchEvents_FullMethodName: auth.Allow(auth.RoleOwner),
 }
 
 // newAuth is an interceptor over a fresh identity store, and a customer key it accepts.
@@ -86,7 +86,7 @@ func newAuth(t *testing.T) (*auth.Interceptor, string) {
 	t.Helper()
 	clk := clockwork.NewFakeClock()
 	st := grpctest.OpenIdentity(t, clk)
-	c := grpctest.NewCaller(t, st, "acme", auth.RoleCustomer)
+	c := grpctest.NewCaller(t, st, "acme", auth.RoleOwner)
 	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, 0), c.Key
 }
 

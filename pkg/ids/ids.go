@@ -25,6 +25,7 @@ const (
 	Certificate Kind = "crt"
 	Account     Kind = "acc"
 	APIKey      Kind = "key"
+	AuditEvent  Kind = "aud"
 	Application Kind = "app"
 	Issuance    Kind = "iss"
 	SupportCase Kind = "case"

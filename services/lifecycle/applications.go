@@ -454,6 +454,9 @@ func (s *Server) ExportCertificate(ctx context.Context, req *lifecyclev1.ExportC
 	if err != nil {
 		return nil, err
 	}
+	if !who.Sees(view.BundleID) {
+		return nil, apierr.NotFound("certificate", req.GetCertificateId())
+	}
 	if view.Issuance == nil {
 		return nil, apierr.FailedPrecondition("certificate %s is %s and has no certificate issued yet", view.ID, view.State)
 	}
@@ -469,7 +472,18 @@ func (s *Server) ExportCertificate(ctx context.Context, req *lifecyclev1.ExportC
 		}
 		resp.PrivateKeyPem = keyPEM(der)
 	}
-	s.Log.Info("certificate exported", "certificate_id", view.ID, "issuance_id", view.Issuance.ID, "account", who.AccountID)
+	// The export is on record before the key leaves: if the audit log cannot be written, no key.
+	detail := "certificate " + view.Issuance.Serial + " without a private key (the customer's CSR)"
+	if resp.PrivateKeyPem != "" {
+		detail = "certificate " + view.Issuance.Serial + " and its private key"
+	}
+	now := s.Clock.Now()
+	if err := s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
+		return tx.Audit(auth.NewAuditEvent(now, who.AccountID, auth.AuditCertificateExported, who, view.ID, detail))
+	}); err != nil {
+		return nil, err
+	}
+	s.Log.Info("certificate exported", "certificate_id", view.ID, "issuance_id", view.Issuance.ID, "account", who.AccountID, "key_id", who.KeyID)
 	return resp, nil
 }
 

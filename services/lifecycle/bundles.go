@@ -8,6 +8,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
@@ -118,6 +119,9 @@ func (s *Server) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleReques
 	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
 		return nil, err
 	}
+	if !who.Sees(req.GetBundleId()) {
+		return nil, apierr.NotFound("bundle", req.GetBundleId())
+	}
 	b, certs, err := s.Store.BundleView(ctx, who.AccountID, req.GetBundleId())
 	if err != nil {
 		return nil, err
@@ -143,7 +147,7 @@ func (s *Server) ListBundles(ctx context.Context, req *lifecyclev1.ListBundlesRe
 	if err != nil {
 		return nil, err
 	}
-	f := store.BundleFilter{AccountID: who.AccountID}
+	f := store.BundleFilter{AccountID: who.AccountID, Only: who.Bundles}
 	if f.State, err = stateFilter(req.GetState()); err != nil {
 		return nil, err
 	}
@@ -237,6 +241,13 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 		}
 		b.RenewBeforeSeconds = override
 		if err := tx.SaveBundle(&b, nil); err != nil {
+			return err
+		}
+		detail := "renew_before: the default"
+		if override.Valid {
+			detail = fmt.Sprintf("renew_before: %s", time.Duration(override.Int64)*time.Second)
+		}
+		if err := tx.Audit(auth.NewAuditEvent(now, b.AccountID, auth.AuditHostingChanged, who, b.ID, detail)); err != nil {
 			return err
 		}
 		// The hosted certificate whose renewal has not started yet moves to the new schedule.

@@ -45,7 +45,7 @@ func TestCreateBundleAnswersWhatGetBundleReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetBundle(auth.WithCaller(ctx, auth.Principal{AccountID: account, Role: auth.RoleCustomer}),
+	got, err := s.GetBundle(auth.WithCaller(ctx, auth.Principal{AccountID: account, Role: auth.RoleOwner}),
 		&lifecyclev1.GetBundleRequest{BundleId: req.GetBundleId()})
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,9 @@ func (s *Server) GetCertificate(ctx context.Context, req *lifecyclev1.GetCertifi
 	if err != nil {
 		return nil, err
 	}
+	if !who.Sees(v.BundleID) {
+		return nil, apierr.NotFound("certificate", req.GetCertificateId())
+	}
 	return &lifecyclev1.GetCertificateResponse{Certificate: certificateProto(v)}, nil
 }
 
@@ -42,7 +45,7 @@ func (s *Server) ListCertificates(ctx context.Context, req *lifecyclev1.ListCert
 	if err != nil {
 		return nil, err
 	}
-	f := store.CertificateFilter{AccountID: who.AccountID}
+	f := store.CertificateFilter{AccountID: who.AccountID, Only: who.Bundles}
 	if req.GetBundleId() != "" {
 		if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
 			return nil, err
@@ -110,6 +113,15 @@ func (s *Server) GetCertificateLifecycle(ctx context.Context, req *lifecyclev1.G
 	if pos.Key != "" {
 		if after, err = strconv.ParseInt(pos.Key, 10, 64); err != nil || after < 0 {
 			return nil, apierr.InvalidArgument("page_token", "malformed")
+		}
+	}
+	if who.Bundles != nil {
+		c, err := s.Store.GetCertificate(ctx, who.AccountID, req.GetCertificateId())
+		if err != nil {
+			return nil, err
+		}
+		if !who.Sees(c.BundleID) {
+			return nil, apierr.NotFound("certificate", req.GetCertificateId())
 		}
 	}
 	es, err := s.Store.ListEvents(ctx, who.AccountID, req.GetCertificateId(), after, size+1)

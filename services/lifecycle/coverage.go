@@ -8,6 +8,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
@@ -154,6 +155,9 @@ func (s *Server) EnableHosting(ctx context.Context, req *lifecyclev1.EnableHosti
 			}
 		}
 		if err := tx.SaveBundle(&b, nil); err != nil {
+			return err
+		}
+		if err := tx.Audit(auth.NewAuditEvent(now, b.AccountID, auth.AuditHostingChanged, who, b.ID, "hosting enabled")); err != nil {
 			return err
 		}
 		return tx.Event(store.Event{AccountID: b.AccountID, BundleID: b.ID, CertificateID: at.ID, Type: store.EventHostingEnabled,

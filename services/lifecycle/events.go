@@ -91,6 +91,9 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 		if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
 			return err
 		}
+		if !who.Sees(req.GetBundleId()) {
+			return apierr.NotFound("bundle", req.GetBundleId())
+		}
 		if _, _, err := s.Store.GetBundle(ctx, who.AccountID, req.GetBundleId()); err != nil {
 			return err
 		}
@@ -115,6 +118,10 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 			return err
 		}
 		for _, e := range es {
+			if !who.Sees(e.BundleID) {
+				cursor = e.ID // a key limited to bundles sees only theirs
+				continue
+			}
 			if err := stream.Send(&lifecyclev1.WatchEventsResponse{Event: eventProto(e)}); err != nil {
 				return err
 			}

@@ -133,10 +133,11 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		func(s *grpc.Server) {
 			lifecyclev1.RegisterLifecycleServiceServer(s, lifecycle.NewServer(cfg, events, nil))
 			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
+			lifecyclev1.RegisterAccountServiceServer(s, lifecycle.NewAccountServer(cfg, identity))
 		})
 	svc := grpctest.NewCaller(t, identity, "certhosting-order", auth.RoleService)
-	a := grpctest.NewCaller(t, identity, "a", auth.RoleCustomer)
-	b := grpctest.NewCaller(t, identity, "b", auth.RoleCustomer)
+	a := grpctest.NewCaller(t, identity, "a", auth.RoleOwner)
+	b := grpctest.NewCaller(t, identity, "b", auth.RoleOwner)
 	// The support engineer's key carries the engineer's name, as the service's configuration
 	// expects: cases are assigned to that name and the engineer's notes are signed with it.
 	staffAccount, err := identity.CreateAccount(ctx, "support")

@@ -15,7 +15,7 @@ import (
 func TestPolicyCoversEveryMethod(t *testing.T) {
 	t.Parallel()
 	methods := map[string]bool{}
-	for _, sd := range []grpc.ServiceDesc{lifecyclev1.LifecycleService_ServiceDesc, lifecyclev1.SupportService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{lifecyclev1.LifecycleService_ServiceDesc, lifecyclev1.SupportService_ServiceDesc, lifecyclev1.AccountService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			methods["/"+sd.ServiceName+"/"+m.MethodName] = true
 		}
@@ -30,7 +30,7 @@ func TestPolicyCoversEveryMethod(t *testing.T) {
 		}
 	}
 	for m := range methods {
-		if roles, ok := lifecycle.Policy[m]; !ok || len(roles) == 0 {
+		if access, ok := lifecycle.Policy[m]; !ok || len(access.Roles) == 0 {
 			t.Errorf("%s has no roles in lifecycle.Policy", m)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
@@ -91,6 +92,10 @@ func (s *Server) RevokeCertificate(ctx context.Context, req *lifecyclev1.RevokeC
 	now := s.Clock.Now()
 	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
 		if err := tx.RevokeIssuance(iss.ID, int(reason)); err != nil {
+			return err
+		}
+		if err := tx.Audit(auth.NewAuditEvent(now, c.AccountID, auth.AuditCertificateRevoked, who, c.ID,
+			fmt.Sprintf("serial %s, reason %d", iss.Serial, int(reason)))); err != nil {
 			return err
 		}
 		cur, err := tx.Certificate(c.ID)

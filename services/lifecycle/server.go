@@ -34,36 +34,46 @@ import (
 )
 
 var (
-	customer        = []auth.Role{auth.RoleCustomer}
-	customerSupport = []auth.Role{auth.RoleCustomer, auth.RoleSupport}
+	owner        = auth.Allow(auth.RoleOwner)
+	ownerSupport = auth.Allow(auth.RoleOwner, auth.RoleSupport)
+	service      = auth.Allow(auth.RoleService)
+	read         = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader)
+	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
+	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
 )
 
-// Policy lists who may call each method. CreateBundle is for the order service's own credential
-// only; support engineers may retry a failed application and work on support cases across
-// accounts; everything else is for customers, each on its own account.
+// Policy is the authorization table of the lifecycle service (docs/security.md): who may call
+// each method. CreateBundle and CancelBundle are for the order service's own credential only;
+// support engineers may retry a failed application and work on support cases across accounts;
+// reads are for every customer role (deployer and limited reader keys see only their bundles),
+// exports for owners and deployers, everything else for owners, each on its own account.
 var Policy = auth.Policy{
-	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              {auth.RoleService},
-	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              {auth.RoleService},
-	lifecyclev1.LifecycleService_GetBundle_FullMethodName:                 customer,
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName:               customer,
-	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:              customer,
-	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:            customer,
-	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:          customer,
-	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName:   customer,
-	lifecyclev1.LifecycleService_SubmitApplication_FullMethodName:         customer,
-	lifecyclev1.LifecycleService_RetryApplication_FullMethodName:          customerSupport,
-	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:       customer,
-	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:         customer,
-	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:               customer,
-	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:             customer,
-	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:        customer,
-	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:         customer,
-	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:         customer,
-	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:          customer,
-	lifecyclev1.LifecycleService_UpdateApplicationTemplate_FullMethodName: customer,
-	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            customerSupport,
-	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              customerSupport,
-	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           customerSupport,
+	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              service,
+	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              service,
+	lifecyclev1.LifecycleService_GetBundle_FullMethodName:                 read,
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName:               read,
+	lifecyclev1.LifecycleService_UpdateBundle_FullMethodName:              owner,
+	lifecyclev1.LifecycleService_GetCertificate_FullMethodName:            read,
+	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:          read,
+	lifecyclev1.LifecycleService_GetCertificateLifecycle_FullMethodName:   read,
+	lifecyclev1.LifecycleService_SubmitApplication_FullMethodName:         owner,
+	lifecyclev1.LifecycleService_RetryApplication_FullMethodName:          ownerSupport,
+	lifecyclev1.LifecycleService_ActivateCertificate_FullMethodName:       owner,
+	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName:         export,
+	lifecyclev1.LifecycleService_WatchEvents_FullMethodName:               read,
+	lifecyclev1.LifecycleService_EnableHosting_FullMethodName:             owner,
+	lifecyclev1.LifecycleService_ReissueCertificate_FullMethodName:        owner,
+	lifecyclev1.LifecycleService_ImportCertificate_FullMethodName:         owner,
+	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:         owner,
+	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:          owner,
+	lifecyclev1.LifecycleService_UpdateApplicationTemplate_FullMethodName: owner,
+	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            readCases,
+	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              readCases,
+	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           ownerSupport,
+	lifecyclev1.AccountService_CreateApiKey_FullMethodName:                owner,
+	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
+	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
+	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:             owner,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.
@@ -130,6 +140,9 @@ func (s *Server) callersCertificate(ctx context.Context, certificateID string) (
 		return auth.Principal{}, store.Certificate{}, err
 	}
 	c, err := s.Store.CertificateOf(ctx, who.AccountID, certificateID)
+	if err == nil && !who.Sees(c.BundleID) {
+		return auth.Principal{}, store.Certificate{}, apierr.NotFound("certificate", certificateID)
+	}
 	return who, c, err
 }
 

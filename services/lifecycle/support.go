@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -173,7 +174,20 @@ func (s *SupportServer) UpdateSupportCase(ctx context.Context, req *lifecyclev1.
 			c.Assignee = a
 		}
 		out = c
-		return tx.SaveCase(&c)
+		if err := tx.SaveCase(&c); err != nil {
+			return err
+		}
+		var did []string
+		if note != "" {
+			did = append(did, fmt.Sprintf("note added (%d characters)", utf8.RuneCountInString(note)))
+		}
+		if status != "" {
+			did = append(did, "status "+status)
+		}
+		if a := req.GetAssignee(); a != "" {
+			did = append(did, "assignee "+a)
+		}
+		return tx.Audit(auth.NewAuditEvent(now, c.AccountID, auth.AuditSupportCaseUpdated, who, c.ID, strings.Join(did, "; ")))
 	})
 	if err != nil {
 		return nil, err

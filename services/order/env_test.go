@@ -62,8 +62,8 @@ func newEnv(t *testing.T) *env {
 	}
 	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, clk, time.Minute), order.Policy, 0),
 		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
-	a := grpctest.NewCaller(t, e.identity, "a", auth.RoleCustomer)
-	b := grpctest.NewCaller(t, e.identity, "b", auth.RoleCustomer)
+	a := grpctest.NewCaller(t, e.identity, "a", auth.RoleOwner)
+	b := grpctest.NewCaller(t, e.identity, "b", auth.RoleOwner)
 	e.a, e.b, e.accA = orderv1.NewOrderServiceClient(gs.Dial(t, a.Key)), orderv1.NewOrderServiceClient(gs.Dial(t, b.Key)), a.AccountID
 	return e
 }
@@ -89,7 +89,7 @@ func (e *env) startLifecycle(t *testing.T) lifecycleService {
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, srv) })
 	svc := grpctest.NewCaller(t, e.identity, "certhosting-order", auth.RoleService)
 	// A's lifecycle client uses a second key of account A.
-	_, keyA, err := e.identity.CreateKey(context.Background(), e.accA, auth.RoleCustomer, "lifecycle reader")
+	_, keyA, err := e.identity.CreateKey(context.Background(), e.accA, auth.RoleOwner, "lifecycle reader")
 	if err != nil {
 		t.Fatal(err)
 	}

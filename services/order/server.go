@@ -25,15 +25,17 @@ import (
 	"github.com/certhosting/certhosting/services/order/store"
 )
 
-// Policy lists who may call each OrderService method: customers, each for its own account.
+// Policy is the order service's authorization table (docs/security.md): owners buy, pay, cancel
+// and refund; readers of the whole account read orders; every customer key may read the catalog.
+// Keys limited to bundles (deployers, limited readers) see no orders: an order is not a bundle.
 var Policy = auth.Policy{
-	orderv1.OrderService_ListProducts_FullMethodName: {auth.RoleCustomer},
-	orderv1.OrderService_CreateOrder_FullMethodName:  {auth.RoleCustomer},
-	orderv1.OrderService_PayOrder_FullMethodName:     {auth.RoleCustomer},
-	orderv1.OrderService_GetOrder_FullMethodName:     {auth.RoleCustomer},
-	orderv1.OrderService_ListOrders_FullMethodName:   {auth.RoleCustomer},
-	orderv1.OrderService_CancelOrder_FullMethodName:  {auth.RoleCustomer},
-	orderv1.OrderService_RefundOrder_FullMethodName:  {auth.RoleCustomer},
+	orderv1.OrderService_ListProducts_FullMethodName: auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader),
+	orderv1.OrderService_CreateOrder_FullMethodName:  auth.Allow(auth.RoleOwner),
+	orderv1.OrderService_PayOrder_FullMethodName:     auth.Allow(auth.RoleOwner),
+	orderv1.OrderService_GetOrder_FullMethodName:     auth.Allow(auth.RoleOwner, auth.RoleReader),
+	orderv1.OrderService_ListOrders_FullMethodName:   auth.Allow(auth.RoleOwner, auth.RoleReader),
+	orderv1.OrderService_CancelOrder_FullMethodName:  auth.Allow(auth.RoleOwner),
+	orderv1.OrderService_RefundOrder_FullMethodName:  auth.Allow(auth.RoleOwner),
 }
 
 // Server implements orderv1.OrderServiceServer.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 )
@@ -284,7 +285,9 @@ func (f DomainFilter) condition(accountID, column string) (string, []any) {
 
 // BundleFilter selects bundles for ListBundles; zero fields select everything.
 type BundleFilter struct {
-	AccountID     string
+	AccountID string
+	// Only, when not nil, limits the list to these bundles (a key limited to bundles).
+	Only          []string
 	Domain        *DomainFilter
 	State         state.State // bundles with an instance in this state
 	HostingStatus string
@@ -297,6 +300,7 @@ type BundleFilter struct {
 func (s *Store) ListBundles(ctx context.Context, f BundleFilter, before string, limit int) ([]Bundle, map[string][]Certificate, error) {
 	q := `SELECT ` + bundleColumns + ` FROM bundles WHERE account_id = ?`
 	args := []any{f.AccountID}
+	q, args = onlyBundles(q, args, f.Only)
 	if f.Domain != nil {
 		cond, a := f.Domain.condition(f.AccountID, "bundle_id")
 		q += ` AND ` + cond
@@ -353,7 +357,9 @@ func (s *Store) GetCertificate(ctx context.Context, accountID, certificateID str
 
 // CertificateFilter selects instances for ListCertificates.
 type CertificateFilter struct {
-	AccountID     string
+	AccountID string
+	// Only, when not nil, limits the list to these bundles' instances (a key limited to bundles).
+	Only          []string
 	BundleID      string      // empty: every bundle
 	State         state.State // empty: every state
 	Domain        *DomainFilter
@@ -373,6 +379,7 @@ type CertificatePosition struct {
 func (s *Store) ListCertificates(ctx context.Context, f CertificateFilter, after CertificatePosition, limit int) ([]Certificate, error) {
 	q := `SELECT ` + certificateColumns + ` FROM certificates WHERE account_id = ?`
 	args := []any{f.AccountID}
+	q, args = onlyBundles(q, args, f.Only)
 	if f.BundleID != "" {
 		q += ` AND bundle_id = ?`
 		args = append(args, f.BundleID)
@@ -468,4 +475,26 @@ func prefixed(alias, columns string) string {
 		cols[i] = alias + "." + strings.TrimSpace(c)
 	}
 	return strings.Join(cols, ", ")
+}
+
+// ListAudit returns up to limit of the lifecycle database's audit events matching f, newest first,
+// before audit id `before`.
+func (s *Store) ListAudit(ctx context.Context, f auth.AuditFilter, before string, limit int) ([]auth.AuditEvent, error) {
+	return auth.ListAudit(ctx, s.db, f, before, limit)
+}
+
+// onlyBundles adds the condition "bundle_id among only" to a query, unless only is nil. An empty,
+// non-nil only selects nothing.
+func onlyBundles(q string, args []any, only []string) (string, []any) {
+	switch {
+	case only == nil:
+		return q, args
+	case len(only) == 0:
+		return q + ` AND 1 = 0`, args
+	}
+	q += ` AND bundle_id IN (` + db.Placeholders(len(only)) + `)`
+	for _, b := range only {
+		args = append(args, b)
+	}
+	return q, args
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
+	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 )
@@ -270,3 +271,7 @@ func (t *Tx) nextCounter(name string, by int) (int64, error) {
 	}
 	return v, nil
 }
+
+// Audit records e in the account's audit log, in this transaction: the entry exists exactly when
+// the action does.
+func (t *Tx) Audit(e auth.AuditEvent) error { return auth.InsertAudit(t.tx, e) }

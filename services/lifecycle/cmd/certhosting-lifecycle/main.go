@@ -204,6 +204,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	gs := grpcserver.New(log, auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit))
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
+	lifecyclev1.RegisterAccountServiceServer(gs.GRPC, lifecycle.NewAccountServer(svc.config, svc.identity))
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -238,6 +239,7 @@ type service struct {
 	ticker   *lifecycle.Ticker
 	events   *lifecycle.Notifier
 	verifier *auth.Verifier
+	identity *auth.Store
 	closers  []func()
 }
 
@@ -271,6 +273,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 	}
 	svc.closers = append(svc.closers, func() { identity.Close() })
 	svc.verifier = auth.NewVerifier(identity, clk, cfg.authCacheTTL)
+	svc.identity = identity
 
 	keys, err := secrets.Load("CERTHOSTING_LIFECYCLE_MASTER_KEY", cfg.masterKeyFile)
 	if err != nil {
