@@ -10,8 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/ids"
 )
 
 // DefaultIdentityDB is where both services and the admin commands find the identity database
@@ -22,8 +26,10 @@ const adminUsage = `usage: %s admin <command> [flags]
 
 Commands (each takes -identity-db, default $CERTHOSTING_IDENTITY_DB or var/identity.db):
   create-account -name NAME                      create an account; prints its id
-  create-key -account ID -role ROLE -name NAME   create a key (role: customer, support, service);
-             [-out FILE]                          prints the secret, or writes it to FILE (0600)
+  create-key -account ID -role ROLE -name NAME   create a key (role: owner, deployer, reader,
+             [-bundles B1,B2] [-expires DUR]      support, service); deployer and reader keys may
+             [-out FILE]                          be limited to bundles, any key may expire after
+                                                  DUR; prints the secret, or writes it to FILE (0600)
   revoke-key -key ID                             revoke a key (honoured within seconds)
   list-keys -account ID                          list an account's keys (never their secrets)
   bootstrap -dir DIR                             the demo setup used by 'make run': a "demo" account
@@ -48,7 +54,9 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 	dbPath := fs.String("identity-db", defaultDB, "identity database: a SQLite file, or a postgres:// URL")
 	name := fs.String("name", "", "account or key name")
 	account := fs.String("account", "", "account id")
-	role := fs.String("role", string(RoleOwner), "key role: customer, support or service")
+	role := fs.String("role", string(RoleOwner), "key role: owner, deployer, reader, support or service (customer: owner)")
+	bundles := fs.String("bundles", "", "create-key: comma-separated bundle ids a deployer or reader key is limited to")
+	expires := fs.Duration("expires", 0, "create-key: the key stops working this long from now; 0: never")
 	keyID := fs.String("key", "", "key id")
 	out := fs.String("out", "", "write the key's secret to this file instead of stdout")
 	dir := fs.String("dir", "var", "bootstrap: directory for the key files")
@@ -76,7 +84,26 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 		if *account == "" {
 			return errors.New("-account is required")
 		}
-		_, secret, err := store.CreateKey(ctx, *account, r, *name)
+		spec := KeySpec{AccountID: *account, Role: r, Name: *name}
+		if *bundles != "" {
+			if r != RoleDeployer && r != RoleReader {
+				return errors.New("-bundles: only deployer and reader keys are limited to bundles")
+			}
+			spec.Bundles = strings.Split(*bundles, ",")
+			for _, b := range spec.Bundles {
+				if !ids.Valid(ids.Bundle, b) {
+					return fmt.Errorf("-bundles: %q is not a bundle id (bdl_...)", b)
+				}
+			}
+		} else if r == RoleDeployer {
+			return errors.New("-bundles: a deployer key must name the bundles it deploys")
+		}
+		if *expires < 0 {
+			return errors.New("-expires must be positive")
+		} else if *expires > 0 {
+			spec.Expire = db.Micros(time.Now().Add(*expires))
+		}
+		_, secret, err := store.NewKey(ctx, spec, Admin)
 		if err != nil {
 			return err
 		}
@@ -95,6 +122,9 @@ func RunAdmin(ctx context.Context, prog string, args []string, stdout io.Writer)
 			state := "active"
 			if k.RevokeTime.Valid {
 				state = "revoked"
+			}
+			if k.ExpireTime.Valid && !k.RevokeTime.Valid && !time.Now().Before(db.FromMicros(k.ExpireTime.Int64)) {
+				state = "expired"
 			}
 			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", k.ID, k.Role, state, k.Name)
 		}

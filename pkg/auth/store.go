@@ -126,8 +126,10 @@ func (s *Store) CreateAccount(ctx context.Context, name string) (Account, error)
 	now := s.clk.Now()
 	a := Account{ID: ids.New(ids.Account, now), Name: name, CreateTime: db.Micros(now)}
 	err := s.db.Write(ctx, func(tx *db.Tx) error {
-		_, err := tx.NamedExec(`INSERT INTO accounts (account_id, name, create_time) VALUES (:account_id, :name, :create_time)`, a)
-		return err
+		if _, err := tx.NamedExec(`INSERT INTO accounts (account_id, name, create_time) VALUES (:account_id, :name, :create_time)`, a); err != nil {
+			return err
+		}
+		return InsertAudit(tx, NewAuditEvent(now, a.ID, AuditAccountCreated, Admin, a.ID, fmt.Sprintf("name=%q", name)))
 	})
 	return a, err
 }

@@ -156,12 +156,19 @@ func TestRevokeAndListKeys(t *testing.T) {
 
 func TestParseRole(t *testing.T) {
 	t.Parallel()
-	for _, r := range []string{"customer", "support", "service"} {
-		if got, err := auth.ParseRole(r); err != nil || string(got) != r {
-			t.Errorf("ParseRole(%q) = %q, %v", r, got, err)
+	for _, tc := range []struct {
+		in   string
+		want auth.Role
+	}{
+		{"owner", auth.RoleOwner}, {"deployer", auth.RoleDeployer}, {"reader", auth.RoleReader},
+		{"support", auth.RoleSupport}, {"service", auth.RoleService},
+		{"customer", auth.RoleOwner}, // the role before least privilege
+	} {
+		if got, err := auth.ParseRole(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseRole(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
-	for _, r := range []string{"", "Customer", "admin"} {
+	for _, r := range []string{"", "Owner", "admin"} {
 		if _, err := auth.ParseRole(r); err == nil {
 			t.Errorf("ParseRole(%q) succeeded", r)
 		}
