@@ -65,6 +65,7 @@ type env struct {
 	identity  *auth.Store
 	acme      *acmeCA // with envOptions.acme
 	dir       string  // where its databases are (grpctest.OpenDBWith opens them again)
+	gs        *grpctest.Server
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -151,7 +152,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
-		identity: identity, acme: acmeCA, dir: dir,
+		identity: identity, acme: acmeCA, dir: dir, gs: gs,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
@@ -175,6 +176,7 @@ func (e *env) in(t *testing.T) *env {
 type orders struct {
 	a     orderv1.OrderServiceClient // customer A
 	relay *order.Relay
+	gs    *grpctest.Server
 }
 
 func (e *env) startOrders() *orders {
@@ -188,7 +190,7 @@ func (e *env) startOrders() *orders {
 	}
 	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, 0),
 		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
-	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay}
+	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay, gs: gs}
 }
 
 // purchase buys as customer A through the order service (CreateOrder, PayOrder), lets the relay
