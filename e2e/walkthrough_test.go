@@ -25,7 +25,8 @@ import (
 // var/ is the pair's (the demo key, the dev DNS zone), with only the two addresses swapped for the
 // pair's, and shows what it says it shows: a 3-year hosted purchase, the application, the TXT
 // record published in the zone, the certificate HOSTED, exported, the events, and (the local CA's
-// validity set short, as the README's renewal section says) a renewal.
+// validity set short, as the README's renewal section says) a renewal; then a deployer key made,
+// used, refused a purchase and revoked, and the audit log that shows it.
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
 	root, err := pair.ModuleRoot()
@@ -43,7 +44,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var script string
-	for _, section := range []string{"walkthrough", "renewal", "coverage"} {
+	for _, section := range []string{"walkthrough", "renewal", "keys", "coverage"} {
 		block, err := readmeBlock(string(readme), section)
 		if err != nil {
 			t.Fatal(err)
@@ -112,6 +113,14 @@ func TestReadmeWalkthrough(t *testing.T) {
 	for _, want := range []string{"certhosting.order.v1.OrderService", `"status": "SERVING"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output does not show %q (reflection list, health check)", want)
+		}
+	}
+	// The keys section: the deployer key exported the key and could not buy; the owner revoked it,
+	// and the audit log shows both, with the deployer key's name.
+	for _, want := range []string{"\n1\n", "Code: PermissionDenied", `"revokeTime"`, `"kind": "AUDIT_EVENT_KIND_API_KEY_REVOKED"`,
+		`"kind": "AUDIT_EVENT_KIND_CERTIFICATE_EXPORTED"`, `"actorName": "web deploy"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the keys section's output does not show %q", want)
 		}
 	}
 	orderID := regexp.MustCompile(`(?m)^order: (ord_\w+)$`).FindStringSubmatch(out)
