@@ -158,7 +158,7 @@ type customer struct {
 func (e *env) newCustomer(t *testing.T, name string) customer {
 	t.Helper()
 	c := customer{account: e.admin(t, "create-account", "-name", name)}
-	c.key = e.admin(t, "create-key", "-account", c.account, "-role", "customer", "-name", name+"-key")
+	c.key = e.admin(t, "create-key", "-account", c.account, "-role", "owner", "-name", name+"-key")
 	// list-keys prints "key_id<TAB>role<TAB>state<TAB>name", one key a line.
 	c.keyID, _, _ = strings.Cut(e.admin(t, "list-keys", "-account", c.account), "\t")
 	return c
