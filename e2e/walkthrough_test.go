@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -86,6 +87,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 		}
 	}
 
+	// The deploy key the keys section makes, for the secrets check below (not part of the README).
+	script += "\nprintf '%s' \"$DEPLOY_KEY\" > var/deploy-key.test\n"
+
 	// The walkthrough waits for delivery, issuance and the renewal with no limit of its own.
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -165,6 +169,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Error("WatchEvents printed no event")
 	}
 	checkExport(t, filepath.Join(varDir, "shop.example.com.json"))
+	checkNoSecrets(t, varDir, e.Logs())
 
 	renewed := map[string]int{}
 	for _, ev := range histories[1].Events {
@@ -172,6 +177,69 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	if renewed["EVENT_TYPE_RENEWAL_STARTED"] < 1 || renewed["EVENT_TYPE_ISSUED"] < 2 {
 		t.Errorf("history after the renewal section has %v, want a RENEWAL_STARTED and two ISSUED events", renewed)
+	}
+}
+
+// checkNoSecrets: after the walkthrough (a purchase, an application, an export, an import, a
+// revocation, a deploy key made and revoked), no secret is in either service's log (at debug
+// level, every call logged) nor in the clear in any database file: not the API keys (the demo key,
+// the order service's, the deploy key), not the master key (as written or decoded), not the
+// exported private key (as PEM or as DER) nor the imported one.
+func checkNoSecrets(t *testing.T, varDir, logs string) {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(varDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.TrimSpace(b)
+	}
+	secrets := map[string][]byte{
+		"demo API key": read("demo-api-key"), "order service's API key": read("order-service-key"), "deploy API key": read("deploy-key.test"),
+		"master key": read("lifecycle-master.key"),
+	}
+	if raw, err := base64.StdEncoding.DecodeString(string(secrets["master key"])); err == nil {
+		secrets["master key, decoded"] = raw
+	}
+	var exp struct {
+		PrivateKeyPem string `json:"privateKeyPem"`
+	}
+	if err := json.Unmarshal(read("shop.example.com.json"), &exp); err != nil {
+		t.Fatal(err)
+	}
+	for name, pemText := range map[string][]byte{"exported private key": []byte(exp.PrivateKeyPem), "imported private key": read("www.key")} {
+		block, _ := pem.Decode(pemText)
+		if block == nil {
+			t.Fatalf("%s is not PEM", name)
+		}
+		secrets[name+" (DER)"] = block.Bytes
+		body := strings.Split(strings.TrimSpace(string(pemText)), "\n")
+		secrets[name+" (a line of its PEM)"] = []byte(body[1])
+	}
+	if len(secrets["deploy API key"]) == 0 {
+		t.Fatal("the keys section made no deploy key")
+	}
+	files, _ := filepath.Glob(filepath.Join(varDir, "*.db*")) // the databases and their -wal and -shm
+	if len(files) < 4 {
+		t.Fatalf("found %d database files in %s, want the four databases at least", len(files), varDir)
+	}
+	places := map[string][]byte{"the services' logs": []byte(logs)}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		places[filepath.Base(f)] = b
+	}
+	for where, content := range places {
+		for name, secret := range secrets {
+			if bytes.Contains(content, secret) {
+				t.Errorf("%s holds the %s in the clear", where, name)
+			}
+		}
+		if bytes.Contains(content, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a PEM private key", where)
+		}
 	}
 }
 
