@@ -24,6 +24,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/ca/localca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
+	"github.com/certhosting/certhosting/pkg/metrics"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle"
@@ -66,6 +67,7 @@ type env struct {
 	acme      *acmeCA // with envOptions.acme
 	dir       string  // where its databases are (grpctest.OpenDBWith opens them again)
 	gs        *grpctest.Server
+	metrics   *metrics.Set // the service's metrics (the domain's; the gRPC ones stay zero in-process)
 
 	svc, a, b          lifecyclev1.LifecycleServiceClient
 	aSupport, bSupport lifecyclev1.SupportServiceClient
@@ -125,8 +127,10 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		acmeCA = startACME(t, st, clk, box)
 		cas = acmeCA.registry(t, flaky)
 	}
+	metricSet := metrics.New()
 	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: box,
-		Engineers: []string{"alice", "bob"}}
+		Engineers: []string{"alice", "bob"}, Metrics: lifecycle.NewMetrics(metricSet.Registry)}
+	metricSet.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, true))
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
 	identity := grpctest.OpenIdentity(t, clk)
@@ -152,7 +156,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
-		identity: identity, acme: acmeCA, dir: dir, gs: gs,
+		identity: identity, acme: acmeCA, dir: dir, gs: gs, metrics: metricSet,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),

@@ -88,6 +88,8 @@ type Config struct {
 	Keys *secrets.Box
 	// Engineers are the support engineers cases are assigned to, round-robin.
 	Engineers []string
+	// Metrics counts renewals, CA calls and sweeps; nil counts nothing.
+	Metrics *Metrics
 }
 
 // core is the part of the service the API and the ticker share.

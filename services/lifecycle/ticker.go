@@ -125,8 +125,9 @@ type TickStats struct {
 // Tick does everything due at now: expiries, escalations, renewal windows to refresh, rejected
 // renewals to retry, renewals to start, applications to submit, applications to poll, in that order (so a renewal started now is submitted, and with a
 // quick CA issued, in the same tick).
-func (t *Ticker) Tick(ctx context.Context, now time.Time) (TickStats, error) {
-	var st TickStats
+func (t *Ticker) Tick(ctx context.Context, now time.Time) (st TickStats, err error) {
+	start := time.Now()
+	defer func() { t.Metrics.sweep(start, now, err) }()
 	var errs []error
 	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
 		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll,
@@ -492,6 +493,7 @@ func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certifica
 	if err := tx.InsertApplication(&a); err != nil {
 		return 0, err
 	}
+	tx.AfterCommit(func() { c.Metrics.renewal(a.CAName, renewalStarted) })
 	prevRenewal := b.RenewalApplicationID
 	b.RenewalApplicationID = sql.NullString{String: a.ID, Valid: true}
 	if err := tx.SaveBundle(b, &prevRenewal); err != nil {
@@ -572,8 +574,10 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 		return t.retryLater(ctx, a, now, 0, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+	start := time.Now()
 	sub, err := authority.Submit(cctx, req)
 	cancel()
+	t.Metrics.caCall(a.CAName, "submit", start, err)
 	if err != nil {
 		return t.retryLater(ctx, a, now, ca.RetryAfter(err), err)
 	}
@@ -618,8 +622,10 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 		var res ca.Status
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+			start := time.Now()
 			res, err = authority.Status(cctx, a.CARef.String)
 			cancel()
+			t.Metrics.caCall(a.CAName, "status", start, err)
 		}
 		if err != nil {
 			count(&st.PollErrors)
@@ -701,6 +707,9 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		}
 		if err := tx.InsertIssuance(&iss); err != nil {
 			return err
+		}
+		if a.Automatic {
+			tx.AfterCommit(func() { t.Metrics.renewal(a.CAName, renewalSucceeded) })
 		}
 		cur.Status, cur.NextPollAt, cur.LastError = store.AppIssued, sql.NullInt64{}, sql.NullString{}
 		if err := tx.UpdateApplication(&cur, store.AppPending); err != nil {
@@ -853,6 +862,9 @@ func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason
 		cur, err := tx.Application(a.ID)
 		if err != nil || cur.Status != store.AppPending {
 			return err
+		}
+		if a.Automatic {
+			tx.AfterCommit(func() { t.Metrics.renewal(a.CAName, renewalFailed) })
 		}
 		cur.Status, cur.NextPollAt = store.AppRejected, sql.NullInt64{}
 		cur.RejectReason = sql.NullString{String: string(reason), Valid: true}

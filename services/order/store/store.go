@@ -499,3 +499,14 @@ func (s *Store) OutboxLen(ctx context.Context) (int, error) {
 	err := s.db.Get(ctx, &n, `SELECT COUNT(*) FROM outbox`)
 	return n, err
 }
+
+// OutboxBacklog counts undelivered messages and returns the oldest one's create_time (micros; 0
+// when there is none), for the metrics.
+func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest int64, err error) {
+	var row struct {
+		N      int           `db:"n"`
+		Oldest sql.NullInt64 `db:"oldest"`
+	}
+	err = s.db.Get(ctx, &row, `SELECT COUNT(*) AS n, MIN(create_time) AS oldest FROM outbox`)
+	return row.N, row.Oldest.Int64, err
+}
