@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+.PHONY: all deps test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -48,7 +48,17 @@ vet:
 # dialects in the first run already. Without a reachable server these tests skip, or fail under CI.
 # The last step restarts the PostgreSQL server under load (e2e TestPostgresRestart), alone, as it
 # breaks every other test's connections.
-test: lint check-generated vet tools
+# Debian's packages the tests use (promtool, protoc for the Python SDK, Python gRPC), installed if
+# missing (tools/debian-deps).
+deps:
+	@./tools/debian-deps
+
+# The alert rules (docs/alerts.yml) against their unit tests.
+test-alerts: deps
+	promtool check rules docs/alerts.yml
+	cd docs && promtool test rules alerts_test.yml
+
+test: deps lint check-generated vet tools test-alerts
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
 	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
