@@ -7,7 +7,7 @@ BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all deps test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+.PHONY: all deps test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -29,6 +29,11 @@ generate: $(BIN)/buf
 
 lint: $(BIN)/buf
 	$(BIN)/buf lint
+
+# No change to proto/ may break a client: buf breaking against the previous version of the API in
+# git history (tools/buf-breaking says which; BASE=<tag> make breaking checks against a release).
+breaking: $(BIN)/buf
+	BUF=$(BIN)/buf ./tools/buf-breaking
 
 # gen/ must be exactly what buf generates from proto/: generate into a scratch directory and compare.
 check-generated: $(BIN)/buf
@@ -58,7 +63,7 @@ test-alerts: deps
 	promtool check rules docs/alerts.yml
 	cd docs && promtool test rules alerts_test.yml
 
-test: deps lint check-generated vet tools test-alerts
+test: deps lint breaking check-generated vet tools test-alerts
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
 	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
