@@ -15,6 +15,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -355,6 +356,7 @@ func (s *Server) submitNow(ctx context.Context, c store.Certificate, b store.Bun
 	a.CARef = sql.NullString{String: sub.Ref, Valid: true}
 	a.Instructions = string(instr)
 	a.NextPollAt = sql.NullInt64{Int64: db.Micros(now), Valid: true}
+	a.TraceContext = tracing.Inject(ctx) // the ticker's status calls continue this call's trace
 
 	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
 		cur, err := tx.Certificate(c.ID)

@@ -13,6 +13,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -157,7 +158,7 @@ func (s *Server) recordRevoked(tx *store.Tx, cur store.Certificate, iss store.Is
 	next := DecideSuccessor(db.FromMicros(b.T0.Int64), b.SubscriptionYears, cur.Sequence, now, now)
 	why := fmt.Sprintf("replacement of revoked certificate %s with a new key: instance %d, requested to end at %s",
 		iss.Serial, next.Sequence, next.NotAfter.Format(time.RFC3339))
-	_, err = s.applySuccessor(tx, &b, cur, iss, next, state.ActorCustomer, why, now)
+	_, err = s.applySuccessor(tx, &b, cur, iss, next, state.ActorCustomer, why, now, "")
 	return err
 }
 
@@ -205,7 +206,7 @@ func (s *Server) RenewCertificate(ctx context.Context, req *lifecyclev1.RenewCer
 		}
 		why := fmt.Sprintf("renewal asked for by the customer, replacing certificate %s: instance %d, requested to end at %s",
 			iss.Serial, next.Sequence, next.NotAfter.Format(time.RFC3339))
-		_, err = s.applySuccessor(tx, &b, cur, iss, next, state.ActorCustomer, why, now)
+		_, err = s.applySuccessor(tx, &b, cur, iss, next, state.ActorCustomer, why, now, tracing.Inject(ctx))
 		return err
 	})
 	if err != nil {

@@ -11,11 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/certhosting/certhosting/pkg/apierr"
 	"github.com/certhosting/certhosting/pkg/backoff"
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -384,9 +389,12 @@ func (t *Ticker) startRenewals(ctx context.Context, now time.Time, st *TickStats
 		return t.Store.ClaimCertificates(ctx, store.SweepRenew, now, t.cfg.Lease, t.cfg.Batch)
 	}, func(c store.Certificate) error {
 		var kind SuccessorKind
+		ctx, span := tracing.Tracer().Start(ctx, "renewal.start", trace.WithAttributes(
+			attribute.String("certhosting.certificate_id", c.ID), attribute.String("certhosting.bundle_id", c.BundleID)))
+		defer span.End()
 		err := t.write(ctx, now, func(tx *store.Tx) error {
 			var err error
-			kind, err = t.startRenewal(tx, c.ID, now)
+			kind, err = t.startRenewal(tx, c.ID, now, tracing.Inject(ctx))
 			return err
 		})
 		if err == nil && kind != 0 {
@@ -406,7 +414,7 @@ func (t *Ticker) startRenewals(ctx context.Context, now time.Time, st *TickStats
 	})
 }
 
-func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (SuccessorKind, error) {
+func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time, traceContext string) (SuccessorKind, error) {
 	cur, err := tx.Certificate(certID)
 	if err != nil {
 		return 0, err
@@ -433,7 +441,7 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 	next := DecideSuccessor(t0, b.SubscriptionYears, cur.Sequence, notAfter, now)
 	reason := fmt.Sprintf("renewal of the certificate expiring at %s: successor in instance %d, requested to end at %s",
 		notAfter.Format(time.RFC3339), next.Sequence, next.NotAfter.Format(time.RFC3339))
-	return t.applySuccessor(tx, &b, cur, iss, next, state.ActorTicker, reason, now)
+	return t.applySuccessor(tx, &b, cur, iss, next, state.ActorTicker, reason, now, traceContext)
 }
 
 // applySuccessor records the successor of instance cur's certificate iss that next decided: an
@@ -441,9 +449,10 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time) (Succe
 // for a later one (activating it), taking the bundle's renewal slot with a compare-and-set; or the
 // end of hosting. The application is submitted to the CA by the submit sweep. actor and reason are
 // the RENEWAL_STARTED event's: the ticker at the renewal time, or the customer (RenewCertificate,
-// RevokeCertificate's replacement).
+// RevokeCertificate's replacement). traceContext is the trace the application continues
+// (pkg/tracing): the ticker's renewal span, or the customer's call.
 func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certificate, iss store.Issuance, next Successor,
-	actor state.Actor, reason string, now time.Time) (SuccessorKind, error) {
+	actor state.Actor, reason string, now time.Time, traceContext string) (SuccessorKind, error) {
 	notAfter := db.FromMicros(iss.NotAfter)
 	if next.Kind == HostingEnds {
 		b.HostingStatus, b.HostingEndTime = store.HostingEnding, sql.NullInt64{Int64: iss.NotAfter, Valid: true}
@@ -485,6 +494,7 @@ func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certifica
 		RequestedNotAfter:  sql.NullInt64{Int64: db.Micros(next.NotAfter), Valid: true},
 		ReplacesIssuanceID: cur.CurrentIssuanceID,
 		NextPollAt:         sql.NullInt64{Int64: db.Micros(now), Valid: true},
+		TraceContext:       traceContext,
 	}
 	if err := info.toRow(&a); err != nil {
 		return 0, err
@@ -574,9 +584,11 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 		return t.retryLater(ctx, a, now, 0, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+	cctx, span := caSpan(cctx, a, "submit")
 	start := time.Now()
 	sub, err := authority.Submit(cctx, req)
 	cancel()
+	endSpan(span, err)
 	t.Metrics.caCall(a.CAName, "submit", start, err)
 	if err != nil {
 		return t.retryLater(ctx, a, now, ca.RetryAfter(err), err)
@@ -622,9 +634,11 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 		var res ca.Status
 		if err == nil {
 			cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
+			cctx, span := caSpan(cctx, a, "status")
 			start := time.Now()
 			res, err = authority.Status(cctx, a.CARef.String)
 			cancel()
+			endSpan(span, err)
 			t.Metrics.caCall(a.CAName, "status", start, err)
 		}
 		if err != nil {
@@ -920,4 +934,20 @@ func (t *Ticker) recordRejected(ctx context.Context, a store.Application, reason
 			urgent: a.Automatic || renewal, reason: string(reason), summary: note})
 		return err
 	})
+}
+
+// caSpan starts the span of a CA call for application a, continuing the trace that made a (a
+// renewal's, or the customer's call's).
+func caSpan(ctx context.Context, a store.Application, call string) (context.Context, trace.Span) {
+	return tracing.Tracer().Start(tracing.Extract(ctx, a.TraceContext), "ca."+call, trace.WithAttributes(
+		attribute.String("certhosting.ca", a.CAName), attribute.String("certhosting.application_id", a.ID)))
+}
+
+// endSpan ends a span, marking it failed with err.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, err.Error())
+	}
+	span.End()
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +19,7 @@ import (
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/backoff"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/order/store"
 )
 
@@ -213,6 +216,10 @@ func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) (store.Deliv
 	d := store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
+	// The delivery continues the trace of the call that queued the message (PayOrder).
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, m.TraceContext), "outbox.deliver "+m.Kind,
+		trace.WithAttributes(attribute.String("certhosting.order_id", m.OrderID), attribute.Int("certhosting.attempt", m.Attempts+1)))
+	defer span.End()
 	switch m.Kind {
 	case store.OutboxKindCreateBundle:
 		var req lifecyclev1.CreateBundleRequest

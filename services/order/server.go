@@ -22,6 +22,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/pagetoken"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/order/store"
 )
 
@@ -177,6 +178,8 @@ func (s *Server) PayOrder(ctx context.Context, req *orderv1.PayOrderRequest) (*o
 		BundleID:  ids.New(ids.Bundle, now),
 		Time:      now,
 		Outbox:    createBundlePayload,
+		// The delivery to the lifecycle service continues this call's trace (pkg/tracing).
+		TraceContext: tracing.Inject(ctx),
 	}, notify)
 	if err != nil {
 		return nil, err

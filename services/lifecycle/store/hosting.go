@@ -56,12 +56,15 @@ type Application struct {
 	// Imported: the certificate and key came from the customer (ImportCertificate); no CA was
 	// asked. Recorded ISSUED at once.
 	Imported bool `db:"imported"`
+	// TraceContext is the trace of what made the application (a traceparent; empty when tracing
+	// is off): the ticker's CA calls for it continue that trace.
+	TraceContext string `db:"trace_context"`
 }
 
 const applicationColumns = `application_id, certificate_id, bundle_id, account_id, status, automatic, actor, domains,
 	validation_method, contact, organization, key_algorithm, csr_pem, key_sealed, requested_not_after,
 	replaces_issuance_id, ca_name, ca_ref, instructions, attempts, next_poll_at, last_error, reject_reason,
-	reject_message, create_time, update_time, imported`
+	reject_message, create_time, update_time, imported, trace_context`
 
 // Issuance is one issued certificate.
 type Issuance struct {

@@ -155,7 +155,7 @@ func (t *Tx) InsertApplication(a *Application) error {
 		:bundle_id, :account_id, :status, :automatic, :actor, :domains, :validation_method, :contact, :organization,
 		:key_algorithm, :csr_pem, :key_sealed, :requested_not_after, :replaces_issuance_id, :ca_name, :ca_ref,
 		:instructions, :attempts, :next_poll_at, :last_error, :reject_reason, :reject_message, :create_time,
-		:update_time, :imported)`, a)
+		:update_time, :imported, :trace_context)`, a)
 	if db.IsUniqueViolation(err) {
 		return apierr.FailedPrecondition("certificate %s already has an application in flight", a.CertificateID)
 	}

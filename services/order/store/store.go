@@ -194,6 +194,9 @@ type Payment struct {
 	// Outbox builds the outbox payload for the order being paid; it runs inside the transaction,
 	// after the order was read, so the payload describes exactly the order that became PAID.
 	Outbox func(o Order) (string, error)
+	// TraceContext is the paying call's trace (a traceparent; empty when tracing is off), kept in
+	// the outbox row so that the delivery continues it.
+	TraceContext string
 }
 
 // PayOrder makes an UNPAID order PAID and queues its bundle in the outbox, in one transaction.
@@ -230,8 +233,8 @@ func (s *Store) PayOrder(ctx context.Context, p Payment, afterCommit func()) (Or
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO outbox (message_id, kind, order_id, payload, next_attempt_time, create_time)
-			VALUES (?, ?, ?, ?, ?, ?)`, p.BundleID, OutboxKindCreateBundle, p.OrderID, payload, now, now); err != nil {
+		if _, err := tx.Exec(`INSERT INTO outbox (message_id, kind, order_id, payload, next_attempt_time, create_time, trace_context)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, p.BundleID, OutboxKindCreateBundle, p.OrderID, payload, now, now, p.TraceContext); err != nil {
 			return err
 		}
 		if afterCommit != nil {
@@ -325,6 +328,7 @@ type OutboxMessage struct {
 	NextAttemptTime int64          `db:"next_attempt_time"`
 	LastError       sql.NullString `db:"last_error"`
 	CreateTime      int64          `db:"create_time"` // when the order was paid
+	TraceContext    string         `db:"trace_context"`
 }
 
 // DueOutbox returns up to limit messages whose next attempt is due at now, oldest due first.
@@ -392,7 +396,7 @@ func (s *Store) PendingOutbox(ctx context.Context, limit int) ([]OutboxMessage, 
 	return s.outbox(ctx, math.MaxInt64, limit)
 }
 
-const outboxColumns = `message_id, kind, order_id, payload, attempts, next_attempt_time, last_error, create_time`
+const outboxColumns = `message_id, kind, order_id, payload, attempts, next_attempt_time, last_error, create_time, trace_context`
 
 func (s *Store) outbox(ctx context.Context, dueBy int64, limit int) ([]OutboxMessage, error) {
 	var ms []OutboxMessage
