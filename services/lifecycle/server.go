@@ -38,9 +38,16 @@ var (
 	customerSupport = []auth.Role{auth.RoleCustomer, auth.RoleSupport}
 )
 
-// Policy lists who may call each method. CreateBundle is for the order service's own credential
-// only; support engineers may retry a failed application and work on support cases across
-// accounts; everything else is for customers, each on its own account.
+// Policy lists who may call each method. CreateBundle and CancelBundle are for the order
+// service's own credential only (the service role); support engineers may retry a failed
+// application and work on support cases across accounts; everything else is for customers, each
+// on its own account.
+//
+// A service key is a bearer secret, so on its own it proves only that the caller holds a copy.
+// What proves the caller is the order service is mutual TLS: run with -tls-client-ca, the
+// service binds the service role to the client certificate naming -order-service-identity
+// (auth.Interceptor.WithServiceIdentity), and a service key over any other connection is
+// PermissionDenied. Without mutual TLS the key alone is accepted, as on loopback by default.
 var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              {auth.RoleService},
 	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              {auth.RoleService},
