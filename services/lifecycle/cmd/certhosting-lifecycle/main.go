@@ -317,6 +317,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 			return nil, err
 		}
 	}
+	if err := checkPluginTransport(caFile, cfg.tls.InsecurePlaintext); err != nil {
+		return nil, err
+	}
 	local := func() (ca.Client, io.Closer, error) {
 		var orgRule localca.OrganizationRule
 		if cfg.localCARejectOrg != "" {
