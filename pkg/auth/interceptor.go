@@ -48,6 +48,9 @@ type Interceptor struct {
 	v      *Verifier
 	policy Policy
 	limits *accountLimits // nil: no rate limit
+	// serviceIdentity, when set, is the name a service key's connection must prove with its
+	// client certificate (WithServiceIdentity).
+	serviceIdentity string
 }
 
 // NewInterceptor makes the interceptor. rps <= 0 disables rate limiting; otherwise each account
@@ -137,10 +140,15 @@ func (i *Interceptor) authorize(ctx context.Context, method string) (context.Con
 	}
 	name := method[strings.LastIndex(method, "/")+1:]
 	if !slices.Contains(access.Roles, p.Role) {
-		return nil, apierr.PermissionDenied("a %s key may not call %s", p.Role, name)
+		return nil, apierr.PermissionDenied("%s %s key may not call %s", article(p.Role), p.Role, name)
 	}
 	if p.Bundles != nil && !access.Bundles {
 		return nil, apierr.PermissionDenied("key %s is limited to %d bundle(s) and may not call %s", p.KeyID, len(p.Bundles), name)
+	}
+	if p.Role == RoleService {
+		if err := i.checkServiceIdentity(ctx, method); err != nil {
+			return nil, err
+		}
 	}
 	if i.limits != nil && !i.limits.allow(p.AccountID, time.Now()) {
 		return nil, apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.limits.rps))
@@ -204,8 +212,9 @@ type wrappedStream struct {
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
 // BearerCredentials sends a key as `authorization: Bearer <key>` on every call of a client
-// connection. It does not insist on TLS, because the services talk over loopback or a private
-// network by default; put TLS in front when they do not.
+// connection. It does not insist on TLS itself, because the services talk plaintext over loopback
+// by default; beyond loopback the services refuse plaintext unless told -insecure-plaintext
+// (pkg/tlsfiles).
 type BearerCredentials string
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
@@ -215,3 +224,11 @@ func (b BearerCredentials) GetRequestMetadata(context.Context, ...string) (map[s
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (b BearerCredentials) RequireTransportSecurity() bool { return false }
+
+// article is "an" before a role that starts with a vowel, "a" otherwise.
+func article(r Role) string {
+	if strings.ContainsAny(string(r)[:1], "aeiou") {
+		return "an"
+	}
+	return "a"
+}

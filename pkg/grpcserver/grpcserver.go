@@ -47,17 +47,18 @@ type Server struct {
 }
 
 // New makes a server whose calls pass through recovery, logging and the given auth interceptor.
-// Register the service implementations on s.GRPC before Run.
-func New(log *slog.Logger, authn *auth.Interceptor) *Server {
+// Register the service implementations on s.GRPC before Run. opts are more server options: the
+// transport credentials (grpc.Creds) of a TLS listener.
+func New(log *slog.Logger, authn *auth.Interceptor, opts ...grpc.ServerOption) *Server {
 	s := &Server{Health: health.NewServer(), log: log, codec: newRequestCodec()}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
-	s.GRPC = grpc.NewServer(
+	s.GRPC = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary(), s.decodeErrors),
 		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream(), s.decodeErrorsStream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, opts...)...)
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
 	reflection.Register(s.GRPC)
 	return s

@@ -195,7 +195,9 @@ func TestApiKeysLifecycle(t *testing.T) {
 		"CERTIFICATE_EXPORTED by deployer", "API_KEY_CREATED by owner",
 		"API_KEY_CREATED by admin", "ACCOUNT_CREATED by admin",
 	}
-	if !slices.Equal(got, want) {
+	// The last two (the account and its first key, made by the env at one instant) are within one
+	// millisecond of each other: their order is not defined.
+	if len(got) != len(want) || !slices.Equal(got[:5], want[:5]) || !slices.Equal(slices.Sorted(slices.Values(got[5:])), slices.Sorted(slices.Values(want[5:]))) {
 		t.Errorf("audit log (%d pages):\n got %q\nwant %q", pages, got, want)
 	}
 	export := events[3]

@@ -53,6 +53,11 @@ func TestCreateBundleAnswersWhatGetBundleReads(t *testing.T) {
 	if n := len(got.GetBundle().GetCertificates()); n != 3 {
 		t.Fatalf("GetBundle: %d certificates, want 3", n)
 	}
+	// The bundle records the order it came from (the order service's refund, CancelBundle, is
+	// checked against it).
+	if o := got.GetBundle().GetOrderId(); o != req.GetOrderId() {
+		t.Errorf("GetBundle: order_id %q, want %q", o, req.GetOrderId())
+	}
 	for name, resp := range map[string]*lifecyclev1.CreateBundleResponse{"first delivery": first, "repeated delivery": again} {
 		if !proto.Equal(resp.GetBundle(), got.GetBundle()) {
 			t.Errorf("%s: CreateBundle answered\n%v\nGetBundle reads\n%v", name, resp.GetBundle(), got.GetBundle())

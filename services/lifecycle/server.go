@@ -43,10 +43,17 @@ var (
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
-// each method. CreateBundle and CancelBundle are for the order service's own credential only;
-// support engineers may retry a failed application and work on support cases across accounts;
-// reads are for every customer role (deployer and limited reader keys see only their bundles),
-// exports for owners and deployers, everything else for owners, each on its own account.
+// each method. CreateBundle and CancelBundle are for the order service's own credential only (the
+// service role); support engineers may retry a failed application and work on support cases
+// across accounts; reads are for every customer role (deployer and limited reader keys see only
+// their bundles), exports for owners and deployers, everything else for owners, each on its own
+// account.
+//
+// A service key is a bearer secret, so on its own it proves only that the caller holds a copy.
+// What proves the caller is the order service is mutual TLS: run with -tls-client-ca, the
+// service binds the service role to the client certificate naming -order-service-identity
+// (auth.Interceptor.WithServiceIdentity), and a service key over any other connection is
+// PermissionDenied. Without mutual TLS the key alone is accepted, as on loopback by default.
 var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              service,
 	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              service,

@@ -16,8 +16,25 @@ import (
 	"github.com/certhosting/certhosting/pkg/ca/caconfig"
 	"github.com/certhosting/certhosting/pkg/ca/plugin"
 	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/pkg/tlsfiles"
 	"github.com/certhosting/certhosting/services/lifecycle"
 )
+
+// checkPluginTransport refuses a plug-in reached in plaintext (no tls_ca_file) beyond loopback
+// unless -insecure-plaintext is set: its token, and the applications' details, would cross the
+// network in the clear. The same rule as the services' own listeners (pkg/tlsfiles).
+func checkPluginTransport(f *caconfig.File, insecure bool) error {
+	for name, a := range f.Authorities {
+		if a.Type != caconfig.TypePlugin || a.TLSCAFile != "" {
+			continue
+		}
+		if err := tlsfiles.CheckPlaintext("CA "+name+": address", a.Address, insecure,
+			"set tls_ca_file (and tls_cert_file, tls_key_file for mutual TLS) in -ca-config"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // authorities builds the configured CAs. local makes the built-in local CA (from the -localca-*
 // flags), only if some route uses it. The returned closers release them.

@@ -5,6 +5,13 @@
 // Every flag can also be set with an environment variable: -listen is
 // CERTHOSTING_LIFECYCLE_LISTEN, -db is CERTHOSTING_LIFECYCLE_DB, and so on. Flags win over the
 // environment.
+//
+// Transport security (pkg/tlsfiles): -tls-cert and -tls-key serve TLS (re-read when the files
+// change); -tls-client-ca requires every client to present a certificate from that CA, and then
+// the service-role methods (CreateBundle, CancelBundle) also require the caller's certificate to
+// name -order-service-identity: the service key alone no longer proves the order service.
+// Plaintext is refused on a listener beyond loopback unless -insecure-plaintext is given.
+// `certhosting-lifecycle tls-init -dir DIR` writes a throwaway CA and certificates to try it.
 package main
 
 import (
@@ -27,6 +34,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/pkg/auth"
@@ -39,6 +47,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
 	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/pkg/tlsfiles"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -81,6 +90,9 @@ type config struct {
 	acmeDNSZone   string
 	acmeDNSNS     string
 	debugAddr     string
+
+	tls                  tlsfiles.ServerFlags
+	orderServiceIdentity string
 }
 
 // parseFlags parses the service's flags; extra adds a subcommand's own.
@@ -119,11 +131,16 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
+	c.tls.Register(fs)
+	fs.StringVar(&c.orderServiceIdentity, "order-service-identity", tlsfiles.DefaultOrderIdentity, "with -tls-client-ca: the name (DNS name or CommonName) the order service's client certificate must carry for CreateBundle and CancelBundle")
 	for _, f := range extra {
 		f(fs)
 	}
 	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return c, err
+	}
+	if c.tls.MutualTLS() && c.orderServiceIdentity == "" {
+		return c, errors.New("-order-service-identity: must name the order service's client certificate when -tls-client-ca is set")
 	}
 	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
 		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
@@ -164,6 +181,8 @@ func main() {
 		err = auth.RunAdmin(ctx, "certhosting-lifecycle", os.Args[2:], os.Stdout)
 	case len(os.Args) > 1 && os.Args[1] == "sweep":
 		err = sweep(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "tls-init":
+		err = tlsInit(os.Args[2:], time.Now(), os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:], os.Stderr)
 	}
@@ -179,6 +198,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log, err := cli.Logger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	// Transport security first: a listener refused for plaintext beyond loopback should say so
+	// before any database is opened.
+	serverCreds, _, err := cfg.tls.Credentials(cfg.listen, tlsfiles.Options{Log: log.With("component", "tls")})
 	if err != nil {
 		return err
 	}
@@ -201,7 +226,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer svc.close()
 
-	gs := grpcserver.New(log, auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit))
+	authn := auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit)
+	var serverOpts []grpc.ServerOption
+	if serverCreds != nil {
+		serverOpts = append(serverOpts, grpc.Creds(serverCreds))
+	}
+	if cfg.tls.MutualTLS() {
+		// Client certificates are verified: a service key counts only with the order service's.
+		authn.WithServiceIdentity(cfg.orderServiceIdentity)
+	}
+	gs := grpcserver.New(log, authn, serverOpts...)
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
 	lifecyclev1.RegisterAccountServiceServer(gs.GRPC, lifecycle.NewAccountServer(svc.config, svc.identity))
@@ -210,7 +244,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath))
+	log.Info("lifecycle service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath),
+		"tls", cfg.tls.Enabled(), "mutual_tls", cfg.tls.MutualTLS())
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			return err
@@ -284,6 +319,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		if caFile, err = caconfig.Load(cfg.caConfig); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkPluginTransport(caFile, cfg.tls.InsecurePlaintext); err != nil {
+		return nil, err
 	}
 	local := func() (ca.Client, io.Closer, error) {
 		var orgRule localca.OrganizationRule
@@ -441,5 +479,29 @@ func serveCRL(ctx context.Context, lis net.Listener, authority *localca.CA, log 
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// tlsInit writes a throwaway CA and certificates for trying TLS and mutual TLS on one machine:
+// `certhosting-lifecycle tls-init -dir var/tls [-host NAME]... [-order-service-identity NAME]`.
+func tlsInit(args []string, now time.Time, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("certhosting-lifecycle tls-init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "var/tls", "directory for the files (created 0700; files there are replaced)")
+	identity := fs.String("order-service-identity", tlsfiles.DefaultOrderIdentity, "the name in the order service's client certificate")
+	var hosts []string
+	fs.Func("host", "another name or IP address for the server certificate, besides localhost, 127.0.0.1 and ::1 (repeatable)", func(h string) error {
+		hosts = append(hosts, h)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := tlsfiles.TestPKI(*dir, hosts, *identity, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "test CA and certificates (valid %v) written to %s: %s; server %s, %s; order service (%s) %s, %s; tools (%s) %s, %s\n",
+		tlsfiles.TestPKIValidity, *dir, tlsfiles.CAFile, tlsfiles.ServerCertFile, tlsfiles.ServerKeyFile,
+		*identity, tlsfiles.OrderCertFile, tlsfiles.OrderKeyFile, tlsfiles.ClientIdentity, tlsfiles.ClientCertFile, tlsfiles.ClientKeyFile)
 	return nil
 }

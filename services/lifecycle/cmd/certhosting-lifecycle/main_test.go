@@ -102,3 +102,30 @@ func TestVerdictTimeoutChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestPluginTransport: a plug-in without tls_ca_file must be on loopback, unless
+// -insecure-plaintext; with TLS it may be anywhere.
+func TestPluginTransport(t *testing.T) {
+	tests := []struct {
+		name     string
+		a        caconfig.Authority
+		insecure bool
+		err      string
+	}{
+		{"plaintext on loopback", caconfig.Authority{Type: caconfig.TypePlugin, Address: "127.0.0.1:50060"}, false, ""},
+		{"plaintext on localhost", caconfig.Authority{Type: caconfig.TypePlugin, Address: "localhost:50060"}, false, ""},
+		{"plaintext beyond loopback", caconfig.Authority{Type: caconfig.TypePlugin, Address: "ca.internal:50060"}, false,
+			"CA ovev: address ca.internal:50060 is not a loopback address"},
+		{"plaintext beyond loopback, insecure", caconfig.Authority{Type: caconfig.TypePlugin, Address: "ca.internal:50060"}, true, ""},
+		{"TLS beyond loopback", caconfig.Authority{Type: caconfig.TypePlugin, Address: "ca.internal:50060", TLSCAFile: "ca.pem"}, false, ""},
+		{"not a plug-in", caconfig.Authority{Type: caconfig.TypeLocal}, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkPluginTransport(&caconfig.File{Authorities: map[string]caconfig.Authority{"ovev": tc.a}}, tc.insecure)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("checkPluginTransport = %v, want %q", err, tc.err)
+			}
+		})
+	}
+}

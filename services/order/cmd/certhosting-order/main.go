@@ -5,6 +5,13 @@
 //
 // Every flag can also be set with an environment variable: -listen is CERTHOSTING_ORDER_LISTEN,
 // -lifecycle-addr is CERTHOSTING_ORDER_LIFECYCLE_ADDR, and so on. Flags win over the environment.
+//
+// Transport security (pkg/tlsfiles): -tls-cert and -tls-key serve TLS (re-read when the files
+// change), -tls-client-ca requires client certificates. Towards the lifecycle service,
+// -lifecycle-ca turns on TLS and -lifecycle-tls-cert/-lifecycle-tls-key mutual TLS, which is what
+// proves to a lifecycle service run with -tls-client-ca that the relay's CreateBundle comes from
+// this service. Plaintext is refused beyond loopback, both for -listen and for -lifecycle-addr,
+// unless -insecure-plaintext is given.
 package main
 
 import (
@@ -16,12 +23,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
@@ -31,6 +40,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/grpcclient"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/pkg/tlsfiles"
 	"github.com/certhosting/certhosting/services/order"
 	"github.com/certhosting/certhosting/services/order/store"
 )
@@ -54,6 +64,8 @@ type config struct {
 	relayBatch       int
 	lease            time.Duration
 	relayConcurrency int
+	tls              tlsfiles.ServerFlags
+	lifecycleTLS     tlsfiles.ClientFiles
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -76,6 +88,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.lease, "lease", order.DefaultLease, "how long the relay holds the messages it claimed before another replica may take them over")
 	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
+	c.tls.Register(fs)
+	fs.StringVar(&c.lifecycleTLS.CA, "lifecycle-ca", "", "call the lifecycle service over TLS, verifying its certificate against the CAs in this PEM file; empty: plaintext, allowed to loopback addresses only")
+	fs.StringVar(&c.lifecycleTLS.Cert, "lifecycle-tls-cert", "", "mutual TLS towards the lifecycle service: this service's client certificate (PEM), re-read when it changes")
+	fs.StringVar(&c.lifecycleTLS.Key, "lifecycle-tls-key", "", "the private key (PEM) of -lifecycle-tls-cert")
+	fs.StringVar(&c.lifecycleTLS.ServerName, "lifecycle-server-name", "", "the name expected in the lifecycle service's certificate; empty: the host of each -lifecycle-addr")
 	err := cli.Parse(fs, args, envPrefix)
 	return c, err
 }
@@ -108,6 +125,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	clk := clockwork.NewRealClock()
+	// Transport security first: a listener or a client refused for plaintext beyond loopback
+	// should say so before any database is opened.
+	tlsOpts := tlsfiles.Options{Clock: clk, Log: log.With("component", "tls")}
+	serverCreds, _, err := cfg.tls.Credentials(cfg.listen, tlsOpts)
+	if err != nil {
+		return err
+	}
+	lifecycleCreds, err := lifecycleCredentials(cfg, tlsOpts)
+	if err != nil {
+		return err
+	}
 	if cfg.debugAddr != "" {
 		if err := cli.ServeDebug(ctx, cfg.debugAddr, log); err != nil {
 			return err
@@ -139,7 +167,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
 	}
 	conn, err := grpc.NewClient(target, append(balance,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(lifecycleCreds),
 		grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)))...)
 	if err != nil {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
@@ -153,14 +181,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gs := grpcserver.New(log, auth.NewInterceptor(verifier, order.Policy, cfg.rateLimit))
+	var serverOpts []grpc.ServerOption
+	if serverCreds != nil {
+		serverOpts = append(serverOpts, grpc.Creds(serverCreds))
+	}
+	gs := grpcserver.New(log, auth.NewInterceptor(verifier, order.Policy, cfg.rateLimit), serverOpts...)
 	orderv1.RegisterOrderServiceServer(gs.GRPC, srv)
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
-	log.Info("order service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath), "lifecycle", cfg.lifecycleAddr)
+	log.Info("order service listening", "addr", lis.Addr().String(), "db", db.Redacted(cfg.dbPath), "lifecycle", cfg.lifecycleAddr,
+		"tls", cfg.tls.Enabled(), "mutual_tls", cfg.tls.MutualTLS(),
+		"lifecycle_tls", cfg.lifecycleTLS.CA != "", "lifecycle_mutual_tls", cfg.lifecycleTLS.Cert != "")
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte(lis.Addr().String()), 0o644); err != nil {
 			return err
@@ -173,4 +207,24 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("order service stopped")
 	return err
+}
+
+// lifecycleCredentials is the transport security of the relay's calls: TLS (mutual with a client
+// certificate) from the -lifecycle-* files, or plaintext when -lifecycle-ca is empty, which every
+// -lifecycle-addr must then allow (loopback, or -insecure-plaintext).
+func lifecycleCredentials(cfg config, o tlsfiles.Options) (credentials.TransportCredentials, error) {
+	creds, err := cfg.lifecycleTLS.Credentials(o)
+	if err != nil {
+		return nil, fmt.Errorf("-lifecycle-ca, -lifecycle-tls-cert, -lifecycle-tls-key, -lifecycle-server-name: %w", err)
+	}
+	if creds != nil {
+		return creds, nil
+	}
+	for _, addr := range grpcclient.ReplicaList(cfg.lifecycleAddr) {
+		if err := tlsfiles.CheckPlaintext("-lifecycle-addr", strings.TrimSpace(addr), cfg.tls.InsecurePlaintext,
+			"give -lifecycle-ca (and -lifecycle-tls-cert, -lifecycle-tls-key for mutual TLS)"); err != nil {
+			return nil, err
+		}
+	}
+	return insecure.NewCredentials(), nil
 }
