@@ -33,7 +33,7 @@ Commands (each takes -identity-db, default $CERTHOSTING_IDENTITY_DB or var/ident
   revoke-key -key ID                             revoke a key (honoured within seconds)
   list-keys -account ID                          list an account's keys (never their secrets)
   bootstrap -dir DIR                             the demo setup used by 'make run': a "demo" account
-                                                 with a customer key in DIR/demo-api-key and the
+                                                 with an owner key in DIR/demo-api-key and the
                                                  order service's key in DIR/order-service-key;
                                                  keeps keys that are still valid
 `
