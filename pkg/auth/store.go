@@ -179,8 +179,14 @@ func (s *Store) ListKeys(ctx context.Context, accountID string) ([]Key, error) {
 
 // lookup finds the unrevoked key with the given secret.
 func (s *Store) lookup(ctx context.Context, secret string) (Principal, bool, error) {
+	return s.lookupDigest(ctx, digest(secret))
+}
+
+// lookupDigest finds the unrevoked key whose secret has digest d. found is false only for a
+// definite answer (no such key, or revoked); a fault of the database is an error.
+func (s *Store) lookupDigest(ctx context.Context, d string) (p Principal, found bool, err error) {
 	var k Key
-	err := s.db.Get(ctx, &k, `SELECT key_id, account_id, role, name, create_time, revoke_time FROM api_keys WHERE secret_hash = ?`, digest(secret))
+	err = s.db.Get(ctx, &k, `SELECT key_id, account_id, role, name, create_time, revoke_time FROM api_keys WHERE secret_hash = ?`, d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, false, nil
 	}

@@ -46,13 +46,31 @@ type Server struct {
 	startDrain context.CancelFunc
 }
 
+// DefaultMaxConcurrentStreams is the default of Options.MaxConcurrentStreams in the services'
+// flags: the smallest value HTTP/2 (RFC 9113, 6.5.2) recommends a peer allow.
+const DefaultMaxConcurrentStreams = 100
+
+// Options tune a Server. The zero value is grpc-go's defaults.
+type Options struct {
+	// MaxConcurrentStreams caps the calls (unary calls and streams alike: each is an HTTP/2
+	// stream) open at once on one client connection; 0 means no cap. The server announces it in
+	// its HTTP/2 SETTINGS. A grpc-go client honours it by queueing the call that would pass it
+	// until one ends or the call's deadline passes (the call then fails with DeadlineExceeded
+	// without reaching the server); a client that ignores it has the extra stream reset with
+	// REFUSED_STREAM (grpc-go's server does this), which a client sees as Unavailable. So the cap
+	// bounds what one connection costs the server, but the client is told by waiting, not by a
+	// status naming the cap: the per-account stream cap (auth.Limits) is the one that refuses.
+	MaxConcurrentStreams uint32
+}
+
 // New makes a server whose calls pass through recovery, logging and the given auth interceptor.
 // Register the service implementations on s.GRPC before Run.
-func New(log *slog.Logger, authn *auth.Interceptor) *Server {
+func New(log *slog.Logger, authn *auth.Interceptor, opts Options) *Server {
 	s := &Server{Health: health.NewServer(), log: log, codec: newRequestCodec()}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
 	s.GRPC = grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams), // 0: grpc-go's default, no cap
 		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary(), s.decodeErrors),
 		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream(), s.decodeErrorsStream),

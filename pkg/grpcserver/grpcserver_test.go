@@ -87,7 +87,7 @@ func newAuth(t *testing.T) (*auth.Interceptor, string) {
 	clk := clockwork.NewFakeClock()
 	st := grpctest.OpenIdentity(t, clk)
 	c := grpctest.NewCaller(t, st, "acme", auth.RoleCustomer)
-	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, 0), c.Key
+	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, auth.Limits{}), c.Key
 }
 
 // Errors that carry a status pass through; context errors become their codes; anything else,
@@ -178,7 +178,7 @@ func (f faulty) callInProgress(conn *grpc.ClientConn, key string) <-chan error {
 func TestRunGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	authn, key := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
 	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
@@ -226,7 +226,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 func TestHealthPerService(t *testing.T) {
 	t.Parallel()
 	authn, _ := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, faulty{})
 	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
 	health := healthpb.NewHealthClient(conn)
@@ -275,7 +275,7 @@ func TestHealthPerService(t *testing.T) {
 func TestRunGraceExpires(t *testing.T) {
 	t.Parallel()
 	authn, key := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
 	defer close(f.release)
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
@@ -287,5 +287,55 @@ func TestRunGraceExpires(t *testing.T) {
 	}
 	if err := <-callDone; status.Code(err) != codes.Unavailable {
 		t.Errorf("call cut off at shutdown = %v, want Unavailable", err)
+	}
+}
+
+// MaxConcurrentStreams caps the calls open at once on one connection. A grpc-go client does not
+// get an error past it: the call waits, client-side, for one to end (or its deadline); unary calls
+// share the cap with streams; another connection has its own.
+func TestMaxConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	authn, _ := newAuth(t)
+	srv := grpctest.StartWith(t, authn, grpcserver.Options{MaxConcurrentStreams: 2}, func(*grpc.Server) {})
+	health := healthpb.NewHealthClient(srv.Dial(t, ""))
+	watch := func(ctx context.Context) error {
+		w, err := health.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = w.Recv()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, closeFirst := context.WithCancel(ctx)
+	for _, c := range []context.Context{first, ctx} {
+		if err := watch(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func(what string, call func(context.Context) error) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if err := call(c); status.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("%s past the cap = %v, want it queued until its deadline (DeadlineExceeded)", what, err)
+		}
+	}
+	queued("third Watch", watch)
+	queued("unary Check", func(c context.Context) error {
+		_, err := health.Check(c, &healthpb.HealthCheckRequest{})
+		return err
+	})
+	other := healthpb.NewHealthClient(srv.Dial(t, ""))
+	if _, err := other.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("Check on another connection: %v", err)
+	}
+	// Once one stream ends, a waiting call goes through.
+	closeFirst()
+	c, cancelCheck := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelCheck()
+	if _, err := health.Check(c, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("Check after a stream ended: %v", err)
 	}
 }

@@ -129,7 +129,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
 	identity := grpctest.OpenIdentity(t, clk)
-	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, 0),
+	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, auth.Limits{}),
 		func(s *grpc.Server) {
 			lifecyclev1.RegisterLifecycleServiceServer(s, lifecycle.NewServer(cfg, events, nil))
 			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
@@ -185,7 +185,7 @@ func (e *env) startOrders() *orders {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, 0),
+	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, auth.Limits{}),
 		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
 	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay}
 }

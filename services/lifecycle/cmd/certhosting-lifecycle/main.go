@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -81,6 +82,10 @@ type config struct {
 	acmeDNSZone   string
 	acmeDNSNS     string
 	debugAddr     string
+
+	// Limits on streams (docs in README, "Hostile clients").
+	maxStreamsPerAccount int
+	maxConcurrentStreams uint
 }
 
 // parseFlags parses the service's flags; extra adds a subcommand's own.
@@ -114,6 +119,8 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.crlURL, "crl-url", "", "the CRL's address as named in every certificate the local CA issues; default http://<-crl-listen>/crl/local.crl")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
+	fs.IntVar(&c.maxStreamsPerAccount, "max-streams-per-account", auth.DefaultStreamsPerAccount, "streams (WatchEvents) an account may have open at once; the next is refused with ResourceExhausted; 0: no cap")
+	fs.UintVar(&c.maxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "calls (unary and streaming) open at once on one client connection; a gRPC client queues the calls past it until one ends; 0: no cap")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
@@ -124,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	}
 	if err := cli.Parse(fs, args, envPrefix); err != nil {
 		return c, err
+	}
+	if c.maxStreamsPerAccount < 0 || c.maxConcurrentStreams > math.MaxUint32 {
+		return c, fmt.Errorf("-max-streams-per-account and -max-concurrent-streams: want 0 (no cap) or a positive count below 2^32, got %d and %d", c.maxStreamsPerAccount, c.maxConcurrentStreams)
 	}
 	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
 		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
@@ -201,7 +211,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer svc.close()
 
-	gs := grpcserver.New(log, auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit))
+	gs := grpcserver.New(log,
+		auth.NewInterceptor(svc.verifier, lifecycle.Policy, auth.Limits{Rate: cfg.rateLimit, StreamsPerAccount: cfg.maxStreamsPerAccount}),
+		grpcserver.Options{MaxConcurrentStreams: uint32(cfg.maxConcurrentStreams)})
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
 

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -54,6 +55,10 @@ type config struct {
 	relayBatch       int
 	lease            time.Duration
 	relayConcurrency int
+
+	// Limits on streams (docs in README, "Hostile clients").
+	maxStreamsPerAccount int
+	maxConcurrentStreams uint
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -68,6 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.lifecycleKeyFile, "lifecycle-key-file", "var/order-service-key", "file holding this service's API key (role service) for the lifecycle service")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
+	fs.IntVar(&c.maxStreamsPerAccount, "max-streams-per-account", auth.DefaultStreamsPerAccount, "streams (WatchEvents) an account may have open at once; the next is refused with ResourceExhausted; 0: no cap")
+	fs.UintVar(&c.maxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "calls (unary and streaming) open at once on one client connection; a gRPC client queues the calls past it until one ends; 0: no cap")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
@@ -76,8 +83,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.lease, "lease", order.DefaultLease, "how long the relay holds the messages it claimed before another replica may take them over")
 	fs.IntVar(&c.relayConcurrency, "relay-concurrency", 0, "CreateBundle calls the relay keeps in flight (0: -relay-batch, the whole sweep)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
-	err := cli.Parse(fs, args, envPrefix)
-	return c, err
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
+		return c, err
+	}
+	if c.maxStreamsPerAccount < 0 || c.maxConcurrentStreams > math.MaxUint32 {
+		return c, fmt.Errorf("-max-streams-per-account and -max-concurrent-streams: want 0 (no cap) or a positive count below 2^32, got %d and %d", c.maxStreamsPerAccount, c.maxConcurrentStreams)
+	}
+	return c, nil
 }
 
 func main() {
@@ -153,7 +165,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gs := grpcserver.New(log, auth.NewInterceptor(verifier, order.Policy, cfg.rateLimit))
+	gs := grpcserver.New(log,
+		auth.NewInterceptor(verifier, order.Policy, auth.Limits{Rate: cfg.rateLimit, StreamsPerAccount: cfg.maxStreamsPerAccount}),
+		grpcserver.Options{MaxConcurrentStreams: uint32(cfg.maxConcurrentStreams)})
 	orderv1.RegisterOrderServiceServer(gs.GRPC, srv)
 
 	lis, err := net.Listen("tcp", cfg.listen)
