@@ -1,6 +1,7 @@
 package grpcserver_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jonboulle/clockwork"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -337,5 +340,56 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	defer cancelCheck()
 	if _, err := health.Check(c, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("Check after a stream ended: %v", err)
+	}
+}
+
+// A client that ignores the announced cap, opening more streams than it allows, has the extra
+// stream reset with REFUSED_STREAM (which gRPC maps to UNAVAILABLE). Spoken in raw HTTP/2: a
+// grpc-go client never does it.
+func TestMaxConcurrentStreamsRefusesRawClient(t *testing.T) {
+	t.Parallel()
+	authn, _ := newAuth(t)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{MaxConcurrentStreams: 1})
+	conn, _, _ := runOnLoopback(t, s, time.Second)
+	c, err := net.Dial("tcp", conn.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	// Two health Watch streams (public: no key needed). Neither sends its request message, so the
+	// first stays open while the second arrives.
+	for _, id := range []uint32{1, 3} {
+		block.Reset()
+		for _, f := range [][2]string{
+			{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Watch"}, {":authority", "test"},
+			{"content-type", "application/grpc"}, {"te", "trailers"},
+		} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no RST_STREAM for the stream past the cap: %v", err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			if rst.StreamID != 3 || rst.ErrCode != http2.ErrCodeRefusedStream {
+				t.Errorf("RST_STREAM of stream %d with %v, want stream 3 with REFUSED_STREAM", rst.StreamID, rst.ErrCode)
+			}
+			return
+		}
 	}
 }
