@@ -215,6 +215,17 @@ type wrappedStream struct {
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
+// SendMsg refuses to send once the stream's key has been refused, so a handler that sends a batch
+// without looking at its context between messages sends nothing more. It cannot interrupt a send
+// already blocked on flow control (a client that stopped reading): that stream ends when the
+// client reads again or goes away, and keeps its place under the account's cap until then.
+func (w *wrappedStream) SendMsg(m any) error {
+	if errors.Is(context.Cause(w.ctx), ErrKeyRevoked) {
+		return ErrKeyRevoked
+	}
+	return w.ServerStream.SendMsg(m)
+}
+
 // BearerCredentials sends a key as `authorization: Bearer <key>` on every call of a client
 // connection. It does not insist on TLS, because the services talk over loopback or a private
 // network by default; put TLS in front when they do not.

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -167,10 +168,14 @@ func TestStreamRecheck(t *testing.T) {
 			defer cancel()
 			handlerCtx := make(chan context.Context, 1)
 			result := make(chan error, 1)
+			var sendErr error // a send after the stream ended, if the key was refused
 			go func() {
 				result <- authn.Stream()(nil, fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method}, func(_ any, ss grpc.ServerStream) error {
 					handlerCtx <- ss.Context()
 					<-ss.Context().Done()
+					if errors.Is(context.Cause(ss.Context()), auth.ErrKeyRevoked) {
+						sendErr = ss.SendMsg(&lifecyclev1.WatchEventsResponse{})
+					}
 					return nil
 				})
 			}()
@@ -191,6 +196,7 @@ func TestStreamRecheck(t *testing.T) {
 			switch {
 			case tc.ended:
 				wantRevoked(t, "stream", err)
+				wantRevoked(t, "a send once the key was refused", sendErr)
 			case err != nil:
 				t.Errorf("stream the client closed ended with %v, want the handler's nil", err)
 			}
