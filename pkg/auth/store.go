@@ -183,7 +183,9 @@ func (s *Store) lookup(ctx context.Context, secret string) (Principal, bool, err
 }
 
 // lookupDigest finds the unrevoked key whose secret has digest d. found is false only for a
-// definite answer (no such key, or revoked); a fault of the database is an error.
+// definite answer (no such key, or revoked); a fault of the database is an error. Key expiry, when
+// it comes, belongs here as one more "not found": Verify and the re-verification of open streams
+// (streams.go) both ask here, so an expired key is refused at once and its streams end.
 func (s *Store) lookupDigest(ctx context.Context, d string) (p Principal, found bool, err error) {
 	var k Key
 	err = s.db.Get(ctx, &k, `SELECT key_id, account_id, role, name, create_time, revoke_time FROM api_keys WHERE secret_hash = ?`, d)
