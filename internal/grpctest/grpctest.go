@@ -95,7 +95,13 @@ type Server struct {
 // services, and serves (through Server.Run, as main does) until the test ends.
 func Start(t testing.TB, authn *auth.Interceptor, register func(*grpc.Server)) *Server {
 	t.Helper()
-	s := &Server{Server: grpcserver.New(Logger(t), authn), lis: bufconn.Listen(1 << 20)}
+	return StartWith(t, authn, grpcserver.Options{}, register)
+}
+
+// StartWith is Start with the server's options.
+func StartWith(t testing.TB, authn *auth.Interceptor, opts grpcserver.Options, register func(*grpc.Server)) *Server {
+	t.Helper()
+	s := &Server{Server: grpcserver.New(Logger(t), authn, opts), lis: bufconn.Listen(1 << 20)}
 	register(s.GRPC)
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -43,25 +44,38 @@ var publicPrefixes = []string{
 	"/grpc.reflection.v1alpha.ServerReflection/",
 }
 
-// Interceptor authenticates every call and applies the policy and a per-account rate limit.
+// Interceptor authenticates every call and applies the policy and the per-account limits.
 type Interceptor struct {
-	v      *Verifier
-	policy Policy
-	limits *accountLimits // nil: no rate limit
+	v       *Verifier
+	policy  Policy
+	limits  *accountLimits // nil: no rate limit
+	streams *openStreams
 	// serviceIdentity, when set, is the name a service key's connection must prove with its
 	// client certificate (WithServiceIdentity).
 	serviceIdentity string
 }
 
-// NewInterceptor makes the interceptor. rps <= 0 disables rate limiting; otherwise each account
-// may make rps calls a second with bursts of 2×rps, and is refused with ResourceExhausted beyond.
-func NewInterceptor(v *Verifier, policy Policy, rps float64) *Interceptor {
-	i := &Interceptor{v: v, policy: policy}
-	if rps > 0 {
-		i.limits = newAccountLimits(rate.Limit(rps), max(1, int(2*rps)))
+// Limits are what one account may use of a server. The zero value sets no limit.
+type Limits struct {
+	// Rate is the calls a second (unary calls and stream opens) an account may make, with bursts
+	// of twice that; beyond, calls are refused with ResourceExhausted. 0 means no rate limit.
+	Rate float64
+	// StreamsPerAccount is how many authenticated streams an account may have open at once; the
+	// stream that would pass it is refused with ResourceExhausted. 0 means no cap.
+	StreamsPerAccount int
+}
+
+// NewInterceptor makes the interceptor.
+func NewInterceptor(v *Verifier, policy Policy, l Limits) *Interceptor {
+	i := &Interceptor{v: v, policy: policy, streams: newOpenStreams(v, max(0, l.StreamsPerAccount))}
+	if l.Rate > 0 {
+		i.limits = newAccountLimits(rate.Limit(l.Rate), max(1, int(2*l.Rate)))
 	}
 	return i
 }
+
+// OpenStreams reports how many authenticated streams are open, and on how many distinct keys.
+func (i *Interceptor) OpenStreams() (streams, keys int) { return i.streams.counts() }
 
 // accountLimits is a token bucket per account. A bucket that has filled up again behaves exactly
 // like a new one, so the periodic sweep drops those without changing any answer: the map holds
@@ -120,43 +134,45 @@ func WithCaller(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-func (i *Interceptor) authorize(ctx context.Context, method string) (context.Context, error) {
+// authorize checks a call and returns its context carrying the caller, the caller, and the digest
+// of its key ("" for a public method, which has neither).
+func (i *Interceptor) authorize(ctx context.Context, method string) (context.Context, Principal, string, error) {
 	for _, p := range publicPrefixes {
 		if strings.HasPrefix(method, p) {
-			return ctx, nil
+			return ctx, Principal{}, "", nil
 		}
 	}
 	access, known := i.policy[method]
 	if !known {
-		return nil, apierr.PermissionDenied("method %s is not available", method)
+		return nil, Principal{}, "", apierr.PermissionDenied("method %s is not available", method)
 	}
 	secret, err := bearer(ctx)
 	if err != nil {
-		return nil, err
+		return nil, Principal{}, "", err
 	}
 	p, err := i.v.Verify(ctx, secret)
 	if err != nil {
-		return nil, err
+		return nil, Principal{}, "", err
 	}
 	name := method[strings.LastIndex(method, "/")+1:]
 	if !slices.Contains(access.Roles, p.Role) {
-		return nil, apierr.PermissionDenied("%s %s key may not call %s", article(p.Role), p.Role, name)
+		return nil, Principal{}, "", apierr.PermissionDenied("%s %s key may not call %s", article(p.Role), p.Role, name)
 	}
 	if p.Bundles != nil && !access.Bundles {
-		return nil, apierr.PermissionDenied("key %s is limited to %d bundle(s) and may not call %s", p.KeyID, len(p.Bundles), name)
+		return nil, Principal{}, "", apierr.PermissionDenied("key %s is limited to %d bundle(s) and may not call %s", p.KeyID, len(p.Bundles), name)
 	}
 	if p.Role == RoleService {
 		if err := i.checkServiceIdentity(ctx, method); err != nil {
-			return nil, err
+			return nil, Principal{}, "", err
 		}
 	}
 	if i.limits != nil && !i.limits.allow(p.AccountID, time.Now()) {
-		return nil, apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.limits.rps))
+		return nil, Principal{}, "", apierr.ResourceExhausted("account %s is over its rate limit of %.0f calls a second", p.AccountID, float64(i.limits.rps))
 	}
 	if slot, ok := ctx.Value(slotKey{}).(*Principal); ok {
 		*slot = p
 	}
-	return WithCaller(ctx, p), nil
+	return WithCaller(ctx, p), p, digest(secret), nil
 }
 
 type slotKey struct{}
@@ -185,7 +201,7 @@ func bearer(ctx context.Context) (string, error) {
 // Unary is the unary-call interceptor.
 func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := i.authorize(ctx, info.FullMethod)
+		ctx, _, _, err := i.authorize(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
@@ -193,14 +209,30 @@ func (i *Interceptor) Unary() grpc.UnaryServerInterceptor {
 	}
 }
 
-// Stream is the streaming-call interceptor.
+// Stream is the streaming-call interceptor. Beyond the checks at open, an authenticated stream is
+// counted against its account's cap while it is open, and its key is re-verified every cache TTL
+// (see openStreams): once the store refuses the key, the handler's context ends and the stream
+// ends with ErrKeyRevoked, whatever the handler returned (WatchEvents returns nil when its
+// context ends). Public streams (health Watch, reflection) have no key and are neither.
 func (i *Interceptor) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := i.authorize(ss.Context(), info.FullMethod)
+		ctx, p, d, err := i.authorize(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+		if d == "" {
+			return handler(srv, ss)
+		}
+		ctx, done, err := i.streams.open(ctx, d, p.AccountID)
+		if err != nil {
+			return err
+		}
+		defer done()
+		err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+		if errors.Is(context.Cause(ctx), ErrKeyRevoked) {
+			return ErrKeyRevoked
+		}
+		return err
 	}
 }
 
@@ -210,6 +242,17 @@ type wrappedStream struct {
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// SendMsg refuses to send once the stream's key has been refused, so a handler that sends a batch
+// without looking at its context between messages sends nothing more. It cannot interrupt a send
+// already blocked on flow control (a client that stopped reading): that stream ends when the
+// client reads again or goes away, and keeps its place under the account's cap until then.
+func (w *wrappedStream) SendMsg(m any) error {
+	if errors.Is(context.Cause(w.ctx), ErrKeyRevoked) {
+		return ErrKeyRevoked
+	}
+	return w.ServerStream.SendMsg(m)
+}
 
 // BearerCredentials sends a key as `authorization: Bearer <key>` on every call of a client
 // connection. It does not insist on TLS itself, because the services talk plaintext over loopback

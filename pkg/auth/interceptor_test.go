@@ -56,7 +56,7 @@ func newAuthEnv(t *testing.T, rps float64) *authEnv {
 		support:  grpctest.NewCaller(t, st, "support", auth.RoleSupport),
 		service:  grpctest.NewCaller(t, st, "service", auth.RoleService),
 	}
-	authn := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), testPolicy, rps)
+	authn := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), testPolicy, auth.Limits{Rate: rps})
 	e.srv = grpctest.Start(t, authn, func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, whoami{}) })
 	return e
 }
@@ -139,7 +139,7 @@ func TestInterceptorRevokedKey(t *testing.T) {
 	st, clk := newStore(t, dbtest.FromEnv(t))
 	c := grpctest.NewCaller(t, st, "customer", auth.RoleOwner)
 	const ttl = 2 * time.Second
-	srv := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(st, clk, ttl), testPolicy, 0),
+	srv := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(st, clk, ttl), testPolicy, auth.Limits{}),
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, whoami{}) })
 	client := lifecyclev1.NewLifecycleServiceClient(srv.Dial(t, c.Key))
 	ctx := context.Background()
@@ -230,7 +230,7 @@ func TestStreamInterceptor(t *testing.T) {
 	st, clk := newStore(t, dbtest.FromEnv(t))
 	c := grpctest.NewCaller(t, st, "customer", auth.RoleOwner)
 	const method = "/test.v1.Test/Watch"
-	intercept := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), auth.Policy{method: auth.Allow(auth.RoleOwner)}, 0).Stream()
+	intercept := auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), auth.Policy{method: auth.Allow(auth.RoleOwner)}, auth.Limits{}).Stream()
 	incoming := func(kv ...string) context.Context {
 		return metadata.NewIncomingContext(context.Background(), metadata.Pairs(kv...))
 	}

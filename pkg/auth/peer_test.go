@@ -32,8 +32,8 @@ func TestServiceIdentity(t *testing.T) {
 	service := grpctest.NewCaller(t, st, "service", auth.RoleService)
 	customer := grpctest.NewCaller(t, st, "customer", auth.RoleOwner)
 	verifier := auth.NewVerifier(st, clk, time.Minute)
-	bound := auth.NewInterceptor(verifier, testPolicy, 0).WithServiceIdentity("certhosting-order")
-	unbound := auth.NewInterceptor(verifier, testPolicy, 0)
+	bound := auth.NewInterceptor(verifier, testPolicy, auth.Limits{}).WithServiceIdentity("certhosting-order")
+	unbound := auth.NewInterceptor(verifier, testPolicy, auth.Limits{})
 
 	verified := func(c *x509.Certificate) credentials.AuthInfo {
 		return credentials.TLSInfo{State: tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{c}}}}

@@ -295,11 +295,19 @@ func (s *Store) ListKeysPage(ctx context.Context, accountID, before string, limi
 	return keys, err
 }
 
-// lookup finds the key with the given secret if it still works (not revoked, not expired); until
-// is when it expires (zero: never).
-func (s *Store) lookup(ctx context.Context, secret string) (p Principal, until time.Time, ok bool, err error) {
+// lookup finds the key with the given secret if it still works (lookupDigest).
+func (s *Store) lookup(ctx context.Context, secret string) (Principal, time.Time, bool, error) {
+	return s.lookupDigest(ctx, digest(secret))
+}
+
+// lookupDigest finds the key whose secret has digest d if it still works: not revoked, not
+// expired; until is when it expires (zero: never). found is false only for a definite answer (no
+// such key, revoked, expired); a fault of the database is an error. Verify and the
+// re-verification of open streams (streams.go) both ask here, so an expired key is refused at once
+// and its streams end.
+func (s *Store) lookupDigest(ctx context.Context, d string) (p Principal, until time.Time, found bool, err error) {
 	var k Key
-	err = s.db.Get(ctx, &k, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, digest(secret))
+	err = s.db.Get(ctx, &k, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, time.Time{}, false, nil
 	}

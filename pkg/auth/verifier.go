@@ -44,22 +44,37 @@ func (v *Verifier) Verify(ctx context.Context, secret string) (Principal, error)
 		return Principal{}, apierr.Unauthenticated("invalid API key")
 	}
 	d := digest(secret)
-	now := v.clk.Now()
 	v.mu.Lock()
 	c, ok := v.cache[d]
 	v.mu.Unlock()
-	if ok && now.Before(c.expires) {
+	if ok && v.clk.Now().Before(c.expires) {
 		return c.p, nil
 	}
-	p, until, found, err := v.store.lookup(ctx, secret)
+	p, found, err := v.refresh(ctx, d)
 	if err != nil {
 		return Principal{}, err
+	}
+	if !found {
+		return Principal{}, apierr.Unauthenticated("invalid API key")
+	}
+	return p, nil
+}
+
+// refresh asks the store about the key with digest d, whatever the cache holds, and caches the
+// answer. found false is the store's definite "no such key, revoked, or expired"; an error is a fault (the database is unreachable) and says nothing about the key.
+// The open-stream re-verification (streams.go) calls it directly, so a stream learns of a
+// revocation within one TTL rather than up to two (a cached answer can be a TTL old).
+func (v *Verifier) refresh(ctx context.Context, d string) (Principal, bool, error) {
+	now := v.clk.Now() // before the read: the answer is trusted a TTL from when it was asked for
+	p, until, found, err := v.store.lookupDigest(ctx, d)
+	if err != nil {
+		return Principal{}, false, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !found {
 		delete(v.cache, d)
-		return Principal{}, apierr.Unauthenticated("invalid API key")
+		return Principal{}, false, nil
 	}
 	if len(v.cache) > 10000 {
 		for k, e := range v.cache {
@@ -73,5 +88,5 @@ func (v *Verifier) Verify(ctx context.Context, secret string) (Principal, error)
 		expires = until // an expiring key is not trusted past its expiry
 	}
 	v.cache[d] = cached{p: p, expires: expires}
-	return p, nil
+	return p, true, nil
 }

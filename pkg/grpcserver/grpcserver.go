@@ -46,19 +46,51 @@ type Server struct {
 	startDrain context.CancelFunc
 }
 
+// DefaultMaxConcurrentStreams is the default of Options.MaxConcurrentStreams in the services'
+// flags: the smallest value HTTP/2 (RFC 9113, 6.5.2) recommends a peer allow.
+const DefaultMaxConcurrentStreams = 100
+
+// Options tune a Server. The zero value is grpc-go's defaults.
+type Options struct {
+	// MaxConcurrentStreams caps the calls (unary calls and streams alike: each is an HTTP/2
+	// stream) open at once on one client connection; 0 means no cap. The server announces it in
+	// its HTTP/2 SETTINGS. A grpc-go client honours it by queueing the call that would pass it
+	// until one ends or the call's deadline passes (the call then fails with DeadlineExceeded
+	// without reaching the server); a client that ignores it has the extra stream reset with
+	// REFUSED_STREAM (grpc-go's server does this), which a client sees as Unavailable. So the cap
+	// bounds what one connection costs the server, but the client is told by waiting, not by a
+	// status naming the cap: the per-account stream cap (auth.Limits) is the one that refuses.
+	MaxConcurrentStreams uint32
+	// Outer are interceptors put before all others, so that they see every call (refused ones
+	// too) with the status its client gets: the gRPC metrics (pkg/metrics).
+	OuterUnary  grpc.UnaryServerInterceptor
+	OuterStream grpc.StreamServerInterceptor
+	// More are further server options: the transport credentials of a TLS listener (grpc.Creds),
+	// the tracing stats handler (pkg/tracing).
+	More []grpc.ServerOption
+}
+
 // New makes a server whose calls pass through recovery, logging and the given auth interceptor.
-// Register the service implementations on s.GRPC before Run. opts are more server options: the
-// transport credentials (grpc.Creds) of a TLS listener.
-func New(log *slog.Logger, authn *auth.Interceptor, opts ...grpc.ServerOption) *Server {
+// Register the service implementations on s.GRPC before Run.
+func New(log *slog.Logger, authn *auth.Interceptor, opts Options) *Server {
 	s := &Server{Health: health.NewServer(), log: log, codec: newRequestCodec()}
 	s.draining, s.startDrain = context.WithCancel(context.Background())
+	unary := []grpc.UnaryServerInterceptor{s.unaryErrors, authn.Unary(), s.decodeErrors}
+	stream := []grpc.StreamServerInterceptor{s.streamErrors, authn.Stream(), s.decodeErrorsStream}
+	if opts.OuterUnary != nil {
+		unary = append([]grpc.UnaryServerInterceptor{opts.OuterUnary}, unary...)
+	}
+	if opts.OuterStream != nil {
+		stream = append([]grpc.StreamServerInterceptor{opts.OuterStream}, stream...)
+	}
 	s.GRPC = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams), // 0: grpc-go's default, no cap
 		grpc.ForceServerCodecV2(s.codec),
-		grpc.ChainUnaryInterceptor(s.unaryErrors, authn.Unary(), s.decodeErrors),
-		grpc.ChainStreamInterceptor(s.streamErrors, authn.Stream(), s.decodeErrorsStream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}, opts...)...)
+	}, opts.More...)...)
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
 	reflection.Register(s.GRPC)
 	return s

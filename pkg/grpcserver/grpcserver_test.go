@@ -1,6 +1,7 @@
 package grpcserver_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jonboulle/clockwork"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -87,7 +90,7 @@ func newAuth(t *testing.T) (*auth.Interceptor, string) {
 	clk := clockwork.NewFakeClock()
 	st := grpctest.OpenIdentity(t, clk)
 	c := grpctest.NewCaller(t, st, "acme", auth.RoleOwner)
-	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, 0), c.Key
+	return auth.NewInterceptor(auth.NewVerifier(st, clk, time.Minute), policy, auth.Limits{}), c.Key
 }
 
 // Errors that carry a status pass through; context errors become their codes; anything else,
@@ -178,7 +181,7 @@ func (f faulty) callInProgress(conn *grpc.ClientConn, key string) <-chan error {
 func TestRunGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	authn, key := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
 	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
@@ -226,7 +229,7 @@ func TestRunGracefulShutdown(t *testing.T) {
 func TestHealthPerService(t *testing.T) {
 	t.Parallel()
 	authn, _ := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, faulty{})
 	conn, stop, stopped := runOnLoopback(t, s, time.Minute)
 	health := healthpb.NewHealthClient(conn)
@@ -275,7 +278,7 @@ func TestHealthPerService(t *testing.T) {
 func TestRunGraceExpires(t *testing.T) {
 	t.Parallel()
 	authn, key := newAuth(t)
-	s := grpcserver.New(grpctest.Logger(t), authn)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{})
 	f := faulty{entered: make(chan struct{}), release: make(chan struct{})}
 	defer close(f.release)
 	lifecyclev1.RegisterLifecycleServiceServer(s.GRPC, f)
@@ -287,5 +290,106 @@ func TestRunGraceExpires(t *testing.T) {
 	}
 	if err := <-callDone; status.Code(err) != codes.Unavailable {
 		t.Errorf("call cut off at shutdown = %v, want Unavailable", err)
+	}
+}
+
+// MaxConcurrentStreams caps the calls open at once on one connection. A grpc-go client does not
+// get an error past it: the call waits, client-side, for one to end (or its deadline); unary calls
+// share the cap with streams; another connection has its own.
+func TestMaxConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	authn, _ := newAuth(t)
+	srv := grpctest.StartWith(t, authn, grpcserver.Options{MaxConcurrentStreams: 2}, func(*grpc.Server) {})
+	health := healthpb.NewHealthClient(srv.Dial(t, ""))
+	watch := func(ctx context.Context) error {
+		w, err := health.Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = w.Recv()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first, closeFirst := context.WithCancel(ctx)
+	for _, c := range []context.Context{first, ctx} {
+		if err := watch(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func(what string, call func(context.Context) error) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if err := call(c); status.Code(err) != codes.DeadlineExceeded {
+			t.Errorf("%s past the cap = %v, want it queued until its deadline (DeadlineExceeded)", what, err)
+		}
+	}
+	queued("third Watch", watch)
+	queued("unary Check", func(c context.Context) error {
+		_, err := health.Check(c, &healthpb.HealthCheckRequest{})
+		return err
+	})
+	other := healthpb.NewHealthClient(srv.Dial(t, ""))
+	if _, err := other.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("Check on another connection: %v", err)
+	}
+	// Once one stream ends, a waiting call goes through.
+	closeFirst()
+	c, cancelCheck := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelCheck()
+	if _, err := health.Check(c, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("Check after a stream ended: %v", err)
+	}
+}
+
+// A client that ignores the announced cap, opening more streams than it allows, has the extra
+// stream reset with REFUSED_STREAM (which gRPC maps to UNAVAILABLE). Spoken in raw HTTP/2: a
+// grpc-go client never does it.
+func TestMaxConcurrentStreamsRefusesRawClient(t *testing.T) {
+	t.Parallel()
+	authn, _ := newAuth(t)
+	s := grpcserver.New(grpctest.Logger(t), authn, grpcserver.Options{MaxConcurrentStreams: 1})
+	conn, _, _ := runOnLoopback(t, s, time.Second)
+	c, err := net.Dial("tcp", conn.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	// Two health Watch streams (public: no key needed). Neither sends its request message, so the
+	// first stays open while the second arrives.
+	for _, id := range []uint32{1, 3} {
+		block.Reset()
+		for _, f := range [][2]string{
+			{":method", "POST"}, {":scheme", "http"}, {":path", "/grpc.health.v1.Health/Watch"}, {":authority", "test"},
+			{"content-type", "application/grpc"}, {"te", "trailers"},
+		} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no RST_STREAM for the stream past the cap: %v", err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			if rst.StreamID != 3 || rst.ErrCode != http2.ErrCodeRefusedStream {
+				t.Errorf("RST_STREAM of stream %d with %v, want stream 3 with REFUSED_STREAM", rst.StreamID, rst.ErrCode)
+			}
+			return
+		}
 	}
 }

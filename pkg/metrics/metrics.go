@@ -46,9 +46,9 @@ func New() *Set {
 	return s
 }
 
-// ServerOptions are the interceptors that count a server's calls, to put first in its chain (so
+// ServerInterceptors are the interceptors that count a server's calls, to put first in its chain (so
 // refused calls count too, with their code).
-func (s *Set) ServerOptions() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+func (s *Set) ServerInterceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	return s.Server.UnaryServerInterceptor(), s.Server.StreamServerInterceptor()
 }
 

@@ -46,6 +46,8 @@ type envOptions struct {
 	// acme_test.go); the local CA keeps serving the rest. The fake clock then starts at the real
 	// now instead of start, because Pebble issues in real time.
 	acme bool
+	// streamsPerAccount caps each account's open streams (auth.Limits); 0: no cap.
+	streamsPerAccount int
 }
 
 // env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
@@ -64,8 +66,9 @@ type env struct {
 	st        *store.Store
 	ticker    *lifecycle.Ticker
 	identity  *auth.Store
-	acme      *acmeCA // with envOptions.acme
-	dir       string  // where its databases are (grpctest.OpenDBWith opens them again)
+	authn     *auth.Interceptor // the lifecycle server's
+	acme      *acmeCA           // with envOptions.acme
+	dir       string            // where its databases are (grpctest.OpenDBWith opens them again)
 	gs        *grpctest.Server
 	metrics   *metrics.Set // the service's metrics (the domain's; the gRPC ones stay zero in-process)
 
@@ -134,7 +137,8 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
 
 	identity := grpctest.OpenIdentity(t, clk)
-	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, 0),
+	authn := auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, auth.Limits{StreamsPerAccount: o.streamsPerAccount})
+	gs := grpctest.Start(t, authn,
 		func(s *grpc.Server) {
 			lifecyclev1.RegisterLifecycleServiceServer(s, lifecycle.NewServer(cfg, events, nil))
 			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
@@ -156,7 +160,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
 		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
-		identity: identity, acme: acmeCA, dir: dir, gs: gs, metrics: metricSet,
+		identity: identity, authn: authn, acme: acmeCA, dir: dir, gs: gs, metrics: metricSet,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
@@ -192,7 +196,7 @@ func (e *env) startOrders() *orders {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, 0),
+	gs := grpctest.Start(e.t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), order.Policy, auth.Limits{}),
 		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
 	return &orders{a: orderv1.NewOrderServiceClient(gs.Dial(e.t, e.keyA)), relay: relay, gs: gs}
 }

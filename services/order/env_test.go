@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, clk, time.Minute), order.Policy, 0),
+	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, clk, time.Minute), order.Policy, auth.Limits{}),
 		func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, srv) })
 	a := grpctest.NewCaller(t, e.identity, "a", auth.RoleOwner)
 	b := grpctest.NewCaller(t, e.identity, "b", auth.RoleOwner)
@@ -85,7 +85,7 @@ func (e *env) startLifecycle(t *testing.T) lifecycleService {
 	d := grpctest.OpenDB(t, t.TempDir(), "lifecycle.db", lifecyclestore.Migrations())
 	srv := lifecycle.NewServer(lifecycle.Config{Store: lifecyclestore.New(d, nil), Clock: e.clk, Log: grpctest.Logger(t)},
 		lifecycle.NewNotifier(), nil)
-	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), lifecycle.Policy, 0),
+	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), lifecycle.Policy, auth.Limits{}),
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, srv) })
 	svc := grpctest.NewCaller(t, e.identity, "certhosting-order", auth.RoleService)
 	// A's lifecycle client uses a second key of account A.

@@ -54,6 +54,8 @@ type ClientConfig struct {
 	TLS credentials.TransportCredentials
 	// Timeout is the deadline of each call (default DefaultTimeout).
 	Timeout time.Duration
+	// DialOptions are more options of the connection: the client metrics and tracing.
+	DialOptions []grpc.DialOption
 }
 
 // Client is a ca.Client that calls a plug-in.
@@ -78,9 +80,9 @@ func Dial(cfg ClientConfig) (*Client, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(creds),
+	conn, err := grpc.NewClient(cfg.Address, append([]grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithPerRPCCredentials(tokenCredentials{token: cfg.Token, secure: cfg.TLS != nil}),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnect, MinConnectTimeout: 5 * time.Second}))
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnect, MinConnectTimeout: 5 * time.Second})}, cfg.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", cfg.Address, err)
 	}

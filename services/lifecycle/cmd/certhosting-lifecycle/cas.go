@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
 
 	"github.com/certhosting/certhosting/pkg/ca"
 	"github.com/certhosting/certhosting/pkg/ca/acme"
@@ -39,7 +40,7 @@ func checkPluginTransport(f *caconfig.File, insecure bool) error {
 // authorities builds the configured CAs. local makes the built-in local CA (from the -localca-*
 // flags), only if some route uses it. The returned closers release them.
 func authorities(ctx context.Context, f *caconfig.File, local func() (ca.Client, io.Closer, error),
-	zone *lifecycle.DelegatedZone, keys *secrets.Box, clk clockwork.Clock, log *slog.Logger) (*ca.Registry, []io.Closer, error) {
+	zone *lifecycle.DelegatedZone, keys *secrets.Box, clk clockwork.Clock, log *slog.Logger, dial []grpc.DialOption) (*ca.Registry, []io.Closer, error) {
 	clients := map[string]ca.Client{}
 	var closers []io.Closer
 	fail := func(err error) (*ca.Registry, []io.Closer, error) {
@@ -72,7 +73,7 @@ func authorities(ctx context.Context, f *caconfig.File, local func() (ca.Client,
 				return fail(fmt.Errorf("CA %s: %w", name, err))
 			}
 			c, err := plugin.Dial(plugin.ClientConfig{Address: a.Address, Token: strings.TrimSpace(string(token)), TLS: creds,
-				Timeout: a.CallTimeout()})
+				Timeout: a.CallTimeout(), DialOptions: dial})
 			if err != nil {
 				return fail(fmt.Errorf("CA %s: %w", name, err))
 			}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -46,8 +47,10 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/pkg/metrics"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/pkg/tlsfiles"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/lifecycle"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -93,6 +96,13 @@ type config struct {
 
 	tls                  tlsfiles.ServerFlags
 	orderServiceIdentity string
+	metricsAddr          string
+	metricsBundleExpiry  bool
+	otlpEndpoint         string
+
+	// Limits on streams (docs in README, "Hostile clients").
+	maxStreamsPerAccount int
+	maxConcurrentStreams uint
 }
 
 // parseFlags parses the service's flags; extra adds a subcommand's own.
@@ -126,12 +136,17 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.crlURL, "crl-url", "", "the CRL's address as named in every certificate the local CA issues; default http://<-crl-listen>/crl/local.crl")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
+	fs.IntVar(&c.maxStreamsPerAccount, "max-streams-per-account", auth.DefaultStreamsPerAccount, "streams (WatchEvents) an account may have open at once; the next is refused with ResourceExhausted; 0: no cap")
+	fs.UintVar(&c.maxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "calls (unary and streaming) open at once on one client connection; a gRPC client queues the calls past it until one ends; 0: no cap")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "once serving, write the listen address to this file (for scripts that start on port 0)")
 	fs.StringVar(&c.debugAddr, "debug-addr", "", "serve runtime profiles (/debug/pprof/) on this address; empty: off. Bind it to loopback")
 	c.tls.Register(fs)
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (docs/metrics.md); empty: off. No authentication: bind it to loopback or a monitoring network")
+	fs.BoolVar(&c.metricsBundleExpiry, "metrics-bundle-expiry", true, "export each bundle's certificate expiry (one series per bundle); turn off where there are too many bundles")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/gRPC (plaintext) to this collector address; empty: tracing off")
 	fs.StringVar(&c.orderServiceIdentity, "order-service-identity", tlsfiles.DefaultOrderIdentity, "with -tls-client-ca: the name (DNS name or CommonName) the order service's client certificate must carry for CreateBundle and CancelBundle")
 	for _, f := range extra {
 		f(fs)
@@ -141,6 +156,9 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	}
 	if c.tls.MutualTLS() && c.orderServiceIdentity == "" {
 		return c, errors.New("-order-service-identity: must name the order service's client certificate when -tls-client-ca is set")
+	}
+	if c.maxStreamsPerAccount < 0 || c.maxConcurrentStreams > math.MaxUint32 {
+		return c, fmt.Errorf("-max-streams-per-account and -max-concurrent-streams: want 0 (no cap) or a positive count below 2^32, got %d and %d", c.maxStreamsPerAccount, c.maxConcurrentStreams)
 	}
 	if c.caRetryBase <= 0 || c.caRetryMax < c.caRetryBase {
 		return c, fmt.Errorf("-ca-retry-base and -ca-retry-max: want 0 < base <= max, got %v and %v", c.caRetryBase, c.caRetryMax)
@@ -220,22 +238,33 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		defer crlLis.Close()
 		cfg.crlListen = crlLis.Addr().String() // port 0 resolved, for the default -crl-url
 	}
+	stopTracing, err := tracing.Setup(ctx, cfg.otlpEndpoint, "certhosting-lifecycle")
+	if err != nil {
+		return err
+	}
+	defer flushTraces(stopTracing, log)
 	svc, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer svc.close()
+	if cfg.metricsAddr != "" {
+		if _, err := metrics.Serve(ctx, cfg.metricsAddr, svc.metrics, log); err != nil {
+			return err
+		}
+	}
 
-	authn := auth.NewInterceptor(svc.verifier, lifecycle.Policy, cfg.rateLimit)
-	var serverOpts []grpc.ServerOption
+	authn := auth.NewInterceptor(svc.verifier, lifecycle.Policy, auth.Limits{Rate: cfg.rateLimit, StreamsPerAccount: cfg.maxStreamsPerAccount})
+	opts := grpcserver.Options{MaxConcurrentStreams: uint32(cfg.maxConcurrentStreams), More: []grpc.ServerOption{tracing.ServerOption()}}
+	opts.OuterUnary, opts.OuterStream = svc.metrics.ServerInterceptors()
 	if serverCreds != nil {
-		serverOpts = append(serverOpts, grpc.Creds(serverCreds))
+		opts.More = append(opts.More, grpc.Creds(serverCreds))
 	}
 	if cfg.tls.MutualTLS() {
 		// Client certificates are verified: a service key counts only with the order service's.
 		authn.WithServiceIdentity(cfg.orderServiceIdentity)
 	}
-	gs := grpcserver.New(log, authn, serverOpts...)
+	gs := grpcserver.New(log, authn, opts)
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
 	lifecyclev1.RegisterAccountServiceServer(gs.GRPC, lifecycle.NewAccountServer(svc.config, svc.identity))
@@ -275,6 +304,7 @@ type service struct {
 	events   *lifecycle.Notifier
 	verifier *auth.Verifier
 	identity *auth.Store
+	metrics  *metrics.Set
 	closers  []func()
 }
 
@@ -361,7 +391,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		svc.closers = append(svc.closers, func() { dnsSrv.Close() })
 		log.Info("delegated DNS zone serving", "zone", zone.Zone(), "addr", dnsSrv.Addr())
 	}
-	cas, closers, err := authorities(ctx, caFile, local, zone, keys, clk, log)
+	svc.metrics = metrics.New()
+	dial := append(svc.metrics.DialOptions(), tracing.DialOption())
+	cas, closers, err := authorities(ctx, caFile, local, zone, keys, clk, log, dial)
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +404,9 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 	if len(engineers) == 0 {
 		return nil, fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
-	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers}
+	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers,
+		Metrics: lifecycle.NewMetrics(svc.metrics.Registry)}
+	svc.metrics.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, cfg.metricsBundleExpiry))
 	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Lease: cfg.lease,
 		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	return svc, nil
@@ -504,4 +538,13 @@ func tlsInit(args []string, now time.Time, stdout, stderr io.Writer) error {
 		tlsfiles.TestPKIValidity, *dir, tlsfiles.CAFile, tlsfiles.ServerCertFile, tlsfiles.ServerKeyFile,
 		*identity, tlsfiles.OrderCertFile, tlsfiles.OrderKeyFile, tlsfiles.ClientIdentity, tlsfiles.ClientCertFile, tlsfiles.ClientKeyFile)
 	return nil
+}
+
+// flushTraces sends the spans still buffered, for up to 5 s, as the process stops.
+func flushTraces(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("flushing traces", "err", err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -40,7 +41,9 @@ import (
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/grpcclient"
 	"github.com/certhosting/certhosting/pkg/grpcserver"
+	"github.com/certhosting/certhosting/pkg/metrics"
 	"github.com/certhosting/certhosting/pkg/tlsfiles"
+	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/order"
 	"github.com/certhosting/certhosting/services/order/store"
 )
@@ -66,6 +69,12 @@ type config struct {
 	relayConcurrency int
 	tls              tlsfiles.ServerFlags
 	lifecycleTLS     tlsfiles.ClientFiles
+	metricsAddr      string
+	otlpEndpoint     string
+
+	// Limits on streams (docs in README, "Hostile clients").
+	maxStreamsPerAccount int
+	maxConcurrentStreams uint
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -80,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.lifecycleKeyFile, "lifecycle-key-file", "var/order-service-key", "file holding this service's API key (role service) for the lifecycle service")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", auth.DefaultCacheTTL, "how long a verified API key is cached; a revoked key works at most this long")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 2000, "calls per second allowed per account (bursts of twice that); 0 disables the limit")
+	fs.IntVar(&c.maxStreamsPerAccount, "max-streams-per-account", auth.DefaultStreamsPerAccount, "streams (WatchEvents) an account may have open at once; the next is refused with ResourceExhausted; 0: no cap")
+	fs.UintVar(&c.maxConcurrentStreams, "max-concurrent-streams", grpcserver.DefaultMaxConcurrentStreams, "calls (unary and streaming) open at once on one client connection; a gRPC client queues the calls past it until one ends; 0: no cap")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long unary calls in progress may take to finish on SIGINT/SIGTERM (open streams end at once)")
@@ -93,8 +104,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.lifecycleTLS.Cert, "lifecycle-tls-cert", "", "mutual TLS towards the lifecycle service: this service's client certificate (PEM), re-read when it changes")
 	fs.StringVar(&c.lifecycleTLS.Key, "lifecycle-tls-key", "", "the private key (PEM) of -lifecycle-tls-cert")
 	fs.StringVar(&c.lifecycleTLS.ServerName, "lifecycle-server-name", "", "the name expected in the lifecycle service's certificate; empty: the host of each -lifecycle-addr")
-	err := cli.Parse(fs, args, envPrefix)
-	return c, err
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (docs/metrics.md); empty: off. No authentication: bind it to loopback or a monitoring network")
+	fs.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "export OpenTelemetry traces over OTLP/gRPC (plaintext) to this collector address; empty: tracing off")
+	if err := cli.Parse(fs, args, envPrefix); err != nil {
+		return c, err
+	}
+	if c.maxStreamsPerAccount < 0 || c.maxConcurrentStreams > math.MaxUint32 {
+		return c, fmt.Errorf("-max-streams-per-account and -max-concurrent-streams: want 0 (no cap) or a positive count below 2^32, got %d and %d", c.maxStreamsPerAccount, c.maxConcurrentStreams)
+	}
+	return c, nil
 }
 
 func main() {
@@ -142,6 +160,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	stopTracing, err := tracing.Setup(ctx, cfg.otlpEndpoint, "certhosting-order")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The spans still buffered go out as the process stops, for up to 5 s.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
+	metricSet := metrics.New()
+
 	dbOpts := store.DBOptions()
 	dbOpts.Logger, dbOpts.MaxConns = log, cfg.dbMaxConns
 	database, err := db.Open(ctx, cfg.dbPath, dbOpts)
@@ -150,6 +182,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer database.Close()
 	st := store.New(database)
+	metricSet.Registry.MustRegister(order.NewOutboxCollector(st, clk.Now, log))
+	if cfg.metricsAddr != "" {
+		if _, err := metrics.Serve(ctx, cfg.metricsAddr, metricSet, log); err != nil {
+			return err
+		}
+	}
 
 	identity, err := auth.OpenStore(ctx, cfg.identityDB, clk, log)
 	if err != nil {
@@ -166,9 +204,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
 	}
-	conn, err := grpc.NewClient(target, append(balance,
-		grpc.WithTransportCredentials(lifecycleCreds),
-		grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)))...)
+	dial := append(balance, grpc.WithTransportCredentials(lifecycleCreds), grpc.WithPerRPCCredentials(auth.BearerCredentials(serviceKey)),
+		tracing.DialOption())
+	conn, err := grpc.NewClient(target, append(dial, metricSet.DialOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("-lifecycle-addr: %w", err)
 	}
@@ -181,11 +219,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var serverOpts []grpc.ServerOption
+	opts := grpcserver.Options{MaxConcurrentStreams: uint32(cfg.maxConcurrentStreams), More: []grpc.ServerOption{tracing.ServerOption()}}
+	opts.OuterUnary, opts.OuterStream = metricSet.ServerInterceptors()
 	if serverCreds != nil {
-		serverOpts = append(serverOpts, grpc.Creds(serverCreds))
+		opts.More = append(opts.More, grpc.Creds(serverCreds))
 	}
-	gs := grpcserver.New(log, auth.NewInterceptor(verifier, order.Policy, cfg.rateLimit), serverOpts...)
+	gs := grpcserver.New(log,
+		auth.NewInterceptor(verifier, order.Policy, auth.Limits{Rate: cfg.rateLimit, StreamsPerAccount: cfg.maxStreamsPerAccount}), opts)
 	orderv1.RegisterOrderServiceServer(gs.GRPC, srv)
 
 	lis, err := net.Listen("tcp", cfg.listen)
