@@ -1,13 +1,19 @@
 # certhosting: `make run` starts the service pair on its embedded defaults; `make test` is what CI
-# runs. Every tool comes from a pinned Go module: buf, grpcurl and Pebble from tools/go.mod (built
-# into bin/), protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block.
+# runs. Every tool is pinned: buf, grpcurl and Pebble from tools/go.mod (built into bin/),
+# protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block, protoc-gen-es by
+# tools/ts/package-lock.json (make npm-deps), protoc and the gRPC Python plugin and runtime by
+# tools/debian-versions (Debian packages, tools/debian-deps).
 SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all deps test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+# The npm install of the TypeScript generator (tools/ts). npm writes node_modules/.package-lock.json
+# at each install.
+NPM_GEN     := tools/ts/node_modules/.package-lock.json
+
+.PHONY: all deps npm-deps test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -20,21 +26,35 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 
 tools: $(TOOLS)
 
+# npm ci installs exactly what package-lock.json pins, once and again when the lock changes.
+$(NPM_GEN): tools/ts/package.json tools/ts/package-lock.json
+	cd tools/ts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm-deps: $(NPM_GEN)
+
 build:
 	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle \
 		./cmd/certhosting-devdns ./cmd/certhosting-localca-plugin
 
-generate: $(BIN)/buf
+# gen/ts and gen/python are made anew (buf does not remove what a deleted proto generated), from
+# the Debian packages' pinned versions only.
+generate: $(BIN)/buf $(NPM_GEN)
+	./tools/debian-deps --strict
+	rm -rf gen/ts gen/python
 	$(BIN)/buf generate
+	./tools/sdk-layout
 
 lint: $(BIN)/buf
 	$(BIN)/buf lint
 
 # gen/ must be exactly what buf generates from proto/: generate into a scratch directory and compare.
-check-generated: $(BIN)/buf
+# What installing or running the SDKs leaves there (pip's build/ and egg-info, Python's caches) is
+# not generated and not compared.
+check-generated: $(BIN)/buf $(NPM_GEN)
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
-	$(BIN)/buf generate -o $$tmp && \
-	diff -r $$tmp/gen gen > $$tmp/diff || { cat $$tmp/diff; echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	$(BIN)/buf generate -o $$tmp && ./tools/sdk-layout $$tmp && \
+	diff -r -x node_modules -x __pycache__ -x build -x '*.egg-info' $$tmp/gen gen > $$tmp/diff || { cat $$tmp/diff; echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
 	@echo "gen/ matches proto/"
 
 vet:
@@ -141,4 +161,4 @@ bench-sweep-pg:
 	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
 
 clean:
-	rm -rf $(BIN) var
+	rm -rf $(BIN) var tools/ts/node_modules
