@@ -1,19 +1,21 @@
 # certhosting: `make run` starts the service pair on its embedded defaults; `make test` is what CI
 # runs. Every tool is pinned: buf, grpcurl and Pebble from tools/go.mod (built into bin/),
-# protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block, protoc-gen-es by
-# tools/ts/package-lock.json (make npm-deps), protoc and the gRPC Python plugin and runtime by
-# tools/debian-versions (Debian packages, tools/debian-deps).
+# protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block, protoc-gen-es and the
+# TypeScript example's packages by their package-lock.json (make npm-deps), protoc and the gRPC
+# Python plugin and runtime by tools/debian-versions (Debian packages, tools/debian-deps).
 SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-# The npm install of the TypeScript generator (tools/ts). npm writes node_modules/.package-lock.json
-# at each install.
+# The npm installs: the TypeScript generator (tools/ts) and the TypeScript example with the SDK
+# from gen/ts (examples/typescript). npm writes node_modules/.package-lock.json at each install.
 NPM_GEN     := tools/ts/node_modules/.package-lock.json
+NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
+TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+.PHONY: all deps npm-deps sdk-examples test-alerts build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -26,12 +28,24 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 
 tools: $(TOOLS)
 
-# npm ci installs exactly what package-lock.json pins, once and again when the lock changes.
+# npm ci installs exactly what each package-lock.json pins, once and again when the lock changes
+# (the example's also when gen/ts does: it installs the SDK as a copy of gen/ts).
 $(NPM_GEN): tools/ts/package.json tools/ts/package-lock.json
 	cd tools/ts && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-npm-deps: $(NPM_GEN)
+$(NPM_EXAMPLE): examples/typescript/package.json examples/typescript/package-lock.json $(shell find gen/ts -type f 2>/dev/null)
+	cd examples/typescript && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm-deps: $(NPM_GEN) $(NPM_EXAMPLE)
+
+# The SDK examples that need building: the TypeScript one, compiled by the pinned tsc. e2e's
+# TestSDKWalkthroughs runs it and the Python one against a pair.
+$(TS_EXAMPLE): $(NPM_EXAMPLE) examples/typescript/walkthrough.ts examples/typescript/tsconfig.json
+	cd examples/typescript && node_modules/.bin/tsc -p .
+
+sdk-examples: $(TS_EXAMPLE)
 
 build:
 	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle \
@@ -78,7 +92,7 @@ test-alerts: deps
 	promtool check rules docs/alerts.yml
 	cd docs && promtool test rules alerts_test.yml
 
-test: deps lint check-generated vet tools test-alerts
+test: deps lint check-generated vet tools test-alerts sdk-examples
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
 	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
@@ -161,4 +175,4 @@ bench-sweep-pg:
 	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
 
 clean:
-	rm -rf $(BIN) var tools/ts/node_modules
+	rm -rf $(BIN) var tools/ts/node_modules examples/typescript/node_modules examples/typescript/dist
