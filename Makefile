@@ -1,13 +1,21 @@
 # certhosting: `make run` starts the service pair on its embedded defaults; `make test` is what CI
-# runs. Every tool comes from a pinned Go module: buf, grpcurl and Pebble from tools/go.mod (built
-# into bin/), protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block.
+# runs. Every tool is pinned: buf, grpcurl and Pebble from tools/go.mod (built into bin/),
+# protoc-gen-go and protoc-gen-go-grpc from the main go.mod's tool block, protoc-gen-es and the
+# TypeScript example's packages by their package-lock.json (make npm-deps), protoc and the gRPC
+# Python plugin and runtime by tools/debian-versions (Debian packages, tools/debian-deps).
 SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
 CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
 
-.PHONY: all deps test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+# The npm installs: the TypeScript generator (tools/ts) and the TypeScript example with the SDK
+# from gen/ts (examples/typescript). npm writes node_modules/.package-lock.json at each install.
+NPM_GEN     := tools/ts/node_modules/.package-lock.json
+NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
+TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
+
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
 
 all: build
 
@@ -20,12 +28,36 @@ $(TOOLS) &: tools/go.mod tools/go.sum
 
 tools: $(TOOLS)
 
+# npm ci installs exactly what each package-lock.json pins, once and again when the lock changes
+# (the example's also when gen/ts does: it installs the SDK as a copy of gen/ts).
+$(NPM_GEN): tools/ts/package.json tools/ts/package-lock.json
+	cd tools/ts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(NPM_EXAMPLE): examples/typescript/package.json examples/typescript/package-lock.json $(shell find gen/ts -type f 2>/dev/null)
+	cd examples/typescript && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm-deps: $(NPM_GEN) $(NPM_EXAMPLE)
+
+# The SDK examples that need building: the TypeScript one, compiled by the pinned tsc. e2e's
+# TestSDKWalkthroughs runs it and the Python one against a pair.
+$(TS_EXAMPLE): $(NPM_EXAMPLE) examples/typescript/walkthrough.ts examples/typescript/tsconfig.json
+	cd examples/typescript && node_modules/.bin/tsc -p .
+
+sdk-examples: $(TS_EXAMPLE)
+
 build:
 	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle \
 		./cmd/certhosting-devdns ./cmd/certhosting-localca-plugin
 
-generate: $(BIN)/buf
+# gen/ts and gen/python are made anew (buf does not remove what a deleted proto generated), from
+# the Debian packages' pinned versions only.
+generate: $(BIN)/buf $(NPM_GEN)
+	./tools/debian-deps --strict
+	rm -rf gen/ts gen/python
 	$(BIN)/buf generate
+	./tools/sdk-layout
 
 lint: $(BIN)/buf
 	$(BIN)/buf lint
@@ -36,10 +68,12 @@ breaking: $(BIN)/buf
 	BUF=$(BIN)/buf ./tools/buf-breaking
 
 # gen/ must be exactly what buf generates from proto/: generate into a scratch directory and compare.
-check-generated: $(BIN)/buf
+# What installing or running the SDKs leaves there (pip's build/ and egg-info, Python's caches) is
+# not generated and not compared.
+check-generated: $(BIN)/buf $(NPM_GEN)
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
-	$(BIN)/buf generate -o $$tmp && \
-	diff -r $$tmp/gen gen > $$tmp/diff || { cat $$tmp/diff; echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	$(BIN)/buf generate -o $$tmp && ./tools/sdk-layout $$tmp && \
+	diff -r -x node_modules -x __pycache__ -x build -x '*.egg-info' $$tmp/gen gen > $$tmp/diff || { cat $$tmp/diff; echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
 	@echo "gen/ matches proto/"
 
 vet:
@@ -63,7 +97,7 @@ test-alerts: deps
 	promtool check rules docs/alerts.yml
 	cd docs && promtool test rules alerts_test.yml
 
-test: deps lint breaking check-generated vet tools test-alerts
+test: deps lint breaking check-generated vet tools test-alerts sdk-examples
 	$(GO) test -race -count=1 -timeout 20m ./...
 	CERTHOSTING_TEST_DB=postgres $(GO) test -race -count=1 -timeout 20m ./services/... ./pkg/auth/...
 	CERTHOSTING_E2E_PG_RESTART=1 $(GO) test -race -count=1 -timeout 5m -run TestPostgresRestart ./e2e/
@@ -146,4 +180,4 @@ bench-sweep-pg:
 	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
 
 clean:
-	rm -rf $(BIN) var
+	rm -rf $(BIN) var tools/ts/node_modules examples/typescript/node_modules examples/typescript/dist
