@@ -125,8 +125,8 @@ run: build
 	@echo "demo API key (also in var/demo-api-key): $$(cat var/demo-api-key)"
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT; \
 	$(BIN)/certhosting-devdns & \
-	$(BIN)/certhosting-lifecycle & \
-	$(BIN)/certhosting-order & \
+	$(BIN)/certhosting-lifecycle -metrics-addr 127.0.0.1:9152 & \
+	$(BIN)/certhosting-order -metrics-addr 127.0.0.1:9151 & \
 	wait -n
 
 # make run-pg: 2 order and 2 lifecycle replicas on the local PostgreSQL (PGURL, no database name),

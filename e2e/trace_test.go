@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,11 +75,38 @@ func startCollector(t *testing.T) (*collector, string) {
 // customer's PayOrder call through the outbox (the relay's delivery, in another goroutine and
 // possibly another process replica, continues the trace stored in the row) into the lifecycle
 // service's CreateBundle: the spans share the trace id, and each has its parent in that trace.
+// Both processes' -metrics-addr, scraped, count the same calls.
 func TestTraceAcrossTheOutbox(t *testing.T) {
 	t.Parallel()
 	col, addr := startCollector(t)
+	orderMetrics, lifecycleMetrics := freeAddr(t), freeAddr(t)
 	e := startWith(t, pair.Options{Dir: t.TempDir(),
-		OrderArgs: []string{"-otlp-endpoint", addr}, LifecycleArgs: []string{"-otlp-endpoint", addr}})
+		OrderArgs:     []string{"-otlp-endpoint", addr, "-metrics-addr", orderMetrics},
+		LifecycleArgs: []string{"-otlp-endpoint", addr, "-metrics-addr", lifecycleMetrics}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		// The gRPC metrics of both sides of the relay's call, and the domain's.
+		for _, c := range []struct{ addr, want string }{
+			{orderMetrics, `grpc_server_handled_total{grpc_code="OK",grpc_method="PayOrder",grpc_service="certhosting.order.v1.OrderService",grpc_type="unary"} 1`},
+			{orderMetrics, `grpc_client_handled_total{grpc_code="OK",grpc_method="CreateBundle",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
+			{orderMetrics, "certhosting_outbox_backlog 0"},
+			{lifecycleMetrics, `grpc_server_handled_total{grpc_code="OK",grpc_method="CreateBundle",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
+			{lifecycleMetrics, `certhosting_certificates{hosting_status="WAITING",state="PENDING_APPLICATION"} 1`},
+			{lifecycleMetrics, "certhosting_store_up 1"},
+		} {
+			resp, err := http.Get("http://" + c.addr + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), c.want+"\n") {
+				t.Errorf("%s/metrics lacks %q", c.addr, c.want)
+			}
+		}
+	})
 	ctx := t.Context()
 	o, err := e.order.CreateOrder(ctx, &orderv1.CreateOrderRequest{RequestId: "trace", ProductId: "dv-single", DomainCount: 1, SubscriptionYears: 3, Hosting: true})
 	if err != nil {
@@ -88,7 +118,7 @@ func TestTraceAcrossTheOutbox(t *testing.T) {
 
 	want := []struct{ service, name string }{
 		{"certhosting-order", "certhosting.order.v1.OrderService/PayOrder"},
-		{"certhosting-order", "outbox.deliver create_bundle"},
+		{"certhosting-order", "outbox.deliver lifecycle.CreateBundle"},
 		{"certhosting-order", "certhosting.lifecycle.v1.LifecycleService/CreateBundle"}, // the client's span
 		{"certhosting-lifecycle", "certhosting.lifecycle.v1.LifecycleService/CreateBundle"},
 	}
