@@ -839,6 +839,79 @@ func (RevocationReason) EnumDescriptor() ([]byte, []int) {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
+// Weekday is a day of the week, in a maintenance window's time zone.
+type Weekday int32
+
+const (
+	// Not a day; refused.
+	Weekday_WEEKDAY_UNSPECIFIED Weekday = 0
+	// Monday.
+	Weekday_WEEKDAY_MONDAY Weekday = 1
+	// Tuesday.
+	Weekday_WEEKDAY_TUESDAY Weekday = 2
+	// Wednesday.
+	Weekday_WEEKDAY_WEDNESDAY Weekday = 3
+	// Thursday.
+	Weekday_WEEKDAY_THURSDAY Weekday = 4
+	// Friday.
+	Weekday_WEEKDAY_FRIDAY Weekday = 5
+	// Saturday.
+	Weekday_WEEKDAY_SATURDAY Weekday = 6
+	// Sunday.
+	Weekday_WEEKDAY_SUNDAY Weekday = 7
+)
+
+// Enum value maps for Weekday.
+var (
+	Weekday_name = map[int32]string{
+		0: "WEEKDAY_UNSPECIFIED",
+		1: "WEEKDAY_MONDAY",
+		2: "WEEKDAY_TUESDAY",
+		3: "WEEKDAY_WEDNESDAY",
+		4: "WEEKDAY_THURSDAY",
+		5: "WEEKDAY_FRIDAY",
+		6: "WEEKDAY_SATURDAY",
+		7: "WEEKDAY_SUNDAY",
+	}
+	Weekday_value = map[string]int32{
+		"WEEKDAY_UNSPECIFIED": 0,
+		"WEEKDAY_MONDAY":      1,
+		"WEEKDAY_TUESDAY":     2,
+		"WEEKDAY_WEDNESDAY":   3,
+		"WEEKDAY_THURSDAY":    4,
+		"WEEKDAY_FRIDAY":      5,
+		"WEEKDAY_SATURDAY":    6,
+		"WEEKDAY_SUNDAY":      7,
+	}
+)
+
+func (x Weekday) Enum() *Weekday {
+	p := new(Weekday)
+	*p = x
+	return p
+}
+
+func (x Weekday) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Weekday) Descriptor() protoreflect.EnumDescriptor {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[12].Descriptor()
+}
+
+func (Weekday) Type() protoreflect.EnumType {
+	return &file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes[12]
+}
+
+func (x Weekday) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Weekday.Descriptor instead.
+func (Weekday) EnumDescriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+}
+
 // Contact is who the CA and the support engineer may contact about an application.
 type Contact struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1443,8 +1516,11 @@ type Bundle struct {
 	// What a hosted bundle's renewals apply with (the first application's information, or what
 	// UpdateApplicationTemplate set); returned by GetBundle, unset in lists.
 	ApplicationTemplate *Application `protobuf:"bytes,16,opt,name=application_template,json=applicationTemplate,proto3" json:"application_template,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The weekly windows automatic renewals wait for; unset when renewals start at their renewal
+	// time whenever it falls.
+	MaintenanceWindow *MaintenanceWindow `protobuf:"bytes,17,opt,name=maintenance_window,json=maintenanceWindow,proto3" json:"maintenance_window,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Bundle) Reset() {
@@ -1589,6 +1665,95 @@ func (x *Bundle) GetApplicationTemplate() *Application {
 	return nil
 }
 
+func (x *Bundle) GetMaintenanceWindow() *MaintenanceWindow {
+	if x != nil {
+		return x.MaintenanceWindow
+	}
+	return nil
+}
+
+// MaintenanceWindow restricts a hosted bundle's automatic renewals to weekly windows: each of the
+// days, from start_hour for duration_hours, by the wall clock of time_zone. A renewal due outside
+// a window waits for the next one, unless that one opens too late: less than the CA's verdict time
+// (at least 1 hour) before the renewal's escalation time, when the renewal starts at once rather
+// than risk the certificate. Only the start of an automatic renewal waits: its retries, and the
+// renewals a customer asks for, do not.
+type MaintenanceWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The days a window starts on, at least one (repeats are ignored). A window that runs past
+	// midnight belongs to the day it starts on.
+	Days []Weekday `protobuf:"varint,1,rep,packed,name=days,proto3,enum=certhosting.lifecycle.v1.Weekday" json:"days,omitempty"`
+	// The hour a window starts, 0 to 23, by the wall clock. On a day the clock skips that hour (a
+	// daylight-saving change) the window starts when the clock reaches it; on a day the hour comes
+	// twice, at the first.
+	StartHour int32 `protobuf:"varint,2,opt,name=start_hour,json=startHour,proto3" json:"start_hour,omitempty"`
+	// How long a window lasts, 1 to 24 hours by the wall clock (so one spanning a daylight-saving
+	// change lasts an hour more or less).
+	DurationHours int32 `protobuf:"varint,3,opt,name=duration_hours,json=durationHours,proto3" json:"duration_hours,omitempty"`
+	// The IANA time zone of the wall clock, for example "Europe/Berlin" or "UTC".
+	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintenanceWindow) Reset() {
+	*x = MaintenanceWindow{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintenanceWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintenanceWindow) ProtoMessage() {}
+
+func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
+func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MaintenanceWindow) GetDays() []Weekday {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *MaintenanceWindow) GetStartHour() int32 {
+	if x != nil {
+		return x.StartHour
+	}
+	return 0
+}
+
+func (x *MaintenanceWindow) GetDurationHours() int32 {
+	if x != nil {
+		return x.DurationHours
+	}
+	return 0
+}
+
+func (x *MaintenanceWindow) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
 // Certificate is one certificate instance: one subscription year of a bundle.
 type Certificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1638,7 +1803,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1815,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1828,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Certificate) GetCertificateId() string {
@@ -1814,7 +1979,7 @@ type LifecycleEvent struct {
 
 func (x *LifecycleEvent) Reset() {
 	*x = LifecycleEvent{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1991,7 @@ func (x *LifecycleEvent) String() string {
 func (*LifecycleEvent) ProtoMessage() {}
 
 func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +2004,7 @@ func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LifecycleEvent.ProtoReflect.Descriptor instead.
 func (*LifecycleEvent) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LifecycleEvent) GetEventId() string {
@@ -1935,7 +2100,7 @@ type CreateBundleRequest struct {
 
 func (x *CreateBundleRequest) Reset() {
 	*x = CreateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2112,7 @@ func (x *CreateBundleRequest) String() string {
 func (*CreateBundleRequest) ProtoMessage() {}
 
 func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2125,7 @@ func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleRequest.ProtoReflect.Descriptor instead.
 func (*CreateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateBundleRequest) GetBundleId() string {
@@ -2023,7 +2188,7 @@ type CreateBundleResponse struct {
 
 func (x *CreateBundleResponse) Reset() {
 	*x = CreateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2200,7 @@ func (x *CreateBundleResponse) String() string {
 func (*CreateBundleResponse) ProtoMessage() {}
 
 func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2213,7 @@ func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleResponse.ProtoReflect.Descriptor instead.
 func (*CreateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateBundleResponse) GetBundle() *Bundle {
@@ -2069,7 +2234,7 @@ type GetBundleRequest struct {
 
 func (x *GetBundleRequest) Reset() {
 	*x = GetBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2246,7 @@ func (x *GetBundleRequest) String() string {
 func (*GetBundleRequest) ProtoMessage() {}
 
 func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2259,7 @@ func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetBundleRequest) GetBundleId() string {
@@ -2115,7 +2280,7 @@ type GetBundleResponse struct {
 
 func (x *GetBundleResponse) Reset() {
 	*x = GetBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2292,7 @@ func (x *GetBundleResponse) String() string {
 func (*GetBundleResponse) ProtoMessage() {}
 
 func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2305,7 @@ func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetBundleResponse) GetBundle() *Bundle {
@@ -2175,7 +2340,7 @@ type ListBundlesRequest struct {
 
 func (x *ListBundlesRequest) Reset() {
 	*x = ListBundlesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2352,7 @@ func (x *ListBundlesRequest) String() string {
 func (*ListBundlesRequest) ProtoMessage() {}
 
 func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2365,7 @@ func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ListBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListBundlesRequest) GetPageSize() int32 {
@@ -2258,7 +2423,7 @@ type ListBundlesResponse struct {
 
 func (x *ListBundlesResponse) Reset() {
 	*x = ListBundlesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2435,7 @@ func (x *ListBundlesResponse) String() string {
 func (*ListBundlesResponse) ProtoMessage() {}
 
 func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2448,7 @@ func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ListBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListBundlesResponse) GetBundles() []*Bundle {
@@ -2311,7 +2476,7 @@ type GetCertificateRequest struct {
 
 func (x *GetCertificateRequest) Reset() {
 	*x = GetCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2488,7 @@ func (x *GetCertificateRequest) String() string {
 func (*GetCertificateRequest) ProtoMessage() {}
 
 func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2501,7 @@ func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCertificateRequest) GetCertificateId() string {
@@ -2357,7 +2522,7 @@ type GetCertificateResponse struct {
 
 func (x *GetCertificateResponse) Reset() {
 	*x = GetCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2534,7 @@ func (x *GetCertificateResponse) String() string {
 func (*GetCertificateResponse) ProtoMessage() {}
 
 func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2547,7 @@ func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCertificateResponse) GetCertificate() *Certificate {
@@ -2416,7 +2581,7 @@ type ListCertificatesRequest struct {
 
 func (x *ListCertificatesRequest) Reset() {
 	*x = ListCertificatesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2593,7 @@ func (x *ListCertificatesRequest) String() string {
 func (*ListCertificatesRequest) ProtoMessage() {}
 
 func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2606,7 @@ func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCertificatesRequest) GetPageSize() int32 {
@@ -2506,7 +2671,7 @@ type ListCertificatesResponse struct {
 
 func (x *ListCertificatesResponse) Reset() {
 	*x = ListCertificatesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2683,7 @@ func (x *ListCertificatesResponse) String() string {
 func (*ListCertificatesResponse) ProtoMessage() {}
 
 func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2696,7 @@ func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCertificatesResponse) GetCertificates() []*Certificate {
@@ -2563,7 +2728,7 @@ type GetCertificateLifecycleRequest struct {
 
 func (x *GetCertificateLifecycleRequest) Reset() {
 	*x = GetCertificateLifecycleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2740,7 @@ func (x *GetCertificateLifecycleRequest) String() string {
 func (*GetCertificateLifecycleRequest) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2753,7 @@ func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCertificateLifecycleRequest) GetCertificateId() string {
@@ -2625,7 +2790,7 @@ type GetCertificateLifecycleResponse struct {
 
 func (x *GetCertificateLifecycleResponse) Reset() {
 	*x = GetCertificateLifecycleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2802,7 @@ func (x *GetCertificateLifecycleResponse) String() string {
 func (*GetCertificateLifecycleResponse) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2815,7 @@ func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetCertificateLifecycleResponse) GetEvents() []*LifecycleEvent {
@@ -2695,7 +2860,7 @@ type SubmitApplicationRequest struct {
 
 func (x *SubmitApplicationRequest) Reset() {
 	*x = SubmitApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2872,7 @@ func (x *SubmitApplicationRequest) String() string {
 func (*SubmitApplicationRequest) ProtoMessage() {}
 
 func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2885,7 @@ func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubmitApplicationRequest) GetCertificateId() string {
@@ -2785,7 +2950,7 @@ type SubmitApplicationResponse struct {
 
 func (x *SubmitApplicationResponse) Reset() {
 	*x = SubmitApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2962,7 @@ func (x *SubmitApplicationResponse) String() string {
 func (*SubmitApplicationResponse) ProtoMessage() {}
 
 func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2975,7 @@ func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationResponse.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubmitApplicationResponse) GetCertificate() *Certificate {
@@ -2838,7 +3003,7 @@ type RetryApplicationRequest struct {
 
 func (x *RetryApplicationRequest) Reset() {
 	*x = RetryApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3015,7 @@ func (x *RetryApplicationRequest) String() string {
 func (*RetryApplicationRequest) ProtoMessage() {}
 
 func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3028,7 @@ func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationRequest.ProtoReflect.Descriptor instead.
 func (*RetryApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryApplicationRequest) GetCertificateId() string {
@@ -2886,7 +3051,7 @@ type RetryApplicationResponse struct {
 
 func (x *RetryApplicationResponse) Reset() {
 	*x = RetryApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3063,7 @@ func (x *RetryApplicationResponse) String() string {
 func (*RetryApplicationResponse) ProtoMessage() {}
 
 func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3076,7 @@ func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationResponse.ProtoReflect.Descriptor instead.
 func (*RetryApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryApplicationResponse) GetCertificate() *Certificate {
@@ -2940,7 +3105,7 @@ type ActivateCertificateRequest struct {
 
 func (x *ActivateCertificateRequest) Reset() {
 	*x = ActivateCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3117,7 @@ func (x *ActivateCertificateRequest) String() string {
 func (*ActivateCertificateRequest) ProtoMessage() {}
 
 func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3130,7 @@ func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ActivateCertificateRequest) GetCertificateId() string {
@@ -2986,7 +3151,7 @@ type ActivateCertificateResponse struct {
 
 func (x *ActivateCertificateResponse) Reset() {
 	*x = ActivateCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3163,7 @@ func (x *ActivateCertificateResponse) String() string {
 func (*ActivateCertificateResponse) ProtoMessage() {}
 
 func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3176,7 @@ func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ActivateCertificateResponse) GetCertificate() *Certificate {
@@ -3032,7 +3197,7 @@ type ExportCertificateRequest struct {
 
 func (x *ExportCertificateRequest) Reset() {
 	*x = ExportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3209,7 @@ func (x *ExportCertificateRequest) String() string {
 func (*ExportCertificateRequest) ProtoMessage() {}
 
 func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3222,7 @@ func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ExportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExportCertificateRequest) GetCertificateId() string {
@@ -3080,7 +3245,7 @@ type ExportCertificateResponse struct {
 
 func (x *ExportCertificateResponse) Reset() {
 	*x = ExportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3257,7 @@ func (x *ExportCertificateResponse) String() string {
 func (*ExportCertificateResponse) ProtoMessage() {}
 
 func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3270,7 @@ func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ExportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportCertificateResponse) GetIssuance() *Issuance {
@@ -3131,15 +3296,24 @@ type UpdateBundleRequest struct {
 	// verdict timeout (the local CA's: 1 hour by default), so that a failed verification is known
 	// before the renewal is escalated; unset (or zero) restores the default, min(30 days, a third of
 	// the certificate's lifetime). It applies from the next certificate issued, and to the current
-	// hosted certificate's renewal time at once.
-	RenewBefore   *durationpb.Duration `protobuf:"bytes,2,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// hosted certificate's renewal time at once. A request that sets maintenance_window or
+	// clear_maintenance_window and leaves renew_before unset keeps renew_before as it is.
+	RenewBefore *durationpb.Duration `protobuf:"bytes,2,opt,name=renew_before,json=renewBefore,proto3" json:"renew_before,omitempty"`
+	// The weekly windows to restrict automatic renewals to; unset keeps the bundle's window as it
+	// is. It must open, at least the CA's verdict time (1 hour or more) before the escalation, between
+	// now and the escalation of the hosted certificate whose renewal has not started yet; otherwise it
+	// is refused (InvalidArgument naming maintenance_window).
+	MaintenanceWindow *MaintenanceWindow `protobuf:"bytes,3,opt,name=maintenance_window,json=maintenanceWindow,proto3" json:"maintenance_window,omitempty"`
+	// Removes the bundle's maintenance window, so renewals start at their renewal time again. Not
+	// together with maintenance_window.
+	ClearMaintenanceWindow bool `protobuf:"varint,4,opt,name=clear_maintenance_window,json=clearMaintenanceWindow,proto3" json:"clear_maintenance_window,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *UpdateBundleRequest) Reset() {
 	*x = UpdateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3325,7 @@ func (x *UpdateBundleRequest) String() string {
 func (*UpdateBundleRequest) ProtoMessage() {}
 
 func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3338,7 @@ func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateBundleRequest) GetBundleId() string {
@@ -3181,6 +3355,20 @@ func (x *UpdateBundleRequest) GetRenewBefore() *durationpb.Duration {
 	return nil
 }
 
+func (x *UpdateBundleRequest) GetMaintenanceWindow() *MaintenanceWindow {
+	if x != nil {
+		return x.MaintenanceWindow
+	}
+	return nil
+}
+
+func (x *UpdateBundleRequest) GetClearMaintenanceWindow() bool {
+	if x != nil {
+		return x.ClearMaintenanceWindow
+	}
+	return false
+}
+
 // UpdateBundleResponse holds the changed bundle.
 type UpdateBundleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3192,7 +3380,7 @@ type UpdateBundleResponse struct {
 
 func (x *UpdateBundleResponse) Reset() {
 	*x = UpdateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3392,7 @@ func (x *UpdateBundleResponse) String() string {
 func (*UpdateBundleResponse) ProtoMessage() {}
 
 func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3405,7 @@ func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateBundleResponse) GetBundle() *Bundle {
@@ -3241,7 +3429,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3441,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3454,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchEventsRequest) GetAfterEventId() string {
@@ -3294,7 +3482,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3494,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3507,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchEventsResponse) GetEvent() *LifecycleEvent {
@@ -3342,7 +3530,7 @@ type EnableHostingRequest struct {
 
 func (x *EnableHostingRequest) Reset() {
 	*x = EnableHostingRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3542,7 @@ func (x *EnableHostingRequest) String() string {
 func (*EnableHostingRequest) ProtoMessage() {}
 
 func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3555,7 @@ func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingRequest.ProtoReflect.Descriptor instead.
 func (*EnableHostingRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EnableHostingRequest) GetBundleId() string {
@@ -3388,7 +3576,7 @@ type EnableHostingResponse struct {
 
 func (x *EnableHostingResponse) Reset() {
 	*x = EnableHostingResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3400,7 +3588,7 @@ func (x *EnableHostingResponse) String() string {
 func (*EnableHostingResponse) ProtoMessage() {}
 
 func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3413,7 +3601,7 @@ func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingResponse.ProtoReflect.Descriptor instead.
 func (*EnableHostingResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnableHostingResponse) GetBundle() *Bundle {
@@ -3441,7 +3629,7 @@ type ReissueCertificateRequest struct {
 
 func (x *ReissueCertificateRequest) Reset() {
 	*x = ReissueCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3641,7 @@ func (x *ReissueCertificateRequest) String() string {
 func (*ReissueCertificateRequest) ProtoMessage() {}
 
 func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3654,7 @@ func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReissueCertificateRequest) GetCertificateId() string {
@@ -3505,7 +3693,7 @@ type ReissueCertificateResponse struct {
 
 func (x *ReissueCertificateResponse) Reset() {
 	*x = ReissueCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3705,7 @@ func (x *ReissueCertificateResponse) String() string {
 func (*ReissueCertificateResponse) ProtoMessage() {}
 
 func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3718,7 @@ func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReissueCertificateResponse) GetCertificate() *Certificate {
@@ -3569,7 +3757,7 @@ type ImportCertificateRequest struct {
 
 func (x *ImportCertificateRequest) Reset() {
 	*x = ImportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3769,7 @@ func (x *ImportCertificateRequest) String() string {
 func (*ImportCertificateRequest) ProtoMessage() {}
 
 func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3782,7 @@ func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ImportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ImportCertificateRequest) GetCertificateId() string {
@@ -3647,7 +3835,7 @@ type ImportCertificateResponse struct {
 
 func (x *ImportCertificateResponse) Reset() {
 	*x = ImportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3847,7 @@ func (x *ImportCertificateResponse) String() string {
 func (*ImportCertificateResponse) ProtoMessage() {}
 
 func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3860,7 @@ func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ImportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportCertificateResponse) GetCertificate() *Certificate {
@@ -3702,7 +3890,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3714,7 +3902,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3727,7 +3915,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RevokeCertificateRequest) GetCertificateId() string {
@@ -3756,7 +3944,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3956,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3969,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevokeCertificateResponse) GetCertificate() *Certificate {
@@ -3802,7 +3990,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3814,7 +4002,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3827,7 +4015,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RenewCertificateRequest) GetCertificateId() string {
@@ -3848,7 +4036,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +4048,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4061,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RenewCertificateResponse) GetCertificate() *Certificate {
@@ -3900,7 +4088,7 @@ type UpdateApplicationTemplateRequest struct {
 
 func (x *UpdateApplicationTemplateRequest) Reset() {
 	*x = UpdateApplicationTemplateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3912,7 +4100,7 @@ func (x *UpdateApplicationTemplateRequest) String() string {
 func (*UpdateApplicationTemplateRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3925,7 +4113,7 @@ func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationTemplateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdateApplicationTemplateRequest) GetBundleId() string {
@@ -3970,7 +4158,7 @@ type UpdateApplicationTemplateResponse struct {
 
 func (x *UpdateApplicationTemplateResponse) Reset() {
 	*x = UpdateApplicationTemplateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4170,7 @@ func (x *UpdateApplicationTemplateResponse) String() string {
 func (*UpdateApplicationTemplateResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4183,7 @@ func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateApplicationTemplateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateApplicationTemplateResponse) GetBundle() *Bundle {
@@ -4027,7 +4215,7 @@ type CancelBundleRequest struct {
 
 func (x *CancelBundleRequest) Reset() {
 	*x = CancelBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4227,7 @@ func (x *CancelBundleRequest) String() string {
 func (*CancelBundleRequest) ProtoMessage() {}
 
 func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4240,7 @@ func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleRequest.ProtoReflect.Descriptor instead.
 func (*CancelBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CancelBundleRequest) GetBundleId() string {
@@ -4087,7 +4275,7 @@ type CancelBundleResponse struct {
 
 func (x *CancelBundleResponse) Reset() {
 	*x = CancelBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4287,7 @@ func (x *CancelBundleResponse) String() string {
 func (*CancelBundleResponse) ProtoMessage() {}
 
 func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4300,7 @@ func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleResponse.ProtoReflect.Descriptor instead.
 func (*CancelBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CancelBundleResponse) GetBundle() *Bundle {
@@ -4180,7 +4368,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
 	"\x0fvalidation_type\x18\x02 \x01(\x0e2(.certhosting.lifecycle.v1.ValidationTypeR\x0evalidationType\x12E\n" +
 	"\vdomain_type\x18\x03 \x01(\x0e2$.certhosting.lifecycle.v1.DomainTypeR\n" +
-	"domainType\"\x91\a\n" +
+	"domainType\"\xed\a\n" +
 	"\x06Bundle\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1d\n" +
@@ -4200,7 +4388,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\frenew_before\x18\r \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x124\n" +
 	"\x16current_certificate_id\x18\x0e \x01(\tR\x14currentCertificateId\x12M\n" +
 	"\x10current_issuance\x18\x0f \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\x12X\n" +
-	"\x14application_template\x18\x10 \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x13applicationTemplate\"\xca\a\n" +
+	"\x14application_template\x18\x10 \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x13applicationTemplate\x12Z\n" +
+	"\x12maintenance_window\x18\x11 \x01(\v2+.certhosting.lifecycle.v1.MaintenanceWindowR\x11maintenanceWindow\"\xad\x01\n" +
+	"\x11MaintenanceWindow\x125\n" +
+	"\x04days\x18\x01 \x03(\x0e2!.certhosting.lifecycle.v1.WeekdayR\x04days\x12\x1d\n" +
+	"\n" +
+	"start_hour\x18\x02 \x01(\x05R\tstartHour\x12%\n" +
+	"\x0eduration_hours\x18\x03 \x01(\x05R\rdurationHours\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\xca\a\n" +
 	"\vCertificate\x12%\n" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\x12\x1b\n" +
 	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12\x1a\n" +
@@ -4311,10 +4506,12 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"\x83\x01\n" +
 	"\x19ExportCertificateResponse\x12>\n" +
 	"\bissuance\x18\x01 \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\bissuance\x12&\n" +
-	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"p\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"\x86\x02\n" +
 	"\x13UpdateBundleRequest\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12<\n" +
-	"\frenew_before\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\"P\n" +
+	"\frenew_before\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x12Z\n" +
+	"\x12maintenance_window\x18\x03 \x01(\v2+.certhosting.lifecycle.v1.MaintenanceWindowR\x11maintenanceWindow\x128\n" +
+	"\x18clear_maintenance_window\x18\x04 \x01(\bR\x16clearMaintenanceWindow\"P\n" +
 	"\x14UpdateBundleResponse\x128\n" +
 	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"W\n" +
 	"\x12WatchEventsRequest\x12$\n" +
@@ -4457,7 +4654,16 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
 	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12 \n" +
 	"\x1cREVOCATION_REASON_SUPERSEDED\x10\x04\x12,\n" +
-	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x052\x9d\x12\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x05*\xb6\x01\n" +
+	"\aWeekday\x12\x17\n" +
+	"\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n" +
+	"\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n" +
+	"\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n" +
+	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
+	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
+	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a2\x9d\x12\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -4492,8 +4698,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescData
 }
 
-var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                       // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                           // 1: certhosting.lifecycle.v1.DomainType
@@ -4507,182 +4713,187 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(RejectionReason)(0),                      // 9: certhosting.lifecycle.v1.RejectionReason
 	(EventType)(0),                            // 10: certhosting.lifecycle.v1.EventType
 	(RevocationReason)(0),                     // 11: certhosting.lifecycle.v1.RevocationReason
-	(*Contact)(nil),                           // 12: certhosting.lifecycle.v1.Contact
-	(*Organization)(nil),                      // 13: certhosting.lifecycle.v1.Organization
-	(*DnsRecord)(nil),                         // 14: certhosting.lifecycle.v1.DnsRecord
-	(*Application)(nil),                       // 15: certhosting.lifecycle.v1.Application
-	(*Issuance)(nil),                          // 16: certhosting.lifecycle.v1.Issuance
-	(*ProductSnapshot)(nil),                   // 17: certhosting.lifecycle.v1.ProductSnapshot
-	(*Bundle)(nil),                            // 18: certhosting.lifecycle.v1.Bundle
-	(*Certificate)(nil),                       // 19: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                    // 20: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),               // 21: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),              // 22: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                  // 23: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),                 // 24: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),                // 25: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),               // 26: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),             // 27: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),            // 28: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),           // 29: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),          // 30: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),    // 31: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil),   // 32: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),          // 33: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),         // 34: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),           // 35: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),          // 36: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),        // 37: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),       // 38: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),          // 39: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),         // 40: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),               // 41: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),              // 42: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),                // 43: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),               // 44: certhosting.lifecycle.v1.WatchEventsResponse
-	(*EnableHostingRequest)(nil),              // 45: certhosting.lifecycle.v1.EnableHostingRequest
-	(*EnableHostingResponse)(nil),             // 46: certhosting.lifecycle.v1.EnableHostingResponse
-	(*ReissueCertificateRequest)(nil),         // 47: certhosting.lifecycle.v1.ReissueCertificateRequest
-	(*ReissueCertificateResponse)(nil),        // 48: certhosting.lifecycle.v1.ReissueCertificateResponse
-	(*ImportCertificateRequest)(nil),          // 49: certhosting.lifecycle.v1.ImportCertificateRequest
-	(*ImportCertificateResponse)(nil),         // 50: certhosting.lifecycle.v1.ImportCertificateResponse
-	(*RevokeCertificateRequest)(nil),          // 51: certhosting.lifecycle.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),         // 52: certhosting.lifecycle.v1.RevokeCertificateResponse
-	(*RenewCertificateRequest)(nil),           // 53: certhosting.lifecycle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil),          // 54: certhosting.lifecycle.v1.RenewCertificateResponse
-	(*UpdateApplicationTemplateRequest)(nil),  // 55: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	(*UpdateApplicationTemplateResponse)(nil), // 56: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	(*CancelBundleRequest)(nil),               // 57: certhosting.lifecycle.v1.CancelBundleRequest
-	(*CancelBundleResponse)(nil),              // 58: certhosting.lifecycle.v1.CancelBundleResponse
-	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 60: google.protobuf.Duration
+	(Weekday)(0),                              // 12: certhosting.lifecycle.v1.Weekday
+	(*Contact)(nil),                           // 13: certhosting.lifecycle.v1.Contact
+	(*Organization)(nil),                      // 14: certhosting.lifecycle.v1.Organization
+	(*DnsRecord)(nil),                         // 15: certhosting.lifecycle.v1.DnsRecord
+	(*Application)(nil),                       // 16: certhosting.lifecycle.v1.Application
+	(*Issuance)(nil),                          // 17: certhosting.lifecycle.v1.Issuance
+	(*ProductSnapshot)(nil),                   // 18: certhosting.lifecycle.v1.ProductSnapshot
+	(*Bundle)(nil),                            // 19: certhosting.lifecycle.v1.Bundle
+	(*MaintenanceWindow)(nil),                 // 20: certhosting.lifecycle.v1.MaintenanceWindow
+	(*Certificate)(nil),                       // 21: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                    // 22: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),               // 23: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),              // 24: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                  // 25: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),                 // 26: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),                // 27: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),               // 28: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),             // 29: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),            // 30: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),           // 31: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),          // 32: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),    // 33: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil),   // 34: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),          // 35: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),         // 36: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),           // 37: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),          // 38: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),        // 39: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),       // 40: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),          // 41: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),         // 42: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),               // 43: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),              // 44: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),                // 45: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),               // 46: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),              // 47: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),             // 48: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),         // 49: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),        // 50: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),          // 51: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),         // 52: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*RevokeCertificateRequest)(nil),          // 53: certhosting.lifecycle.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),         // 54: certhosting.lifecycle.v1.RevokeCertificateResponse
+	(*RenewCertificateRequest)(nil),           // 55: certhosting.lifecycle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),          // 56: certhosting.lifecycle.v1.RenewCertificateResponse
+	(*UpdateApplicationTemplateRequest)(nil),  // 57: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	(*UpdateApplicationTemplateResponse)(nil), // 58: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	(*CancelBundleRequest)(nil),               // 59: certhosting.lifecycle.v1.CancelBundleRequest
+	(*CancelBundleResponse)(nil),              // 60: certhosting.lifecycle.v1.CancelBundleResponse
+	(*timestamppb.Timestamp)(nil),             // 61: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 62: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	8,   // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
 	6,   // 1: certhosting.lifecycle.v1.Application.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	12,  // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13,  // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
+	13,  // 2: certhosting.lifecycle.v1.Application.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 3: certhosting.lifecycle.v1.Application.organization:type_name -> certhosting.lifecycle.v1.Organization
 	7,   // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	14,  // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	15,  // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
 	9,   // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	59,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	59,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	59,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	59,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	59,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	59,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	61,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	61,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	61,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	61,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	61,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	61,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
 	11,  // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
 	0,   // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
 	1,   // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
-	17,  // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	19,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	59,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	18,  // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	21,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	61,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
 	4,   // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	59,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	59,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	60,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
-	16,  // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	15,  // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
-	2,   // 25: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	59,  // 26: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	59,  // 27: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	59,  // 28: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	59,  // 29: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	16,  // 30: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	15,  // 31: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	59,  // 32: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	59,  // 33: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	5,   // 34: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
-	2,   // 35: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,   // 36: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,   // 37: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	59,  // 38: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	10,  // 39: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	17,  // 40: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	18,  // 41: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	18,  // 42: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,   // 43: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 44: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	59,  // 45: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	18,  // 46: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	19,  // 47: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,   // 48: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 49: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	59,  // 50: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	19,  // 51: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	20,  // 52: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,   // 53: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	12,  // 54: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13,  // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,   // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19,  // 57: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14,  // 58: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19,  // 59: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14,  // 60: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19,  // 61: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	16,  // 62: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	60,  // 63: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	18,  // 64: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	20,  // 65: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	18,  // 66: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,   // 67: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	19,  // 68: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14,  // 69: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	12,  // 70: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13,  // 71: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	19,  // 72: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	14,  // 73: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11,  // 74: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	19,  // 75: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	19,  // 76: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	12,  // 77: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	13,  // 78: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	18,  // 79: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	14,  // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	18,  // 81: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	21,  // 82: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	23,  // 83: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	25,  // 84: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	27,  // 85: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	29,  // 86: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	31,  // 87: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	33,  // 88: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	35,  // 89: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	37,  // 90: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	39,  // 91: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	41,  // 92: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	43,  // 93: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	45,  // 94: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	47,  // 95: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	49,  // 96: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	51,  // 97: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
-	53,  // 98: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
-	55,  // 99: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	57,  // 100: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
-	22,  // 101: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	24,  // 102: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	26,  // 103: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	28,  // 104: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	30,  // 105: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	32,  // 106: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	34,  // 107: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	36,  // 108: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	38,  // 109: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	40,  // 110: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	42,  // 111: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	44,  // 112: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	46,  // 113: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	48,  // 114: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	50,  // 115: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	52,  // 116: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
-	54,  // 117: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
-	56,  // 118: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	58,  // 119: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
-	101, // [101:120] is the sub-list for method output_type
-	82,  // [82:101] is the sub-list for method input_type
-	82,  // [82:82] is the sub-list for extension type_name
-	82,  // [82:82] is the sub-list for extension extendee
-	0,   // [0:82] is the sub-list for field type_name
+	61,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	61,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	62,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	17,  // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	16,  // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
+	20,  // 25: certhosting.lifecycle.v1.Bundle.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
+	12,  // 26: certhosting.lifecycle.v1.MaintenanceWindow.days:type_name -> certhosting.lifecycle.v1.Weekday
+	2,   // 27: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	61,  // 28: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	61,  // 29: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	61,  // 30: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	61,  // 31: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	17,  // 32: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	16,  // 33: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	61,  // 34: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	61,  // 35: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,   // 36: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,   // 37: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,   // 38: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,   // 39: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	61,  // 40: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10,  // 41: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	18,  // 42: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	19,  // 43: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	19,  // 44: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,   // 45: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 46: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	61,  // 47: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19,  // 48: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	21,  // 49: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,   // 50: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 51: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	61,  // 52: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	21,  // 53: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	22,  // 54: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,   // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	13,  // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 57: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,   // 58: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	21,  // 59: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 60: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	21,  // 61: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 62: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	21,  // 63: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	17,  // 64: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	62,  // 65: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	20,  // 66: certhosting.lifecycle.v1.UpdateBundleRequest.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
+	19,  // 67: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	22,  // 68: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	19,  // 69: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,   // 70: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	21,  // 71: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 72: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	13,  // 73: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 74: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	21,  // 75: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 76: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11,  // 77: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	21,  // 78: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	21,  // 79: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13,  // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 81: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19,  // 82: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	15,  // 83: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19,  // 84: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	23,  // 85: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	25,  // 86: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	27,  // 87: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	29,  // 88: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	31,  // 89: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	33,  // 90: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	35,  // 91: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	37,  // 92: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	39,  // 93: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	41,  // 94: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	43,  // 95: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	45,  // 96: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	47,  // 97: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	49,  // 98: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	51,  // 99: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	53,  // 100: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	55,  // 101: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	57,  // 102: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	59,  // 103: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
+	24,  // 104: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	26,  // 105: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	28,  // 106: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	30,  // 107: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	32,  // 108: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	34,  // 109: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	36,  // 110: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	38,  // 111: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	40,  // 112: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	42,  // 113: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	44,  // 114: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	46,  // 115: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	48,  // 116: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	50,  // 117: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	52,  // 118: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	54,  // 119: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	56,  // 120: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	58,  // 121: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	60,  // 122: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
+	104, // [104:123] is the sub-list for method output_type
+	85,  // [85:104] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -4695,8 +4906,8 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   47,
+			NumEnums:      13,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -85,6 +85,14 @@ VALIDATION_TYPE_DV: ValidationType
 VALIDATION_TYPE_EV: ValidationType
 VALIDATION_TYPE_OV: ValidationType
 VALIDATION_TYPE_UNSPECIFIED: ValidationType
+WEEKDAY_FRIDAY: Weekday
+WEEKDAY_MONDAY: Weekday
+WEEKDAY_SATURDAY: Weekday
+WEEKDAY_SUNDAY: Weekday
+WEEKDAY_THURSDAY: Weekday
+WEEKDAY_TUESDAY: Weekday
+WEEKDAY_UNSPECIFIED: Weekday
+WEEKDAY_WEDNESDAY: Weekday
 
 class ActivateCertificateRequest(_message.Message):
     __slots__ = ["certificate_id"]
@@ -133,7 +141,7 @@ class Application(_message.Message):
     def __init__(self, application_id: _Optional[str] = ..., certificate_id: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., domains: _Optional[_Iterable[str]] = ..., validation_method: _Optional[_Union[ValidationMethod, str]] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ..., key_algorithm: _Optional[_Union[KeyAlgorithm, str]] = ..., customer_key: bool = ..., automatic: bool = ..., instructions: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., rejection_reason: _Optional[_Union[RejectionReason, str]] = ..., rejection_message: _Optional[str] = ..., submit_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Bundle(_message.Message):
-    __slots__ = ["account_id", "application_template", "bundle_id", "certificates", "create_time", "current_certificate_id", "current_issuance", "domain_count", "first_issue_time", "hosting", "hosting_end_time", "hosting_status", "order_id", "product", "renew_before", "subscription_years"]
+    __slots__ = ["account_id", "application_template", "bundle_id", "certificates", "create_time", "current_certificate_id", "current_issuance", "domain_count", "first_issue_time", "hosting", "hosting_end_time", "hosting_status", "maintenance_window", "order_id", "product", "renew_before", "subscription_years"]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +154,7 @@ class Bundle(_message.Message):
     HOSTING_END_TIME_FIELD_NUMBER: _ClassVar[int]
     HOSTING_FIELD_NUMBER: _ClassVar[int]
     HOSTING_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     RENEW_BEFORE_FIELD_NUMBER: _ClassVar[int]
@@ -162,11 +171,12 @@ class Bundle(_message.Message):
     hosting: bool
     hosting_end_time: _timestamp_pb2.Timestamp
     hosting_status: HostingStatus
+    maintenance_window: MaintenanceWindow
     order_id: str
     product: ProductSnapshot
     renew_before: _duration_pb2.Duration
     subscription_years: int
-    def __init__(self, bundle_id: _Optional[str] = ..., order_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[ProductSnapshot, _Mapping]] = ..., domain_count: _Optional[int] = ..., hosting: bool = ..., subscription_years: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_status: _Optional[_Union[HostingStatus, str]] = ..., first_issue_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., current_certificate_id: _Optional[str] = ..., current_issuance: _Optional[_Union[Issuance, _Mapping]] = ..., application_template: _Optional[_Union[Application, _Mapping]] = ...) -> None: ...
+    def __init__(self, bundle_id: _Optional[str] = ..., order_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[ProductSnapshot, _Mapping]] = ..., domain_count: _Optional[int] = ..., hosting: bool = ..., subscription_years: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_status: _Optional[_Union[HostingStatus, str]] = ..., first_issue_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., current_certificate_id: _Optional[str] = ..., current_issuance: _Optional[_Union[Issuance, _Mapping]] = ..., application_template: _Optional[_Union[Application, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ...) -> None: ...
 
 class CancelBundleRequest(_message.Message):
     __slots__ = ["account_id", "bundle_id", "order_id"]
@@ -452,6 +462,18 @@ class ListCertificatesResponse(_message.Message):
     next_page_token: str
     def __init__(self, certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class MaintenanceWindow(_message.Message):
+    __slots__ = ["days", "duration_hours", "start_hour", "time_zone"]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_HOURS_FIELD_NUMBER: _ClassVar[int]
+    START_HOUR_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    days: _containers.RepeatedScalarFieldContainer[Weekday]
+    duration_hours: int
+    start_hour: int
+    time_zone: str
+    def __init__(self, days: _Optional[_Iterable[_Union[Weekday, str]]] = ..., start_hour: _Optional[int] = ..., duration_hours: _Optional[int] = ..., time_zone: _Optional[str] = ...) -> None: ...
+
 class Organization(_message.Message):
     __slots__ = ["country", "legal_name", "locality", "registration_number", "state_or_province"]
     COUNTRY_FIELD_NUMBER: _ClassVar[int]
@@ -581,12 +603,16 @@ class UpdateApplicationTemplateResponse(_message.Message):
     def __init__(self, bundle: _Optional[_Union[Bundle, _Mapping]] = ..., instructions: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ...) -> None: ...
 
 class UpdateBundleRequest(_message.Message):
-    __slots__ = ["bundle_id", "renew_before"]
+    __slots__ = ["bundle_id", "clear_maintenance_window", "maintenance_window", "renew_before"]
     BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_MAINTENANCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
     RENEW_BEFORE_FIELD_NUMBER: _ClassVar[int]
     bundle_id: str
+    clear_maintenance_window: bool
+    maintenance_window: MaintenanceWindow
     renew_before: _duration_pb2.Duration
-    def __init__(self, bundle_id: _Optional[str] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, bundle_id: _Optional[str] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ..., clear_maintenance_window: bool = ...) -> None: ...
 
 class UpdateBundleResponse(_message.Message):
     __slots__ = ["bundle"]
@@ -642,4 +668,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class RevocationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class Weekday(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -477,6 +477,14 @@ export declare type Bundle = Message<"certhosting.lifecycle.v1.Bundle"> & {
    * @generated from field: certhosting.lifecycle.v1.Application application_template = 16;
    */
   applicationTemplate?: Application | undefined;
+
+  /**
+   * The weekly windows automatic renewals wait for; unset when renewals start at their renewal
+   * time whenever it falls.
+   *
+   * @generated from field: certhosting.lifecycle.v1.MaintenanceWindow maintenance_window = 17;
+   */
+  maintenanceWindow?: MaintenanceWindow | undefined;
 };
 
 /**
@@ -484,6 +492,56 @@ export declare type Bundle = Message<"certhosting.lifecycle.v1.Bundle"> & {
  * Use `create(BundleSchema)` to create a new message.
  */
 export declare const BundleSchema: GenMessage<Bundle>;
+
+/**
+ * MaintenanceWindow restricts a hosted bundle's automatic renewals to weekly windows: each of the
+ * days, from start_hour for duration_hours, by the wall clock of time_zone. A renewal due outside
+ * a window waits for the next one, unless that one opens too late: less than the CA's verdict time
+ * (at least 1 hour) before the renewal's escalation time, when the renewal starts at once rather
+ * than risk the certificate. Only the start of an automatic renewal waits: its retries, and the
+ * renewals a customer asks for, do not.
+ *
+ * @generated from message certhosting.lifecycle.v1.MaintenanceWindow
+ */
+export declare type MaintenanceWindow = Message<"certhosting.lifecycle.v1.MaintenanceWindow"> & {
+  /**
+   * The days a window starts on, at least one (repeats are ignored). A window that runs past
+   * midnight belongs to the day it starts on.
+   *
+   * @generated from field: repeated certhosting.lifecycle.v1.Weekday days = 1;
+   */
+  days: Weekday[];
+
+  /**
+   * The hour a window starts, 0 to 23, by the wall clock. On a day the clock skips that hour (a
+   * daylight-saving change) the window starts when the clock reaches it; on a day the hour comes
+   * twice, at the first.
+   *
+   * @generated from field: int32 start_hour = 2;
+   */
+  startHour: number;
+
+  /**
+   * How long a window lasts, 1 to 24 hours by the wall clock (so one spanning a daylight-saving
+   * change lasts an hour more or less).
+   *
+   * @generated from field: int32 duration_hours = 3;
+   */
+  durationHours: number;
+
+  /**
+   * The IANA time zone of the wall clock, for example "Europe/Berlin" or "UTC".
+   *
+   * @generated from field: string time_zone = 4;
+   */
+  timeZone: string;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.MaintenanceWindow.
+ * Use `create(MaintenanceWindowSchema)` to create a new message.
+ */
+export declare const MaintenanceWindowSchema: GenMessage<MaintenanceWindow>;
 
 /**
  * Certificate is one certificate instance: one subscription year of a bundle.
@@ -1352,11 +1410,30 @@ export declare type UpdateBundleRequest = Message<"certhosting.lifecycle.v1.Upda
    * verdict timeout (the local CA's: 1 hour by default), so that a failed verification is known
    * before the renewal is escalated; unset (or zero) restores the default, min(30 days, a third of
    * the certificate's lifetime). It applies from the next certificate issued, and to the current
-   * hosted certificate's renewal time at once.
+   * hosted certificate's renewal time at once. A request that sets maintenance_window or
+   * clear_maintenance_window and leaves renew_before unset keeps renew_before as it is.
    *
    * @generated from field: google.protobuf.Duration renew_before = 2;
    */
   renewBefore?: Duration | undefined;
+
+  /**
+   * The weekly windows to restrict automatic renewals to; unset keeps the bundle's window as it
+   * is. It must open, at least the CA's verdict time (1 hour or more) before the escalation, between
+   * now and the escalation of the hosted certificate whose renewal has not started yet; otherwise it
+   * is refused (InvalidArgument naming maintenance_window).
+   *
+   * @generated from field: certhosting.lifecycle.v1.MaintenanceWindow maintenance_window = 3;
+   */
+  maintenanceWindow?: MaintenanceWindow | undefined;
+
+  /**
+   * Removes the bundle's maintenance window, so renewals start at their renewal time again. Not
+   * together with maintenance_window.
+   *
+   * @generated from field: bool clear_maintenance_window = 4;
+   */
+  clearMaintenanceWindow: boolean;
 };
 
 /**
@@ -2533,6 +2610,74 @@ export enum RevocationReason {
  * Describes the enum certhosting.lifecycle.v1.RevocationReason.
  */
 export declare const RevocationReasonSchema: GenEnum<RevocationReason>;
+
+/**
+ * Weekday is a day of the week, in a maintenance window's time zone.
+ *
+ * @generated from enum certhosting.lifecycle.v1.Weekday
+ */
+export enum Weekday {
+  /**
+   * Not a day; refused.
+   *
+   * @generated from enum value: WEEKDAY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Monday.
+   *
+   * @generated from enum value: WEEKDAY_MONDAY = 1;
+   */
+  MONDAY = 1,
+
+  /**
+   * Tuesday.
+   *
+   * @generated from enum value: WEEKDAY_TUESDAY = 2;
+   */
+  TUESDAY = 2,
+
+  /**
+   * Wednesday.
+   *
+   * @generated from enum value: WEEKDAY_WEDNESDAY = 3;
+   */
+  WEDNESDAY = 3,
+
+  /**
+   * Thursday.
+   *
+   * @generated from enum value: WEEKDAY_THURSDAY = 4;
+   */
+  THURSDAY = 4,
+
+  /**
+   * Friday.
+   *
+   * @generated from enum value: WEEKDAY_FRIDAY = 5;
+   */
+  FRIDAY = 5,
+
+  /**
+   * Saturday.
+   *
+   * @generated from enum value: WEEKDAY_SATURDAY = 6;
+   */
+  SATURDAY = 6,
+
+  /**
+   * Sunday.
+   *
+   * @generated from enum value: WEEKDAY_SUNDAY = 7;
+   */
+  SUNDAY = 7,
+}
+
+/**
+ * Describes the enum certhosting.lifecycle.v1.Weekday.
+ */
+export declare const WeekdaySchema: GenEnum<Weekday>;
 
 /**
  * LifecycleService owns certificate bundles (one per paid order), their certificate instances (one
