@@ -204,6 +204,20 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 	if err := ids.Check("bundle_id", ids.Bundle, req.GetBundleId()); err != nil {
 		return nil, err
 	}
+	// The maintenance window is set, cleared, or (neither asked) kept; a request about the window
+	// alone keeps renew_before too (renew_before unset otherwise restores the default, as before
+	// the window existed).
+	setWindow, clearWindow := req.GetMaintenanceWindow() != nil, req.GetClearMaintenanceWindow()
+	var window *MaintenanceWindow
+	if setWindow {
+		if clearWindow {
+			return nil, apierr.InvalidArgument("clear_maintenance_window", "cannot be set together with maintenance_window")
+		}
+		if window, err = windowFromProto("maintenance_window", req.GetMaintenanceWindow()); err != nil {
+			return nil, err
+		}
+	}
+	keepRenewBefore := req.GetRenewBefore() == nil && (setWindow || clearWindow)
 	var override sql.NullInt64
 	if rb := req.GetRenewBefore(); rb != nil {
 		if err := rb.CheckValid(); err != nil {
@@ -222,11 +236,13 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 	if err != nil {
 		return nil, err
 	}
+	_, client := s.CAs.Route(current.ProductID, current.ValidationType)
+	margin := WindowMargin(client)
 	// The renewal must leave room for the CA's verdict before the escalation (half the window):
 	// otherwise a missing record would reach a person as a late renewal, its cause unknown.
 	if override.Valid {
 		d := time.Duration(override.Int64) * time.Second
-		if _, client := s.CAs.Route(current.ProductID, current.ValidationType); client != nil {
+		if client != nil {
 			if vt, ok := client.(ca.VerdictTimer); ok && d/2 <= vt.VerdictTimeout() {
 				return nil, apierr.InvalidArgument("renew_before", "must be more than twice the CA's DNS verdict timeout (%s), "+
 					"so that a failed verification is known before the renewal is escalated; got %s", vt.VerdictTimeout(), d)
@@ -239,7 +255,13 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 		if err != nil {
 			return err
 		}
+		if keepRenewBefore {
+			override = b.RenewBeforeSeconds
+		}
 		b.RenewBeforeSeconds = override
+		if setWindow || clearWindow {
+			b.MaintenanceWindow = windowColumn(window)
+		}
 		if err := tx.SaveBundle(&b, nil); err != nil {
 			return err
 		}
@@ -247,10 +269,17 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 		if override.Valid {
 			detail = fmt.Sprintf("renew_before: %s", time.Duration(override.Int64)*time.Second)
 		}
+		if setWindow {
+			detail += "; maintenance_window: " + window.String()
+		} else if clearWindow {
+			detail += "; maintenance_window: none"
+		}
 		if err := tx.Audit(auth.NewAuditEvent(now, b.AccountID, auth.AuditHostingChanged, who, b.ID, detail)); err != nil {
 			return err
 		}
-		// The hosted certificate whose renewal has not started yet moves to the new schedule.
+		// The hosted certificate whose renewal has not started yet moves to the new schedule: the
+		// renewal time renew_before gives (a time a window had put off the renewal to is
+		// forgotten: the ticker applies the bundle's window, if any, when that time comes).
 		certs, err := tx.Certificates(b.ID)
 		if err != nil {
 			return err
@@ -267,6 +296,17 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 			rb := RenewBefore(na.Sub(nb), time.Duration(override.Int64)*time.Second)
 			c.RenewAt = sql.NullInt64{Int64: db.Micros(na.Add(-rb)), Valid: true}
 			c.EscalateAt = sql.NullInt64{Int64: db.Micros(na.Add(-EscalateBefore(na.Sub(nb), rb))), Valid: true}
+			// A new window must open in time for this renewal: between now and the escalation, the
+			// margin before it. (The renewal waits only for a window after its renewal time; one
+			// that opens only before it is no help, and the renewal then starts at once.)
+			if setWindow {
+				deadline := db.FromMicros(c.EscalateAt.Int64).Add(-margin)
+				if next := window.Next(now); next.IsZero() || !next.Before(deadline) {
+					return apierr.InvalidArgument("maintenance_window", "%s does not open between now and %s (%s before the "+
+						"renewal of the certificate expiring at %s is escalated): renewals could not wait for it",
+						window, deadline.Format(time.RFC3339), margin, na.Format(time.RFC3339))
+				}
+			}
 			if err := tx.SaveSchedule(&c); err != nil {
 				return err
 			}

@@ -193,6 +193,7 @@ func bundleProto(b store.Bundle, certs []store.CertificateView) *lifecyclev1.Bun
 	if b.RenewBeforeSeconds.Valid {
 		out.RenewBefore = durationpb.New(time.Duration(b.RenewBeforeSeconds.Int64) * time.Second)
 	}
+	out.MaintenanceWindow = windowProtoOf(b.MaintenanceWindow)
 	for _, c := range certs {
 		out.Certificates = append(out.Certificates, certificateProto(c))
 		if c.ID == b.CurrentCertificateID.String && c.Issuance != nil && c.Issuance.ID == b.CurrentIssuanceID.String {

@@ -422,15 +422,25 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time, traceC
 	if !cur.RenewAt.Valid || cur.RenewAt.Int64 > db.Micros(now) {
 		return 0, nil // started by someone else, or rescheduled, since it was read
 	}
-	cur.RenewAt, cur.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}
-	if err := tx.SaveSchedule(&cur); err != nil {
-		return 0, err
-	}
 	b, err := tx.Bundle(cur.BundleID)
 	if err != nil {
 		return 0, err
 	}
-	if cur.State != state.Hosted || !cur.CurrentIssuanceID.Valid || !b.T0.Valid || b.RenewalApplicationID.Valid {
+	renewable := cur.State == state.Hosted && cur.CurrentIssuanceID.Valid && b.T0.Valid && !b.RenewalApplicationID.Valid
+	if renewable {
+		// Outside the bundle's maintenance window the renewal waits for the next one: the renewal
+		// time moves there (the escalation stays), and this sweep runs again then.
+		if at := t.renewalStart(b, cur, now); at.After(now) {
+			t.Log.Info("renewal waits for the maintenance window", "certificate_id", cur.ID, "bundle_id", b.ID, "until", at)
+			cur.RenewAt = sql.NullInt64{Int64: db.Micros(at), Valid: true}
+			return 0, tx.SaveSchedule(&cur)
+		}
+	}
+	cur.RenewAt, cur.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}
+	if err := tx.SaveSchedule(&cur); err != nil {
+		return 0, err
+	}
+	if !renewable {
 		return 0, nil // not (or no longer) the hosted certificate, or a successor is already in flight
 	}
 	iss, err := tx.Issuance(cur.CurrentIssuanceID.String)
@@ -442,6 +452,23 @@ func (t *Ticker) startRenewal(tx *store.Tx, certID string, now time.Time, traceC
 	reason := fmt.Sprintf("renewal of the certificate expiring at %s: successor in instance %d, requested to end at %s",
 		notAfter.Format(time.RFC3339), next.Sequence, next.NotAfter.Format(time.RFC3339))
 	return t.applySuccessor(tx, &b, cur, iss, next, state.ActorTicker, reason, now, traceContext)
+}
+
+// renewalStart is when the renewal of cur, due at now, starts (RenewalStart): now, or the next
+// opening of the bundle's maintenance window when that comes WindowMargin before the escalation.
+// A stored window that cannot be read (its zone gone from the zone database) does not hold a
+// renewal back.
+func (t *Ticker) renewalStart(b store.Bundle, cur store.Certificate, now time.Time) time.Time {
+	w, err := windowOf(b.MaintenanceWindow)
+	if err != nil {
+		t.Log.Error("maintenance window unreadable: the renewal starts now", "bundle_id", b.ID, "err", err)
+		return now
+	}
+	if w == nil || !cur.EscalateAt.Valid {
+		return now
+	}
+	_, client := t.CAs.Route(b.ProductID, b.ValidationType)
+	return RenewalStart(w, now, db.FromMicros(cur.EscalateAt.Int64).Add(-WindowMargin(client)))
 }
 
 // applySuccessor records the successor of instance cur's certificate iss that next decided: an

@@ -54,6 +54,9 @@ type Bundle struct {
 	HostingStatus         string         `db:"hosting_status"`
 	HostingEndTime        sql.NullInt64  `db:"hosting_end_time"`
 	RenewBeforeSeconds    sql.NullInt64  `db:"renew_before_seconds"`
+	// MaintenanceWindow is the weekly windows automatic renewals wait for, as JSON text (the
+	// lifecycle package reads and writes it); NULL for none.
+	MaintenanceWindow sql.NullString `db:"maintenance_window"`
 
 	// The bundle's current certificate (RefreshCurrent): the instance and issuance to serve now,
 	// and that certificate's not_after; NULL while the bundle has no valid certificate.
@@ -76,7 +79,8 @@ const (
 
 const bundleColumns = `bundle_id, account_id, order_id, product_id, validation_type, domain_type, domain_count,
 	hosting, subscription_years, create_time, t0, template_application_id, renewal_application_id, hosting_status,
-	hosting_end_time, renew_before_seconds, current_certificate_id, current_issuance_id, current_not_after`
+	hosting_end_time, renew_before_seconds, current_certificate_id, current_issuance_id, current_not_after,
+	maintenance_window`
 
 // Certificate is one certificate instance row.
 type Certificate struct {
@@ -177,7 +181,8 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 		res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
 			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
 			:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
-			:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after) ON CONFLICT DO NOTHING`, nb.Bundle)
+			:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after, :maintenance_window)
+			ON CONFLICT DO NOTHING`, nb.Bundle)
 		if err != nil {
 			return err
 		}

@@ -132,9 +132,10 @@ func (t *Tx) SaveSchedule(c *Certificate) error {
 func (t *Tx) SaveBundle(b *Bundle, expectRenewal *sql.NullString) error {
 	q := `UPDATE bundles SET t0 = ?, template_application_id = ?, renewal_application_id = ?, hosting_status = ?,
 		hosting_end_time = ?, renew_before_seconds = ?, hosting = ?, current_certificate_id = ?, current_issuance_id = ?,
-		current_not_after = ? WHERE bundle_id = ?`
+		current_not_after = ?, maintenance_window = ? WHERE bundle_id = ?`
 	args := []any{b.T0, b.TemplateApplicationID, b.RenewalApplicationID, b.HostingStatus, b.HostingEndTime,
-		b.RenewBeforeSeconds, b.Hosting, b.CurrentCertificateID, b.CurrentIssuanceID, b.CurrentNotAfter, b.ID}
+		b.RenewBeforeSeconds, b.Hosting, b.CurrentCertificateID, b.CurrentIssuanceID, b.CurrentNotAfter,
+		b.MaintenanceWindow, b.ID}
 	if expectRenewal == nil {
 		_, err := t.tx.Exec(q, args...)
 		return err
