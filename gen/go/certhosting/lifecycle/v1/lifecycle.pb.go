@@ -1688,7 +1688,7 @@ type MaintenanceWindow struct {
 	// twice, at the first.
 	StartHour int32 `protobuf:"varint,2,opt,name=start_hour,json=startHour,proto3" json:"start_hour,omitempty"`
 	// How long a window lasts, 1 to 24 hours by the wall clock (so one spanning a daylight-saving
-	// change lasts an hour more or less).
+	// change lasts an hour more or less, and one the clock skips entirely does not open that day).
 	DurationHours int32 `protobuf:"varint,3,opt,name=duration_hours,json=durationHours,proto3" json:"duration_hours,omitempty"`
 	// The IANA time zone of the wall clock, for example "Europe/Berlin" or "UTC".
 	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`

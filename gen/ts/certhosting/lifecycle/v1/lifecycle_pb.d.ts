@@ -523,7 +523,7 @@ export declare type MaintenanceWindow = Message<"certhosting.lifecycle.v1.Mainte
 
   /**
    * How long a window lasts, 1 to 24 hours by the wall clock (so one spanning a daylight-saving
-   * change lasts an hour more or less).
+   * change lasts an hour more or less, and one the clock skips entirely does not open that day).
    *
    * @generated from field: int32 duration_hours = 3;
    */
