@@ -32,6 +32,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// The IANA zone database in the binary, used when the host has none (a minimal container):
+	// bundles' maintenance windows name zones (time.LoadLocation), and one must not stop loading
+	// where the service is deployed.
+	_ "time/tzdata"
 
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/sync/errgroup"
