@@ -8,18 +8,17 @@ package metrics
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+
+	"github.com/certhosting/certhosting/pkg/cli"
 )
 
 // latencyBuckets are the gRPC handling-time histogram's buckets, in seconds: from a cached read
@@ -68,22 +67,7 @@ func (s *Set) Handler() http.Handler {
 // Serve serves /metrics on addr until ctx ends, and returns once listening. The endpoint has no
 // authentication: bind it to loopback or a monitoring network.
 func Serve(ctx context.Context, addr string, s *Set, log *slog.Logger) (net.Addr, error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("-metrics-addr: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("metrics listening", "addr", lis.Addr().String())
-	return lis.Addr(), nil
+	return cli.ServeHTTP(ctx, "metrics-addr", addr, mux, log)
 }
