@@ -157,10 +157,13 @@ func TestPythonSDKInstalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pip and venv are Debian's python3-pip and python3-venv, which the tests do not otherwise
-	// need: without them this test skips, under CI too (PYTHONPATH is enough for the example).
-	if err := exec.Command(debianPython, "-c", "import ensurepip, pip, grpc, google.protobuf").Run(); err != nil {
-		t.Skipf("%s lacks venv, pip or the gRPC runtime: %v", debianPython, err)
+	// venv (with pip, through ensurepip) is Debian's python3-venv, which tools/debian-deps installs
+	// with the gRPC runtime: CI must have them.
+	if err := exec.Command(debianPython, "-c", "import ensurepip, venv, grpc, google.protobuf").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s lacks venv or the gRPC runtime (tools/debian-deps installs python3-venv and python3-grpcio): %v", debianPython, err)
+		}
+		t.Skipf("%s lacks venv or the gRPC runtime: %v", debianPython, err)
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
