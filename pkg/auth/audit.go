@@ -26,12 +26,6 @@ const (
 	AuditSupportCaseUpdated  AuditKind = "SUPPORT_CASE_UPDATED"
 )
 
-// AuditKinds are the kinds, for checking a filter.
-var AuditKinds = []AuditKind{
-	AuditAccountCreated, AuditKeyCreated, AuditKeyRevoked, AuditCertificateExported,
-	AuditHostingChanged, AuditCertificateRevoked, AuditSupportCaseUpdated,
-}
-
 // Admin is the actor of the admin commands, run by whoever can write the identity database on the
 // machine (no key is involved).
 var Admin = Principal{Role: "admin", Name: "admin command"}

@@ -52,9 +52,6 @@ const (
 	RoleService  Role = "service"
 )
 
-// CustomerRoles are the roles of the keys an account manages itself (CreateApiKey).
-var CustomerRoles = []Role{RoleOwner, RoleDeployer, RoleReader}
-
 // ParseRole checks a role name. "customer", the one customer role before keys had least
 // privilege, is accepted as owner (what such keys became).
 func ParseRole(s string) (Role, error) {
