@@ -172,42 +172,10 @@ func (s *Server) RenewCertificate(ctx context.Context, req *lifecyclev1.RenewCer
 	}
 	now := s.Clock.Now()
 	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
-		cur, err := tx.Certificate(c.ID)
-		if err != nil {
-			return err
-		}
-		b, err := tx.Bundle(cur.BundleID)
-		if err != nil {
-			return err
-		}
-		if !b.Hosting {
-			return apierr.FailedPrecondition("bundle %s is not hosted: re-issue its certificates with ReissueCertificate", b.ID)
-		}
-		if (cur.State != state.Hosted && cur.State != state.Revoked) || !cur.CurrentIssuanceID.Valid {
-			return apierr.FailedPrecondition("certificate %s is %s; only a HOSTED (or REVOKED) certificate of a hosted bundle is renewed", cur.ID, cur.State)
-		}
-		if b.RenewalApplicationID.Valid {
-			return apierr.FailedPrecondition("bundle %s already has a renewal in flight: application %s", b.ID, b.RenewalApplicationID.String)
-		}
-		if !b.T0.Valid || !b.TemplateApplicationID.Valid {
-			return apierr.FailedPrecondition("bundle %s has no first certificate yet", b.ID)
-		}
-		iss, err := tx.Issuance(cur.CurrentIssuanceID.String)
-		if err != nil {
-			return err
-		}
-		next := DecideSuccessor(db.FromMicros(b.T0.Int64), b.SubscriptionYears, cur.Sequence, now, now)
-		if next.Kind == HostingEnds {
-			return apierr.FailedPrecondition("bundle %s's subscription has ended", b.ID)
-		}
-		cur.RenewAt, cur.ARICheckAt, cur.RetryAt = nullTime, nullTime, nullTime
-		if err := tx.SaveSchedule(&cur); err != nil {
-			return err
-		}
-		why := fmt.Sprintf("renewal asked for by the customer, replacing certificate %s: instance %d, requested to end at %s",
-			iss.Serial, next.Sequence, next.NotAfter.Format(time.RFC3339))
-		_, err = s.applySuccessor(tx, &b, cur, iss, next, state.ActorCustomer, why, now, tracing.Inject(ctx))
-		return err
+		return s.renewNow(tx, c.ID, state.ActorCustomer, func(iss store.Issuance, next Successor) string {
+			return fmt.Sprintf("renewal asked for by the customer, replacing certificate %s: instance %d, requested to end at %s",
+				iss.Serial, next.Sequence, next.NotAfter.Format(time.RFC3339))
+		}, now, tracing.Inject(ctx))
 	})
 	if err != nil {
 		return nil, err
@@ -218,6 +186,72 @@ func (s *Server) RenewCertificate(ctx context.Context, req *lifecyclev1.RenewCer
 		return nil, err
 	}
 	return &lifecyclev1.RenewCertificateResponse{Certificate: certificateProto(view)}, nil
+}
+
+// renewNow applies at once for the successor of instance certID's certificate, for the instance
+// whose subscription year is under way, with the template's information and a new key: what
+// RenewCertificate does for a customer and a mass re-issue (reissue.go) does for an operator.
+// why gives the RENEWAL_STARTED event's reason.
+func (c *core) renewNow(tx *store.Tx, certID string, actor state.Actor, why func(store.Issuance, Successor) string, now time.Time, traceContext string) error {
+	r, err := renewable(tx, certID, now)
+	if err != nil {
+		return err
+	}
+	return c.startRenewal(tx, r, actor, why(r.iss, r.next), now, traceContext)
+}
+
+// renewal is a certificate renewNow may renew, as renewable read it.
+type renewal struct {
+	cur  store.Certificate
+	b    store.Bundle
+	iss  store.Issuance
+	next Successor
+}
+
+// renewable reads what renewing certID now needs, writing nothing. It answers FailedPrecondition
+// when the certificate is not a HOSTED (or REVOKED) certificate of a hosted bundle, a renewal is in
+// flight already, or the subscription has ended.
+func renewable(tx *store.Tx, certID string, now time.Time) (renewal, error) {
+	cur, err := tx.Certificate(certID)
+	if err != nil {
+		return renewal{}, err
+	}
+	b, err := tx.Bundle(cur.BundleID)
+	if err != nil {
+		return renewal{}, err
+	}
+	if !b.Hosting {
+		return renewal{}, apierr.FailedPrecondition("bundle %s is not hosted: re-issue its certificates with ReissueCertificate", b.ID)
+	}
+	if (cur.State != state.Hosted && cur.State != state.Revoked) || !cur.CurrentIssuanceID.Valid {
+		return renewal{}, apierr.FailedPrecondition("certificate %s is %s; only a HOSTED (or REVOKED) certificate of a hosted bundle is renewed", cur.ID, cur.State)
+	}
+	if b.RenewalApplicationID.Valid {
+		return renewal{}, apierr.FailedPrecondition("bundle %s already has a renewal in flight: application %s", b.ID, b.RenewalApplicationID.String)
+	}
+	if !b.T0.Valid || !b.TemplateApplicationID.Valid {
+		return renewal{}, apierr.FailedPrecondition("bundle %s has no first certificate yet", b.ID)
+	}
+	iss, err := tx.Issuance(cur.CurrentIssuanceID.String)
+	if err != nil {
+		return renewal{}, err
+	}
+	next := DecideSuccessor(db.FromMicros(b.T0.Int64), b.SubscriptionYears, cur.Sequence, now, now)
+	if next.Kind == HostingEnds {
+		return renewal{}, apierr.FailedPrecondition("bundle %s's subscription has ended", b.ID)
+	}
+	return renewal{cur: cur, b: b, iss: iss, next: next}, nil
+}
+
+// startRenewal writes the renewal renewable found: the certificate's own schedule is cleared (its
+// successor is under way) and the successor applied for.
+func (c *core) startRenewal(tx *store.Tx, r renewal, actor state.Actor, why string, now time.Time, traceContext string) error {
+	r.cur.RenewAt, r.cur.ARICheckAt, r.cur.RetryAt = nullTime, nullTime, nullTime
+	if err := tx.SaveSchedule(&r.cur); err != nil {
+		return err
+	}
+	_, err := c.applySuccessor(tx, &r.b, r.cur, r.iss, r.next, actor, why, now, traceContext)
+	return err
 }
 
 // nullTime is an unset time column.

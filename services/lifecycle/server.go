@@ -40,6 +40,7 @@ var (
 	read         = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader)
 	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
+	operator     = auth.Allow(auth.RoleSupport)
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
@@ -81,6 +82,12 @@ var Policy = auth.Policy{
 	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
 	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:             owner,
+	lifecyclev1.OperationsService_CreateReissueOperation_FullMethodName:   operator,
+	lifecyclev1.OperationsService_GetOperation_FullMethodName:             operator,
+	lifecyclev1.OperationsService_ListOperations_FullMethodName:           operator,
+	lifecyclev1.OperationsService_PauseOperation_FullMethodName:           operator,
+	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:          operator,
+	lifecyclev1.OperationsService_CancelOperation_FullMethodName:          operator,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.
@@ -97,6 +104,9 @@ type Config struct {
 	Engineers []string
 	// Metrics counts renewals, CA calls and sweeps; nil counts nothing.
 	Metrics *Metrics
+	// CARateLimits are the CAs' own limits on new certificates per second (by CA name; absent or 0:
+	// none), which a mass re-issue never exceeds (caconfig's max_issuance_rate).
+	CARateLimits map[string]float64
 }
 
 // core is the part of the service the API and the ticker share.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -38,6 +39,9 @@ type File struct {
 // Authority is one CA.
 type Authority struct {
 	Type string `json:"type"`
+	// MaxIssuanceRate is the most new certificates per second the CA accepts from us (its rate
+	// limit); a mass re-issue never starts renewals faster. 0: no limit of ours.
+	MaxIssuanceRate float64 `json:"max_issuance_rate,omitempty"`
 
 	// ACME.
 	DirectoryURL string `json:"directory_url,omitempty"`
@@ -77,6 +81,17 @@ type Authority struct {
 	TLSKeyFile    string `json:"tls_key_file,omitempty"`
 	TLSServerName string `json:"tls_server_name,omitempty"`
 	Timeout       string `json:"timeout,omitempty"`
+}
+
+// IssuanceRates are the CAs' max_issuance_rate by name, for those that set one.
+func (f *File) IssuanceRates() map[string]float64 {
+	out := map[string]float64{}
+	for name, a := range f.Authorities {
+		if a.MaxIssuanceRate > 0 {
+			out[name] = a.MaxIssuanceRate
+		}
+	}
+	return out
 }
 
 // CallTimeout is the plug-in's per-call deadline (zero: the default).
@@ -152,6 +167,9 @@ func (f *File) Validate() error {
 	for _, name := range sortedKeys(f.Authorities) {
 		a := f.Authorities[name]
 		where := "authorities." + name
+		if a.MaxIssuanceRate < 0 || math.IsNaN(a.MaxIssuanceRate) {
+			bad("%s.max_issuance_rate: must be 0 (no limit) or a positive number of certificates per second, got %v", where, a.MaxIssuanceRate)
+		}
 		switch a.Type {
 		case TypeLocal:
 		case TypeACME:

@@ -272,6 +272,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	lifecyclev1.RegisterLifecycleServiceServer(gs.GRPC, lifecycle.NewServer(svc.config, svc.events, svc.ticker.Wake))
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
 	lifecyclev1.RegisterAccountServiceServer(gs.GRPC, lifecycle.NewAccountServer(svc.config, svc.identity))
+	lifecyclev1.RegisterOperationsServiceServer(gs.GRPC, lifecycle.NewOperationsServer(svc.config, svc.reissuer.Wake))
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -287,6 +288,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
 	g.Go(func() error { return svc.ticker.Run(ctx) })
+	g.Go(func() error { return svc.reissuer.Run(ctx) })
 	if crlLis != nil && svc.localCA != nil {
 		log.Info("local CA's revocation list served", "url", crlURL(cfg))
 		g.Go(func() error { return serveCRL(ctx, crlLis, svc.localCA, log) })
@@ -305,6 +307,7 @@ type service struct {
 	config   lifecycle.Config
 	localCA  *localca.CA // when a product is routed to it
 	ticker   *lifecycle.Ticker
+	reissuer *lifecycle.Reissuer
 	events   *lifecycle.Notifier
 	verifier *auth.Verifier
 	identity *auth.Store
@@ -409,10 +412,11 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		return nil, fmt.Errorf("-support-engineers: at least one engineer is required")
 	}
 	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers,
-		Metrics: lifecycle.NewMetrics(svc.metrics.Registry)}
+		Metrics: lifecycle.NewMetrics(svc.metrics.Registry), CARateLimits: caFile.IssuanceRates()}
 	svc.metrics.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, cfg.metricsBundleExpiry))
 	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Lease: cfg.lease,
 		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
+	svc.reissuer = lifecycle.NewReissuer(svc.config, svc.ticker.Wake)
 	return svc, nil
 }
 
