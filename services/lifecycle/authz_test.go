@@ -157,6 +157,42 @@ var authzCalls = map[string]authzCall{
 		_, err := lifecyclev1.NewAccountServiceClient(lc).ListAuditEvents(ctx, &lifecyclev1.ListAuditEventsRequest{})
 		return err
 	},
+	lifecyclev1.OperationsService_CreateReissueOperation_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := matrixOperation(ctx, lc, t)
+		return err
+	},
+	lifecyclev1.OperationsService_GetOperation_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		name, err := matrixOperation(ctx, lc, t)
+		if err == nil {
+			_, err = lifecyclev1.NewOperationsServiceClient(lc).GetOperation(ctx, &lifecyclev1.GetOperationRequest{Name: name})
+		}
+		return err
+	},
+	lifecyclev1.OperationsService_ListOperations_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewOperationsServiceClient(lc).ListOperations(ctx, &lifecyclev1.ListOperationsRequest{})
+		return err
+	},
+	lifecyclev1.OperationsService_PauseOperation_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		name, err := matrixOperation(ctx, lc, t)
+		if err == nil {
+			_, err = lifecyclev1.NewOperationsServiceClient(lc).PauseOperation(ctx, &lifecyclev1.PauseOperationRequest{Name: name})
+		}
+		return err
+	},
+	lifecyclev1.OperationsService_ResumeOperation_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		name, err := matrixOperation(ctx, lc, t)
+		if err == nil {
+			_, err = lifecyclev1.NewOperationsServiceClient(lc).ResumeOperation(ctx, &lifecyclev1.ResumeOperationRequest{Name: name})
+		}
+		return err
+	},
+	lifecyclev1.OperationsService_CancelOperation_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		name, err := matrixOperation(ctx, lc, t)
+		if err == nil {
+			_, err = lifecyclev1.NewOperationsServiceClient(lc).CancelOperation(ctx, &lifecyclev1.CancelOperationRequest{Name: name})
+		}
+		return err
+	},
 	orderv1.OrderService_ListProducts_FullMethodName: func(ctx context.Context, _, oc *grpc.ClientConn, t authzTarget) error {
 		_, err := orderv1.NewOrderServiceClient(oc).ListProducts(ctx, &orderv1.ListProductsRequest{})
 		return err
@@ -200,7 +236,14 @@ var accountWide = map[string]bool{
 	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:    true,
 	orderv1.OrderService_ListProducts_FullMethodName:             true,
 	orderv1.OrderService_CreateOrder_FullMethodName:              true,
-	orderv1.OrderService_ListOrders_FullMethodName:               true,
+	// Operators' operations span accounts: only the support role reaches them at all.
+	lifecyclev1.OperationsService_CreateReissueOperation_FullMethodName: true,
+	lifecyclev1.OperationsService_GetOperation_FullMethodName:           true,
+	lifecyclev1.OperationsService_ListOperations_FullMethodName:         true,
+	lifecyclev1.OperationsService_PauseOperation_FullMethodName:         true,
+	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:        true,
+	lifecyclev1.OperationsService_CancelOperation_FullMethodName:        true,
+	orderv1.OrderService_ListOrders_FullMethodName:                      true,
 }
 
 // wantAccess is the authorization table as the product describes it (docs/security.md), written
@@ -217,6 +260,8 @@ var wantAccess = map[string]string{
 	"UpdateApplicationTemplate": "owner", "RetryApplication": "owner support",
 	"ListSupportCases": "owner reader support", "GetSupportCase": "owner reader support", "UpdateSupportCase": "owner support",
 	"CreateApiKey": "owner", "ListApiKeys": "owner", "RevokeApiKey": "owner", "ListAuditEvents": "owner",
+	"CreateReissueOperation": "support", "GetOperation": "support", "ListOperations": "support",
+	"PauseOperation": "support", "ResumeOperation": "support", "CancelOperation": "support",
 	"ListProducts": "owner deployer reader +bundles", "CreateOrder": "owner", "PayOrder": "owner",
 	"GetOrder": "owner reader", "ListOrders": "owner reader", "CancelOrder": "owner", "RefundOrder": "owner",
 }
@@ -373,6 +418,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls checked: %d methods × %d keys × own/other", checked, len(methods), len(callers))
+}
+
+// matrixOperation starts a mass re-issue of the target's account's certificates (a fresh
+// request_id each time) and returns its name.
+func matrixOperation(ctx context.Context, lc *grpc.ClientConn, t authzTarget) (string, error) {
+	resp, err := lifecyclev1.NewOperationsServiceClient(lc).CreateReissueOperation(ctx, &lifecyclev1.CreateReissueOperationRequest{
+		RequestId: ids.New(ids.Operation, time.Now()), Selector: &lifecyclev1.ReissueSelector{AccountId: t.account}})
+	return resp.GetOperation().GetName(), err
 }
 
 // bOwnerKey is a new owner key of B's.

@@ -48,6 +48,8 @@ type envOptions struct {
 	acme bool
 	// streamsPerAccount caps each account's open streams (auth.Limits); 0: no cap.
 	streamsPerAccount int
+	// caRateLimits are the CAs' max issuance rates (lifecycle.Config.CARateLimits).
+	caRateLimits map[string]float64
 }
 
 // env is the lifecycle service in-process: a real gRPC server (over bufconn) with the real
@@ -65,6 +67,8 @@ type env struct {
 	authority *localca.CA
 	st        *store.Store
 	ticker    *lifecycle.Ticker
+	reissuer  *lifecycle.Reissuer // driven by calling Step
+	cfg       lifecycle.Config
 	identity  *auth.Store
 	authn     *auth.Interceptor // the lifecycle server's
 	acme      *acmeCA           // with envOptions.acme
@@ -132,9 +136,10 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	metricSet := metrics.New()
 	cfg := lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: box,
-		Engineers: []string{"alice", "bob"}, Metrics: lifecycle.NewMetrics(metricSet.Registry)}
+		Engineers: []string{"alice", "bob"}, Metrics: lifecycle.NewMetrics(metricSet.Registry), CARateLimits: o.caRateLimits}
 	metricSet.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, true))
 	ticker := lifecycle.NewTicker(cfg, lifecycle.TickerConfig{})
+	reissuer := lifecycle.NewReissuer(cfg, nil)
 
 	identity := grpctest.OpenIdentity(t, clk)
 	authn := auth.NewInterceptor(auth.NewVerifier(identity, clk, time.Minute), lifecycle.Policy, auth.Limits{StreamsPerAccount: o.streamsPerAccount})
@@ -143,6 +148,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			lifecyclev1.RegisterLifecycleServiceServer(s, lifecycle.NewServer(cfg, events, nil))
 			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
 			lifecyclev1.RegisterAccountServiceServer(s, lifecycle.NewAccountServer(cfg, identity))
+			lifecyclev1.RegisterOperationsServiceServer(s, lifecycle.NewOperationsServer(cfg, nil))
 		})
 	svc := grpctest.NewCaller(t, identity, "certhosting-order", auth.RoleService)
 	a := grpctest.NewCaller(t, identity, "a", auth.RoleOwner)
@@ -159,7 +165,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	}
 	aConn, bConn, staffConn := gs.Dial(t, a.Key), gs.Dial(t, b.Key), gs.Dial(t, staffKey)
 	return &env{
-		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker,
+		t: t, ctx: ctx, clk: clk, db: database, zone: zone, ca: flaky, authority: authority, st: st, ticker: ticker, reissuer: reissuer, cfg: cfg,
 		identity: identity, authn: authn, acme: acmeCA, dir: dir, gs: gs, metrics: metricSet,
 		svc: lifecyclev1.NewLifecycleServiceClient(gs.Dial(t, svc.Key)),
 		a:   lifecyclev1.NewLifecycleServiceClient(aConn), b: lifecyclev1.NewLifecycleServiceClient(bConn),
