@@ -17,16 +17,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,12 +29,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/certhosting/certhosting/internal/benchseed"
 	"github.com/certhosting/certhosting/internal/pair"
-	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
-	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/pkg/secrets"
-	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
 func main() {
@@ -143,14 +134,6 @@ func setup(ctx context.Context, dir string) (work string, bins pair.Binaries, dn
 	return work, bins, dnsSrv, func() { dnsSrv.Close(); removeWork() }, nil
 }
 
-// seedParams are what every seeded bundle shares: the account, the first issuance's validity
-// (issued 335 days before at, expiring 30 days after it) and a chain to store.
-func seedParams(at time.Time) (account, chain string, t0, notAfter time.Time, err error) {
-	chain, err = dummyChain(at)
-	t0 = at.Add(-335 * 24 * time.Hour)
-	return ids.New(ids.Account, at), chain, t0, t0.Add(365 * 24 * time.Hour), err
-}
-
 // runPostgres measures the sweep on PostgreSQL, with one or more replicas, and prints the table.
 func runPostgres(admin string, runs []pgRun, due int, dir string) error {
 	ctx := context.Background()
@@ -204,7 +187,7 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 	}
 	at := time.Now().UTC().Truncate(time.Second)
 	began := time.Now()
-	if err := seed(ctx, filepath.Join(dir, "lifecycle.db"), n, due, at); err != nil {
+	if err := benchseed.SQLite(ctx, filepath.Join(dir, "lifecycle.db"), n, due, at); err != nil {
 		return r, fmt.Errorf("seed %d: %w", n, err)
 	}
 	r.Seed = time.Since(began)
@@ -249,113 +232,4 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 		r.MaxRSSKB = ru.Maxrss
 	}
 	return r, nil
-}
-
-// seed writes n two-year hosted bundles whose first instance is HOSTED with a certificate issued
-// 335 days before at, expiring 30 days after it: renewing it activates instance 2. The first `due`
-// bundles are at their renewal time; the others renew over the next 300 days.
-func seed(ctx context.Context, path string, n, due int, at time.Time) error {
-	d, err := db.Open(ctx, path, db.Options{Migrations: store.Migrations(), MaxBatch: 1})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	account, chain, t0, notAfter, err := seedParams(at)
-	if err != nil {
-		return err
-	}
-	bundles := n
-	const perTx = 5000
-	for startIdx := 0; startIdx < bundles; startIdx += perTx {
-		err := d.Write(ctx, func(tx *db.Tx) error {
-			for i := startIdx; i < min(startIdx+perTx, bundles); i++ {
-				if err := seedBundle(tx, i, account, chain, t0, notAfter, at, i < due); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Columns of the seeded rows, in the order seedRows gives their values.
-var seedColumns = map[string][]string{
-	"bundles": {"bundle_id", "account_id", "order_id", "product_id", "validation_type", "domain_type", "domain_count",
-		"hosting", "subscription_years", "create_time", "t0", "template_application_id", "hosting_status"},
-	"certificates": {"certificate_id", "bundle_id", "account_id", "sequence", "state", "coverage_start", "coverage_end",
-		"create_time", "update_time", "current_issuance_id", "current_application_id", "renew_at", "expire_at", "escalate_at"},
-	"applications": {"application_id", "certificate_id", "bundle_id", "account_id", "status", "automatic", "actor", "domains",
-		"validation_method", "contact", "key_algorithm", "ca_name", "ca_ref", "create_time", "update_time"},
-	"issuances": {"issuance_id", "certificate_id", "application_id", "bundle_id", "account_id", "serial", "not_before",
-		"not_after", "chain_pem", "create_time"},
-}
-
-// seedTables is the order the tables are written in.
-var seedTables = []string{"bundles", "certificates", "applications", "issuances"}
-
-// seedRows gives bundle i's rows, by table: its bundle, its two instances (the first HOSTED,
-// the second NOT_ACTIVATED), the first instance's application and issuance.
-func seedRows(i int, account, chain string, t0, notAfter, at time.Time, due bool) map[string][][]any {
-	day := 24 * time.Hour
-	bundle, order := ids.New(ids.Bundle, t0), ids.New(ids.Order, t0)
-	app, iss := ids.New(ids.Application, t0), ids.New(ids.Issuance, t0)
-	micros := db.Micros
-	renewAt := at.Add(-time.Minute)
-	if !due {
-		renewAt = at.Add(time.Duration(1+i%300) * day)
-	}
-	rows := map[string][][]any{
-		"bundles": {{bundle, account, order, "dv-single", "DV", "SINGLE", int32(1), true, int32(2), micros(t0), micros(t0), app, "ACTIVE"}},
-	}
-	certs := make([]string, 2)
-	for seq := 1; seq <= 2; seq++ {
-		certs[seq-1] = ids.New(ids.Certificate, t0)
-		start, end := t0.Add(time.Duration(seq-1)*365*day), t0.Add(time.Duration(seq)*365*day)
-		if seq == 1 {
-			rows["certificates"] = append(rows["certificates"], []any{certs[0], bundle, account, int32(1), "HOSTED", micros(start),
-				micros(end), micros(t0), micros(t0), iss, app, micros(renewAt), micros(notAfter), micros(notAfter.Add(-7 * day))})
-			continue
-		}
-		rows["certificates"] = append(rows["certificates"], []any{certs[1], bundle, account, int32(seq), "NOT_ACTIVATED",
-			micros(start), micros(end), micros(t0), micros(t0), nil, nil, nil, nil, nil})
-	}
-	rows["applications"] = [][]any{{app, certs[0], bundle, account, "ISSUED", false, "customer", fmt.Sprintf(`["bench-%d.example.com"]`, i),
-		"DNS_TXT", `{"email":"ops@example.com"}`, "ECDSA_P256", "local", "seeded", micros(t0), micros(t0)}}
-	rows["issuances"] = [][]any{{iss, certs[0], app, bundle, account, strconv.Itoa(i), micros(t0), micros(notAfter), chain, micros(t0)}}
-	return rows
-}
-
-func seedBundle(tx *db.Tx, i int, account, chain string, t0, notAfter, at time.Time, due bool) error {
-	rows := seedRows(i, account, chain, t0, notAfter, at, due)
-	for _, table := range seedTables {
-		cols := seedColumns[table]
-		q := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` +
-			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`
-		for _, r := range rows[table] {
-			if _, err := tx.Exec(q, r...); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// dummyChain is a real, small certificate, stored as every seeded issuance's chain (the sweep
-// reads it as the certificate a renewal replaces; nothing verifies it).
-func dummyChain(at time.Time) (string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.example.com"},
-		DNSNames: []string{"bench.example.com"}, NotBefore: at.Add(-335 * 24 * time.Hour), NotAfter: at.Add(30 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
 }

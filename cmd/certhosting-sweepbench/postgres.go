@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/certhosting/certhosting/internal/benchseed"
+	"github.com/certhosting/certhosting/pkg/db"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/certhosting/certhosting/internal/pgdb"
-	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/secrets"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
@@ -132,7 +133,7 @@ func seedPostgres(ctx context.Context, url string, n, due int, at time.Time) err
 		return err
 	}
 	defer conn.Close(ctx)
-	account, chain, t0, notAfter, err := seedParams(at)
+	account, chain, t0, notAfter, err := benchseed.Params(at)
 	if err != nil {
 		return err
 	}
@@ -140,12 +141,12 @@ func seedPostgres(ctx context.Context, url string, n, due int, at time.Time) err
 	for start := 0; start < n; start += perBatch {
 		batch := map[string][][]any{}
 		for i := start; i < min(n, start+perBatch); i++ {
-			for table, rows := range seedRows(i, account, chain, t0, notAfter, at, i < due) {
+			for table, rows := range benchseed.Rows(i, account, chain, t0, notAfter, at, i < due) {
 				batch[table] = append(batch[table], rows...)
 			}
 		}
-		for _, table := range seedTables {
-			if _, err := conn.CopyFrom(ctx, pgx.Identifier{table}, seedColumns[table], pgx.CopyFromRows(batch[table])); err != nil {
+		for _, table := range benchseed.Tables {
+			if _, err := conn.CopyFrom(ctx, pgx.Identifier{table}, benchseed.Columns[table], pgx.CopyFromRows(batch[table])); err != nil {
 				return fmt.Errorf("copy %s: %w", table, err)
 			}
 		}
