@@ -15,7 +15,7 @@ NPM_GEN     := tools/ts/node_modules/.package-lock.json
 NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
 TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg clean
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-reissue clean
 
 all: build
 
@@ -159,9 +159,11 @@ run-pg: build
 # make bench: (1) paid purchases/s end to end against no-op gRPC calls/s, measured in one run on
 # this machine (cmd/certhosting-bench); (2) the renewal sweep with 10,000 due certificates in stores
 # of 10,000 and 1,000,000 (cmd/certhosting-sweepbench). Flags through BENCHFLAGS and SWEEPFLAGS,
-# e.g. make bench BENCHFLAGS="-runs 3" SWEEPFLAGS="-stored 10000,100000". bench-purchase and
-# bench-sweep run one of them.
-bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg
+# e.g. make bench BENCHFLAGS="-runs 3" SWEEPFLAGS="-stored 10000,100000"; (3) the mass re-issue
+# drill: 100,000 hosted certificates replaced through OperationsService while CreateOrder calls go on
+# (cmd/certhosting-reissuebench, REISSUEFLAGS, e.g. -n 10000). bench-purchase, bench-sweep and
+# bench-reissue run one of them.
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-reissue
 
 bench-purchase:
 	$(GO) run ./cmd/certhosting-bench $(BENCHFLAGS)
@@ -178,6 +180,9 @@ bench-sweep:
 # processes together, and by 1 in a store of 1,000,000 (PGSWEEPFLAGS, e.g. -pg-runs 10000x1).
 bench-sweep-pg:
 	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
+
+bench-reissue:
+	$(GO) run ./cmd/certhosting-reissuebench $(REISSUEFLAGS)
 
 clean:
 	rm -rf $(BIN) var tools/ts/node_modules examples/typescript/node_modules examples/typescript/dist

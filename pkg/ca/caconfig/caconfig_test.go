@@ -32,6 +32,9 @@ func TestLoad(t *testing.T) {
 				"ovev": {"type": "plugin", "address": "127.0.0.1:50060", "token_file": "TOKEN", "timeout": "5s"}
 			},
 			"products": {"DV": "le", "OV": "ovev", "EV": "ovev", "dv-wildcard": "local", "*": "local"}}`, nil},
+		{"issuance rate limits", `{"authorities": {"x": {"type": "local", "max_issuance_rate": 2.5}}, "products": {"*": "x"}}`, nil},
+		{"negative issuance rate", `{"authorities": {"x": {"type": "local", "max_issuance_rate": -1}}, "products": {"*": "x"}}`,
+			[]string{"authorities.x.max_issuance_rate: must be 0 (no limit) or a positive number"}},
 		{"unknown field", `{"authorities": {"x": {"type": "local", "colour": "red"}}, "products": {"*": "x"}}`,
 			[]string{`unknown field "colour"`}},
 		{"every problem at once", `{
