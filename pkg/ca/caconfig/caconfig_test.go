@@ -32,7 +32,6 @@ func TestLoad(t *testing.T) {
 				"ovev": {"type": "plugin", "address": "127.0.0.1:50060", "token_file": "TOKEN", "timeout": "5s"}
 			},
 			"products": {"DV": "le", "OV": "ovev", "EV": "ovev", "dv-wildcard": "local", "*": "local"}}`, nil},
-		{"issuance rate limits", `{"authorities": {"x": {"type": "local", "max_issuance_rate": 2.5}}, "products": {"*": "x"}}`, nil},
 		{"negative issuance rate", `{"authorities": {"x": {"type": "local", "max_issuance_rate": -1}}, "products": {"*": "x"}}`,
 			[]string{"authorities.x.max_issuance_rate: must be 0 (no limit) or a positive number"}},
 		{"unknown field", `{"authorities": {"x": {"type": "local", "colour": "red"}}, "products": {"*": "x"}}`,
@@ -90,5 +89,16 @@ func TestLoad(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Errorf("Default() is invalid: %v", err)
+	}
+}
+
+// TestIssuanceRates: max_issuance_rate is read per authority; absent means no limit.
+func TestIssuanceRates(t *testing.T) {
+	f, err := Parse([]byte(`{"authorities": {"x": {"type": "local", "max_issuance_rate": 2.5}, "y": {"type": "local"}}, "products": {"*": "x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.IssuanceRates(); len(got) != 1 || got["x"] != 2.5 {
+		t.Errorf("IssuanceRates() = %v, want map[x:2.5]", got)
 	}
 }
