@@ -29,6 +29,7 @@ const (
 	Application Kind = "app"
 	Issuance    Kind = "iss"
 	SupportCase Kind = "case"
+	Deployment  Kind = "dpl"
 )
 
 var (
