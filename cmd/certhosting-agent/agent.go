@@ -112,6 +112,8 @@ type agent struct {
 	reloadTimeout time.Duration
 	backoff       backoff.Policy
 	now           func() time.Time
+	// ready, if set, is called once, when the first catch-up of every target is done.
+	ready func()
 }
 
 // run follows WatchEvents until ctx ends, reconnecting with backoff whenever the stream fails.
@@ -165,6 +167,10 @@ func (a *agent) follow(ctx context.Context) error {
 		if err := a.sync(ctx, b); err != nil {
 			return err
 		}
+	}
+	if a.ready != nil {
+		a.ready()
+		a.ready = nil
 	}
 	progressed := false
 	for {

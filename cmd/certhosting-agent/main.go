@@ -90,6 +90,7 @@ type config struct {
 	retryMax          time.Duration
 	logFormat         string
 	logLevel          string
+	readyFile         string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.reloadTimeout, "reload-timeout", 30*time.Second, "how long -reload-command may run before it is killed and the deployment reported as failed")
 	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "pause before reconnecting after the lifecycle service is unreachable; it doubles with each failure")
 	fs.DurationVar(&c.retryMax, "retry-max", time.Minute, "longest pause between reconnection attempts")
+	fs.StringVar(&c.readyFile, "ready-file", "", "once every target is up to date and the agent follows the events, write the lifecycle service's address to this file (for scripts and tests)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	if err := cli.Parse(fs, args, envPrefix); err != nil {
@@ -177,6 +179,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		client: lifecyclev1.NewLifecycleServiceClient(conn), log: log, state: st, targets: cfg.targets,
 		name: cfg.name, host: cfg.host, reload: cfg.reloadCommand, reloadTimeout: cfg.reloadTimeout,
 		backoff: backoff.Policy{Base: cfg.retryBase, Max: cfg.retryMax}, now: time.Now,
+	}
+	if cfg.readyFile != "" {
+		a.ready = func() {
+			if err := os.WriteFile(cfg.readyFile, []byte(cfg.lifecycleAddr), 0o644); err != nil {
+				log.Error("writing -ready-file", "err", err)
+			}
+		}
 	}
 	log.Info("deploy agent started", "lifecycle", cfg.lifecycleAddr, "target", cfg.name, "bundles", len(cfg.targets), "state_dir", cfg.stateDir)
 	err = a.run(ctx)
