@@ -166,7 +166,8 @@ func TestUpdateBundleExpectedTargets(t *testing.T) {
 // TestDeploymentOverdue: a bundle expecting web1 and web2 whose certificate reached only web1 is
 // reported once the deploy deadline (24 h by default) has passed since the issuance, not before: a
 // DEPLOYMENT_OVERDUE event on the instance and one urgent DEPLOYMENT_MISSING case naming web2;
-// later ticks open no second case. A bundle deployed everywhere in time is never reported.
+// later ticks open no second case. A bundle deployed everywhere in time is never reported. For a
+// bundle whose targets are named after its certificate was issued, the deadline runs from then.
 func TestDeploymentOverdue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -176,6 +177,10 @@ func TestDeploymentOverdue(t *testing.T) {
 	e.publish(records)
 	e.tick()
 	done = e.bundle(done.GetBundleId())
+	named, records := e.hostedDV()
+	e.publish(records)
+	e.tick()
+	named = e.bundle(named.GetBundleId())
 	for _, b := range []*lifecyclev1.Bundle{late, done} {
 		e.updateBundle(&lifecyclev1.UpdateBundleRequest{BundleId: b.GetBundleId(), ExpectedDeploymentTargets: []string{"web1", "web2"}})
 		if _, err := e.a.RecordDeployment(e.ctx, e.deployment(b, "web1")); err != nil {
@@ -213,6 +218,8 @@ func TestDeploymentOverdue(t *testing.T) {
 	if st := e.tick(); st.DeploymentsOverdue != 0 || overdue(late) != 0 || len(missingCases()) != 0 {
 		t.Fatalf("reported before the deadline: %+v", st)
 	}
+	// named's targets come 23 h after its issuance: its deadline is 24 h from now.
+	e.updateBundle(&lifecyclev1.UpdateBundleRequest{BundleId: named.GetBundleId(), ExpectedDeploymentTargets: []string{"web3"}})
 	e.clk.Advance(2 * time.Hour)
 	if st := e.tick(); st.DeploymentsOverdue != 1 {
 		t.Fatalf("tick past the deadline reported %d overdue, want 1", st.DeploymentsOverdue)
@@ -232,5 +239,12 @@ func TestDeploymentOverdue(t *testing.T) {
 	if c := cases[0]; !c.GetUrgent() || c.GetBundleId() != late.GetBundleId() || !strings.Contains(c.GetSummary(), "web2") ||
 		strings.Contains(c.GetSummary(), "web1") {
 		t.Fatalf("case %v: want urgent, on %s, naming web2 only", c, late.GetBundleId())
+	}
+	if n := overdue(named); n != 0 {
+		t.Fatalf("the bundle whose targets were named 3 h ago got %d DEPLOYMENT_OVERDUE events", n)
+	}
+	e.clk.Advance(22 * time.Hour) // 25 h after named's targets
+	if st := e.tick(); st.DeploymentsOverdue != 1 || overdue(named) != 1 || len(missingCases()) != 2 {
+		t.Fatalf("25 h after the targets were named: %+v, %d events, %d cases; want 1, 1, 2", st, overdue(named), len(missingCases()))
 	}
 }

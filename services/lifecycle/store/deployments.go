@@ -81,7 +81,7 @@ func (t *Tx) SetExpectedTargets(bundleID string, targets []string) error {
 		return err
 	}
 	for _, target := range targets {
-		if _, err := t.tx.Exec(`INSERT INTO deployment_targets (bundle_id, target) VALUES (?, ?)`, bundleID, target); err != nil {
+		if _, err := t.tx.Exec(`INSERT INTO deployment_targets (bundle_id, target, set_time) VALUES (?, ?, ?)`, bundleID, target, t.now); err != nil {
 			return err
 		}
 	}
@@ -97,15 +97,17 @@ type DeployCheck struct {
 }
 
 // DeployChecksDue lists, up to limit, the bundles with expected targets whose current certificate
-// was received before issuedBefore and has not been checked yet (no deployment_checks row).
-func (s *Store) DeployChecksDue(ctx context.Context, issuedBefore time.Time, limit int) ([]DeployCheck, error) {
+// has not been checked yet (no deployment_checks row) and was received, as were the targets named,
+// at or before cutoff (now less the deploy deadline).
+func (s *Store) DeployChecksDue(ctx context.Context, cutoff time.Time, limit int) ([]DeployCheck, error) {
 	var out []DeployCheck
 	err := s.db.Select(ctx, &out, `SELECT b.bundle_id, b.current_certificate_id AS certificate_id, i.issuance_id, i.create_time
 		FROM bundles b JOIN issuances i ON i.issuance_id = b.current_issuance_id
 		WHERE i.create_time <= ?
 		  AND EXISTS (SELECT 1 FROM deployment_targets t WHERE t.bundle_id = b.bundle_id)
+		  AND (SELECT MAX(t.set_time) FROM deployment_targets t WHERE t.bundle_id = b.bundle_id) <= ?
 		  AND NOT EXISTS (SELECT 1 FROM deployment_checks c WHERE c.bundle_id = b.bundle_id AND c.issuance_id = i.issuance_id)
-		ORDER BY i.create_time LIMIT ?`, db.Micros(issuedBefore), limit)
+		ORDER BY i.create_time LIMIT ?`, db.Micros(cutoff), db.Micros(cutoff), limit)
 	return out, err
 }
 

@@ -21,10 +21,12 @@ CREATE TABLE deployments (
 CREATE INDEX deployments_bundle_target ON deployments (bundle_id, target, deployment_id);
 CREATE INDEX deployments_issuance ON deployments (issuance_id, target) WHERE success;
 
--- The targets each certificate of a bundle is expected to reach (UpdateBundle), one row each.
+-- The targets each certificate of a bundle is expected to reach (UpdateBundle), one row each;
+-- set_time: when UpdateBundle named them (the deadline runs from it for a certificate issued before).
 CREATE TABLE deployment_targets (
     bundle_id TEXT NOT NULL,
     target    TEXT NOT NULL,
+    set_time  BIGINT NOT NULL,
     PRIMARY KEY (bundle_id, target)
 );
 
