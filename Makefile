@@ -7,7 +7,7 @@ SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(BIN)/buf $(BIN)/grpcurl $(BIN)/pebble $(BIN)/pebble-challtestsrv
-CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin
+CMDS  := $(BIN)/certhosting-order $(BIN)/certhosting-lifecycle $(BIN)/certhosting-devdns $(BIN)/certhosting-localca-plugin $(BIN)/certhosting-agent
 
 # The npm installs: the TypeScript generator (tools/ts) and the TypeScript example with the SDK
 # from gen/ts (examples/typescript). npm writes node_modules/.package-lock.json at each install.
@@ -49,7 +49,7 @@ sdk-examples: $(TS_EXAMPLE)
 
 build:
 	$(GO) build -o $(BIN)/ ./services/order/cmd/certhosting-order ./services/lifecycle/cmd/certhosting-lifecycle \
-		./cmd/certhosting-devdns ./cmd/certhosting-localca-plugin
+		./cmd/certhosting-devdns ./cmd/certhosting-localca-plugin ./cmd/certhosting-agent
 
 # gen/ts and gen/python are made anew (buf does not remove what a deleted proto generated), from
 # the Debian packages' pinned versions only.

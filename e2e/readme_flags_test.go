@@ -33,7 +33,7 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 	}
 	readme, _, _ = strings.Cut(readme, "\n## ")
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
-	for name, bin := range map[string]string{"certhosting-order": bins.Order, "certhosting-lifecycle": bins.Lifecycle} {
+	for name, bin := range map[string]string{"certhosting-order": bins.Order, "certhosting-lifecycle": bins.Lifecycle, "certhosting-agent": bins.Agent} {
 		// -h prints the flags on stderr and exits 0 (flag.ErrHelp is not an error to main).
 		out, err := exec.Command(bin, "-h").CombinedOutput()
 		if err != nil {

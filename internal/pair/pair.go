@@ -31,6 +31,8 @@ type Binaries struct {
 	Lifecycle     string
 	LocalCAPlugin string
 	DevDNS        string
+	// Agent is the deploy agent (cmd/certhosting-agent).
+	Agent string
 }
 
 // Build compiles both services, the local CA plug-in and the development DNS server into dir. race adds the race detector
@@ -45,14 +47,15 @@ func Build(ctx context.Context, dir string, race bool) (Binaries, error) {
 		args = append(args, "-race")
 	}
 	args = append(args, "./services/order/cmd/certhosting-order", "./services/lifecycle/cmd/certhosting-lifecycle",
-		"./cmd/certhosting-localca-plugin", "./cmd/certhosting-devdns")
+		"./cmd/certhosting-localca-plugin", "./cmd/certhosting-devdns", "./cmd/certhosting-agent")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return Binaries{Order: filepath.Join(dir, "certhosting-order"), Lifecycle: filepath.Join(dir, "certhosting-lifecycle"),
-		LocalCAPlugin: filepath.Join(dir, "certhosting-localca-plugin"), DevDNS: filepath.Join(dir, "certhosting-devdns")}, nil
+		LocalCAPlugin: filepath.Join(dir, "certhosting-localca-plugin"), DevDNS: filepath.Join(dir, "certhosting-devdns"),
+		Agent: filepath.Join(dir, "certhosting-agent")}, nil
 }
 
 // moduleRoot finds the directory holding go.mod, from this source file's location.

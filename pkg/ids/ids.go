@@ -30,6 +30,7 @@ const (
 	Issuance    Kind = "iss"
 	SupportCase Kind = "case"
 	Operation   Kind = "op"
+	Deployment  Kind = "dpl"
 )
 
 var (

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
@@ -23,6 +24,8 @@ import (
 // authzTarget is the resources one call of the matrix names: an account's, or another account's.
 type authzTarget struct {
 	account, bundle, cert, order, caseID string
+	// issuance is cert's certificate (RecordDeployment reports it).
+	issuance string
 	// Spares are what calls that change things (cancel, revoke) act on, so that the main
 	// resources stay as they are for the rest of the matrix.
 	spareBundle, spareCert, spareOrder, spareKey string
@@ -86,6 +89,17 @@ var authzCalls = map[string]authzCall{
 	},
 	lifecyclev1.LifecycleService_ExportCertificate_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
 		_, err := lifecyclev1.NewLifecycleServiceClient(lc).ExportCertificate(ctx, &lifecyclev1.ExportCertificateRequest{CertificateId: t.cert})
+		return err
+	},
+	lifecyclev1.LifecycleService_RecordDeployment_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		issuance := t.issuance
+		if issuance == "" { // a certificate not issued: a well-formed id the bundle check refuses first
+			issuance = ids.New(ids.Issuance, time.Now())
+		}
+		_, err := lifecyclev1.NewLifecycleServiceClient(lc).RecordDeployment(ctx, &lifecyclev1.RecordDeploymentRequest{
+			BundleId: t.bundle, IssuanceId: issuance, Target: "web1", Host: "web1.example.net",
+			CertificatePath: "/etc/ssl/fullchain.pem", PrivateKeyPath: "/etc/ssl/privkey.pem", DeployTime: timestamppb.New(start), Success: true,
+		})
 		return err
 	},
 	lifecyclev1.LifecycleService_WatchEvents_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
@@ -254,8 +268,8 @@ var wantAccess = map[string]string{
 	"GetBundle": "owner deployer reader +bundles", "ListBundles": "owner deployer reader +bundles",
 	"GetCertificate": "owner deployer reader +bundles", "ListCertificates": "owner deployer reader +bundles",
 	"GetCertificateLifecycle": "owner deployer reader +bundles", "WatchEvents": "owner deployer reader +bundles",
-	"ExportCertificate": "owner deployer +bundles",
-	"UpdateBundle":      "owner", "SubmitApplication": "owner", "ActivateCertificate": "owner", "EnableHosting": "owner",
+	"ExportCertificate": "owner deployer +bundles", "RecordDeployment": "owner deployer +bundles",
+	"UpdateBundle": "owner", "SubmitApplication": "owner", "ActivateCertificate": "owner", "EnableHosting": "owner",
 	"ReissueCertificate": "owner", "ImportCertificate": "owner", "RevokeCertificate": "owner", "RenewCertificate": "owner",
 	"UpdateApplicationTemplate": "owner", "RetryApplication": "owner support",
 	"ListSupportCases": "owner reader support", "GetSupportCase": "owner reader support", "UpdateSupportCase": "owner support",
@@ -325,7 +339,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return k, secret
 	}
 	aSpareKey, _ := newKey(e.accA, auth.RoleReader, "spare")
-	own := authzTarget{account: e.accA, bundle: a1.GetBundleId(), cert: aCert, order: a1.GetOrderId(), caseID: aCase[0].GetCaseId(),
+	aIssued, err := e.a.GetCertificate(ctx, &lifecyclev1.GetCertificateRequest{CertificateId: aCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := authzTarget{account: e.accA, bundle: a1.GetBundleId(), cert: aCert, issuance: aIssued.GetCertificate().GetCurrentIssuance().GetIssuanceId(), order: a1.GetOrderId(), caseID: aCase[0].GetCaseId(),
 		spareBundle: aSpare.GetBundleId(), spareCert: aSpare.GetCertificates()[0].GetCertificateId(),
 		spareOrder: spareOrder.GetOrder().GetOrderId(), spareKey: aSpareKey.ID}
 	// A bundle of A's that a key limited to a1 must not see.

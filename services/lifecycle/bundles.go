@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
@@ -134,6 +135,9 @@ func (s *Server) GetBundle(ctx context.Context, req *lifecyclev1.GetBundleReques
 		}
 		out.ApplicationTemplate = applicationProto(tmpl)
 	}
+	if err := s.addDeployments(ctx, out); err != nil {
+		return nil, err
+	}
 	return &lifecyclev1.GetBundleResponse{Bundle: out}, nil
 }
 
@@ -217,7 +221,18 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 			return nil, err
 		}
 	}
-	keepRenewBefore := req.GetRenewBefore() == nil && (setWindow || clearWindow)
+	// The expected deployment targets likewise: set, cleared, or kept (deployments.go).
+	setTargets, clearTargets := len(req.GetExpectedDeploymentTargets()) > 0, req.GetClearExpectedDeploymentTargets()
+	var targets []string
+	if setTargets {
+		if clearTargets {
+			return nil, apierr.InvalidArgument("clear_expected_deployment_targets", "cannot be set together with expected_deployment_targets")
+		}
+		if targets, err = checkTargets("expected_deployment_targets", req.GetExpectedDeploymentTargets()); err != nil {
+			return nil, err
+		}
+	}
+	keepRenewBefore := req.GetRenewBefore() == nil && (setWindow || clearWindow || setTargets || clearTargets)
 	var override sql.NullInt64
 	if rb := req.GetRenewBefore(); rb != nil {
 		if err := rb.CheckValid(); err != nil {
@@ -265,6 +280,11 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 		if err := tx.SaveBundle(&b, nil); err != nil {
 			return err
 		}
+		if setTargets || clearTargets {
+			if err := tx.SetExpectedTargets(b.ID, targets); err != nil {
+				return err
+			}
+		}
 		detail := "renew_before: the default"
 		if override.Valid {
 			detail = fmt.Sprintf("renew_before: %s", time.Duration(override.Int64)*time.Second)
@@ -273,6 +293,11 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 			detail += "; maintenance_window: " + window.String()
 		} else if clearWindow {
 			detail += "; maintenance_window: none"
+		}
+		if setTargets {
+			detail += "; expected_deployment_targets: " + strings.Join(targets, ", ")
+		} else if clearTargets {
+			detail += "; expected_deployment_targets: none"
 		}
 		if err := tx.Audit(auth.NewAuditEvent(now, b.AccountID, auth.AuditHostingChanged, who, b.ID, detail)); err != nil {
 			return err
@@ -321,7 +346,11 @@ func (s *Server) UpdateBundle(ctx context.Context, req *lifecyclev1.UpdateBundle
 	if err != nil {
 		return nil, err
 	}
-	return &lifecyclev1.UpdateBundleResponse{Bundle: bundleProto(b, views)}, nil
+	out := bundleProto(b, views)
+	if err := s.addDeployments(ctx, out); err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.UpdateBundleResponse{Bundle: out}, nil
 }
 
 // CancelBundle implements LifecycleService.CancelBundle: the bundle of a refunded order is

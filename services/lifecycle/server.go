@@ -41,6 +41,9 @@ var (
 	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
 	operator     = auth.Allow(auth.RoleSupport)
+	// deploy is for the deploy agent's key: a deployer (least rights: read, export and report,
+	// optionally limited to some bundles) or the owner.
+	deploy = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
@@ -75,6 +78,7 @@ var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_RevokeCertificate_FullMethodName:         owner,
 	lifecyclev1.LifecycleService_RenewCertificate_FullMethodName:          owner,
 	lifecyclev1.LifecycleService_UpdateApplicationTemplate_FullMethodName: owner,
+	lifecyclev1.LifecycleService_RecordDeployment_FullMethodName:          deploy,
 	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            readCases,
 	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              readCases,
 	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           ownerSupport,

@@ -215,6 +215,8 @@ func caseProto(c store.SupportCase) *lifecyclev1.SupportCase {
 		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_VALIDATION_FAILED
 	case store.CaseLateRenewal:
 		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_LATE_RENEWAL
+	case store.CaseDeploymentMissing:
+		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_DEPLOYMENT_MISSING
 	}
 	for _, n := range c.NoteList() {
 		out.Notes = append(out.Notes, &lifecyclev1.SupportCaseNote{Author: n.Author, Text: n.Text, Time: ts(n.Time)})

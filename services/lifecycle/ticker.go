@@ -40,6 +40,10 @@ type TickerConfig struct {
 	// service on one database pass them by meanwhile, and take over a dead replica's claims when
 	// it ends.
 	Lease time.Duration
+	// DeployDeadline is how long after its issuance a bundle's current certificate may take to
+	// reach every deployment target the bundle expects (default DefaultDeployDeadline); past it
+	// the ticker reports the deployment as overdue (deployments.go).
+	DeployDeadline time.Duration
 }
 
 // DefaultLease is the ticker's default claim lease.
@@ -83,6 +87,9 @@ func NewTicker(c Config, cfg TickerConfig) *Ticker {
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
 	}
+	if cfg.DeployDeadline <= 0 {
+		cfg.DeployDeadline = DefaultDeployDeadline
+	}
 	return &Ticker{core: core{c}, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
@@ -125,6 +132,8 @@ const busyWait = 100 * time.Millisecond
 type TickStats struct {
 	Expired, Escalated, RenewalInfo, Retried, RenewalsStarted, Activated, HostingEnding int
 	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors                       int
+	// DeploymentsOverdue counts certificates reported as not deployed in time.
+	DeploymentsOverdue int
 }
 
 // Tick does everything due at now: expiries, escalations, renewal windows to refresh, rejected
@@ -135,7 +144,7 @@ func (t *Ticker) Tick(ctx context.Context, now time.Time) (st TickStats, err err
 	defer func() { t.Metrics.sweep(start, now, err) }()
 	var errs []error
 	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
-		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll,
+		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll, t.checkDeployments,
 	} {
 		if err := phase(ctx, now, &st); err != nil {
 			errs = append(errs, err)

@@ -78,6 +78,7 @@ type config struct {
 	tickerInterval time.Duration
 	tickerBatch    int
 	lease          time.Duration
+	deployDeadline time.Duration
 	caRetryBase    time.Duration
 	caRetryMax     time.Duration
 
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
+	fs.DurationVar(&c.deployDeadline, "deploy-deadline", lifecycle.DefaultDeployDeadline, "how long after its issuance a bundle's certificate may take to reach every deployment target the bundle expects before the ticker opens an urgent case")
 	fs.DurationVar(&c.lease, "lease", lifecycle.DefaultLease, "how long the ticker holds the rows it claimed before another replica may take them over")
 	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
 	fs.DurationVar(&c.caRetryMax, "ca-retry-max", time.Hour, "longest pause between retries of a failing CA call")
@@ -415,7 +417,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		Metrics: lifecycle.NewMetrics(svc.metrics.Registry), CARateLimits: caFile.IssuanceRates()}
 	svc.metrics.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, cfg.metricsBundleExpiry))
 	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Lease: cfg.lease,
-		Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
+		DeployDeadline: cfg.deployDeadline, Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	svc.reissuer = lifecycle.NewReissuer(svc.config, svc.ticker.Wake)
 	return svc, nil
 }

@@ -700,6 +700,9 @@ const (
 	EventType_EVENT_TYPE_TEMPLATE_UPDATED EventType = 18
 	// The order was refunded before the instance was used.
 	EventType_EVENT_TYPE_CANCELLED EventType = 19
+	// The bundle's current certificate was not deployed to every expected deployment target within
+	// the service's deploy deadline after its issuance (a support case is opened, urgent).
+	EventType_EVENT_TYPE_DEPLOYMENT_OVERDUE EventType = 20
 )
 
 // Enum value maps for EventType.
@@ -725,6 +728,7 @@ var (
 		17: "EVENT_TYPE_REVOKED",
 		18: "EVENT_TYPE_TEMPLATE_UPDATED",
 		19: "EVENT_TYPE_CANCELLED",
+		20: "EVENT_TYPE_DEPLOYMENT_OVERDUE",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -747,6 +751,7 @@ var (
 		"EVENT_TYPE_REVOKED":               17,
 		"EVENT_TYPE_TEMPLATE_UPDATED":      18,
 		"EVENT_TYPE_CANCELLED":             19,
+		"EVENT_TYPE_DEPLOYMENT_OVERDUE":    20,
 	}
 )
 
@@ -1519,8 +1524,14 @@ type Bundle struct {
 	// The weekly windows automatic renewals wait for; unset when renewals start at their renewal
 	// time whenever it falls.
 	MaintenanceWindow *MaintenanceWindow `protobuf:"bytes,17,opt,name=maintenance_window,json=maintenanceWindow,proto3" json:"maintenance_window,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The deployment targets (names as the deploy agent reports them) every certificate of the bundle
+	// is expected to reach; empty when none is expected. Set with UpdateBundle.
+	ExpectedDeploymentTargets []string `protobuf:"bytes,18,rep,name=expected_deployment_targets,json=expectedDeploymentTargets,proto3" json:"expected_deployment_targets,omitempty"`
+	// Where the bundle's certificates are deployed: the latest report of each target, ordered by
+	// target name; returned by GetBundle, empty in lists.
+	Deployments   []*Deployment `protobuf:"bytes,19,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bundle) Reset() {
@@ -1672,6 +1683,166 @@ func (x *Bundle) GetMaintenanceWindow() *MaintenanceWindow {
 	return nil
 }
 
+func (x *Bundle) GetExpectedDeploymentTargets() []string {
+	if x != nil {
+		return x.ExpectedDeploymentTargets
+	}
+	return nil
+}
+
+func (x *Bundle) GetDeployments() []*Deployment {
+	if x != nil {
+		return x.Deployments
+	}
+	return nil
+}
+
+// Deployment is one report of a certificate installed on a deployment target.
+type Deployment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle.
+	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// The instance whose certificate was installed.
+	CertificateId string `protobuf:"bytes,2,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// The issuance installed.
+	IssuanceId string `protobuf:"bytes,3,opt,name=issuance_id,json=issuanceId,proto3" json:"issuance_id,omitempty"`
+	// The installed certificate's serial number, in hexadecimal (as Issuance.serial_number).
+	SerialNumber string `protobuf:"bytes,4,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	// The target's name, as the agent was configured: 1 to 64 characters of letters, digits, '.',
+	// '-' and '_'.
+	Target string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	// The host the agent ran on (its hostname), up to 253 characters.
+	Host string `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
+	// Where the certificate chain was written (an absolute path).
+	CertificatePath string `protobuf:"bytes,7,opt,name=certificate_path,json=certificatePath,proto3" json:"certificate_path,omitempty"`
+	// Where the private key was written (an absolute path).
+	PrivateKeyPath string `protobuf:"bytes,8,opt,name=private_key_path,json=privateKeyPath,proto3" json:"private_key_path,omitempty"`
+	// When the agent installed it (its clock).
+	DeployTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=deploy_time,json=deployTime,proto3" json:"deploy_time,omitempty"`
+	// Whether the files were written and the reload command succeeded.
+	Success bool `protobuf:"varint,10,opt,name=success,proto3" json:"success,omitempty"`
+	// Why it failed (the reload command's error and output, shortened), when success is false.
+	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// When the service recorded the report.
+	RecordTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deployment) Reset() {
+	*x = Deployment{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deployment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deployment) ProtoMessage() {}
+
+func (x *Deployment) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
+func (*Deployment) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Deployment) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *Deployment) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *Deployment) GetIssuanceId() string {
+	if x != nil {
+		return x.IssuanceId
+	}
+	return ""
+}
+
+func (x *Deployment) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
+func (x *Deployment) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Deployment) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Deployment) GetCertificatePath() string {
+	if x != nil {
+		return x.CertificatePath
+	}
+	return ""
+}
+
+func (x *Deployment) GetPrivateKeyPath() string {
+	if x != nil {
+		return x.PrivateKeyPath
+	}
+	return ""
+}
+
+func (x *Deployment) GetDeployTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeployTime
+	}
+	return nil
+}
+
+func (x *Deployment) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *Deployment) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Deployment) GetRecordTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordTime
+	}
+	return nil
+}
+
 // MaintenanceWindow restricts a hosted bundle's automatic renewals to weekly windows: each of the
 // days, from start_hour for duration_hours, by the wall clock of time_zone. A renewal due outside
 // a window waits for the next one, unless that one opens too late: less than the CA's verdict time
@@ -1698,7 +1869,7 @@ type MaintenanceWindow struct {
 
 func (x *MaintenanceWindow) Reset() {
 	*x = MaintenanceWindow{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1881,7 @@ func (x *MaintenanceWindow) String() string {
 func (*MaintenanceWindow) ProtoMessage() {}
 
 func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[7]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1894,7 @@ func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
 func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MaintenanceWindow) GetDays() []Weekday {
@@ -1803,7 +1974,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1986,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1999,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Certificate) GetCertificateId() string {
@@ -1979,7 +2150,7 @@ type LifecycleEvent struct {
 
 func (x *LifecycleEvent) Reset() {
 	*x = LifecycleEvent{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2162,7 @@ func (x *LifecycleEvent) String() string {
 func (*LifecycleEvent) ProtoMessage() {}
 
 func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2175,7 @@ func (x *LifecycleEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LifecycleEvent.ProtoReflect.Descriptor instead.
 func (*LifecycleEvent) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LifecycleEvent) GetEventId() string {
@@ -2100,7 +2271,7 @@ type CreateBundleRequest struct {
 
 func (x *CreateBundleRequest) Reset() {
 	*x = CreateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2283,7 @@ func (x *CreateBundleRequest) String() string {
 func (*CreateBundleRequest) ProtoMessage() {}
 
 func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2296,7 @@ func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleRequest.ProtoReflect.Descriptor instead.
 func (*CreateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateBundleRequest) GetBundleId() string {
@@ -2188,7 +2359,7 @@ type CreateBundleResponse struct {
 
 func (x *CreateBundleResponse) Reset() {
 	*x = CreateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2371,7 @@ func (x *CreateBundleResponse) String() string {
 func (*CreateBundleResponse) ProtoMessage() {}
 
 func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2384,7 @@ func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBundleResponse.ProtoReflect.Descriptor instead.
 func (*CreateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateBundleResponse) GetBundle() *Bundle {
@@ -2234,7 +2405,7 @@ type GetBundleRequest struct {
 
 func (x *GetBundleRequest) Reset() {
 	*x = GetBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2417,7 @@ func (x *GetBundleRequest) String() string {
 func (*GetBundleRequest) ProtoMessage() {}
 
 func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2430,7 @@ func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetBundleRequest) GetBundleId() string {
@@ -2280,7 +2451,7 @@ type GetBundleResponse struct {
 
 func (x *GetBundleResponse) Reset() {
 	*x = GetBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2463,7 @@ func (x *GetBundleResponse) String() string {
 func (*GetBundleResponse) ProtoMessage() {}
 
 func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2476,7 @@ func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetBundleResponse) GetBundle() *Bundle {
@@ -2340,7 +2511,7 @@ type ListBundlesRequest struct {
 
 func (x *ListBundlesRequest) Reset() {
 	*x = ListBundlesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2523,7 @@ func (x *ListBundlesRequest) String() string {
 func (*ListBundlesRequest) ProtoMessage() {}
 
 func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2536,7 @@ func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ListBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListBundlesRequest) GetPageSize() int32 {
@@ -2423,7 +2594,7 @@ type ListBundlesResponse struct {
 
 func (x *ListBundlesResponse) Reset() {
 	*x = ListBundlesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2606,7 @@ func (x *ListBundlesResponse) String() string {
 func (*ListBundlesResponse) ProtoMessage() {}
 
 func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2619,7 @@ func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ListBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListBundlesResponse) GetBundles() []*Bundle {
@@ -2476,7 +2647,7 @@ type GetCertificateRequest struct {
 
 func (x *GetCertificateRequest) Reset() {
 	*x = GetCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2659,7 @@ func (x *GetCertificateRequest) String() string {
 func (*GetCertificateRequest) ProtoMessage() {}
 
 func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +2672,7 @@ func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetCertificateRequest) GetCertificateId() string {
@@ -2522,7 +2693,7 @@ type GetCertificateResponse struct {
 
 func (x *GetCertificateResponse) Reset() {
 	*x = GetCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2705,7 @@ func (x *GetCertificateResponse) String() string {
 func (*GetCertificateResponse) ProtoMessage() {}
 
 func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2718,7 @@ func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetCertificateResponse) GetCertificate() *Certificate {
@@ -2581,7 +2752,7 @@ type ListCertificatesRequest struct {
 
 func (x *ListCertificatesRequest) Reset() {
 	*x = ListCertificatesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2764,7 @@ func (x *ListCertificatesRequest) String() string {
 func (*ListCertificatesRequest) ProtoMessage() {}
 
 func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2777,7 @@ func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCertificatesRequest) GetPageSize() int32 {
@@ -2671,7 +2842,7 @@ type ListCertificatesResponse struct {
 
 func (x *ListCertificatesResponse) Reset() {
 	*x = ListCertificatesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2854,7 @@ func (x *ListCertificatesResponse) String() string {
 func (*ListCertificatesResponse) ProtoMessage() {}
 
 func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2867,7 @@ func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListCertificatesResponse) GetCertificates() []*Certificate {
@@ -2728,7 +2899,7 @@ type GetCertificateLifecycleRequest struct {
 
 func (x *GetCertificateLifecycleRequest) Reset() {
 	*x = GetCertificateLifecycleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +2911,7 @@ func (x *GetCertificateLifecycleRequest) String() string {
 func (*GetCertificateLifecycleRequest) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +2924,7 @@ func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetCertificateLifecycleRequest) GetCertificateId() string {
@@ -2790,7 +2961,7 @@ type GetCertificateLifecycleResponse struct {
 
 func (x *GetCertificateLifecycleResponse) Reset() {
 	*x = GetCertificateLifecycleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +2973,7 @@ func (x *GetCertificateLifecycleResponse) String() string {
 func (*GetCertificateLifecycleResponse) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +2986,7 @@ func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetCertificateLifecycleResponse) GetEvents() []*LifecycleEvent {
@@ -2860,7 +3031,7 @@ type SubmitApplicationRequest struct {
 
 func (x *SubmitApplicationRequest) Reset() {
 	*x = SubmitApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3043,7 @@ func (x *SubmitApplicationRequest) String() string {
 func (*SubmitApplicationRequest) ProtoMessage() {}
 
 func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3056,7 @@ func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubmitApplicationRequest) GetCertificateId() string {
@@ -2950,7 +3121,7 @@ type SubmitApplicationResponse struct {
 
 func (x *SubmitApplicationResponse) Reset() {
 	*x = SubmitApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3133,7 @@ func (x *SubmitApplicationResponse) String() string {
 func (*SubmitApplicationResponse) ProtoMessage() {}
 
 func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3146,7 @@ func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationResponse.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SubmitApplicationResponse) GetCertificate() *Certificate {
@@ -3003,7 +3174,7 @@ type RetryApplicationRequest struct {
 
 func (x *RetryApplicationRequest) Reset() {
 	*x = RetryApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3186,7 @@ func (x *RetryApplicationRequest) String() string {
 func (*RetryApplicationRequest) ProtoMessage() {}
 
 func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3199,7 @@ func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationRequest.ProtoReflect.Descriptor instead.
 func (*RetryApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryApplicationRequest) GetCertificateId() string {
@@ -3051,7 +3222,7 @@ type RetryApplicationResponse struct {
 
 func (x *RetryApplicationResponse) Reset() {
 	*x = RetryApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3234,7 @@ func (x *RetryApplicationResponse) String() string {
 func (*RetryApplicationResponse) ProtoMessage() {}
 
 func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3247,7 @@ func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationResponse.ProtoReflect.Descriptor instead.
 func (*RetryApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryApplicationResponse) GetCertificate() *Certificate {
@@ -3105,7 +3276,7 @@ type ActivateCertificateRequest struct {
 
 func (x *ActivateCertificateRequest) Reset() {
 	*x = ActivateCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3288,7 @@ func (x *ActivateCertificateRequest) String() string {
 func (*ActivateCertificateRequest) ProtoMessage() {}
 
 func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3301,7 @@ func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ActivateCertificateRequest) GetCertificateId() string {
@@ -3151,7 +3322,7 @@ type ActivateCertificateResponse struct {
 
 func (x *ActivateCertificateResponse) Reset() {
 	*x = ActivateCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3334,7 @@ func (x *ActivateCertificateResponse) String() string {
 func (*ActivateCertificateResponse) ProtoMessage() {}
 
 func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3347,7 @@ func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ActivateCertificateResponse) GetCertificate() *Certificate {
@@ -3197,7 +3368,7 @@ type ExportCertificateRequest struct {
 
 func (x *ExportCertificateRequest) Reset() {
 	*x = ExportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3380,7 @@ func (x *ExportCertificateRequest) String() string {
 func (*ExportCertificateRequest) ProtoMessage() {}
 
 func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3393,7 @@ func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ExportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportCertificateRequest) GetCertificateId() string {
@@ -3245,7 +3416,7 @@ type ExportCertificateResponse struct {
 
 func (x *ExportCertificateResponse) Reset() {
 	*x = ExportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3428,7 @@ func (x *ExportCertificateResponse) String() string {
 func (*ExportCertificateResponse) ProtoMessage() {}
 
 func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3441,7 @@ func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ExportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExportCertificateResponse) GetIssuance() *Issuance {
@@ -3307,13 +3478,20 @@ type UpdateBundleRequest struct {
 	// Removes the bundle's maintenance window, so renewals start at their renewal time again. Not
 	// together with maintenance_window.
 	ClearMaintenanceWindow bool `protobuf:"varint,4,opt,name=clear_maintenance_window,json=clearMaintenanceWindow,proto3" json:"clear_maintenance_window,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The deployment targets every new certificate must reach within the deploy deadline (each 1 to
+	// 64 characters of letters, digits, '.', '-' and '_', at most 32, no duplicates); unset (empty)
+	// keeps the bundle's targets as they are.
+	ExpectedDeploymentTargets []string `protobuf:"bytes,5,rep,name=expected_deployment_targets,json=expectedDeploymentTargets,proto3" json:"expected_deployment_targets,omitempty"`
+	// Removes the bundle's expected deployment targets. Not together with
+	// expected_deployment_targets.
+	ClearExpectedDeploymentTargets bool `protobuf:"varint,6,opt,name=clear_expected_deployment_targets,json=clearExpectedDeploymentTargets,proto3" json:"clear_expected_deployment_targets,omitempty"`
+	unknownFields                  protoimpl.UnknownFields
+	sizeCache                      protoimpl.SizeCache
 }
 
 func (x *UpdateBundleRequest) Reset() {
 	*x = UpdateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3503,7 @@ func (x *UpdateBundleRequest) String() string {
 func (*UpdateBundleRequest) ProtoMessage() {}
 
 func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3516,7 @@ func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateBundleRequest) GetBundleId() string {
@@ -3369,6 +3547,20 @@ func (x *UpdateBundleRequest) GetClearMaintenanceWindow() bool {
 	return false
 }
 
+func (x *UpdateBundleRequest) GetExpectedDeploymentTargets() []string {
+	if x != nil {
+		return x.ExpectedDeploymentTargets
+	}
+	return nil
+}
+
+func (x *UpdateBundleRequest) GetClearExpectedDeploymentTargets() bool {
+	if x != nil {
+		return x.ClearExpectedDeploymentTargets
+	}
+	return false
+}
+
 // UpdateBundleResponse holds the changed bundle.
 type UpdateBundleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3380,7 +3572,7 @@ type UpdateBundleResponse struct {
 
 func (x *UpdateBundleResponse) Reset() {
 	*x = UpdateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3584,7 @@ func (x *UpdateBundleResponse) String() string {
 func (*UpdateBundleResponse) ProtoMessage() {}
 
 func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3597,7 @@ func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateBundleResponse) GetBundle() *Bundle {
@@ -3429,7 +3621,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3633,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3646,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchEventsRequest) GetAfterEventId() string {
@@ -3482,7 +3674,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3686,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3699,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchEventsResponse) GetEvent() *LifecycleEvent {
@@ -3530,7 +3722,7 @@ type EnableHostingRequest struct {
 
 func (x *EnableHostingRequest) Reset() {
 	*x = EnableHostingRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3734,7 @@ func (x *EnableHostingRequest) String() string {
 func (*EnableHostingRequest) ProtoMessage() {}
 
 func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3747,7 @@ func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingRequest.ProtoReflect.Descriptor instead.
 func (*EnableHostingRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnableHostingRequest) GetBundleId() string {
@@ -3576,7 +3768,7 @@ type EnableHostingResponse struct {
 
 func (x *EnableHostingResponse) Reset() {
 	*x = EnableHostingResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3780,7 @@ func (x *EnableHostingResponse) String() string {
 func (*EnableHostingResponse) ProtoMessage() {}
 
 func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3793,7 @@ func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingResponse.ProtoReflect.Descriptor instead.
 func (*EnableHostingResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnableHostingResponse) GetBundle() *Bundle {
@@ -3629,7 +3821,7 @@ type ReissueCertificateRequest struct {
 
 func (x *ReissueCertificateRequest) Reset() {
 	*x = ReissueCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3641,7 +3833,7 @@ func (x *ReissueCertificateRequest) String() string {
 func (*ReissueCertificateRequest) ProtoMessage() {}
 
 func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3654,7 +3846,7 @@ func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReissueCertificateRequest) GetCertificateId() string {
@@ -3693,7 +3885,7 @@ type ReissueCertificateResponse struct {
 
 func (x *ReissueCertificateResponse) Reset() {
 	*x = ReissueCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3897,7 @@ func (x *ReissueCertificateResponse) String() string {
 func (*ReissueCertificateResponse) ProtoMessage() {}
 
 func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3910,7 @@ func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReissueCertificateResponse) GetCertificate() *Certificate {
@@ -3757,7 +3949,7 @@ type ImportCertificateRequest struct {
 
 func (x *ImportCertificateRequest) Reset() {
 	*x = ImportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3961,7 @@ func (x *ImportCertificateRequest) String() string {
 func (*ImportCertificateRequest) ProtoMessage() {}
 
 func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3974,7 @@ func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ImportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ImportCertificateRequest) GetCertificateId() string {
@@ -3835,7 +4027,7 @@ type ImportCertificateResponse struct {
 
 func (x *ImportCertificateResponse) Reset() {
 	*x = ImportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +4039,7 @@ func (x *ImportCertificateResponse) String() string {
 func (*ImportCertificateResponse) ProtoMessage() {}
 
 func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +4052,7 @@ func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ImportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ImportCertificateResponse) GetCertificate() *Certificate {
@@ -3890,7 +4082,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4094,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4107,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevokeCertificateRequest) GetCertificateId() string {
@@ -3944,7 +4136,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4148,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4161,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokeCertificateResponse) GetCertificate() *Certificate {
@@ -3990,7 +4182,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +4194,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +4207,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RenewCertificateRequest) GetCertificateId() string {
@@ -4036,7 +4228,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4240,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4253,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RenewCertificateResponse) GetCertificate() *Certificate {
@@ -4088,7 +4280,7 @@ type UpdateApplicationTemplateRequest struct {
 
 func (x *UpdateApplicationTemplateRequest) Reset() {
 	*x = UpdateApplicationTemplateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +4292,7 @@ func (x *UpdateApplicationTemplateRequest) String() string {
 func (*UpdateApplicationTemplateRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +4305,7 @@ func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationTemplateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateApplicationTemplateRequest) GetBundleId() string {
@@ -4158,7 +4350,7 @@ type UpdateApplicationTemplateResponse struct {
 
 func (x *UpdateApplicationTemplateResponse) Reset() {
 	*x = UpdateApplicationTemplateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4362,7 @@ func (x *UpdateApplicationTemplateResponse) String() string {
 func (*UpdateApplicationTemplateResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4375,7 @@ func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateApplicationTemplateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateApplicationTemplateResponse) GetBundle() *Bundle {
@@ -4215,7 +4407,7 @@ type CancelBundleRequest struct {
 
 func (x *CancelBundleRequest) Reset() {
 	*x = CancelBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4419,7 @@ func (x *CancelBundleRequest) String() string {
 func (*CancelBundleRequest) ProtoMessage() {}
 
 func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4432,7 @@ func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleRequest.ProtoReflect.Descriptor instead.
 func (*CancelBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CancelBundleRequest) GetBundleId() string {
@@ -4275,7 +4467,7 @@ type CancelBundleResponse struct {
 
 func (x *CancelBundleResponse) Reset() {
 	*x = CancelBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4287,7 +4479,7 @@ func (x *CancelBundleResponse) String() string {
 func (*CancelBundleResponse) ProtoMessage() {}
 
 func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4300,12 +4492,177 @@ func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleResponse.ProtoReflect.Descriptor instead.
 func (*CancelBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{47}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CancelBundleResponse) GetBundle() *Bundle {
 	if x != nil {
 		return x.Bundle
+	}
+	return nil
+}
+
+// RecordDeploymentRequest reports one installation of a certificate on a target.
+type RecordDeploymentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle the certificate belongs to.
+	BundleId string `protobuf:"bytes,1,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// The issuance installed (ExportCertificateResponse.issuance.issuance_id); it must be a
+	// certificate of the bundle.
+	IssuanceId string `protobuf:"bytes,2,opt,name=issuance_id,json=issuanceId,proto3" json:"issuance_id,omitempty"`
+	// The target's name: 1 to 64 characters of letters, digits, '.', '-' and '_'.
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// The host the agent runs on: 1 to 253 characters, no spaces or control characters.
+	Host string `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
+	// Where the certificate chain was written: an absolute path, up to 4096 characters.
+	CertificatePath string `protobuf:"bytes,5,opt,name=certificate_path,json=certificatePath,proto3" json:"certificate_path,omitempty"`
+	// Where the private key was written: an absolute path, up to 4096 characters.
+	PrivateKeyPath string `protobuf:"bytes,6,opt,name=private_key_path,json=privateKeyPath,proto3" json:"private_key_path,omitempty"`
+	// When it was installed; required, and not more than 5 minutes in the service's future.
+	DeployTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=deploy_time,json=deployTime,proto3" json:"deploy_time,omitempty"`
+	// Whether the files were written and the reload command succeeded.
+	Success bool `protobuf:"varint,8,opt,name=success,proto3" json:"success,omitempty"`
+	// Why it failed: required when success is false, empty otherwise; up to 2048 characters.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDeploymentRequest) Reset() {
+	*x = RecordDeploymentRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDeploymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDeploymentRequest) ProtoMessage() {}
+
+func (x *RecordDeploymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDeploymentRequest.ProtoReflect.Descriptor instead.
+func (*RecordDeploymentRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *RecordDeploymentRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetIssuanceId() string {
+	if x != nil {
+		return x.IssuanceId
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetCertificatePath() string {
+	if x != nil {
+		return x.CertificatePath
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetPrivateKeyPath() string {
+	if x != nil {
+		return x.PrivateKeyPath
+	}
+	return ""
+}
+
+func (x *RecordDeploymentRequest) GetDeployTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeployTime
+	}
+	return nil
+}
+
+func (x *RecordDeploymentRequest) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *RecordDeploymentRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// RecordDeploymentResponse holds the recorded deployment.
+type RecordDeploymentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deployment as stored.
+	Deployment    *Deployment `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDeploymentResponse) Reset() {
+	*x = RecordDeploymentResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDeploymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDeploymentResponse) ProtoMessage() {}
+
+func (x *RecordDeploymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDeploymentResponse.ProtoReflect.Descriptor instead.
+func (*RecordDeploymentResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RecordDeploymentResponse) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
 	}
 	return nil
 }
@@ -4368,7 +4725,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12Q\n" +
 	"\x0fvalidation_type\x18\x02 \x01(\x0e2(.certhosting.lifecycle.v1.ValidationTypeR\x0evalidationType\x12E\n" +
 	"\vdomain_type\x18\x03 \x01(\x0e2$.certhosting.lifecycle.v1.DomainTypeR\n" +
-	"domainType\"\xed\a\n" +
+	"domainType\"\xf5\b\n" +
 	"\x06Bundle\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x1d\n" +
@@ -4389,7 +4746,27 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x16current_certificate_id\x18\x0e \x01(\tR\x14currentCertificateId\x12M\n" +
 	"\x10current_issuance\x18\x0f \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\x0fcurrentIssuance\x12X\n" +
 	"\x14application_template\x18\x10 \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\x13applicationTemplate\x12Z\n" +
-	"\x12maintenance_window\x18\x11 \x01(\v2+.certhosting.lifecycle.v1.MaintenanceWindowR\x11maintenanceWindow\"\xad\x01\n" +
+	"\x12maintenance_window\x18\x11 \x01(\v2+.certhosting.lifecycle.v1.MaintenanceWindowR\x11maintenanceWindow\x12>\n" +
+	"\x1bexpected_deployment_targets\x18\x12 \x03(\tR\x19expectedDeploymentTargets\x12F\n" +
+	"\vdeployments\x18\x13 \x03(\v2$.certhosting.lifecycle.v1.DeploymentR\vdeployments\"\xc1\x03\n" +
+	"\n" +
+	"Deployment\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12%\n" +
+	"\x0ecertificate_id\x18\x02 \x01(\tR\rcertificateId\x12\x1f\n" +
+	"\vissuance_id\x18\x03 \x01(\tR\n" +
+	"issuanceId\x12#\n" +
+	"\rserial_number\x18\x04 \x01(\tR\fserialNumber\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\x12)\n" +
+	"\x10certificate_path\x18\a \x01(\tR\x0fcertificatePath\x12(\n" +
+	"\x10private_key_path\x18\b \x01(\tR\x0eprivateKeyPath\x12;\n" +
+	"\vdeploy_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deployTime\x12\x18\n" +
+	"\asuccess\x18\n" +
+	" \x01(\bR\asuccess\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12;\n" +
+	"\vrecord_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordTime\"\xad\x01\n" +
 	"\x11MaintenanceWindow\x125\n" +
 	"\x04days\x18\x01 \x03(\x0e2!.certhosting.lifecycle.v1.WeekdayR\x04days\x12\x1d\n" +
 	"\n" +
@@ -4506,12 +4883,14 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x0ecertificate_id\x18\x01 \x01(\tR\rcertificateId\"\x83\x01\n" +
 	"\x19ExportCertificateResponse\x12>\n" +
 	"\bissuance\x18\x01 \x01(\v2\".certhosting.lifecycle.v1.IssuanceR\bissuance\x12&\n" +
-	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"\x86\x02\n" +
+	"\x0fprivate_key_pem\x18\x02 \x01(\tR\rprivateKeyPem\"\x91\x03\n" +
 	"\x13UpdateBundleRequest\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12<\n" +
 	"\frenew_before\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vrenewBefore\x12Z\n" +
 	"\x12maintenance_window\x18\x03 \x01(\v2+.certhosting.lifecycle.v1.MaintenanceWindowR\x11maintenanceWindow\x128\n" +
-	"\x18clear_maintenance_window\x18\x04 \x01(\bR\x16clearMaintenanceWindow\"P\n" +
+	"\x18clear_maintenance_window\x18\x04 \x01(\bR\x16clearMaintenanceWindow\x12>\n" +
+	"\x1bexpected_deployment_targets\x18\x05 \x03(\tR\x19expectedDeploymentTargets\x12I\n" +
+	"!clear_expected_deployment_targets\x18\x06 \x01(\bR\x1eclearExpectedDeploymentTargets\"P\n" +
 	"\x14UpdateBundleResponse\x128\n" +
 	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"W\n" +
 	"\x12WatchEventsRequest\x12$\n" +
@@ -4562,7 +4941,23 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12\x19\n" +
 	"\border_id\x18\x03 \x01(\tR\aorderId\"P\n" +
 	"\x14CancelBundleResponse\x128\n" +
-	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle*y\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"\xc5\x02\n" +
+	"\x17RecordDeploymentRequest\x12\x1b\n" +
+	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\x12\x1f\n" +
+	"\vissuance_id\x18\x02 \x01(\tR\n" +
+	"issuanceId\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x12\n" +
+	"\x04host\x18\x04 \x01(\tR\x04host\x12)\n" +
+	"\x10certificate_path\x18\x05 \x01(\tR\x0fcertificatePath\x12(\n" +
+	"\x10private_key_path\x18\x06 \x01(\tR\x0eprivateKeyPath\x12;\n" +
+	"\vdeploy_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deployTime\x12\x18\n" +
+	"\asuccess\x18\b \x01(\bR\asuccess\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"`\n" +
+	"\x18RecordDeploymentResponse\x12D\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\v2$.certhosting.lifecycle.v1.DeploymentR\n" +
+	"deployment*y\n" +
 	"\x0eValidationType\x12\x1f\n" +
 	"\x1bVALIDATION_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12VALIDATION_TYPE_DV\x10\x01\x12\x16\n" +
@@ -4626,7 +5021,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\xce\x04\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\xf1\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -4648,7 +5043,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x1aEVENT_TYPE_COVERAGE_LAPSED\x10\x10\x12\x16\n" +
 	"\x12EVENT_TYPE_REVOKED\x10\x11\x12\x1f\n" +
 	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12\x12\x18\n" +
-	"\x14EVENT_TYPE_CANCELLED\x10\x13*\xd6\x01\n" +
+	"\x14EVENT_TYPE_CANCELLED\x10\x13\x12!\n" +
+	"\x1dEVENT_TYPE_DEPLOYMENT_OVERDUE\x10\x14*\xd6\x01\n" +
 	"\x10RevocationReason\x12!\n" +
 	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
@@ -4663,7 +5059,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
 	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
 	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
-	"\x0eWEEKDAY_SUNDAY\x10\a2\x9d\x12\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a2\x98\x13\n" +
 	"\x10LifecycleService\x12m\n" +
 	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
@@ -4683,7 +5079,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x11RevokeCertificate\x122.certhosting.lifecycle.v1.RevokeCertificateRequest\x1a3.certhosting.lifecycle.v1.RevokeCertificateResponse\x12y\n" +
 	"\x10RenewCertificate\x121.certhosting.lifecycle.v1.RenewCertificateRequest\x1a2.certhosting.lifecycle.v1.RenewCertificateResponse\x12\x94\x01\n" +
 	"\x19UpdateApplicationTemplate\x12:.certhosting.lifecycle.v1.UpdateApplicationTemplateRequest\x1a;.certhosting.lifecycle.v1.UpdateApplicationTemplateResponse\x12m\n" +
-	"\fCancelBundle\x12-.certhosting.lifecycle.v1.CancelBundleRequest\x1a..certhosting.lifecycle.v1.CancelBundleResponseB\x80\x02\n" +
+	"\fCancelBundle\x12-.certhosting.lifecycle.v1.CancelBundleRequest\x1a..certhosting.lifecycle.v1.CancelBundleResponse\x12y\n" +
+	"\x10RecordDeployment\x121.certhosting.lifecycle.v1.RecordDeploymentRequest\x1a2.certhosting.lifecycle.v1.RecordDeploymentResponseB\x80\x02\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\x0eLifecycleProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -4699,7 +5096,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                       // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                           // 1: certhosting.lifecycle.v1.DomainType
@@ -4721,49 +5118,52 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(*Issuance)(nil),                          // 17: certhosting.lifecycle.v1.Issuance
 	(*ProductSnapshot)(nil),                   // 18: certhosting.lifecycle.v1.ProductSnapshot
 	(*Bundle)(nil),                            // 19: certhosting.lifecycle.v1.Bundle
-	(*MaintenanceWindow)(nil),                 // 20: certhosting.lifecycle.v1.MaintenanceWindow
-	(*Certificate)(nil),                       // 21: certhosting.lifecycle.v1.Certificate
-	(*LifecycleEvent)(nil),                    // 22: certhosting.lifecycle.v1.LifecycleEvent
-	(*CreateBundleRequest)(nil),               // 23: certhosting.lifecycle.v1.CreateBundleRequest
-	(*CreateBundleResponse)(nil),              // 24: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                  // 25: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),                 // 26: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),                // 27: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),               // 28: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),             // 29: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),            // 30: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),           // 31: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),          // 32: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),    // 33: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil),   // 34: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),          // 35: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),         // 36: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),           // 37: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),          // 38: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),        // 39: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),       // 40: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),          // 41: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),         // 42: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),               // 43: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),              // 44: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),                // 45: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),               // 46: certhosting.lifecycle.v1.WatchEventsResponse
-	(*EnableHostingRequest)(nil),              // 47: certhosting.lifecycle.v1.EnableHostingRequest
-	(*EnableHostingResponse)(nil),             // 48: certhosting.lifecycle.v1.EnableHostingResponse
-	(*ReissueCertificateRequest)(nil),         // 49: certhosting.lifecycle.v1.ReissueCertificateRequest
-	(*ReissueCertificateResponse)(nil),        // 50: certhosting.lifecycle.v1.ReissueCertificateResponse
-	(*ImportCertificateRequest)(nil),          // 51: certhosting.lifecycle.v1.ImportCertificateRequest
-	(*ImportCertificateResponse)(nil),         // 52: certhosting.lifecycle.v1.ImportCertificateResponse
-	(*RevokeCertificateRequest)(nil),          // 53: certhosting.lifecycle.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),         // 54: certhosting.lifecycle.v1.RevokeCertificateResponse
-	(*RenewCertificateRequest)(nil),           // 55: certhosting.lifecycle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil),          // 56: certhosting.lifecycle.v1.RenewCertificateResponse
-	(*UpdateApplicationTemplateRequest)(nil),  // 57: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	(*UpdateApplicationTemplateResponse)(nil), // 58: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	(*CancelBundleRequest)(nil),               // 59: certhosting.lifecycle.v1.CancelBundleRequest
-	(*CancelBundleResponse)(nil),              // 60: certhosting.lifecycle.v1.CancelBundleResponse
-	(*timestamppb.Timestamp)(nil),             // 61: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 62: google.protobuf.Duration
+	(*Deployment)(nil),                        // 20: certhosting.lifecycle.v1.Deployment
+	(*MaintenanceWindow)(nil),                 // 21: certhosting.lifecycle.v1.MaintenanceWindow
+	(*Certificate)(nil),                       // 22: certhosting.lifecycle.v1.Certificate
+	(*LifecycleEvent)(nil),                    // 23: certhosting.lifecycle.v1.LifecycleEvent
+	(*CreateBundleRequest)(nil),               // 24: certhosting.lifecycle.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),              // 25: certhosting.lifecycle.v1.CreateBundleResponse
+	(*GetBundleRequest)(nil),                  // 26: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),                 // 27: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),                // 28: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),               // 29: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),             // 30: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),            // 31: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),           // 32: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),          // 33: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),    // 34: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil),   // 35: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),          // 36: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),         // 37: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),           // 38: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),          // 39: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),        // 40: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),       // 41: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),          // 42: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),         // 43: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),               // 44: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),              // 45: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),                // 46: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),               // 47: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),              // 48: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),             // 49: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),         // 50: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),        // 51: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),          // 52: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),         // 53: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*RevokeCertificateRequest)(nil),          // 54: certhosting.lifecycle.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),         // 55: certhosting.lifecycle.v1.RevokeCertificateResponse
+	(*RenewCertificateRequest)(nil),           // 56: certhosting.lifecycle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),          // 57: certhosting.lifecycle.v1.RenewCertificateResponse
+	(*UpdateApplicationTemplateRequest)(nil),  // 58: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	(*UpdateApplicationTemplateResponse)(nil), // 59: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	(*CancelBundleRequest)(nil),               // 60: certhosting.lifecycle.v1.CancelBundleRequest
+	(*CancelBundleResponse)(nil),              // 61: certhosting.lifecycle.v1.CancelBundleResponse
+	(*RecordDeploymentRequest)(nil),           // 62: certhosting.lifecycle.v1.RecordDeploymentRequest
+	(*RecordDeploymentResponse)(nil),          // 63: certhosting.lifecycle.v1.RecordDeploymentResponse
+	(*timestamppb.Timestamp)(nil),             // 64: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 65: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	8,   // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
@@ -4773,127 +5173,134 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	7,   // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
 	15,  // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
 	9,   // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	61,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	61,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	61,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	61,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	61,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	61,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	64,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	64,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	64,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	64,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	64,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	64,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
 	11,  // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
 	0,   // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
 	1,   // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
 	18,  // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	21,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	61,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	22,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	64,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
 	4,   // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	61,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	61,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	62,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	64,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	64,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	65,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
 	17,  // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
 	16,  // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
-	20,  // 25: certhosting.lifecycle.v1.Bundle.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
-	12,  // 26: certhosting.lifecycle.v1.MaintenanceWindow.days:type_name -> certhosting.lifecycle.v1.Weekday
-	2,   // 27: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	61,  // 28: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	61,  // 29: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	61,  // 30: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	61,  // 31: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
-	17,  // 32: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	16,  // 33: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	61,  // 34: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	61,  // 35: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
-	5,   // 36: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
-	2,   // 37: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	2,   // 38: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
-	3,   // 39: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	61,  // 40: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
-	10,  // 41: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
-	18,  // 42: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
-	19,  // 43: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	19,  // 44: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,   // 45: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 46: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	61,  // 47: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	19,  // 48: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	21,  // 49: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,   // 50: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 51: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	61,  // 52: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	21,  // 53: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	22,  // 54: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,   // 55: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	13,  // 56: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 57: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,   // 58: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	21,  // 59: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 60: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	21,  // 61: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 62: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	21,  // 63: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	17,  // 64: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	62,  // 65: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	20,  // 66: certhosting.lifecycle.v1.UpdateBundleRequest.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
-	19,  // 67: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	22,  // 68: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	19,  // 69: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,   // 70: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	21,  // 71: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 72: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	13,  // 73: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 74: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	21,  // 75: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 76: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11,  // 77: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	21,  // 78: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	21,  // 79: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13,  // 80: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 81: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	19,  // 82: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	15,  // 83: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19,  // 84: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	23,  // 85: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	25,  // 86: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	27,  // 87: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	29,  // 88: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	31,  // 89: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	33,  // 90: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	35,  // 91: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	37,  // 92: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	39,  // 93: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	41,  // 94: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	43,  // 95: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	45,  // 96: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	47,  // 97: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	49,  // 98: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	51,  // 99: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	53,  // 100: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
-	55,  // 101: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
-	57,  // 102: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	59,  // 103: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
-	24,  // 104: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	26,  // 105: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	28,  // 106: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	30,  // 107: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	32,  // 108: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	34,  // 109: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	36,  // 110: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	38,  // 111: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	40,  // 112: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	42,  // 113: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	44,  // 114: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	46,  // 115: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	48,  // 116: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	50,  // 117: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	52,  // 118: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	54,  // 119: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
-	56,  // 120: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
-	58,  // 121: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	60,  // 122: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
-	104, // [104:123] is the sub-list for method output_type
-	85,  // [85:104] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	21,  // 25: certhosting.lifecycle.v1.Bundle.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
+	20,  // 26: certhosting.lifecycle.v1.Bundle.deployments:type_name -> certhosting.lifecycle.v1.Deployment
+	64,  // 27: certhosting.lifecycle.v1.Deployment.deploy_time:type_name -> google.protobuf.Timestamp
+	64,  // 28: certhosting.lifecycle.v1.Deployment.record_time:type_name -> google.protobuf.Timestamp
+	12,  // 29: certhosting.lifecycle.v1.MaintenanceWindow.days:type_name -> certhosting.lifecycle.v1.Weekday
+	2,   // 30: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	64,  // 31: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	64,  // 32: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	64,  // 33: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	64,  // 34: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	17,  // 35: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	16,  // 36: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
+	64,  // 37: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	64,  // 38: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	5,   // 39: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
+	2,   // 40: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	2,   // 41: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
+	3,   // 42: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
+	64,  // 43: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	10,  // 44: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
+	18,  // 45: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
+	19,  // 46: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	19,  // 47: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,   // 48: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 49: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	64,  // 50: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19,  // 51: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	22,  // 52: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,   // 53: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 54: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	64,  // 55: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	22,  // 56: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	23,  // 57: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,   // 58: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	13,  // 59: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 60: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,   // 61: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	22,  // 62: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 63: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	22,  // 64: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 65: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	22,  // 66: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	17,  // 67: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	65,  // 68: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	21,  // 69: certhosting.lifecycle.v1.UpdateBundleRequest.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
+	19,  // 70: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	23,  // 71: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	19,  // 72: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,   // 73: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	22,  // 74: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 75: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	13,  // 76: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 77: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	22,  // 78: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 79: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11,  // 80: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	22,  // 81: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	22,  // 82: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13,  // 83: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 84: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19,  // 85: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	15,  // 86: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19,  // 87: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	64,  // 88: certhosting.lifecycle.v1.RecordDeploymentRequest.deploy_time:type_name -> google.protobuf.Timestamp
+	20,  // 89: certhosting.lifecycle.v1.RecordDeploymentResponse.deployment:type_name -> certhosting.lifecycle.v1.Deployment
+	24,  // 90: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	26,  // 91: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	28,  // 92: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	30,  // 93: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	32,  // 94: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	34,  // 95: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	36,  // 96: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	38,  // 97: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	40,  // 98: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	42,  // 99: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	44,  // 100: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	46,  // 101: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	48,  // 102: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	50,  // 103: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	52,  // 104: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	54,  // 105: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	56,  // 106: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	58,  // 107: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	60,  // 108: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
+	62,  // 109: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:input_type -> certhosting.lifecycle.v1.RecordDeploymentRequest
+	25,  // 110: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	27,  // 111: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	29,  // 112: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	31,  // 113: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	33,  // 114: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	35,  // 115: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	37,  // 116: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	39,  // 117: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	41,  // 118: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	43,  // 119: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	45,  // 120: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	47,  // 121: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	49,  // 122: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	51,  // 123: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	53,  // 124: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	55,  // 125: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	57,  // 126: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	59,  // 127: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	61,  // 128: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
+	63,  // 129: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:output_type -> certhosting.lifecycle.v1.RecordDeploymentResponse
+	110, // [110:130] is the sub-list for method output_type
+	90,  // [90:110] is the sub-list for method input_type
+	90,  // [90:90] is the sub-list for extension type_name
+	90,  // [90:90] is the sub-list for extension extendee
+	0,   // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -4907,7 +5314,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   48,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	LifecycleService_RenewCertificate_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/RenewCertificate"
 	LifecycleService_UpdateApplicationTemplate_FullMethodName = "/certhosting.lifecycle.v1.LifecycleService/UpdateApplicationTemplate"
 	LifecycleService_CancelBundle_FullMethodName              = "/certhosting.lifecycle.v1.LifecycleService/CancelBundle"
+	LifecycleService_RecordDeployment_FullMethodName          = "/certhosting.lifecycle.v1.LifecycleService/RecordDeployment"
 )
 
 // LifecycleServiceClient is the client API for LifecycleService service.
@@ -133,6 +134,13 @@ type LifecycleServiceClient interface {
 	// Refused with FAILED_PRECONDITION, naming the instance, once any instance was applied for (or
 	// a certificate imported into it); idempotent: a cancelled bundle is returned as it is.
 	CancelBundle(ctx context.Context, in *CancelBundleRequest, opts ...grpc.CallOption) (*CancelBundleResponse, error)
+	// RecordDeployment reports that a bundle's certificate was installed (or failed to install) on a
+	// deployment target, as the deploy agent (certhosting-agent) does after each export. The service
+	// keeps every report (history) and the latest per bundle and target, which GetBundle shows in
+	// Bundle.deployments. The issuance must be one of the bundle's certificates (NOT_FOUND
+	// otherwise). Allowed for owner and deployer keys; a deployer key limited to bundles may report
+	// only on those.
+	RecordDeployment(ctx context.Context, in *RecordDeploymentRequest, opts ...grpc.CallOption) (*RecordDeploymentResponse, error)
 }
 
 type lifecycleServiceClient struct {
@@ -342,6 +350,16 @@ func (c *lifecycleServiceClient) CancelBundle(ctx context.Context, in *CancelBun
 	return out, nil
 }
 
+func (c *lifecycleServiceClient) RecordDeployment(ctx context.Context, in *RecordDeploymentRequest, opts ...grpc.CallOption) (*RecordDeploymentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordDeploymentResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_RecordDeployment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LifecycleServiceServer is the server API for LifecycleService service.
 // All implementations must embed UnimplementedLifecycleServiceServer
 // for forward compatibility.
@@ -435,6 +453,13 @@ type LifecycleServiceServer interface {
 	// Refused with FAILED_PRECONDITION, naming the instance, once any instance was applied for (or
 	// a certificate imported into it); idempotent: a cancelled bundle is returned as it is.
 	CancelBundle(context.Context, *CancelBundleRequest) (*CancelBundleResponse, error)
+	// RecordDeployment reports that a bundle's certificate was installed (or failed to install) on a
+	// deployment target, as the deploy agent (certhosting-agent) does after each export. The service
+	// keeps every report (history) and the latest per bundle and target, which GetBundle shows in
+	// Bundle.deployments. The issuance must be one of the bundle's certificates (NOT_FOUND
+	// otherwise). Allowed for owner and deployer keys; a deployer key limited to bundles may report
+	// only on those.
+	RecordDeployment(context.Context, *RecordDeploymentRequest) (*RecordDeploymentResponse, error)
 	mustEmbedUnimplementedLifecycleServiceServer()
 }
 
@@ -501,6 +526,9 @@ func (UnimplementedLifecycleServiceServer) UpdateApplicationTemplate(context.Con
 }
 func (UnimplementedLifecycleServiceServer) CancelBundle(context.Context, *CancelBundleRequest) (*CancelBundleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelBundle not implemented")
+}
+func (UnimplementedLifecycleServiceServer) RecordDeployment(context.Context, *RecordDeploymentRequest) (*RecordDeploymentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordDeployment not implemented")
 }
 func (UnimplementedLifecycleServiceServer) mustEmbedUnimplementedLifecycleServiceServer() {}
 func (UnimplementedLifecycleServiceServer) testEmbeddedByValue()                          {}
@@ -858,6 +886,24 @@ func _LifecycleService_CancelBundle_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LifecycleService_RecordDeployment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordDeploymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).RecordDeployment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_RecordDeployment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).RecordDeployment(ctx, req.(*RecordDeploymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LifecycleService_ServiceDesc is the grpc.ServiceDesc for LifecycleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -936,6 +982,10 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelBundle",
 			Handler:    _LifecycleService_CancelBundle_Handler,
+		},
+		{
+			MethodName: "RecordDeployment",
+			Handler:    _LifecycleService_RecordDeployment_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

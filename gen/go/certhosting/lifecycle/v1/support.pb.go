@@ -32,6 +32,9 @@ const (
 	SupportCaseKind_SUPPORT_CASE_KIND_VALIDATION_FAILED SupportCaseKind = 1
 	// A hosted renewal was not complete escalate_before its predecessor's expiry. Always urgent.
 	SupportCaseKind_SUPPORT_CASE_KIND_LATE_RENEWAL SupportCaseKind = 2
+	// A certificate was issued but not deployed to every target the bundle expects within the
+	// deploy deadline. Always urgent.
+	SupportCaseKind_SUPPORT_CASE_KIND_DEPLOYMENT_MISSING SupportCaseKind = 4
 )
 
 // Enum value maps for SupportCaseKind.
@@ -40,11 +43,13 @@ var (
 		0: "SUPPORT_CASE_KIND_UNSPECIFIED",
 		1: "SUPPORT_CASE_KIND_VALIDATION_FAILED",
 		2: "SUPPORT_CASE_KIND_LATE_RENEWAL",
+		4: "SUPPORT_CASE_KIND_DEPLOYMENT_MISSING",
 	}
 	SupportCaseKind_value = map[string]int32{
-		"SUPPORT_CASE_KIND_UNSPECIFIED":       0,
-		"SUPPORT_CASE_KIND_VALIDATION_FAILED": 1,
-		"SUPPORT_CASE_KIND_LATE_RENEWAL":      2,
+		"SUPPORT_CASE_KIND_UNSPECIFIED":        0,
+		"SUPPORT_CASE_KIND_VALIDATION_FAILED":  1,
+		"SUPPORT_CASE_KIND_LATE_RENEWAL":       2,
+		"SUPPORT_CASE_KIND_DEPLOYMENT_MISSING": 4,
 	}
 )
 
@@ -746,11 +751,12 @@ const file_certhosting_lifecycle_v1_support_proto_rawDesc = "" +
 	"\x04note\x18\x03 \x01(\tR\x04note\x12\x1a\n" +
 	"\bassignee\x18\x04 \x01(\tR\bassignee\"V\n" +
 	"\x19UpdateSupportCaseResponse\x129\n" +
-	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case*\x81\x01\n" +
+	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case*\xab\x01\n" +
 	"\x0fSupportCaseKind\x12!\n" +
 	"\x1dSUPPORT_CASE_KIND_UNSPECIFIED\x10\x00\x12'\n" +
 	"#SUPPORT_CASE_KIND_VALIDATION_FAILED\x10\x01\x12\"\n" +
-	"\x1eSUPPORT_CASE_KIND_LATE_RENEWAL\x10\x02*\x9d\x01\n" +
+	"\x1eSUPPORT_CASE_KIND_LATE_RENEWAL\x10\x02\x12(\n" +
+	"$SUPPORT_CASE_KIND_DEPLOYMENT_MISSING\x10\x04*\x9d\x01\n" +
 	"\x11SupportCaseStatus\x12#\n" +
 	"\x1fSUPPORT_CASE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SUPPORT_CASE_STATUS_OPEN\x10\x01\x12#\n" +

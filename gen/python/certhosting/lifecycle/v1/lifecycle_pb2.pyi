@@ -37,6 +37,7 @@ EVENT_TYPE_APPLICATION_SUBMITTED: EventType
 EVENT_TYPE_CANCELLED: EventType
 EVENT_TYPE_COVERAGE_LAPSED: EventType
 EVENT_TYPE_CREATED: EventType
+EVENT_TYPE_DEPLOYMENT_OVERDUE: EventType
 EVENT_TYPE_EXPIRED: EventType
 EVENT_TYPE_HOSTED: EventType
 EVENT_TYPE_HOSTING_ENABLED: EventType
@@ -141,7 +142,7 @@ class Application(_message.Message):
     def __init__(self, application_id: _Optional[str] = ..., certificate_id: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., domains: _Optional[_Iterable[str]] = ..., validation_method: _Optional[_Union[ValidationMethod, str]] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ..., key_algorithm: _Optional[_Union[KeyAlgorithm, str]] = ..., customer_key: bool = ..., automatic: bool = ..., instructions: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., rejection_reason: _Optional[_Union[RejectionReason, str]] = ..., rejection_message: _Optional[str] = ..., submit_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Bundle(_message.Message):
-    __slots__ = ["account_id", "application_template", "bundle_id", "certificates", "create_time", "current_certificate_id", "current_issuance", "domain_count", "first_issue_time", "hosting", "hosting_end_time", "hosting_status", "maintenance_window", "order_id", "product", "renew_before", "subscription_years"]
+    __slots__ = ["account_id", "application_template", "bundle_id", "certificates", "create_time", "current_certificate_id", "current_issuance", "deployments", "domain_count", "expected_deployment_targets", "first_issue_time", "hosting", "hosting_end_time", "hosting_status", "maintenance_window", "order_id", "product", "renew_before", "subscription_years"]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -149,7 +150,9 @@ class Bundle(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CURRENT_CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENT_ISSUANCE_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DEPLOYMENT_TARGETS_FIELD_NUMBER: _ClassVar[int]
     FIRST_ISSUE_TIME_FIELD_NUMBER: _ClassVar[int]
     HOSTING_END_TIME_FIELD_NUMBER: _ClassVar[int]
     HOSTING_FIELD_NUMBER: _ClassVar[int]
@@ -166,7 +169,9 @@ class Bundle(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     current_certificate_id: str
     current_issuance: Issuance
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
     domain_count: int
+    expected_deployment_targets: _containers.RepeatedScalarFieldContainer[str]
     first_issue_time: _timestamp_pb2.Timestamp
     hosting: bool
     hosting_end_time: _timestamp_pb2.Timestamp
@@ -176,7 +181,7 @@ class Bundle(_message.Message):
     product: ProductSnapshot
     renew_before: _duration_pb2.Duration
     subscription_years: int
-    def __init__(self, bundle_id: _Optional[str] = ..., order_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[ProductSnapshot, _Mapping]] = ..., domain_count: _Optional[int] = ..., hosting: bool = ..., subscription_years: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_status: _Optional[_Union[HostingStatus, str]] = ..., first_issue_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., current_certificate_id: _Optional[str] = ..., current_issuance: _Optional[_Union[Issuance, _Mapping]] = ..., application_template: _Optional[_Union[Application, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ...) -> None: ...
+    def __init__(self, bundle_id: _Optional[str] = ..., order_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[ProductSnapshot, _Mapping]] = ..., domain_count: _Optional[int] = ..., hosting: bool = ..., subscription_years: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_status: _Optional[_Union[HostingStatus, str]] = ..., first_issue_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., hosting_end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., current_certificate_id: _Optional[str] = ..., current_issuance: _Optional[_Union[Issuance, _Mapping]] = ..., application_template: _Optional[_Union[Application, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ..., expected_deployment_targets: _Optional[_Iterable[str]] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
 
 class CancelBundleRequest(_message.Message):
     __slots__ = ["account_id", "bundle_id", "order_id"]
@@ -265,6 +270,34 @@ class CreateBundleResponse(_message.Message):
     BUNDLE_FIELD_NUMBER: _ClassVar[int]
     bundle: Bundle
     def __init__(self, bundle: _Optional[_Union[Bundle, _Mapping]] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ["bundle_id", "certificate_id", "certificate_path", "deploy_time", "error", "host", "issuance_id", "private_key_path", "record_time", "serial_number", "success", "target"]
+    BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PATH_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ISSUANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_PATH_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TIME_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    bundle_id: str
+    certificate_id: str
+    certificate_path: str
+    deploy_time: _timestamp_pb2.Timestamp
+    error: str
+    host: str
+    issuance_id: str
+    private_key_path: str
+    record_time: _timestamp_pb2.Timestamp
+    serial_number: str
+    success: bool
+    target: str
+    def __init__(self, bundle_id: _Optional[str] = ..., certificate_id: _Optional[str] = ..., issuance_id: _Optional[str] = ..., serial_number: _Optional[str] = ..., target: _Optional[str] = ..., host: _Optional[str] = ..., certificate_path: _Optional[str] = ..., private_key_path: _Optional[str] = ..., deploy_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., success: bool = ..., error: _Optional[str] = ..., record_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DnsRecord(_message.Message):
     __slots__ = ["name", "type", "value"]
@@ -498,6 +531,34 @@ class ProductSnapshot(_message.Message):
     validation_type: ValidationType
     def __init__(self, product_id: _Optional[str] = ..., validation_type: _Optional[_Union[ValidationType, str]] = ..., domain_type: _Optional[_Union[DomainType, str]] = ...) -> None: ...
 
+class RecordDeploymentRequest(_message.Message):
+    __slots__ = ["bundle_id", "certificate_path", "deploy_time", "error", "host", "issuance_id", "private_key_path", "success", "target"]
+    BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PATH_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ISSUANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_PATH_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    bundle_id: str
+    certificate_path: str
+    deploy_time: _timestamp_pb2.Timestamp
+    error: str
+    host: str
+    issuance_id: str
+    private_key_path: str
+    success: bool
+    target: str
+    def __init__(self, bundle_id: _Optional[str] = ..., issuance_id: _Optional[str] = ..., target: _Optional[str] = ..., host: _Optional[str] = ..., certificate_path: _Optional[str] = ..., private_key_path: _Optional[str] = ..., deploy_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., success: bool = ..., error: _Optional[str] = ...) -> None: ...
+
+class RecordDeploymentResponse(_message.Message):
+    __slots__ = ["deployment"]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+
 class ReissueCertificateRequest(_message.Message):
     __slots__ = ["certificate_id", "csr_pem", "key_algorithm"]
     CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -603,16 +664,20 @@ class UpdateApplicationTemplateResponse(_message.Message):
     def __init__(self, bundle: _Optional[_Union[Bundle, _Mapping]] = ..., instructions: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ...) -> None: ...
 
 class UpdateBundleRequest(_message.Message):
-    __slots__ = ["bundle_id", "clear_maintenance_window", "maintenance_window", "renew_before"]
+    __slots__ = ["bundle_id", "clear_expected_deployment_targets", "clear_maintenance_window", "expected_deployment_targets", "maintenance_window", "renew_before"]
     BUNDLE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_EXPECTED_DEPLOYMENT_TARGETS_FIELD_NUMBER: _ClassVar[int]
     CLEAR_MAINTENANCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DEPLOYMENT_TARGETS_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
     RENEW_BEFORE_FIELD_NUMBER: _ClassVar[int]
     bundle_id: str
+    clear_expected_deployment_targets: bool
     clear_maintenance_window: bool
+    expected_deployment_targets: _containers.RepeatedScalarFieldContainer[str]
     maintenance_window: MaintenanceWindow
     renew_before: _duration_pb2.Duration
-    def __init__(self, bundle_id: _Optional[str] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ..., clear_maintenance_window: bool = ...) -> None: ...
+    def __init__(self, bundle_id: _Optional[str] = ..., renew_before: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., maintenance_window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ..., clear_maintenance_window: bool = ..., expected_deployment_targets: _Optional[_Iterable[str]] = ..., clear_expected_deployment_targets: bool = ...) -> None: ...
 
 class UpdateBundleResponse(_message.Message):
     __slots__ = ["bundle"]

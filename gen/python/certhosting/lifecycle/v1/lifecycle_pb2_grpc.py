@@ -114,6 +114,11 @@ class LifecycleServiceStub(object):
                 request_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleRequest.SerializeToString,
                 response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleResponse.FromString,
                 )
+        self.RecordDeployment = channel.unary_unary(
+                '/certhosting.lifecycle.v1.LifecycleService/RecordDeployment',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentResponse.FromString,
+                )
 
 
 class LifecycleServiceServicer(object):
@@ -302,6 +307,18 @@ class LifecycleServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordDeployment(self, request, context):
+        """RecordDeployment reports that a bundle's certificate was installed (or failed to install) on a
+        deployment target, as the deploy agent (certhosting-agent) does after each export. The service
+        keeps every report (history) and the latest per bundle and target, which GetBundle shows in
+        Bundle.deployments. The issuance must be one of the bundle's certificates (NOT_FOUND
+        otherwise). Allowed for owner and deployer keys; a deployer key limited to bundles may report
+        only on those.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -399,6 +416,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.CancelBundle,
                     request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleRequest.FromString,
                     response_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleResponse.SerializeToString,
+            ),
+            'RecordDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDeployment,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -735,5 +757,22 @@ class LifecycleService(object):
         return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.LifecycleService/CancelBundle',
             certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleRequest.SerializeToString,
             certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CancelBundleResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RecordDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.LifecycleService/RecordDeployment',
+            certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.RecordDeploymentResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

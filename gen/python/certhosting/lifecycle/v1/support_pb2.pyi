@@ -7,6 +7,7 @@ from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+SUPPORT_CASE_KIND_DEPLOYMENT_MISSING: SupportCaseKind
 SUPPORT_CASE_KIND_LATE_RENEWAL: SupportCaseKind
 SUPPORT_CASE_KIND_UNSPECIFIED: SupportCaseKind
 SUPPORT_CASE_KIND_VALIDATION_FAILED: SupportCaseKind

@@ -485,6 +485,22 @@ export declare type Bundle = Message<"certhosting.lifecycle.v1.Bundle"> & {
    * @generated from field: certhosting.lifecycle.v1.MaintenanceWindow maintenance_window = 17;
    */
   maintenanceWindow?: MaintenanceWindow | undefined;
+
+  /**
+   * The deployment targets (names as the deploy agent reports them) every certificate of the bundle
+   * is expected to reach; empty when none is expected. Set with UpdateBundle.
+   *
+   * @generated from field: repeated string expected_deployment_targets = 18;
+   */
+  expectedDeploymentTargets: string[];
+
+  /**
+   * Where the bundle's certificates are deployed: the latest report of each target, ordered by
+   * target name; returned by GetBundle, empty in lists.
+   *
+   * @generated from field: repeated certhosting.lifecycle.v1.Deployment deployments = 19;
+   */
+  deployments: Deployment[];
 };
 
 /**
@@ -492,6 +508,104 @@ export declare type Bundle = Message<"certhosting.lifecycle.v1.Bundle"> & {
  * Use `create(BundleSchema)` to create a new message.
  */
 export declare const BundleSchema: GenMessage<Bundle>;
+
+/**
+ * Deployment is one report of a certificate installed on a deployment target.
+ *
+ * @generated from message certhosting.lifecycle.v1.Deployment
+ */
+export declare type Deployment = Message<"certhosting.lifecycle.v1.Deployment"> & {
+  /**
+   * The bundle.
+   *
+   * @generated from field: string bundle_id = 1;
+   */
+  bundleId: string;
+
+  /**
+   * The instance whose certificate was installed.
+   *
+   * @generated from field: string certificate_id = 2;
+   */
+  certificateId: string;
+
+  /**
+   * The issuance installed.
+   *
+   * @generated from field: string issuance_id = 3;
+   */
+  issuanceId: string;
+
+  /**
+   * The installed certificate's serial number, in hexadecimal (as Issuance.serial_number).
+   *
+   * @generated from field: string serial_number = 4;
+   */
+  serialNumber: string;
+
+  /**
+   * The target's name, as the agent was configured: 1 to 64 characters of letters, digits, '.',
+   * '-' and '_'.
+   *
+   * @generated from field: string target = 5;
+   */
+  target: string;
+
+  /**
+   * The host the agent ran on (its hostname), up to 253 characters.
+   *
+   * @generated from field: string host = 6;
+   */
+  host: string;
+
+  /**
+   * Where the certificate chain was written (an absolute path).
+   *
+   * @generated from field: string certificate_path = 7;
+   */
+  certificatePath: string;
+
+  /**
+   * Where the private key was written (an absolute path).
+   *
+   * @generated from field: string private_key_path = 8;
+   */
+  privateKeyPath: string;
+
+  /**
+   * When the agent installed it (its clock).
+   *
+   * @generated from field: google.protobuf.Timestamp deploy_time = 9;
+   */
+  deployTime?: Timestamp | undefined;
+
+  /**
+   * Whether the files were written and the reload command succeeded.
+   *
+   * @generated from field: bool success = 10;
+   */
+  success: boolean;
+
+  /**
+   * Why it failed (the reload command's error and output, shortened), when success is false.
+   *
+   * @generated from field: string error = 11;
+   */
+  error: string;
+
+  /**
+   * When the service recorded the report.
+   *
+   * @generated from field: google.protobuf.Timestamp record_time = 12;
+   */
+  recordTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.Deployment.
+ * Use `create(DeploymentSchema)` to create a new message.
+ */
+export declare const DeploymentSchema: GenMessage<Deployment>;
 
 /**
  * MaintenanceWindow restricts a hosted bundle's automatic renewals to weekly windows: each of the
@@ -1434,6 +1548,23 @@ export declare type UpdateBundleRequest = Message<"certhosting.lifecycle.v1.Upda
    * @generated from field: bool clear_maintenance_window = 4;
    */
   clearMaintenanceWindow: boolean;
+
+  /**
+   * The deployment targets every new certificate must reach within the deploy deadline (each 1 to
+   * 64 characters of letters, digits, '.', '-' and '_', at most 32, no duplicates); unset (empty)
+   * keeps the bundle's targets as they are.
+   *
+   * @generated from field: repeated string expected_deployment_targets = 5;
+   */
+  expectedDeploymentTargets: string[];
+
+  /**
+   * Removes the bundle's expected deployment targets. Not together with
+   * expected_deployment_targets.
+   *
+   * @generated from field: bool clear_expected_deployment_targets = 6;
+   */
+  clearExpectedDeploymentTargets: boolean;
 };
 
 /**
@@ -1908,6 +2039,103 @@ export declare type CancelBundleResponse = Message<"certhosting.lifecycle.v1.Can
  * Use `create(CancelBundleResponseSchema)` to create a new message.
  */
 export declare const CancelBundleResponseSchema: GenMessage<CancelBundleResponse>;
+
+/**
+ * RecordDeploymentRequest reports one installation of a certificate on a target.
+ *
+ * @generated from message certhosting.lifecycle.v1.RecordDeploymentRequest
+ */
+export declare type RecordDeploymentRequest = Message<"certhosting.lifecycle.v1.RecordDeploymentRequest"> & {
+  /**
+   * The bundle the certificate belongs to.
+   *
+   * @generated from field: string bundle_id = 1;
+   */
+  bundleId: string;
+
+  /**
+   * The issuance installed (ExportCertificateResponse.issuance.issuance_id); it must be a
+   * certificate of the bundle.
+   *
+   * @generated from field: string issuance_id = 2;
+   */
+  issuanceId: string;
+
+  /**
+   * The target's name: 1 to 64 characters of letters, digits, '.', '-' and '_'.
+   *
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * The host the agent runs on: 1 to 253 characters, no spaces or control characters.
+   *
+   * @generated from field: string host = 4;
+   */
+  host: string;
+
+  /**
+   * Where the certificate chain was written: an absolute path, up to 4096 characters.
+   *
+   * @generated from field: string certificate_path = 5;
+   */
+  certificatePath: string;
+
+  /**
+   * Where the private key was written: an absolute path, up to 4096 characters.
+   *
+   * @generated from field: string private_key_path = 6;
+   */
+  privateKeyPath: string;
+
+  /**
+   * When it was installed; required, and not more than 5 minutes in the service's future.
+   *
+   * @generated from field: google.protobuf.Timestamp deploy_time = 7;
+   */
+  deployTime?: Timestamp | undefined;
+
+  /**
+   * Whether the files were written and the reload command succeeded.
+   *
+   * @generated from field: bool success = 8;
+   */
+  success: boolean;
+
+  /**
+   * Why it failed: required when success is false, empty otherwise; up to 2048 characters.
+   *
+   * @generated from field: string error = 9;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.RecordDeploymentRequest.
+ * Use `create(RecordDeploymentRequestSchema)` to create a new message.
+ */
+export declare const RecordDeploymentRequestSchema: GenMessage<RecordDeploymentRequest>;
+
+/**
+ * RecordDeploymentResponse holds the recorded deployment.
+ *
+ * @generated from message certhosting.lifecycle.v1.RecordDeploymentResponse
+ */
+export declare type RecordDeploymentResponse = Message<"certhosting.lifecycle.v1.RecordDeploymentResponse"> & {
+  /**
+   * The deployment as stored.
+   *
+   * @generated from field: certhosting.lifecycle.v1.Deployment deployment = 1;
+   */
+  deployment?: Deployment | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.RecordDeploymentResponse.
+ * Use `create(RecordDeploymentResponseSchema)` to create a new message.
+ */
+export declare const RecordDeploymentResponseSchema: GenMessage<RecordDeploymentResponse>;
 
 /**
  * ValidationType is how much the CA verifies before issuing.
@@ -2556,6 +2784,14 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_CANCELLED = 19;
    */
   CANCELLED = 19,
+
+  /**
+   * The bundle's current certificate was not deployed to every expected deployment target within
+   * the service's deploy deadline after its issuance (a support case is opened, urgent).
+   *
+   * @generated from enum value: EVENT_TYPE_DEPLOYMENT_OVERDUE = 20;
+   */
+  DEPLOYMENT_OVERDUE = 20,
 }
 
 /**
@@ -2923,6 +3159,21 @@ export declare const LifecycleService: GenService<{
     methodKind: "unary";
     input: typeof CancelBundleRequestSchema;
     output: typeof CancelBundleResponseSchema;
+  },
+  /**
+   * RecordDeployment reports that a bundle's certificate was installed (or failed to install) on a
+   * deployment target, as the deploy agent (certhosting-agent) does after each export. The service
+   * keeps every report (history) and the latest per bundle and target, which GetBundle shows in
+   * Bundle.deployments. The issuance must be one of the bundle's certificates (NOT_FOUND
+   * otherwise). Allowed for owner and deployer keys; a deployer key limited to bundles may report
+   * only on those.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.LifecycleService.RecordDeployment
+   */
+  recordDeployment: {
+    methodKind: "unary";
+    input: typeof RecordDeploymentRequestSchema;
+    output: typeof RecordDeploymentResponseSchema;
   },
 }>;
 

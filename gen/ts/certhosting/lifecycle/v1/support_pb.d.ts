@@ -353,6 +353,14 @@ export enum SupportCaseKind {
    * @generated from enum value: SUPPORT_CASE_KIND_LATE_RENEWAL = 2;
    */
   LATE_RENEWAL = 2,
+
+  /**
+   * A certificate was issued but not deployed to every target the bundle expects within the
+   * deploy deadline. Always urgent.
+   *
+   * @generated from enum value: SUPPORT_CASE_KIND_DEPLOYMENT_MISSING = 4;
+   */
+  DEPLOYMENT_MISSING = 4,
 }
 
 /**
