@@ -40,6 +40,7 @@ var (
 	read         = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader)
 	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
+	support      = auth.Allow(auth.RoleSupport)
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
@@ -77,6 +78,9 @@ var Policy = auth.Policy{
 	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            readCases,
 	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              readCases,
 	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           ownerSupport,
+	lifecyclev1.SupportService_CreateSupportCase_FullMethodName:           owner,
+	lifecyclev1.SupportService_GetAccountEngineer_FullMethodName:          readCases,
+	lifecyclev1.SupportService_SetAccountEngineer_FullMethodName:          support,
 	lifecyclev1.AccountService_CreateApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
 	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
@@ -93,7 +97,8 @@ type Config struct {
 	CAs *ca.Registry
 	// Keys encrypts private keys at rest.
 	Keys *secrets.Box
-	// Engineers are the support engineers cases are assigned to, round-robin.
+	// Engineers are the configured support engineers: each account gets one of them (the
+	// least-loaded, engineers.go) and every case of the account is assigned to it.
 	Engineers []string
 	// Metrics counts renewals, CA calls and sweeps; nil counts nothing.
 	Metrics *Metrics
