@@ -45,7 +45,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var script string
-	for _, section := range []string{"walkthrough", "renewal", "keys", "coverage"} {
+	for _, section := range []string{"walkthrough", "renewal", "keys", "support", "coverage"} {
 		block, err := readmeBlock(string(readme), section)
 		if err != nil {
 			t.Fatal(err)
@@ -126,6 +126,18 @@ func TestReadmeWalkthrough(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the keys section's output does not show %q", want)
 		}
+	}
+	// The support section: the customer's case, assigned to the account's engineer (the first of
+	// -support-engineers: the pair's account is the first to need one), read back with the
+	// certificate and the history behind it.
+	for _, want := range []string{`"engineer": "alice"`, `"kind": "SUPPORT_CASE_KIND_CUSTOMER_REQUEST"`, `"assignee": "alice"`,
+		`"serialNumber"`, `"type": "EVENT_TYPE_SUPPORT_CASE_OPENED"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the support section's output does not show %q", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^case: case_\w+$`).MatchString(out) {
+		t.Error(`output has no "case: case_..." line`)
 	}
 	orderID := regexp.MustCompile(`(?m)^order: (ord_\w+)$`).FindStringSubmatch(out)
 	if orderID == nil {

@@ -24,6 +24,7 @@ const (
 	AuditHostingChanged      AuditKind = "HOSTING_CHANGED"
 	AuditCertificateRevoked  AuditKind = "CERTIFICATE_REVOKED"
 	AuditSupportCaseUpdated  AuditKind = "SUPPORT_CASE_UPDATED"
+	AuditAccountEngineerSet  AuditKind = "ACCOUNT_ENGINEER_SET"
 )
 
 // Admin is the actor of the admin commands, run by whoever can write the identity database on the

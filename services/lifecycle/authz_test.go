@@ -155,6 +155,19 @@ var authzCalls = map[string]authzCall{
 		_, err := lifecyclev1.NewSupportServiceClient(lc).UpdateSupportCase(ctx, &lifecyclev1.UpdateSupportCaseRequest{CaseId: t.caseID, Note: "looking"})
 		return err
 	},
+	lifecyclev1.SupportService_CreateSupportCase_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewSupportServiceClient(lc).CreateSupportCase(ctx, &lifecyclev1.CreateSupportCaseRequest{
+			RequestId: ids.New(ids.SupportCase, time.Now()), BundleId: t.bundle, Summary: "please look"})
+		return err
+	},
+	lifecyclev1.SupportService_GetAccountEngineer_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewSupportServiceClient(lc).GetAccountEngineer(ctx, &lifecyclev1.GetAccountEngineerRequest{AccountId: t.account})
+		return err
+	},
+	lifecyclev1.SupportService_SetAccountEngineer_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewSupportServiceClient(lc).SetAccountEngineer(ctx, &lifecyclev1.SetAccountEngineerRequest{AccountId: t.account, Engineer: "bob"})
+		return err
+	},
 	lifecyclev1.AccountService_CreateApiKey_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
 		_, err := lifecyclev1.NewAccountServiceClient(lc).CreateApiKey(ctx, &lifecyclev1.CreateApiKeyRequest{Name: "matrix", Role: lifecyclev1.ApiKeyRole_API_KEY_ROLE_READER})
 		return err
@@ -273,6 +286,7 @@ var wantAccess = map[string]string{
 	"ReissueCertificate": "owner", "ImportCertificate": "owner", "RevokeCertificate": "owner", "RenewCertificate": "owner",
 	"UpdateApplicationTemplate": "owner", "RetryApplication": "owner support",
 	"ListSupportCases": "owner reader support", "GetSupportCase": "owner reader support", "UpdateSupportCase": "owner support",
+	"CreateSupportCase": "owner", "GetAccountEngineer": "owner reader support", "SetAccountEngineer": "support",
 	"CreateApiKey": "owner", "ListApiKeys": "owner", "RevokeApiKey": "owner", "ListAuditEvents": "owner",
 	"CreateReissueOperation": "support", "GetOperation": "support", "ListOperations": "support",
 	"PauseOperation": "support", "ResumeOperation": "support", "CancelOperation": "support",

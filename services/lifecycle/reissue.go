@@ -44,7 +44,6 @@ import (
 const (
 	DefaultReissueRate = 10
 	MaxReissueRate     = 10000
-	maxRequestID       = 100
 	maxIssuer          = 1000
 	// reissueBatch bounds the renewals one step starts in one transaction.
 	reissueBatch = 200
@@ -142,15 +141,8 @@ func (s *OperationsServer) CreateReissueOperation(ctx context.Context, req *life
 	if err != nil {
 		return nil, err
 	}
-	switch rid := req.GetRequestId(); {
-	case rid == "":
-		return nil, apierr.InvalidArgument("request_id", "is required")
-	case len(rid) > maxRequestID:
-		return nil, apierr.InvalidArgument("request_id", "longer than %d bytes", maxRequestID)
-	default:
-		if err := apierr.CheckText("request_id", rid); err != nil {
-			return nil, err
-		}
+	if err := checkRequestID("request_id", req.GetRequestId()); err != nil {
+		return nil, err
 	}
 	sel, err := s.reissueSelector(req.GetSelector())
 	if err != nil {

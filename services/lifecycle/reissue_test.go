@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,7 +281,7 @@ func TestOperationsRefused(t *testing.T) {
 		t.Errorf("default rate = %v, want %d", op.GetRatePerSecond(), lifecycle.DefaultReissueRate)
 	}
 	sel := &lifecyclev1.ReissueSelector{AccountId: e.accA}
-	long := string(make([]byte, 101))
+	long := strings.Repeat("r", 129)
 	for _, tc := range []struct {
 		name    string
 		req     *lifecyclev1.CreateReissueOperationRequest

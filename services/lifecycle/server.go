@@ -40,7 +40,7 @@ var (
 	read         = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader)
 	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
-	operator     = auth.Allow(auth.RoleSupport)
+	support      = auth.Allow(auth.RoleSupport)
 	// deploy is for the deploy agent's key: a deployer (least rights: read, export and report,
 	// optionally limited to some bundles) or the owner.
 	deploy = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
@@ -82,16 +82,19 @@ var Policy = auth.Policy{
 	lifecyclev1.SupportService_ListSupportCases_FullMethodName:            readCases,
 	lifecyclev1.SupportService_GetSupportCase_FullMethodName:              readCases,
 	lifecyclev1.SupportService_UpdateSupportCase_FullMethodName:           ownerSupport,
+	lifecyclev1.SupportService_CreateSupportCase_FullMethodName:           owner,
+	lifecyclev1.SupportService_GetAccountEngineer_FullMethodName:          readCases,
+	lifecyclev1.SupportService_SetAccountEngineer_FullMethodName:          support,
 	lifecyclev1.AccountService_CreateApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
 	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:             owner,
-	lifecyclev1.OperationsService_CreateReissueOperation_FullMethodName:   operator,
-	lifecyclev1.OperationsService_GetOperation_FullMethodName:             operator,
-	lifecyclev1.OperationsService_ListOperations_FullMethodName:           operator,
-	lifecyclev1.OperationsService_PauseOperation_FullMethodName:           operator,
-	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:          operator,
-	lifecyclev1.OperationsService_CancelOperation_FullMethodName:          operator,
+	lifecyclev1.OperationsService_CreateReissueOperation_FullMethodName:   support,
+	lifecyclev1.OperationsService_GetOperation_FullMethodName:             support,
+	lifecyclev1.OperationsService_ListOperations_FullMethodName:           support,
+	lifecyclev1.OperationsService_PauseOperation_FullMethodName:           support,
+	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:          support,
+	lifecyclev1.OperationsService_CancelOperation_FullMethodName:          support,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.
@@ -104,7 +107,8 @@ type Config struct {
 	CAs *ca.Registry
 	// Keys encrypts private keys at rest.
 	Keys *secrets.Box
-	// Engineers are the support engineers cases are assigned to, round-robin.
+	// Engineers are the configured support engineers: each account gets one of them (the
+	// least-loaded, engineers.go) and every case of the account is assigned to it.
 	Engineers []string
 	// Metrics counts renewals, CA calls and sweeps; nil counts nothing.
 	Metrics *Metrics

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -101,7 +102,145 @@ func (s *SupportServer) GetSupportCase(ctx context.Context, req *lifecyclev1.Get
 	if err != nil {
 		return nil, err
 	}
-	return &lifecyclev1.GetSupportCaseResponse{Case: caseProto(c)}, nil
+	resp := &lifecyclev1.GetSupportCaseResponse{Case: caseProto(c)}
+	// What the engineer needs to help: the instance, the application behind the case and the
+	// instance's history. Read with the case's account, which is the caller's own for a customer
+	// (GetCase above is scoped) and any for support.
+	v, err := s.Store.CertificateView(ctx, c.AccountID, c.CertificateID)
+	if err != nil {
+		return nil, err
+	}
+	resp.Certificate = certificateProto(v)
+	switch {
+	case c.ApplicationID.Valid:
+		a, err := s.Store.ApplicationOf(ctx, c.AccountID, c.ApplicationID.String)
+		if err != nil {
+			return nil, err
+		}
+		resp.Application = applicationProto(a)
+	case v.Application != nil:
+		resp.Application = applicationProto(*v.Application)
+	}
+	es, err := s.Store.ListEvents(ctx, c.AccountID, c.CertificateID, 0, caseHistory)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range es {
+		resp.Events = append(resp.Events, eventProto(e))
+	}
+	return resp, nil
+}
+
+// caseHistory bounds the events GetSupportCase returns; GetCertificateLifecycle pages past it.
+const caseHistory = 500
+
+// maxRequestID bounds CreateSupportCase's request_id, as CreateOrder's.
+const maxRequestID = 128
+
+// checkRequestID checks an idempotency key: required, printable ASCII without spaces, at most
+// maxRequestID characters (the rule of CreateOrder's request_id).
+func checkRequestID(field, v string) error {
+	if v == "" {
+		return apierr.InvalidArgument(field, "is required")
+	}
+	if len(v) > maxRequestID {
+		return apierr.InvalidArgument(field, "must be at most %d characters, got %d", maxRequestID, len(v))
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] > '~' {
+			return apierr.InvalidArgument(field, "must be printable ASCII without spaces (character %d is not)", i+1)
+		}
+	}
+	return nil
+}
+
+// CreateSupportCase implements SupportService.CreateSupportCase. A customer's case is its own
+// incident: the system's reports about the same bundle open or add to their own case (one per
+// incident, incidents.go), and the customer's case stays as the customer wrote it. Both go to the
+// account's engineer.
+func (s *SupportServer) CreateSupportCase(ctx context.Context, req *lifecyclev1.CreateSupportCaseRequest) (*lifecyclev1.CreateSupportCaseResponse, error) {
+	who, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRequestID("request_id", req.GetRequestId()); err != nil {
+		return nil, err
+	}
+	bundleID, certID := req.GetBundleId(), req.GetCertificateId()
+	if bundleID == "" && certID == "" {
+		return nil, apierr.InvalidArgument("bundle_id", "give bundle_id or certificate_id: what the case is about")
+	}
+	if bundleID != "" {
+		if err := ids.Check("bundle_id", ids.Bundle, bundleID); err != nil {
+			return nil, err
+		}
+	}
+	if certID != "" {
+		if err := ids.Check("certificate_id", ids.Certificate, certID); err != nil {
+			return nil, err
+		}
+	}
+	summary := strings.TrimSpace(req.GetSummary())
+	if summary == "" {
+		return nil, apierr.InvalidArgument("summary", "is required: say what you need")
+	}
+	if n := utf8.RuneCountInString(summary); n > maxNote {
+		return nil, apierr.InvalidArgument("summary", "must be at most %d characters, got %d", maxNote, n)
+	}
+	if err := apierr.CheckNote("summary", summary); err != nil {
+		return nil, err
+	}
+	// What the case is about, in the caller's account (another account's is NotFound).
+	if certID != "" {
+		c, err := s.Store.GetCertificate(ctx, who.AccountID, certID)
+		if err != nil {
+			return nil, err
+		}
+		if bundleID != "" && c.BundleID != bundleID {
+			return nil, apierr.InvalidArgument("certificate_id", "%s is not an instance of bundle %s", certID, bundleID)
+		}
+		bundleID = c.BundleID
+	} else {
+		b, certs, err := s.Store.GetBundle(ctx, who.AccountID, bundleID)
+		if err != nil {
+			return nil, err
+		}
+		certID = b.CurrentCertificateID.String
+		if certID == "" && len(certs) > 0 {
+			certID = certs[0].ID
+		}
+	}
+	if !who.Sees(bundleID) {
+		return nil, apierr.NotFound("bundle", bundleID)
+	}
+	now := s.Clock.Now()
+	var out store.SupportCase
+	err = s.Store.Write(ctx, db.Micros(now), func(tx *store.Tx) error {
+		prev, ok, err := tx.CaseByRequest(who.AccountID, req.GetRequestId())
+		if err != nil {
+			return err
+		}
+		if ok {
+			// A repeat returns the first answer; other content under the same key is a conflict,
+			// as for CreateOrder's request_id.
+			if prev.BundleID != bundleID || (req.GetCertificateId() != "" && prev.CertificateID != req.GetCertificateId()) || prev.Summary != summary {
+				return apierr.AlreadyExists("request_id", "%s opened case %s with other content", apierr.Quote(req.GetRequestId()), prev.ID)
+			}
+			out = prev
+			return nil
+		}
+		id := ids.New(ids.SupportCase, now)
+		out = store.SupportCase{
+			ID: id, AccountID: who.AccountID, BundleID: bundleID, CertificateID: certID, Incident: id,
+			Kind: store.CaseCustomerRequest, Summary: summary,
+			RequestID: sql.NullString{String: req.GetRequestId(), Valid: true},
+		}
+		return tx.OpenCase(&out, s.Engineers)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.CreateSupportCaseResponse{Case: caseProto(out)}, nil
 }
 
 // maxNote bounds a note's length.
@@ -217,6 +356,8 @@ func caseProto(c store.SupportCase) *lifecyclev1.SupportCase {
 		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_LATE_RENEWAL
 	case store.CaseDeploymentMissing:
 		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_DEPLOYMENT_MISSING
+	case store.CaseCustomerRequest:
+		out.Kind = lifecyclev1.SupportCaseKind_SUPPORT_CASE_KIND_CUSTOMER_REQUEST
 	}
 	for _, n := range c.NoteList() {
 		out.Notes = append(out.Notes, &lifecyclev1.SupportCaseNote{Author: n.Author, Text: n.Text, Time: ts(n.Time)})

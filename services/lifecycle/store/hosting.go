@@ -384,6 +384,7 @@ func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 const (
 	CaseValidationFailed = "VALIDATION_FAILED"
 	CaseLateRenewal      = "LATE_RENEWAL"
+	CaseCustomerRequest  = "CUSTOMER_REQUEST"
 
 	CaseOpen       = "OPEN"
 	CaseInProgress = "IN_PROGRESS"
@@ -408,6 +409,8 @@ type SupportCase struct {
 	Notes      string `db:"notes"`
 	CreateTime int64  `db:"create_time"`
 	UpdateTime int64  `db:"update_time"`
+	// RequestID is the customer's idempotency key of a CUSTOMER_REQUEST case; NULL otherwise.
+	RequestID sql.NullString `db:"request_id"`
 }
 
 // Note is one note of a support case.
@@ -432,10 +435,10 @@ func (c *SupportCase) AddNote(n Note) {
 }
 
 const caseColumns = `case_id, account_id, bundle_id, certificate_id, application_id, incident, kind, urgent, status,
-	assignee, reason, summary, notes, create_time, update_time`
+	assignee, reason, summary, notes, create_time, update_time, request_id`
 
-// OpenCase inserts a case assigned to the next engineer in round-robin order (a counter in the
-// database, so the rotation survives restarts) and records the support_case_opened event. The
+// OpenCase inserts a case assigned to its account's engineer (EngineerFor: chosen least-loaded
+// among engineers when the account has none yet) and records the support_case_opened event. The
 // caller has checked that the case's incident has no unresolved case (OpenCaseOf): a second one
 // violates a unique index.
 func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
@@ -445,11 +448,11 @@ func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
 	if len(engineers) == 0 {
 		return errors.New("no support engineers configured")
 	}
-	n, err := t.nextCounter("support_rr", 1)
+	engineer, err := t.EngineerFor(c.AccountID, engineers)
 	if err != nil {
 		return err
 	}
-	c.Assignee = engineers[(n-1)%int64(len(engineers))]
+	c.Assignee = engineer
 	c.Status = CaseOpen
 	c.CreateTime, c.UpdateTime = t.now, t.now
 	if c.Notes == "" {
@@ -457,15 +460,19 @@ func (t *Tx) OpenCase(c *SupportCase, engineers []string) error {
 	}
 	if _, err := t.tx.NamedExec(`INSERT INTO support_cases (`+caseColumns+`) VALUES (:case_id, :account_id, :bundle_id,
 		:certificate_id, :application_id, :incident, :kind, :urgent, :status, :assignee, :reason, :summary, :notes,
-		:create_time, :update_time)`, c); err != nil {
+		:create_time, :update_time, :request_id)`, c); err != nil {
 		return err
 	}
 	cert, err := t.Certificate(c.CertificateID)
 	if err != nil {
 		return err
 	}
+	actor := state.ActorSystem
+	if c.Kind == CaseCustomerRequest {
+		actor = state.ActorCustomer
+	}
 	return t.Event(Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.CertificateID,
-		Type: EventSupportCaseOpened, From: cert.State, To: cert.State, Actor: state.ActorSystem,
+		Type: EventSupportCaseOpened, From: cert.State, To: cert.State, Actor: actor,
 		Reason: "assigned to " + c.Assignee + ": " + c.Summary, SupportCaseID: c.ID})
 }
 

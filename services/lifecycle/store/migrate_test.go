@@ -172,3 +172,60 @@ func TestCoverageMigration(t *testing.T) {
 		}
 	})
 }
+
+// TestAccountEngineersMigration: upgrading gives each account with cases the assignee of its
+// newest case as its engineer, and none to an account without cases; EngineerFor then keeps a
+// configured engineer and replaces one no longer configured with the least-loaded.
+func TestAccountEngineersMigration(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, dialect db.Dialect) {
+		ctx := context.Background()
+		path := dbtest.URL(t, dialect, "engineers")
+		old, err := db.Open(ctx, path, db.Options{Migrations: migrationsBefore(t, "00010")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = old.Write(ctx, func(tx *db.Tx) error {
+			_, err := tx.Exec(`INSERT INTO support_cases (case_id, account_id, bundle_id, certificate_id, kind, urgent, status, assignee,
+				summary, incident, create_time, update_time) VALUES
+				('case_1', 'acc_a', 'bdl_a', 'crt_a', 'VALIDATION_FAILED', FALSE, 'RESOLVED', 'alice', 's', 'case_1', 10, 10),
+				('case_2', 'acc_a', 'bdl_a', 'crt_a', 'LATE_RENEWAL', TRUE, 'OPEN', 'bob', 's', 'bdl_a', 20, 20),
+				('case_3', 'acc_b', 'bdl_b', 'crt_b', 'VALIDATION_FAILED', FALSE, 'OPEN', 'zed', 's', 'crt_b', 30, 30)`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Close()
+
+		d, err := db.Open(ctx, path, db.Options{Migrations: Migrations()})
+		if err != nil {
+			t.Fatalf("migrating: %v", err)
+		}
+		defer d.Close()
+		var rows []string
+		if err := d.Select(ctx, &rows, `SELECT account_id || '=' || engineer FROM account_engineers ORDER BY account_id`); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(rows, " "), "acc_a=bob acc_b=zed"; got != want {
+			t.Errorf("engineers after the migration: %s, want %s", got, want)
+		}
+
+		s := New(d, nil)
+		var a, b string
+		err = s.Write(ctx, 100, func(tx *Tx) error {
+			if a, err = tx.EngineerFor("acc_a", []string{"alice", "bob"}); err != nil {
+				return err
+			}
+			// zed is gone: b gets the least loaded of alice (0 accounts) and bob (1).
+			b, err = tx.EngineerFor("acc_b", []string{"alice", "bob"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != "bob" || b != "alice" {
+			t.Errorf("EngineerFor after the migration: acc_a %s, acc_b %s; want bob (kept), alice (zed not configured)", a, b)
+		}
+	})
+}

@@ -120,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.IntVar(&c.dbMaxConns, "db-max-conns", db.DefaultMaxConns, "PostgreSQL connections in the pool of -db (each replica holds its own; the identity and CA databases take 4 each)")
 	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
 	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
-	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
+	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers: each account gets the least-loaded one, who gets all its cases (their support-role keys carry these names)")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
 	fs.DurationVar(&c.deployDeadline, "deploy-deadline", lifecycle.DefaultDeployDeadline, "how long after its issuance a bundle's certificate may take to reach every deployment target the bundle expects before the ticker opens an urgent case")

@@ -354,7 +354,8 @@ func (x *Operation) GetUpdateTime() *timestamppb.Timestamp {
 // CreateReissueOperationRequest starts a mass re-issue.
 type CreateReissueOperationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Client-chosen key making the call idempotent; required, at most 100 characters.
+	// Client-chosen key making the call idempotent; required, printable ASCII without spaces, at
+	// most 128 characters.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// What to re-issue.
 	Selector *ReissueSelector `protobuf:"bytes,2,opt,name=selector,proto3" json:"selector,omitempty"`

@@ -32,6 +32,8 @@ const (
 	SupportCaseKind_SUPPORT_CASE_KIND_VALIDATION_FAILED SupportCaseKind = 1
 	// A hosted renewal was not complete escalate_before its predecessor's expiry. Always urgent.
 	SupportCaseKind_SUPPORT_CASE_KIND_LATE_RENEWAL SupportCaseKind = 2
+	// The customer opened the case (CreateSupportCase).
+	SupportCaseKind_SUPPORT_CASE_KIND_CUSTOMER_REQUEST SupportCaseKind = 3
 	// A certificate was issued but not deployed to every target the bundle expects within the
 	// deploy deadline. Always urgent.
 	SupportCaseKind_SUPPORT_CASE_KIND_DEPLOYMENT_MISSING SupportCaseKind = 4
@@ -43,12 +45,14 @@ var (
 		0: "SUPPORT_CASE_KIND_UNSPECIFIED",
 		1: "SUPPORT_CASE_KIND_VALIDATION_FAILED",
 		2: "SUPPORT_CASE_KIND_LATE_RENEWAL",
+		3: "SUPPORT_CASE_KIND_CUSTOMER_REQUEST",
 		4: "SUPPORT_CASE_KIND_DEPLOYMENT_MISSING",
 	}
 	SupportCaseKind_value = map[string]int32{
 		"SUPPORT_CASE_KIND_UNSPECIFIED":        0,
 		"SUPPORT_CASE_KIND_VALIDATION_FAILED":  1,
 		"SUPPORT_CASE_KIND_LATE_RENEWAL":       2,
+		"SUPPORT_CASE_KIND_CUSTOMER_REQUEST":   3,
 		"SUPPORT_CASE_KIND_DEPLOYMENT_MISSING": 4,
 	}
 )
@@ -542,7 +546,15 @@ func (x *GetSupportCaseRequest) GetCaseId() string {
 type GetSupportCaseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The case.
-	Case          *SupportCase `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	Case *SupportCase `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	// The certificate instance the case is about, as GetCertificate returns it.
+	Certificate *Certificate `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The application behind the case: the failed application for a validation failure, otherwise
+	// the instance's current application; unset when the instance has had none.
+	Application *Application `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
+	// The instance's history, oldest first (the first 500 events, as GetCertificateLifecycle
+	// returns them).
+	Events        []*LifecycleEvent `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -580,6 +592,27 @@ func (*GetSupportCaseResponse) Descriptor() ([]byte, []int) {
 func (x *GetSupportCaseResponse) GetCase() *SupportCase {
 	if x != nil {
 		return x.Case
+	}
+	return nil
+}
+
+func (x *GetSupportCaseResponse) GetCertificate() *Certificate {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *GetSupportCaseResponse) GetApplication() *Application {
+	if x != nil {
+		return x.Application
+	}
+	return nil
+}
+
+func (x *GetSupportCaseResponse) GetEvents() []*LifecycleEvent {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -704,6 +737,404 @@ func (x *UpdateSupportCaseResponse) GetCase() *SupportCase {
 	return nil
 }
 
+// CreateSupportCaseRequest is a customer's request for help.
+type CreateSupportCaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's idempotency key (1 to 128 printable ASCII characters, no spaces), unique per
+	// account: the same request_id with the same content returns the case it opened; with other
+	// content it is AlreadyExists.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The bundle the case is about; the case names its current instance (or its first, before any
+	// is issued). Give bundle_id, certificate_id, or both (then the instance must be the bundle's).
+	BundleId string `protobuf:"bytes,2,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
+	// The certificate instance the case is about.
+	CertificateId string `protobuf:"bytes,3,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	// What the customer needs, in words: required, at most 4000 characters.
+	Summary       string `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSupportCaseRequest) Reset() {
+	*x = CreateSupportCaseRequest{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSupportCaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSupportCaseRequest) ProtoMessage() {}
+
+func (x *CreateSupportCaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSupportCaseRequest.ProtoReflect.Descriptor instead.
+func (*CreateSupportCaseRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateSupportCaseRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateSupportCaseRequest) GetBundleId() string {
+	if x != nil {
+		return x.BundleId
+	}
+	return ""
+}
+
+func (x *CreateSupportCaseRequest) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *CreateSupportCaseRequest) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+// CreateSupportCaseResponse holds the case opened.
+type CreateSupportCaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case.
+	Case          *SupportCase `protobuf:"bytes,1,opt,name=case,proto3" json:"case,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSupportCaseResponse) Reset() {
+	*x = CreateSupportCaseResponse{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSupportCaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSupportCaseResponse) ProtoMessage() {}
+
+func (x *CreateSupportCaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSupportCaseResponse.ProtoReflect.Descriptor instead.
+func (*CreateSupportCaseResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateSupportCaseResponse) GetCase() *SupportCase {
+	if x != nil {
+		return x.Case
+	}
+	return nil
+}
+
+// AccountEngineer is the support engineer of one account.
+type AccountEngineer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The engineer's name, one of the configured engineers; every case of the account is assigned
+	// to it.
+	Engineer string `protobuf:"bytes,2,opt,name=engineer,proto3" json:"engineer,omitempty"`
+	// When the engineer was assigned to the account.
+	AssignTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=assign_time,json=assignTime,proto3" json:"assign_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountEngineer) Reset() {
+	*x = AccountEngineer{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountEngineer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountEngineer) ProtoMessage() {}
+
+func (x *AccountEngineer) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountEngineer.ProtoReflect.Descriptor instead.
+func (*AccountEngineer) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AccountEngineer) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AccountEngineer) GetEngineer() string {
+	if x != nil {
+		return x.Engineer
+	}
+	return ""
+}
+
+func (x *AccountEngineer) GetAssignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AssignTime
+	}
+	return nil
+}
+
+// GetAccountEngineerRequest names an account.
+type GetAccountEngineerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account: empty for the caller's own; required for support engineers.
+	AccountId     string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountEngineerRequest) Reset() {
+	*x = GetAccountEngineerRequest{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountEngineerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountEngineerRequest) ProtoMessage() {}
+
+func (x *GetAccountEngineerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountEngineerRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountEngineerRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetAccountEngineerRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+// GetAccountEngineerResponse holds the account's engineer.
+type GetAccountEngineerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's engineer.
+	AccountEngineer *AccountEngineer `protobuf:"bytes,1,opt,name=account_engineer,json=accountEngineer,proto3" json:"account_engineer,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetAccountEngineerResponse) Reset() {
+	*x = GetAccountEngineerResponse{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountEngineerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountEngineerResponse) ProtoMessage() {}
+
+func (x *GetAccountEngineerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountEngineerResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountEngineerResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetAccountEngineerResponse) GetAccountEngineer() *AccountEngineer {
+	if x != nil {
+		return x.AccountEngineer
+	}
+	return nil
+}
+
+// SetAccountEngineerRequest reassigns an account.
+type SetAccountEngineerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account: known to the service once it has a bundle.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The new engineer: one of the configured engineers.
+	Engineer string `protobuf:"bytes,2,opt,name=engineer,proto3" json:"engineer,omitempty"`
+	// Also assign the account's unresolved cases to the new engineer (each gets a note).
+	MoveOpenCases bool `protobuf:"varint,3,opt,name=move_open_cases,json=moveOpenCases,proto3" json:"move_open_cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccountEngineerRequest) Reset() {
+	*x = SetAccountEngineerRequest{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccountEngineerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccountEngineerRequest) ProtoMessage() {}
+
+func (x *SetAccountEngineerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccountEngineerRequest.ProtoReflect.Descriptor instead.
+func (*SetAccountEngineerRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetAccountEngineerRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SetAccountEngineerRequest) GetEngineer() string {
+	if x != nil {
+		return x.Engineer
+	}
+	return ""
+}
+
+func (x *SetAccountEngineerRequest) GetMoveOpenCases() bool {
+	if x != nil {
+		return x.MoveOpenCases
+	}
+	return false
+}
+
+// SetAccountEngineerResponse holds the account's new engineer.
+type SetAccountEngineerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's engineer.
+	AccountEngineer *AccountEngineer `protobuf:"bytes,1,opt,name=account_engineer,json=accountEngineer,proto3" json:"account_engineer,omitempty"`
+	// How many unresolved cases were moved to the engineer.
+	MovedCases    int32 `protobuf:"varint,2,opt,name=moved_cases,json=movedCases,proto3" json:"moved_cases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccountEngineerResponse) Reset() {
+	*x = SetAccountEngineerResponse{}
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccountEngineerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccountEngineerResponse) ProtoMessage() {}
+
+func (x *SetAccountEngineerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_support_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccountEngineerResponse.ProtoReflect.Descriptor instead.
+func (*SetAccountEngineerResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_support_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetAccountEngineerResponse) GetAccountEngineer() *AccountEngineer {
+	if x != nil {
+		return x.AccountEngineer
+	}
+	return nil
+}
+
+func (x *SetAccountEngineerResponse) GetMovedCases() int32 {
+	if x != nil {
+		return x.MovedCases
+	}
+	return 0
+}
+
 var File_certhosting_lifecycle_v1_support_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_support_proto_rawDesc = "" +
@@ -742,30 +1173,65 @@ const file_certhosting_lifecycle_v1_support_proto_rawDesc = "" +
 	"\x05cases\x18\x01 \x03(\v2%.certhosting.lifecycle.v1.SupportCaseR\x05cases\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
 	"\x15GetSupportCaseRequest\x12\x17\n" +
-	"\acase_id\x18\x01 \x01(\tR\x06caseId\"S\n" +
+	"\acase_id\x18\x01 \x01(\tR\x06caseId\"\xa7\x02\n" +
 	"\x16GetSupportCaseResponse\x129\n" +
-	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case\"\xa8\x01\n" +
+	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case\x12G\n" +
+	"\vcertificate\x18\x02 \x01(\v2%.certhosting.lifecycle.v1.CertificateR\vcertificate\x12G\n" +
+	"\vapplication\x18\x03 \x01(\v2%.certhosting.lifecycle.v1.ApplicationR\vapplication\x12@\n" +
+	"\x06events\x18\x04 \x03(\v2(.certhosting.lifecycle.v1.LifecycleEventR\x06events\"\xa8\x01\n" +
 	"\x18UpdateSupportCaseRequest\x12\x17\n" +
 	"\acase_id\x18\x01 \x01(\tR\x06caseId\x12C\n" +
 	"\x06status\x18\x02 \x01(\x0e2+.certhosting.lifecycle.v1.SupportCaseStatusR\x06status\x12\x12\n" +
 	"\x04note\x18\x03 \x01(\tR\x04note\x12\x1a\n" +
 	"\bassignee\x18\x04 \x01(\tR\bassignee\"V\n" +
 	"\x19UpdateSupportCaseResponse\x129\n" +
-	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case*\xab\x01\n" +
+	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case\"\x97\x01\n" +
+	"\x18CreateSupportCaseRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tbundle_id\x18\x02 \x01(\tR\bbundleId\x12%\n" +
+	"\x0ecertificate_id\x18\x03 \x01(\tR\rcertificateId\x12\x18\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary\"V\n" +
+	"\x19CreateSupportCaseResponse\x129\n" +
+	"\x04case\x18\x01 \x01(\v2%.certhosting.lifecycle.v1.SupportCaseR\x04case\"\x89\x01\n" +
+	"\x0fAccountEngineer\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
+	"\bengineer\x18\x02 \x01(\tR\bengineer\x12;\n" +
+	"\vassign_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"assignTime\":\n" +
+	"\x19GetAccountEngineerRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\"r\n" +
+	"\x1aGetAccountEngineerResponse\x12T\n" +
+	"\x10account_engineer\x18\x01 \x01(\v2).certhosting.lifecycle.v1.AccountEngineerR\x0faccountEngineer\"~\n" +
+	"\x19SetAccountEngineerRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1a\n" +
+	"\bengineer\x18\x02 \x01(\tR\bengineer\x12&\n" +
+	"\x0fmove_open_cases\x18\x03 \x01(\bR\rmoveOpenCases\"\x93\x01\n" +
+	"\x1aSetAccountEngineerResponse\x12T\n" +
+	"\x10account_engineer\x18\x01 \x01(\v2).certhosting.lifecycle.v1.AccountEngineerR\x0faccountEngineer\x12\x1f\n" +
+	"\vmoved_cases\x18\x02 \x01(\x05R\n" +
+	"movedCases*\xd3\x01\n" +
 	"\x0fSupportCaseKind\x12!\n" +
 	"\x1dSUPPORT_CASE_KIND_UNSPECIFIED\x10\x00\x12'\n" +
 	"#SUPPORT_CASE_KIND_VALIDATION_FAILED\x10\x01\x12\"\n" +
-	"\x1eSUPPORT_CASE_KIND_LATE_RENEWAL\x10\x02\x12(\n" +
+	"\x1eSUPPORT_CASE_KIND_LATE_RENEWAL\x10\x02\x12&\n" +
+	"\"SUPPORT_CASE_KIND_CUSTOMER_REQUEST\x10\x03\x12(\n" +
 	"$SUPPORT_CASE_KIND_DEPLOYMENT_MISSING\x10\x04*\x9d\x01\n" +
 	"\x11SupportCaseStatus\x12#\n" +
 	"\x1fSUPPORT_CASE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SUPPORT_CASE_STATUS_OPEN\x10\x01\x12#\n" +
 	"\x1fSUPPORT_CASE_STATUS_IN_PROGRESS\x10\x02\x12 \n" +
-	"\x1cSUPPORT_CASE_STATUS_RESOLVED\x10\x032\xfe\x02\n" +
+	"\x1cSUPPORT_CASE_STATUS_RESOLVED\x10\x032\xfe\x05\n" +
 	"\x0eSupportService\x12y\n" +
 	"\x10ListSupportCases\x121.certhosting.lifecycle.v1.ListSupportCasesRequest\x1a2.certhosting.lifecycle.v1.ListSupportCasesResponse\x12s\n" +
 	"\x0eGetSupportCase\x12/.certhosting.lifecycle.v1.GetSupportCaseRequest\x1a0.certhosting.lifecycle.v1.GetSupportCaseResponse\x12|\n" +
-	"\x11UpdateSupportCase\x122.certhosting.lifecycle.v1.UpdateSupportCaseRequest\x1a3.certhosting.lifecycle.v1.UpdateSupportCaseResponseB\xfe\x01\n" +
+	"\x11UpdateSupportCase\x122.certhosting.lifecycle.v1.UpdateSupportCaseRequest\x1a3.certhosting.lifecycle.v1.UpdateSupportCaseResponse\x12|\n" +
+	"\x11CreateSupportCase\x122.certhosting.lifecycle.v1.CreateSupportCaseRequest\x1a3.certhosting.lifecycle.v1.CreateSupportCaseResponse\x12\x7f\n" +
+	"\x12GetAccountEngineer\x123.certhosting.lifecycle.v1.GetAccountEngineerRequest\x1a4.certhosting.lifecycle.v1.GetAccountEngineerResponse\x12\x7f\n" +
+	"\x12SetAccountEngineer\x123.certhosting.lifecycle.v1.SetAccountEngineerRequest\x1a4.certhosting.lifecycle.v1.SetAccountEngineerResponseB\xfe\x01\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\fSupportProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -781,45 +1247,68 @@ func file_certhosting_lifecycle_v1_support_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_support_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certhosting_lifecycle_v1_support_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_certhosting_lifecycle_v1_support_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_certhosting_lifecycle_v1_support_proto_goTypes = []any{
-	(SupportCaseKind)(0),              // 0: certhosting.lifecycle.v1.SupportCaseKind
-	(SupportCaseStatus)(0),            // 1: certhosting.lifecycle.v1.SupportCaseStatus
-	(*SupportCaseNote)(nil),           // 2: certhosting.lifecycle.v1.SupportCaseNote
-	(*SupportCase)(nil),               // 3: certhosting.lifecycle.v1.SupportCase
-	(*ListSupportCasesRequest)(nil),   // 4: certhosting.lifecycle.v1.ListSupportCasesRequest
-	(*ListSupportCasesResponse)(nil),  // 5: certhosting.lifecycle.v1.ListSupportCasesResponse
-	(*GetSupportCaseRequest)(nil),     // 6: certhosting.lifecycle.v1.GetSupportCaseRequest
-	(*GetSupportCaseResponse)(nil),    // 7: certhosting.lifecycle.v1.GetSupportCaseResponse
-	(*UpdateSupportCaseRequest)(nil),  // 8: certhosting.lifecycle.v1.UpdateSupportCaseRequest
-	(*UpdateSupportCaseResponse)(nil), // 9: certhosting.lifecycle.v1.UpdateSupportCaseResponse
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
-	(RejectionReason)(0),              // 11: certhosting.lifecycle.v1.RejectionReason
+	(SupportCaseKind)(0),               // 0: certhosting.lifecycle.v1.SupportCaseKind
+	(SupportCaseStatus)(0),             // 1: certhosting.lifecycle.v1.SupportCaseStatus
+	(*SupportCaseNote)(nil),            // 2: certhosting.lifecycle.v1.SupportCaseNote
+	(*SupportCase)(nil),                // 3: certhosting.lifecycle.v1.SupportCase
+	(*ListSupportCasesRequest)(nil),    // 4: certhosting.lifecycle.v1.ListSupportCasesRequest
+	(*ListSupportCasesResponse)(nil),   // 5: certhosting.lifecycle.v1.ListSupportCasesResponse
+	(*GetSupportCaseRequest)(nil),      // 6: certhosting.lifecycle.v1.GetSupportCaseRequest
+	(*GetSupportCaseResponse)(nil),     // 7: certhosting.lifecycle.v1.GetSupportCaseResponse
+	(*UpdateSupportCaseRequest)(nil),   // 8: certhosting.lifecycle.v1.UpdateSupportCaseRequest
+	(*UpdateSupportCaseResponse)(nil),  // 9: certhosting.lifecycle.v1.UpdateSupportCaseResponse
+	(*CreateSupportCaseRequest)(nil),   // 10: certhosting.lifecycle.v1.CreateSupportCaseRequest
+	(*CreateSupportCaseResponse)(nil),  // 11: certhosting.lifecycle.v1.CreateSupportCaseResponse
+	(*AccountEngineer)(nil),            // 12: certhosting.lifecycle.v1.AccountEngineer
+	(*GetAccountEngineerRequest)(nil),  // 13: certhosting.lifecycle.v1.GetAccountEngineerRequest
+	(*GetAccountEngineerResponse)(nil), // 14: certhosting.lifecycle.v1.GetAccountEngineerResponse
+	(*SetAccountEngineerRequest)(nil),  // 15: certhosting.lifecycle.v1.SetAccountEngineerRequest
+	(*SetAccountEngineerResponse)(nil), // 16: certhosting.lifecycle.v1.SetAccountEngineerResponse
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
+	(RejectionReason)(0),               // 18: certhosting.lifecycle.v1.RejectionReason
+	(*Certificate)(nil),                // 19: certhosting.lifecycle.v1.Certificate
+	(*Application)(nil),                // 20: certhosting.lifecycle.v1.Application
+	(*LifecycleEvent)(nil),             // 21: certhosting.lifecycle.v1.LifecycleEvent
 }
 var file_certhosting_lifecycle_v1_support_proto_depIdxs = []int32{
-	10, // 0: certhosting.lifecycle.v1.SupportCaseNote.time:type_name -> google.protobuf.Timestamp
+	17, // 0: certhosting.lifecycle.v1.SupportCaseNote.time:type_name -> google.protobuf.Timestamp
 	0,  // 1: certhosting.lifecycle.v1.SupportCase.kind:type_name -> certhosting.lifecycle.v1.SupportCaseKind
 	1,  // 2: certhosting.lifecycle.v1.SupportCase.status:type_name -> certhosting.lifecycle.v1.SupportCaseStatus
-	11, // 3: certhosting.lifecycle.v1.SupportCase.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
+	18, // 3: certhosting.lifecycle.v1.SupportCase.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
 	2,  // 4: certhosting.lifecycle.v1.SupportCase.notes:type_name -> certhosting.lifecycle.v1.SupportCaseNote
-	10, // 5: certhosting.lifecycle.v1.SupportCase.create_time:type_name -> google.protobuf.Timestamp
-	10, // 6: certhosting.lifecycle.v1.SupportCase.update_time:type_name -> google.protobuf.Timestamp
+	17, // 5: certhosting.lifecycle.v1.SupportCase.create_time:type_name -> google.protobuf.Timestamp
+	17, // 6: certhosting.lifecycle.v1.SupportCase.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: certhosting.lifecycle.v1.ListSupportCasesRequest.status:type_name -> certhosting.lifecycle.v1.SupportCaseStatus
 	3,  // 8: certhosting.lifecycle.v1.ListSupportCasesResponse.cases:type_name -> certhosting.lifecycle.v1.SupportCase
 	3,  // 9: certhosting.lifecycle.v1.GetSupportCaseResponse.case:type_name -> certhosting.lifecycle.v1.SupportCase
-	1,  // 10: certhosting.lifecycle.v1.UpdateSupportCaseRequest.status:type_name -> certhosting.lifecycle.v1.SupportCaseStatus
-	3,  // 11: certhosting.lifecycle.v1.UpdateSupportCaseResponse.case:type_name -> certhosting.lifecycle.v1.SupportCase
-	4,  // 12: certhosting.lifecycle.v1.SupportService.ListSupportCases:input_type -> certhosting.lifecycle.v1.ListSupportCasesRequest
-	6,  // 13: certhosting.lifecycle.v1.SupportService.GetSupportCase:input_type -> certhosting.lifecycle.v1.GetSupportCaseRequest
-	8,  // 14: certhosting.lifecycle.v1.SupportService.UpdateSupportCase:input_type -> certhosting.lifecycle.v1.UpdateSupportCaseRequest
-	5,  // 15: certhosting.lifecycle.v1.SupportService.ListSupportCases:output_type -> certhosting.lifecycle.v1.ListSupportCasesResponse
-	7,  // 16: certhosting.lifecycle.v1.SupportService.GetSupportCase:output_type -> certhosting.lifecycle.v1.GetSupportCaseResponse
-	9,  // 17: certhosting.lifecycle.v1.SupportService.UpdateSupportCase:output_type -> certhosting.lifecycle.v1.UpdateSupportCaseResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	19, // 10: certhosting.lifecycle.v1.GetSupportCaseResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	20, // 11: certhosting.lifecycle.v1.GetSupportCaseResponse.application:type_name -> certhosting.lifecycle.v1.Application
+	21, // 12: certhosting.lifecycle.v1.GetSupportCaseResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	1,  // 13: certhosting.lifecycle.v1.UpdateSupportCaseRequest.status:type_name -> certhosting.lifecycle.v1.SupportCaseStatus
+	3,  // 14: certhosting.lifecycle.v1.UpdateSupportCaseResponse.case:type_name -> certhosting.lifecycle.v1.SupportCase
+	3,  // 15: certhosting.lifecycle.v1.CreateSupportCaseResponse.case:type_name -> certhosting.lifecycle.v1.SupportCase
+	17, // 16: certhosting.lifecycle.v1.AccountEngineer.assign_time:type_name -> google.protobuf.Timestamp
+	12, // 17: certhosting.lifecycle.v1.GetAccountEngineerResponse.account_engineer:type_name -> certhosting.lifecycle.v1.AccountEngineer
+	12, // 18: certhosting.lifecycle.v1.SetAccountEngineerResponse.account_engineer:type_name -> certhosting.lifecycle.v1.AccountEngineer
+	4,  // 19: certhosting.lifecycle.v1.SupportService.ListSupportCases:input_type -> certhosting.lifecycle.v1.ListSupportCasesRequest
+	6,  // 20: certhosting.lifecycle.v1.SupportService.GetSupportCase:input_type -> certhosting.lifecycle.v1.GetSupportCaseRequest
+	8,  // 21: certhosting.lifecycle.v1.SupportService.UpdateSupportCase:input_type -> certhosting.lifecycle.v1.UpdateSupportCaseRequest
+	10, // 22: certhosting.lifecycle.v1.SupportService.CreateSupportCase:input_type -> certhosting.lifecycle.v1.CreateSupportCaseRequest
+	13, // 23: certhosting.lifecycle.v1.SupportService.GetAccountEngineer:input_type -> certhosting.lifecycle.v1.GetAccountEngineerRequest
+	15, // 24: certhosting.lifecycle.v1.SupportService.SetAccountEngineer:input_type -> certhosting.lifecycle.v1.SetAccountEngineerRequest
+	5,  // 25: certhosting.lifecycle.v1.SupportService.ListSupportCases:output_type -> certhosting.lifecycle.v1.ListSupportCasesResponse
+	7,  // 26: certhosting.lifecycle.v1.SupportService.GetSupportCase:output_type -> certhosting.lifecycle.v1.GetSupportCaseResponse
+	9,  // 27: certhosting.lifecycle.v1.SupportService.UpdateSupportCase:output_type -> certhosting.lifecycle.v1.UpdateSupportCaseResponse
+	11, // 28: certhosting.lifecycle.v1.SupportService.CreateSupportCase:output_type -> certhosting.lifecycle.v1.CreateSupportCaseResponse
+	14, // 29: certhosting.lifecycle.v1.SupportService.GetAccountEngineer:output_type -> certhosting.lifecycle.v1.GetAccountEngineerResponse
+	16, // 30: certhosting.lifecycle.v1.SupportService.SetAccountEngineer:output_type -> certhosting.lifecycle.v1.SetAccountEngineerResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_support_proto_init() }
@@ -834,7 +1323,7 @@ func file_certhosting_lifecycle_v1_support_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_support_proto_rawDesc), len(file_certhosting_lifecycle_v1_support_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SupportService_ListSupportCases_FullMethodName  = "/certhosting.lifecycle.v1.SupportService/ListSupportCases"
-	SupportService_GetSupportCase_FullMethodName    = "/certhosting.lifecycle.v1.SupportService/GetSupportCase"
-	SupportService_UpdateSupportCase_FullMethodName = "/certhosting.lifecycle.v1.SupportService/UpdateSupportCase"
+	SupportService_ListSupportCases_FullMethodName   = "/certhosting.lifecycle.v1.SupportService/ListSupportCases"
+	SupportService_GetSupportCase_FullMethodName     = "/certhosting.lifecycle.v1.SupportService/GetSupportCase"
+	SupportService_UpdateSupportCase_FullMethodName  = "/certhosting.lifecycle.v1.SupportService/UpdateSupportCase"
+	SupportService_CreateSupportCase_FullMethodName  = "/certhosting.lifecycle.v1.SupportService/CreateSupportCase"
+	SupportService_GetAccountEngineer_FullMethodName = "/certhosting.lifecycle.v1.SupportService/GetAccountEngineer"
+	SupportService_SetAccountEngineer_FullMethodName = "/certhosting.lifecycle.v1.SupportService/SetAccountEngineer"
 )
 
 // SupportServiceClient is the client API for SupportService service.
@@ -29,8 +32,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // SupportService holds the cases of the dedicated support engineers: one is opened when the CA
-// rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
-// engineers. Customers see (and may add notes to) their own account's cases; support engineers
+// rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+// assigned to the account's engineer: each account has one engineer of the configured ones,
+// chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+// unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
 // (support-role keys) see and work on every account's cases. A case resolves by itself when its
 // certificate is issued.
 type SupportServiceClient interface {
@@ -42,6 +47,16 @@ type SupportServiceClient interface {
 	// UpdateSupportCase adds a note to a case and, for support engineers, changes its status or
 	// assignee.
 	UpdateSupportCase(ctx context.Context, in *UpdateSupportCaseRequest, opts ...grpc.CallOption) (*UpdateSupportCaseResponse, error)
+	// CreateSupportCase opens a case of kind CUSTOMER_REQUEST about a bundle or certificate of the
+	// caller's account, assigned to the account's engineer. Idempotent by request_id: repeating a
+	// request returns the case it opened.
+	CreateSupportCase(ctx context.Context, in *CreateSupportCaseRequest, opts ...grpc.CallOption) (*CreateSupportCaseResponse, error)
+	// GetAccountEngineer returns the support engineer of an account: customers read their own
+	// account's, support engineers any account's.
+	GetAccountEngineer(ctx context.Context, in *GetAccountEngineerRequest, opts ...grpc.CallOption) (*GetAccountEngineerResponse, error)
+	// SetAccountEngineer assigns another of the configured engineers to an account (support
+	// engineers only; audited), and optionally moves the account's unresolved cases to it.
+	SetAccountEngineer(ctx context.Context, in *SetAccountEngineerRequest, opts ...grpc.CallOption) (*SetAccountEngineerResponse, error)
 }
 
 type supportServiceClient struct {
@@ -82,13 +97,45 @@ func (c *supportServiceClient) UpdateSupportCase(ctx context.Context, in *Update
 	return out, nil
 }
 
+func (c *supportServiceClient) CreateSupportCase(ctx context.Context, in *CreateSupportCaseRequest, opts ...grpc.CallOption) (*CreateSupportCaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSupportCaseResponse)
+	err := c.cc.Invoke(ctx, SupportService_CreateSupportCase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supportServiceClient) GetAccountEngineer(ctx context.Context, in *GetAccountEngineerRequest, opts ...grpc.CallOption) (*GetAccountEngineerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccountEngineerResponse)
+	err := c.cc.Invoke(ctx, SupportService_GetAccountEngineer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supportServiceClient) SetAccountEngineer(ctx context.Context, in *SetAccountEngineerRequest, opts ...grpc.CallOption) (*SetAccountEngineerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetAccountEngineerResponse)
+	err := c.cc.Invoke(ctx, SupportService_SetAccountEngineer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SupportServiceServer is the server API for SupportService service.
 // All implementations must embed UnimplementedSupportServiceServer
 // for forward compatibility.
 //
 // SupportService holds the cases of the dedicated support engineers: one is opened when the CA
-// rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
-// engineers. Customers see (and may add notes to) their own account's cases; support engineers
+// rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+// assigned to the account's engineer: each account has one engineer of the configured ones,
+// chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+// unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
 // (support-role keys) see and work on every account's cases. A case resolves by itself when its
 // certificate is issued.
 type SupportServiceServer interface {
@@ -100,6 +147,16 @@ type SupportServiceServer interface {
 	// UpdateSupportCase adds a note to a case and, for support engineers, changes its status or
 	// assignee.
 	UpdateSupportCase(context.Context, *UpdateSupportCaseRequest) (*UpdateSupportCaseResponse, error)
+	// CreateSupportCase opens a case of kind CUSTOMER_REQUEST about a bundle or certificate of the
+	// caller's account, assigned to the account's engineer. Idempotent by request_id: repeating a
+	// request returns the case it opened.
+	CreateSupportCase(context.Context, *CreateSupportCaseRequest) (*CreateSupportCaseResponse, error)
+	// GetAccountEngineer returns the support engineer of an account: customers read their own
+	// account's, support engineers any account's.
+	GetAccountEngineer(context.Context, *GetAccountEngineerRequest) (*GetAccountEngineerResponse, error)
+	// SetAccountEngineer assigns another of the configured engineers to an account (support
+	// engineers only; audited), and optionally moves the account's unresolved cases to it.
+	SetAccountEngineer(context.Context, *SetAccountEngineerRequest) (*SetAccountEngineerResponse, error)
 	mustEmbedUnimplementedSupportServiceServer()
 }
 
@@ -118,6 +175,15 @@ func (UnimplementedSupportServiceServer) GetSupportCase(context.Context, *GetSup
 }
 func (UnimplementedSupportServiceServer) UpdateSupportCase(context.Context, *UpdateSupportCaseRequest) (*UpdateSupportCaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSupportCase not implemented")
+}
+func (UnimplementedSupportServiceServer) CreateSupportCase(context.Context, *CreateSupportCaseRequest) (*CreateSupportCaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSupportCase not implemented")
+}
+func (UnimplementedSupportServiceServer) GetAccountEngineer(context.Context, *GetAccountEngineerRequest) (*GetAccountEngineerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccountEngineer not implemented")
+}
+func (UnimplementedSupportServiceServer) SetAccountEngineer(context.Context, *SetAccountEngineerRequest) (*SetAccountEngineerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetAccountEngineer not implemented")
 }
 func (UnimplementedSupportServiceServer) mustEmbedUnimplementedSupportServiceServer() {}
 func (UnimplementedSupportServiceServer) testEmbeddedByValue()                        {}
@@ -194,6 +260,60 @@ func _SupportService_UpdateSupportCase_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SupportService_CreateSupportCase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSupportCaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).CreateSupportCase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_CreateSupportCase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).CreateSupportCase(ctx, req.(*CreateSupportCaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupportService_GetAccountEngineer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountEngineerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).GetAccountEngineer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_GetAccountEngineer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).GetAccountEngineer(ctx, req.(*GetAccountEngineerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupportService_SetAccountEngineer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetAccountEngineerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).SetAccountEngineer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_SetAccountEngineer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).SetAccountEngineer(ctx, req.(*SetAccountEngineerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SupportService_ServiceDesc is the grpc.ServiceDesc for SupportService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -212,6 +332,18 @@ var SupportService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateSupportCase",
 			Handler:    _SupportService_UpdateSupportCase_Handler,
+		},
+		{
+			MethodName: "CreateSupportCase",
+			Handler:    _SupportService_CreateSupportCase_Handler,
+		},
+		{
+			MethodName: "GetAccountEngineer",
+			Handler:    _SupportService_GetAccountEngineer_Handler,
+		},
+		{
+			MethodName: "SetAccountEngineer",
+			Handler:    _SupportService_SetAccountEngineer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -7,8 +7,10 @@ from certhosting.lifecycle.v1 import support_pb2 as certhosting_dot_lifecycle_do
 
 class SupportServiceStub(object):
     """SupportService holds the cases of the dedicated support engineers: one is opened when the CA
-    rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
-    engineers. Customers see (and may add notes to) their own account's cases; support engineers
+    rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+    assigned to the account's engineer: each account has one engineer of the configured ones,
+    chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+    unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
     (support-role keys) see and work on every account's cases. A case resolves by itself when its
     certificate is issued.
     """
@@ -34,12 +36,29 @@ class SupportServiceStub(object):
                 request_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseRequest.SerializeToString,
                 response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseResponse.FromString,
                 )
+        self.CreateSupportCase = channel.unary_unary(
+                '/certhosting.lifecycle.v1.SupportService/CreateSupportCase',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseResponse.FromString,
+                )
+        self.GetAccountEngineer = channel.unary_unary(
+                '/certhosting.lifecycle.v1.SupportService/GetAccountEngineer',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerResponse.FromString,
+                )
+        self.SetAccountEngineer = channel.unary_unary(
+                '/certhosting.lifecycle.v1.SupportService/SetAccountEngineer',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerResponse.FromString,
+                )
 
 
 class SupportServiceServicer(object):
     """SupportService holds the cases of the dedicated support engineers: one is opened when the CA
-    rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
-    engineers. Customers see (and may add notes to) their own account's cases; support engineers
+    rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+    assigned to the account's engineer: each account has one engineer of the configured ones,
+    chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+    unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
     (support-role keys) see and work on every account's cases. A case resolves by itself when its
     certificate is issued.
     """
@@ -67,6 +86,31 @@ class SupportServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSupportCase(self, request, context):
+        """CreateSupportCase opens a case of kind CUSTOMER_REQUEST about a bundle or certificate of the
+        caller's account, assigned to the account's engineer. Idempotent by request_id: repeating a
+        request returns the case it opened.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccountEngineer(self, request, context):
+        """GetAccountEngineer returns the support engineer of an account: customers read their own
+        account's, support engineers any account's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAccountEngineer(self, request, context):
+        """SetAccountEngineer assigns another of the configured engineers to an account (support
+        engineers only; audited), and optionally moves the account's unresolved cases to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +129,21 @@ def add_SupportServiceServicer_to_server(servicer, server):
                     request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseRequest.FromString,
                     response_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseResponse.SerializeToString,
             ),
+            'CreateSupportCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSupportCase,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseResponse.SerializeToString,
+            ),
+            'GetAccountEngineer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountEngineer,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerResponse.SerializeToString,
+            ),
+            'SetAccountEngineer': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountEngineer,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'certhosting.lifecycle.v1.SupportService', rpc_method_handlers)
@@ -94,8 +153,10 @@ def add_SupportServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SupportService(object):
     """SupportService holds the cases of the dedicated support engineers: one is opened when the CA
-    rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
-    engineers. Customers see (and may add notes to) their own account's cases; support engineers
+    rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+    assigned to the account's engineer: each account has one engineer of the configured ones,
+    chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+    unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
     (support-role keys) see and work on every account's cases. A case resolves by itself when its
     certificate is issued.
     """
@@ -148,5 +209,56 @@ class SupportService(object):
         return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.SupportService/UpdateSupportCase',
             certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseRequest.SerializeToString,
             certhosting_dot_lifecycle_dot_v1_dot_support__pb2.UpdateSupportCaseResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateSupportCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.SupportService/CreateSupportCase',
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.CreateSupportCaseResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetAccountEngineer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.SupportService/GetAccountEngineer',
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.GetAccountEngineerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SetAccountEngineer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.SupportService/SetAccountEngineer',
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_support__pb2.SetAccountEngineerResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

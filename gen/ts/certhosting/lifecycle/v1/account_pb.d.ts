@@ -498,6 +498,13 @@ export enum AuditEventKind {
    * @generated from enum value: AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED = 7;
    */
   SUPPORT_CASE_UPDATED = 7,
+
+  /**
+   * A support engineer assigned another engineer to the account (SetAccountEngineer).
+   *
+   * @generated from enum value: AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET = 8;
+   */
+  ACCOUNT_ENGINEER_SET = 8,
 }
 
 /**

@@ -180,7 +180,8 @@ export declare const OperationSchema: GenMessage<Operation>;
  */
 export declare type CreateReissueOperationRequest = Message<"certhosting.lifecycle.v1.CreateReissueOperationRequest"> & {
   /**
-   * Client-chosen key making the call idempotent; required, at most 100 characters.
+   * Client-chosen key making the call idempotent; required, printable ASCII without spaces, at
+   * most 128 characters.
    *
    * @generated from field: string request_id = 1;
    */

@@ -5,7 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { RejectionReason } from "./lifecycle_pb.js";
+import type { Application, Certificate, LifecycleEvent, RejectionReason } from "./lifecycle_pb.js";
 
 /**
  * Describes the file certhosting/lifecycle/v1/support.proto.
@@ -257,6 +257,29 @@ export declare type GetSupportCaseResponse = Message<"certhosting.lifecycle.v1.G
    * @generated from field: certhosting.lifecycle.v1.SupportCase case = 1;
    */
   case?: SupportCase | undefined;
+
+  /**
+   * The certificate instance the case is about, as GetCertificate returns it.
+   *
+   * @generated from field: certhosting.lifecycle.v1.Certificate certificate = 2;
+   */
+  certificate?: Certificate | undefined;
+
+  /**
+   * The application behind the case: the failed application for a validation failure, otherwise
+   * the instance's current application; unset when the instance has had none.
+   *
+   * @generated from field: certhosting.lifecycle.v1.Application application = 3;
+   */
+  application?: Application | undefined;
+
+  /**
+   * The instance's history, oldest first (the first 500 events, as GetCertificateLifecycle
+   * returns them).
+   *
+   * @generated from field: repeated certhosting.lifecycle.v1.LifecycleEvent events = 4;
+   */
+  events: LifecycleEvent[];
 };
 
 /**
@@ -328,6 +351,206 @@ export declare type UpdateSupportCaseResponse = Message<"certhosting.lifecycle.v
 export declare const UpdateSupportCaseResponseSchema: GenMessage<UpdateSupportCaseResponse>;
 
 /**
+ * CreateSupportCaseRequest is a customer's request for help.
+ *
+ * @generated from message certhosting.lifecycle.v1.CreateSupportCaseRequest
+ */
+export declare type CreateSupportCaseRequest = Message<"certhosting.lifecycle.v1.CreateSupportCaseRequest"> & {
+  /**
+   * The caller's idempotency key (1 to 128 printable ASCII characters, no spaces), unique per
+   * account: the same request_id with the same content returns the case it opened; with other
+   * content it is AlreadyExists.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The bundle the case is about; the case names its current instance (or its first, before any
+   * is issued). Give bundle_id, certificate_id, or both (then the instance must be the bundle's).
+   *
+   * @generated from field: string bundle_id = 2;
+   */
+  bundleId: string;
+
+  /**
+   * The certificate instance the case is about.
+   *
+   * @generated from field: string certificate_id = 3;
+   */
+  certificateId: string;
+
+  /**
+   * What the customer needs, in words: required, at most 4000 characters.
+   *
+   * @generated from field: string summary = 4;
+   */
+  summary: string;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.CreateSupportCaseRequest.
+ * Use `create(CreateSupportCaseRequestSchema)` to create a new message.
+ */
+export declare const CreateSupportCaseRequestSchema: GenMessage<CreateSupportCaseRequest>;
+
+/**
+ * CreateSupportCaseResponse holds the case opened.
+ *
+ * @generated from message certhosting.lifecycle.v1.CreateSupportCaseResponse
+ */
+export declare type CreateSupportCaseResponse = Message<"certhosting.lifecycle.v1.CreateSupportCaseResponse"> & {
+  /**
+   * The case.
+   *
+   * @generated from field: certhosting.lifecycle.v1.SupportCase case = 1;
+   */
+  case?: SupportCase | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.CreateSupportCaseResponse.
+ * Use `create(CreateSupportCaseResponseSchema)` to create a new message.
+ */
+export declare const CreateSupportCaseResponseSchema: GenMessage<CreateSupportCaseResponse>;
+
+/**
+ * AccountEngineer is the support engineer of one account.
+ *
+ * @generated from message certhosting.lifecycle.v1.AccountEngineer
+ */
+export declare type AccountEngineer = Message<"certhosting.lifecycle.v1.AccountEngineer"> & {
+  /**
+   * The account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The engineer's name, one of the configured engineers; every case of the account is assigned
+   * to it.
+   *
+   * @generated from field: string engineer = 2;
+   */
+  engineer: string;
+
+  /**
+   * When the engineer was assigned to the account.
+   *
+   * @generated from field: google.protobuf.Timestamp assign_time = 3;
+   */
+  assignTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.AccountEngineer.
+ * Use `create(AccountEngineerSchema)` to create a new message.
+ */
+export declare const AccountEngineerSchema: GenMessage<AccountEngineer>;
+
+/**
+ * GetAccountEngineerRequest names an account.
+ *
+ * @generated from message certhosting.lifecycle.v1.GetAccountEngineerRequest
+ */
+export declare type GetAccountEngineerRequest = Message<"certhosting.lifecycle.v1.GetAccountEngineerRequest"> & {
+  /**
+   * The account: empty for the caller's own; required for support engineers.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.GetAccountEngineerRequest.
+ * Use `create(GetAccountEngineerRequestSchema)` to create a new message.
+ */
+export declare const GetAccountEngineerRequestSchema: GenMessage<GetAccountEngineerRequest>;
+
+/**
+ * GetAccountEngineerResponse holds the account's engineer.
+ *
+ * @generated from message certhosting.lifecycle.v1.GetAccountEngineerResponse
+ */
+export declare type GetAccountEngineerResponse = Message<"certhosting.lifecycle.v1.GetAccountEngineerResponse"> & {
+  /**
+   * The account's engineer.
+   *
+   * @generated from field: certhosting.lifecycle.v1.AccountEngineer account_engineer = 1;
+   */
+  accountEngineer?: AccountEngineer | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.GetAccountEngineerResponse.
+ * Use `create(GetAccountEngineerResponseSchema)` to create a new message.
+ */
+export declare const GetAccountEngineerResponseSchema: GenMessage<GetAccountEngineerResponse>;
+
+/**
+ * SetAccountEngineerRequest reassigns an account.
+ *
+ * @generated from message certhosting.lifecycle.v1.SetAccountEngineerRequest
+ */
+export declare type SetAccountEngineerRequest = Message<"certhosting.lifecycle.v1.SetAccountEngineerRequest"> & {
+  /**
+   * The account: known to the service once it has a bundle.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * The new engineer: one of the configured engineers.
+   *
+   * @generated from field: string engineer = 2;
+   */
+  engineer: string;
+
+  /**
+   * Also assign the account's unresolved cases to the new engineer (each gets a note).
+   *
+   * @generated from field: bool move_open_cases = 3;
+   */
+  moveOpenCases: boolean;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.SetAccountEngineerRequest.
+ * Use `create(SetAccountEngineerRequestSchema)` to create a new message.
+ */
+export declare const SetAccountEngineerRequestSchema: GenMessage<SetAccountEngineerRequest>;
+
+/**
+ * SetAccountEngineerResponse holds the account's new engineer.
+ *
+ * @generated from message certhosting.lifecycle.v1.SetAccountEngineerResponse
+ */
+export declare type SetAccountEngineerResponse = Message<"certhosting.lifecycle.v1.SetAccountEngineerResponse"> & {
+  /**
+   * The account's engineer.
+   *
+   * @generated from field: certhosting.lifecycle.v1.AccountEngineer account_engineer = 1;
+   */
+  accountEngineer?: AccountEngineer | undefined;
+
+  /**
+   * How many unresolved cases were moved to the engineer.
+   *
+   * @generated from field: int32 moved_cases = 2;
+   */
+  movedCases: number;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.SetAccountEngineerResponse.
+ * Use `create(SetAccountEngineerResponseSchema)` to create a new message.
+ */
+export declare const SetAccountEngineerResponseSchema: GenMessage<SetAccountEngineerResponse>;
+
+/**
  * SupportCaseKind is why a case was opened.
  *
  * @generated from enum certhosting.lifecycle.v1.SupportCaseKind
@@ -353,6 +576,13 @@ export enum SupportCaseKind {
    * @generated from enum value: SUPPORT_CASE_KIND_LATE_RENEWAL = 2;
    */
   LATE_RENEWAL = 2,
+
+  /**
+   * The customer opened the case (CreateSupportCase).
+   *
+   * @generated from enum value: SUPPORT_CASE_KIND_CUSTOMER_REQUEST = 3;
+   */
+  CUSTOMER_REQUEST = 3,
 
   /**
    * A certificate was issued but not deployed to every target the bundle expects within the
@@ -410,8 +640,10 @@ export declare const SupportCaseStatusSchema: GenEnum<SupportCaseStatus>;
 
 /**
  * SupportService holds the cases of the dedicated support engineers: one is opened when the CA
- * rejects a verification or a hosted renewal is late, and assigned round-robin to the configured
- * engineers. Customers see (and may add notes to) their own account's cases; support engineers
+ * rejects a verification or a hosted renewal is late, or by the customer (CreateSupportCase), and
+ * assigned to the account's engineer: each account has one engineer of the configured ones,
+ * chosen least-loaded when the account gets its first bundle or case and kept for its lifetime
+ * unless support reassigns it (SetAccountEngineer). Customers see (and may add notes to) their own account's cases; support engineers
  * (support-role keys) see and work on every account's cases. A case resolves by itself when its
  * certificate is issued.
  *
@@ -449,6 +681,40 @@ export declare const SupportService: GenService<{
     methodKind: "unary";
     input: typeof UpdateSupportCaseRequestSchema;
     output: typeof UpdateSupportCaseResponseSchema;
+  },
+  /**
+   * CreateSupportCase opens a case of kind CUSTOMER_REQUEST about a bundle or certificate of the
+   * caller's account, assigned to the account's engineer. Idempotent by request_id: repeating a
+   * request returns the case it opened.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.SupportService.CreateSupportCase
+   */
+  createSupportCase: {
+    methodKind: "unary";
+    input: typeof CreateSupportCaseRequestSchema;
+    output: typeof CreateSupportCaseResponseSchema;
+  },
+  /**
+   * GetAccountEngineer returns the support engineer of an account: customers read their own
+   * account's, support engineers any account's.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.SupportService.GetAccountEngineer
+   */
+  getAccountEngineer: {
+    methodKind: "unary";
+    input: typeof GetAccountEngineerRequestSchema;
+    output: typeof GetAccountEngineerResponseSchema;
+  },
+  /**
+   * SetAccountEngineer assigns another of the configured engineers to an account (support
+   * engineers only; audited), and optionally moves the account's unresolved cases to it.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.SupportService.SetAccountEngineer
+   */
+  setAccountEngineer: {
+    methodKind: "unary";
+    input: typeof SetAccountEngineerRequestSchema;
+    output: typeof SetAccountEngineerResponseSchema;
   },
 }>;
 
