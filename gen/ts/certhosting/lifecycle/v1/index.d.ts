@@ -2,3 +2,4 @@
 export * from "./account_pb.js";
 export * from "./lifecycle_pb.js";
 export * from "./support_pb.js";
+export * from "./webhook_pb.js";
