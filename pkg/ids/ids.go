@@ -29,6 +29,10 @@ const (
 	Application Kind = "app"
 	Issuance    Kind = "iss"
 	SupportCase Kind = "case"
+	// WebhookEndpoint, WebhookDelivery and Email are the lifecycle service's notifications.
+	WebhookEndpoint Kind = "whe"
+	WebhookDelivery Kind = "whd"
+	Email           Kind = "eml"
 )
 
 var (
