@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
@@ -26,6 +27,8 @@ type authzTarget struct {
 	// Spares are what calls that change things (cancel, revoke) act on, so that the main
 	// resources stay as they are for the rest of the matrix.
 	spareBundle, spareCert, spareOrder, spareKey string
+	// A webhook endpoint, a spare one (deleted) and a delivery to the first.
+	endpoint, spareEndpoint, delivery string
 }
 
 // authzCall calls one RPC on target through conn: the lifecycle service's connection for its
@@ -157,6 +160,40 @@ var authzCalls = map[string]authzCall{
 		_, err := lifecyclev1.NewAccountServiceClient(lc).ListAuditEvents(ctx, &lifecyclev1.ListAuditEventsRequest{})
 		return err
 	},
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).CreateWebhookEndpoint(ctx, &lifecyclev1.CreateWebhookEndpointRequest{Url: "https://hooks.example.com/matrix"})
+		return err
+	},
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ListWebhookEndpoints(ctx, &lifecyclev1.ListWebhookEndpointsRequest{})
+		return err
+	},
+	lifecyclev1.WebhookService_GetWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).GetWebhookEndpoint(ctx, &lifecyclev1.GetWebhookEndpointRequest{WebhookEndpointId: t.endpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_UpdateWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).UpdateWebhookEndpoint(ctx, &lifecyclev1.UpdateWebhookEndpointRequest{
+			WebhookEndpoint: &lifecyclev1.WebhookEndpoint{WebhookEndpointId: t.endpoint, Description: "matrix"},
+			UpdateMask:      &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+		return err
+	},
+	lifecyclev1.WebhookService_DeleteWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).DeleteWebhookEndpoint(ctx, &lifecyclev1.DeleteWebhookEndpointRequest{WebhookEndpointId: t.spareEndpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_RotateWebhookSecret_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).RotateWebhookSecret(ctx, &lifecyclev1.RotateWebhookSecretRequest{WebhookEndpointId: t.endpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ListWebhookDeliveries(ctx, &lifecyclev1.ListWebhookDeliveriesRequest{})
+		return err
+	},
+	lifecyclev1.WebhookService_ReplayWebhookDelivery_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ReplayWebhookDelivery(ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{WebhookDeliveryId: t.delivery})
+		return err
+	},
 	orderv1.OrderService_ListProducts_FullMethodName: func(ctx context.Context, _, oc *grpc.ClientConn, t authzTarget) error {
 		_, err := orderv1.NewOrderServiceClient(oc).ListProducts(ctx, &orderv1.ListProductsRequest{})
 		return err
@@ -192,15 +229,18 @@ var authzCalls = map[string]authzCall{
 // ask for, so the matrix checks them on the caller's own account only (tenant isolation of the
 // lists they return is tested with the lists).
 var accountWide = map[string]bool{
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName:      true,
-	lifecyclev1.LifecycleService_ListCertificates_FullMethodName: true,
-	lifecyclev1.SupportService_ListSupportCases_FullMethodName:   true,
-	lifecyclev1.AccountService_CreateApiKey_FullMethodName:       true,
-	lifecyclev1.AccountService_ListApiKeys_FullMethodName:        true,
-	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:    true,
-	orderv1.OrderService_ListProducts_FullMethodName:             true,
-	orderv1.OrderService_CreateOrder_FullMethodName:              true,
-	orderv1.OrderService_ListOrders_FullMethodName:               true,
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName:         true,
+	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:    true,
+	lifecyclev1.SupportService_ListSupportCases_FullMethodName:      true,
+	lifecyclev1.AccountService_CreateApiKey_FullMethodName:          true,
+	lifecyclev1.AccountService_ListApiKeys_FullMethodName:           true,
+	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:       true,
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName: true,
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName:  true,
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName: true,
+	orderv1.OrderService_ListProducts_FullMethodName:                true,
+	orderv1.OrderService_CreateOrder_FullMethodName:                 true,
+	orderv1.OrderService_ListOrders_FullMethodName:                  true,
 }
 
 // wantAccess is the authorization table as the product describes it (docs/security.md), written
@@ -217,6 +257,9 @@ var wantAccess = map[string]string{
 	"UpdateApplicationTemplate": "owner", "RetryApplication": "owner support",
 	"ListSupportCases": "owner reader support", "GetSupportCase": "owner reader support", "UpdateSupportCase": "owner support",
 	"CreateApiKey": "owner", "ListApiKeys": "owner", "RevokeApiKey": "owner", "ListAuditEvents": "owner",
+	"CreateWebhookEndpoint": "owner", "UpdateWebhookEndpoint": "owner", "DeleteWebhookEndpoint": "owner",
+	"RotateWebhookSecret": "owner", "ReplayWebhookDelivery": "owner",
+	"ListWebhookEndpoints": "owner reader", "GetWebhookEndpoint": "owner reader", "ListWebhookDeliveries": "owner reader",
 	"ListProducts": "owner deployer reader +bundles", "CreateOrder": "owner", "PayOrder": "owner",
 	"GetOrder": "owner reader", "ListOrders": "owner reader", "CancelOrder": "owner", "RefundOrder": "owner",
 }
@@ -300,6 +343,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	other := authzTarget{account: e.accB, bundle: b1.GetBundleId(), cert: bCert, order: bOrder.GetOrder().GetOrderId(), caseID: bCase,
 		spareBundle: bSpare.GetBundleId(), spareCert: bSpare.GetCertificates()[0].GetCertificateId(),
 		spareOrder: bOrder.GetOrder().GetOrderId(), spareKey: bSpareKey.ID}
+
+	own.endpoint, own.spareEndpoint, other.endpoint, other.spareEndpoint, own.delivery, other.delivery = webhookTargets(t, e)
+	outside.endpoint, outside.spareEndpoint, outside.delivery = own.endpoint, own.spareEndpoint, own.delivery
 
 	staff, _, err := e.identity.FindAccount(ctx, "support")
 	if err != nil {

@@ -40,6 +40,9 @@ var (
 	read         = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer, auth.RoleReader)
 	export       = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
 	readCases    = auth.Allow(auth.RoleOwner, auth.RoleReader, auth.RoleSupport)
+	// readAccount is for what belongs to the whole account (webhook endpoints and deliveries): a
+	// key limited to bundles must not see where every bundle's events go.
+	readAccount = auth.Allow(auth.RoleOwner, auth.RoleReader)
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
@@ -81,6 +84,14 @@ var Policy = auth.Policy{
 	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
 	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:             owner,
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName:        readAccount,
+	lifecyclev1.WebhookService_GetWebhookEndpoint_FullMethodName:          readAccount,
+	lifecyclev1.WebhookService_UpdateWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_DeleteWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_RotateWebhookSecret_FullMethodName:         owner,
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName:       readAccount,
+	lifecyclev1.WebhookService_ReplayWebhookDelivery_FullMethodName:       owner,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.

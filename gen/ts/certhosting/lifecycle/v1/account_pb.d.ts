@@ -498,6 +498,14 @@ export enum AuditEventKind {
    * @generated from enum value: AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED = 7;
    */
   SUPPORT_CASE_UPDATED = 7,
+
+  /**
+   * A webhook endpoint was created, updated, deleted, had its secret rotated or a delivery
+   * replayed (WebhookService).
+   *
+   * @generated from enum value: AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED = 8;
+   */
+  WEBHOOK_ENDPOINT_CHANGED = 8,
 }
 
 /**
