@@ -172,7 +172,10 @@ func TestWebhookRequestValidation(t *testing.T) {
 		{"create: kind twice", create(&lifecyclev1.CreateWebhookEndpointRequest{Url: "https://h.example.com/", EventKinds: []lifecyclev1.NotificationKind{2, 2}}), codes.InvalidArgument, "event_kinds"},
 		{"create: long description", create(&lifecyclev1.CreateWebhookEndpointRequest{Url: "https://h.example.com/", Description: strings.Repeat("d", 201)}), codes.InvalidArgument, "description"},
 		{"create: control character", create(&lifecyclev1.CreateWebhookEndpointRequest{Url: "https://h.example.com/", Description: "a\x00b"}), codes.InvalidArgument, "description"},
-		{"get: no id", func() error { _, err := c.GetWebhookEndpoint(e.ctx, &lifecyclev1.GetWebhookEndpointRequest{}); return err }, codes.InvalidArgument, "webhook_endpoint_id"},
+		{"get: no id", func() error {
+			_, err := c.GetWebhookEndpoint(e.ctx, &lifecyclev1.GetWebhookEndpointRequest{})
+			return err
+		}, codes.InvalidArgument, "webhook_endpoint_id"},
 		{"get: malformed id", func() error {
 			_, err := c.GetWebhookEndpoint(e.ctx, &lifecyclev1.GetWebhookEndpointRequest{WebhookEndpointId: "whe_x"})
 			return err
@@ -194,12 +197,18 @@ func TestWebhookRequestValidation(t *testing.T) {
 		{"update: bad kinds", update(&lifecyclev1.WebhookEndpoint{WebhookEndpointId: epID, EventKinds: []lifecyclev1.NotificationKind{0}}, "event_kinds"), codes.InvalidArgument, "event_kinds"},
 		{"update: bad description", update(&lifecyclev1.WebhookEndpoint{WebhookEndpointId: epID, Description: "\x07"}, "description"), codes.InvalidArgument, "description"},
 		{"update: missing", update(&lifecyclev1.WebhookEndpoint{WebhookEndpointId: missingEP}, "disabled"), codes.NotFound, ""},
-		{"delete: no id", func() error { _, err := c.DeleteWebhookEndpoint(e.ctx, &lifecyclev1.DeleteWebhookEndpointRequest{}); return err }, codes.InvalidArgument, "webhook_endpoint_id"},
+		{"delete: no id", func() error {
+			_, err := c.DeleteWebhookEndpoint(e.ctx, &lifecyclev1.DeleteWebhookEndpointRequest{})
+			return err
+		}, codes.InvalidArgument, "webhook_endpoint_id"},
 		{"delete: missing", func() error {
 			_, err := c.DeleteWebhookEndpoint(e.ctx, &lifecyclev1.DeleteWebhookEndpointRequest{WebhookEndpointId: missingEP})
 			return err
 		}, codes.NotFound, ""},
-		{"rotate: no id", func() error { _, err := c.RotateWebhookSecret(e.ctx, &lifecyclev1.RotateWebhookSecretRequest{}); return err }, codes.InvalidArgument, "webhook_endpoint_id"},
+		{"rotate: no id", func() error {
+			_, err := c.RotateWebhookSecret(e.ctx, &lifecyclev1.RotateWebhookSecretRequest{})
+			return err
+		}, codes.InvalidArgument, "webhook_endpoint_id"},
 		{"rotate: missing", func() error {
 			_, err := c.RotateWebhookSecret(e.ctx, &lifecyclev1.RotateWebhookSecretRequest{WebhookEndpointId: missingEP})
 			return err
@@ -216,7 +225,10 @@ func TestWebhookRequestValidation(t *testing.T) {
 			_, err := c.ListWebhookDeliveries(e.ctx, &lifecyclev1.ListWebhookDeliveriesRequest{PageToken: "!!"})
 			return err
 		}, codes.InvalidArgument, "page_token"},
-		{"replay: no id", func() error { _, err := c.ReplayWebhookDelivery(e.ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{}); return err }, codes.InvalidArgument, "webhook_delivery_id"},
+		{"replay: no id", func() error {
+			_, err := c.ReplayWebhookDelivery(e.ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{})
+			return err
+		}, codes.InvalidArgument, "webhook_delivery_id"},
 		{"replay: missing", func() error {
 			_, err := c.ReplayWebhookDelivery(e.ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{WebhookDeliveryId: ids.New(ids.WebhookDelivery, e.clk.Now())})
 			return err
@@ -485,7 +497,7 @@ func TestWebhookSlowEndpointIsolated(t *testing.T) {
 	if err := d.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hung.Wait() // A's endpoint holds a delivery
+	hung.Wait()                  // A's endpoint holds a delivery
 	rejectFor(t, e, e.accB, e.b) // B: a rejected application opens a support case
 	deadline := time.Now().Add(20 * time.Second)
 	for len(healthy.payloads()) == 0 && time.Now().Before(deadline) {
