@@ -597,3 +597,35 @@ func TestEmailNotifications(t *testing.T) {
 		t.Errorf("case %s opened: mail to %v, want the contact and %s", caseID, to, want)
 	}
 }
+
+// TestWebhookRenewalFailedNamesCase: a rejected re-issue is notified as RENEWAL_FAILED with the
+// support case it opened.
+func TestWebhookRenewalFailedNamesCase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{recheck: 10 * time.Minute})
+	r := newReceiver(t)
+	created, err := e.webhooksA.CreateWebhookEndpoint(e.ctx, &lifecyclev1.CreateWebhookEndpointRequest{Url: r.srv.URL,
+		EventKinds: []lifecyclev1.NotificationKind{lifecyclev1.NotificationKind_NOTIFICATION_KIND_RENEWAL_FAILED}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.secret = []string{created.GetSecret()}
+	d := e.dispatcher(notify.Options{HTTP: trusting(r.srv)})
+	cert := e.buy("dv-single", dv, single, 1, 2, false).GetCertificates()[0].GetCertificateId()
+	sub := e.submit(application(cert, "shop.example.com"))
+	e.publish(sub.GetInstructions())
+	e.tick()
+	e.clk.Advance(150 * day)
+	e.withhold(sub.GetInstructions())
+	if _, err := e.reissue(cert); err != nil {
+		t.Fatalf("ReissueCertificate: %v", err)
+	}
+	e.advance(2*time.Hour, nil)
+	sweep(t, d)
+	caseID := e.certificate(cert).GetRenewalSupportCaseId()
+	got := r.payloads()
+	if caseID == "" || len(got) != 1 || got[0].GetKind() != lifecyclev1.NotificationKind_NOTIFICATION_KIND_RENEWAL_FAILED ||
+		got[0].GetSupportCaseId() != caseID || got[0].GetCertificateId() != cert {
+		t.Fatalf("deliveries %v; want one RENEWAL_FAILED of %s naming case %q", got, cert, caseID)
+	}
+}

@@ -310,6 +310,16 @@ func (d *Dispatcher) build(tx *store.Tx, events []store.Event) ([]store.Notifica
 		if !ok {
 			continue
 		}
+		if ev.Type == store.EventRenewalFailed && ev.SupportCaseID == "" && ev.CertificateID != "" {
+			// The failure's case is opened (or updated) after its event, in the same transaction.
+			c, found, err := tx.UnresolvedCaseOf(ev.CertificateID)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				ev.SupportCaseID = c.ID
+			}
+		}
 		payload, err := protojson.Marshal(&lifecyclev1.NotificationPayload{
 			NotificationId: MessageID(ev.ID), Kind: kind, AccountId: ev.AccountID, BundleId: ev.BundleID,
 			CertificateId: ev.CertificateID, SupportCaseId: ev.SupportCaseID, EventType: ev.Type, Reason: ev.Reason,

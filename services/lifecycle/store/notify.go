@@ -284,3 +284,15 @@ func (t *Tx) IssuedBefore(bundleID string, eventID int64) (bool, error) {
 		bundleID, EventIssued, EventImported, eventID)
 	return n > 0, err
 }
+
+// UnresolvedCaseOf returns the newest unresolved support case about an instance; ok is false when
+// there is none. A renewal failure opens or updates its case in the failure's transaction, so the
+// fan-out finds it here for the notification.
+func (t *Tx) UnresolvedCaseOf(certificateID string) (c SupportCase, ok bool, err error) {
+	err = t.tx.Get(&c, `SELECT `+caseColumns+` FROM support_cases WHERE certificate_id = ? AND status <> ?
+		ORDER BY case_id DESC LIMIT 1`, certificateID, CaseResolved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
