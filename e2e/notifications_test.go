@@ -73,7 +73,7 @@ func TestNotificationsWebhookAndEmail(t *testing.T) {
 
 	e := startWith(t, pair.Options{Dir: t.TempDir(), LifecycleArgs: []string{
 		"-localca-resolver", dnsSrv.Addr(), "-localca-recheck", "1s", "-localca-max-validity", "30s", "-ticker-interval", "1s",
-		"-webhook-ca-file", caFile, "-smtp-addr", relay.Addr, "-smtp-from", "certhosting@example.net",
+		"-webhook-ca-file", caFile, "-webhook-allow-private", "-smtp-addr", relay.Addr, "-smtp-from", "certhosting@example.net",
 	}})
 	webhooks := lifecyclev1.NewWebhookServiceClient(dial(t, e.LifecycleAddr, e.DemoKey))
 	created, err := webhooks.CreateWebhookEndpoint(t.Context(), &lifecyclev1.CreateWebhookEndpointRequest{

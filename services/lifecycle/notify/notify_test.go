@@ -122,3 +122,30 @@ func TestWantsAndKindNames(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicOnly(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{"93.184.215.14:443", true},
+		{"[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443", true},
+		{"127.0.0.1:443", false},
+		{"[::1]:443", false},
+		{"10.1.2.3:443", false},
+		{"172.16.0.1:443", false},
+		{"192.168.1.1:443", false},
+		{"169.254.169.254:80", false},
+		{"[fe80::1]:443", false},
+		{"[fd00::1]:443", false},
+		{"100.64.0.1:443", false},
+		{"0.0.0.0:443", false},
+		{"224.0.0.1:443", false},
+		{"[::ffff:127.0.0.1]:443", false},
+	}
+	for _, tc := range tests {
+		if err := PublicOnly("tcp", tc.addr, nil); (err == nil) != tc.ok {
+			t.Errorf("PublicOnly(%s) = %v, want allowed %v", tc.addr, err, tc.ok)
+		}
+	}
+}

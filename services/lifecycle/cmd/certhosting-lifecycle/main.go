@@ -112,6 +112,7 @@ type config struct {
 	// Notifications (README, "Notifications"; docs/notifications.md).
 	webhookCAFile         string
 	webhookTimeout        time.Duration
+	webhookAllowPrivate   bool
 	smtpAddr              string
 	smtpUsername          string
 	smtpPasswordFile      string
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers cases are assigned to, round-robin (their support-role keys carry these names)")
 	fs.StringVar(&c.webhookCAFile, "webhook-ca-file", "", "PEM file of root CAs trusted for webhook endpoints in addition to the system's (for endpoints behind a private CA, and tests)")
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "let webhook endpoints resolve to loopback, private and link-local addresses (refused by default: an endpoint URL must not reach into the service's own network)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", notify.DefaultTimeout, "longest wait for one webhook delivery or e-mail; a slower endpoint's attempt fails and is retried")
 	fs.StringVar(&c.smtpAddr, "smtp-addr", "", "SMTP relay (host:port) for e-mail notifications; empty: no e-mail")
 	fs.StringVar(&c.smtpUsername, "smtp-username", "", "SMTP user name (PLAIN authentication, over STARTTLS or to localhost only); empty: no authentication")
@@ -457,6 +459,8 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 // notifier wires the notification dispatcher from the -webhook-* and -smtp-* flags.
 func notifier(cfg config, st *store.Store, clk clockwork.Clock, keys *secrets.Box, log *slog.Logger) (*notify.Dispatcher, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // the endpoint's own address is what PublicOnly checks
+	transport.DialContext = notify.Dialer(cfg.webhookAllowPrivate).DialContext
 	if cfg.webhookCAFile != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
