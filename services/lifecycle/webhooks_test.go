@@ -21,7 +21,6 @@ import (
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
 	"github.com/certhosting/certhosting/internal/smtptest"
-	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/ids"
 	"github.com/certhosting/certhosting/services/lifecycle/notify"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
@@ -296,18 +295,20 @@ func TestWebhookEndpointLifecycleIsAudited(t *testing.T) {
 	if _, err := c.GetWebhookEndpoint(e.ctx, &lifecyclev1.GetWebhookEndpointRequest{WebhookEndpointId: id}); status.Code(err) != codes.NotFound {
 		t.Errorf("get after delete: %v", err)
 	}
-	audit, err := e.st.ListAudit(e.ctx, auth.AuditFilter{AccountID: e.accA}, "", 10)
+	// Through AccountService, filtered by the new kind.
+	audit, err := lifecyclev1.NewAccountServiceClient(e.gs.Dial(t, e.keyA)).ListAuditEvents(e.ctx, &lifecyclev1.ListAuditEventsRequest{
+		Kinds: []lifecyclev1.AuditEventKind{lifecyclev1.AuditEventKind_AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var details []string
-	for _, a := range audit {
-		if a.Kind == auth.AuditWebhookChanged && a.Resource == id {
-			details = append(details, a.Detail)
+	for _, a := range audit.GetAuditEvents() {
+		if a.GetResource() == id {
+			details = append(details, a.GetDetail())
 		}
 	}
-	if len(details) != 4 {
-		t.Errorf("audit of %s: %q, want created, updated, rotated, deleted", id, details)
+	if len(details) != 4 || !strings.HasPrefix(details[3], "created") || !strings.HasPrefix(details[0], "deleted") {
+		t.Errorf("audit of %s, newest first: %q; want deleted, rotated, updated, created", id, details)
 	}
 }
 
