@@ -25,6 +25,9 @@ const (
 	AuditCertificateRevoked  AuditKind = "CERTIFICATE_REVOKED"
 	AuditSupportCaseUpdated  AuditKind = "SUPPORT_CASE_UPDATED"
 	AuditAccountEngineerSet  AuditKind = "ACCOUNT_ENGINEER_SET"
+	// AuditWebhookChanged: a webhook endpoint was created, updated, deleted, its secret rotated or
+	// one of its deliveries replayed (they decide where the account's events go).
+	AuditWebhookChanged AuditKind = "WEBHOOK_ENDPOINT_CHANGED"
 )
 
 // Admin is the actor of the admin commands, run by whoever can write the identity database on the

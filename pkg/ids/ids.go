@@ -31,6 +31,10 @@ const (
 	SupportCase Kind = "case"
 	Operation   Kind = "op"
 	Deployment  Kind = "dpl"
+	// WebhookEndpoint, WebhookDelivery and Email are the lifecycle service's notifications.
+	WebhookEndpoint Kind = "whe"
+	WebhookDelivery Kind = "whd"
+	Email           Kind = "eml"
 )
 
 var (

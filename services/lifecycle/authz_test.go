@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
@@ -29,6 +30,8 @@ type authzTarget struct {
 	// Spares are what calls that change things (cancel, revoke) act on, so that the main
 	// resources stay as they are for the rest of the matrix.
 	spareBundle, spareCert, spareOrder, spareKey string
+	// A webhook endpoint, a spare one (deleted) and a delivery to the first.
+	endpoint, spareEndpoint, delivery string
 }
 
 // authzCall calls one RPC on target through conn: the lifecycle service's connection for its
@@ -220,6 +223,40 @@ var authzCalls = map[string]authzCall{
 		}
 		return err
 	},
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).CreateWebhookEndpoint(ctx, &lifecyclev1.CreateWebhookEndpointRequest{Url: "https://hooks.example.com/matrix"})
+		return err
+	},
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ListWebhookEndpoints(ctx, &lifecyclev1.ListWebhookEndpointsRequest{})
+		return err
+	},
+	lifecyclev1.WebhookService_GetWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).GetWebhookEndpoint(ctx, &lifecyclev1.GetWebhookEndpointRequest{WebhookEndpointId: t.endpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_UpdateWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).UpdateWebhookEndpoint(ctx, &lifecyclev1.UpdateWebhookEndpointRequest{
+			WebhookEndpoint: &lifecyclev1.WebhookEndpoint{WebhookEndpointId: t.endpoint, Description: "matrix"},
+			UpdateMask:      &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+		return err
+	},
+	lifecyclev1.WebhookService_DeleteWebhookEndpoint_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).DeleteWebhookEndpoint(ctx, &lifecyclev1.DeleteWebhookEndpointRequest{WebhookEndpointId: t.spareEndpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_RotateWebhookSecret_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).RotateWebhookSecret(ctx, &lifecyclev1.RotateWebhookSecretRequest{WebhookEndpointId: t.endpoint})
+		return err
+	},
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ListWebhookDeliveries(ctx, &lifecyclev1.ListWebhookDeliveriesRequest{})
+		return err
+	},
+	lifecyclev1.WebhookService_ReplayWebhookDelivery_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewWebhookServiceClient(lc).ReplayWebhookDelivery(ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{WebhookDeliveryId: t.delivery})
+		return err
+	},
 	orderv1.OrderService_ListProducts_FullMethodName: func(ctx context.Context, _, oc *grpc.ClientConn, t authzTarget) error {
 		_, err := orderv1.NewOrderServiceClient(oc).ListProducts(ctx, &orderv1.ListProductsRequest{})
 		return err
@@ -270,6 +307,9 @@ var accountWide = map[string]bool{
 	lifecyclev1.OperationsService_PauseOperation_FullMethodName:         true,
 	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:        true,
 	lifecyclev1.OperationsService_CancelOperation_FullMethodName:        true,
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName:     true,
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName:      true,
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName:     true,
 	orderv1.OrderService_ListOrders_FullMethodName:                      true,
 }
 
@@ -290,6 +330,9 @@ var wantAccess = map[string]string{
 	"CreateApiKey": "owner", "ListApiKeys": "owner", "RevokeApiKey": "owner", "ListAuditEvents": "owner",
 	"CreateReissueOperation": "support", "GetOperation": "support", "ListOperations": "support",
 	"PauseOperation": "support", "ResumeOperation": "support", "CancelOperation": "support",
+	"CreateWebhookEndpoint": "owner", "UpdateWebhookEndpoint": "owner", "DeleteWebhookEndpoint": "owner",
+	"RotateWebhookSecret": "owner", "ReplayWebhookDelivery": "owner",
+	"ListWebhookEndpoints": "owner reader", "GetWebhookEndpoint": "owner reader", "ListWebhookDeliveries": "owner reader",
 	"ListProducts": "owner deployer reader +bundles", "CreateOrder": "owner", "PayOrder": "owner",
 	"GetOrder": "owner reader", "ListOrders": "owner reader", "CancelOrder": "owner", "RefundOrder": "owner",
 }
@@ -377,6 +420,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	other := authzTarget{account: e.accB, bundle: b1.GetBundleId(), cert: bCert, order: bOrder.GetOrder().GetOrderId(), caseID: bCase,
 		spareBundle: bSpare.GetBundleId(), spareCert: bSpare.GetCertificates()[0].GetCertificateId(),
 		spareOrder: bOrder.GetOrder().GetOrderId(), spareKey: bSpareKey.ID}
+
+	own.endpoint, own.spareEndpoint, other.endpoint, other.spareEndpoint, own.delivery, other.delivery = webhookTargets(t, e)
+	outside.endpoint, outside.spareEndpoint, outside.delivery = own.endpoint, own.spareEndpoint, own.delivery
 
 	staff, _, err := e.identity.FindAccount(ctx, "support")
 	if err != nil {

@@ -82,6 +82,10 @@ type env struct {
 	supportConn        *grpc.ClientConn
 	// accA and accB are the customers' account ids; keyA is A's key.
 	accA, accB, keyA string
+	// webhooksA and webhooksB are A's and B's owners' WebhookService clients; box seals the
+	// endpoints' secrets (a notify.Dispatcher of a test opens them with it).
+	webhooksA, webhooksB lifecyclev1.WebhookServiceClient
+	box                  *secrets.Box
 }
 
 func newEnv(t *testing.T, opts ...envOptions) *env {
@@ -149,6 +153,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 			lifecyclev1.RegisterSupportServiceServer(s, lifecycle.NewSupportServer(cfg))
 			lifecyclev1.RegisterAccountServiceServer(s, lifecycle.NewAccountServer(cfg, identity))
 			lifecyclev1.RegisterOperationsServiceServer(s, lifecycle.NewOperationsServer(cfg, nil))
+			lifecyclev1.RegisterWebhookServiceServer(s, lifecycle.NewWebhookServer(cfg, nil))
 		})
 	svc := grpctest.NewCaller(t, identity, "certhosting-order", auth.RoleService)
 	a := grpctest.NewCaller(t, identity, "a", auth.RoleOwner)
@@ -172,6 +177,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 		aSupport: lifecyclev1.NewSupportServiceClient(aConn), bSupport: lifecyclev1.NewSupportServiceClient(bConn),
 		support: lifecyclev1.NewSupportServiceClient(staffConn), supportConn: staffConn,
 		accA: a.AccountID, accB: b.AccountID, keyA: a.Key,
+		webhooksA: lifecyclev1.NewWebhookServiceClient(aConn), webhooksB: lifecyclev1.NewWebhookServiceClient(bConn), box: box,
 	}
 }
 

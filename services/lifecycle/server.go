@@ -44,6 +44,9 @@ var (
 	// deploy is for the deploy agent's key: a deployer (least rights: read, export and report,
 	// optionally limited to some bundles) or the owner.
 	deploy = auth.AllowScoped(auth.RoleOwner, auth.RoleDeployer)
+	// readAccount is for what belongs to the whole account (webhook endpoints and deliveries): a
+	// key limited to bundles must not see where every bundle's events go.
+	readAccount = auth.Allow(auth.RoleOwner, auth.RoleReader)
 )
 
 // Policy is the authorization table of the lifecycle service (docs/security.md): who may call
@@ -95,6 +98,14 @@ var Policy = auth.Policy{
 	lifecyclev1.OperationsService_PauseOperation_FullMethodName:           support,
 	lifecyclev1.OperationsService_ResumeOperation_FullMethodName:          support,
 	lifecyclev1.OperationsService_CancelOperation_FullMethodName:          support,
+	lifecyclev1.WebhookService_CreateWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName:        readAccount,
+	lifecyclev1.WebhookService_GetWebhookEndpoint_FullMethodName:          readAccount,
+	lifecyclev1.WebhookService_UpdateWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_DeleteWebhookEndpoint_FullMethodName:       owner,
+	lifecyclev1.WebhookService_RotateWebhookSecret_FullMethodName:         owner,
+	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName:       readAccount,
+	lifecyclev1.WebhookService_ReplayWebhookDelivery_FullMethodName:       owner,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.

@@ -16,6 +16,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,11 +27,13 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"os/signal"
 	"regexp"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	// The IANA zone database in the binary, used when the host has none (a minimal container):
@@ -56,6 +60,7 @@ import (
 	"github.com/certhosting/certhosting/pkg/tlsfiles"
 	"github.com/certhosting/certhosting/pkg/tracing"
 	"github.com/certhosting/certhosting/services/lifecycle"
+	"github.com/certhosting/certhosting/services/lifecycle/notify"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
@@ -105,6 +110,16 @@ type config struct {
 	metricsBundleExpiry  bool
 	otlpEndpoint         string
 
+	// Notifications (README, "Notifications"; docs/notifications.md).
+	webhookCAFile         string
+	webhookTimeout        time.Duration
+	webhookAllowPrivate   bool
+	smtpAddr              string
+	smtpUsername          string
+	smtpPasswordFile      string
+	smtpFrom              string
+	supportEngineerEmails string
+
 	// Limits on streams (docs in README, "Hostile clients").
 	maxStreamsPerAccount int
 	maxConcurrentStreams uint
@@ -121,6 +136,14 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.identityDB, "identity-db", auth.DefaultIdentityDB, "identity database shared with the order service (accounts and API keys): a SQLite file both reach, or a postgres:// URL")
 	fs.StringVar(&c.masterKeyFile, "master-key-file", "var/lifecycle-master.key", "file holding the base64 master key that encrypts private keys at rest (or set CERTHOSTING_LIFECYCLE_MASTER_KEY to the key itself)")
 	fs.StringVar(&c.engineers, "support-engineers", "alice,bob", "comma-separated names of the support engineers: each account gets the least-loaded one, who gets all its cases (their support-role keys carry these names)")
+	fs.StringVar(&c.webhookCAFile, "webhook-ca-file", "", "PEM file of root CAs trusted for webhook endpoints in addition to the system's (for endpoints behind a private CA, and tests)")
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "let webhook endpoints resolve to loopback, private and link-local addresses (refused by default: an endpoint URL must not reach into the service's own network)")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", notify.DefaultTimeout, "longest wait for one webhook delivery or e-mail; a slower endpoint's attempt fails and is retried")
+	fs.StringVar(&c.smtpAddr, "smtp-addr", "", "SMTP relay (host:port) for e-mail notifications; empty: no e-mail")
+	fs.StringVar(&c.smtpUsername, "smtp-username", "", "SMTP user name (PLAIN authentication, over STARTTLS or to localhost only); empty: no authentication")
+	fs.StringVar(&c.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password (or set CERTHOSTING_LIFECYCLE_SMTP_PASSWORD)")
+	fs.StringVar(&c.smtpFrom, "smtp-from", "certhosting@localhost", "sender address of e-mail notifications")
+	fs.StringVar(&c.supportEngineerEmails, "support-engineer-emails", "", "e-mail addresses of the support engineers, name=address comma-separated (alice=alice@example.com,bob=bob@example.com): a case's assignee is e-mailed about it")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
 	fs.DurationVar(&c.deployDeadline, "deploy-deadline", lifecycle.DefaultDeployDeadline, "how long after its issuance a bundle's certificate may take to reach every deployment target the bundle expects before the ticker opens an urgent case")
@@ -275,6 +298,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	lifecyclev1.RegisterSupportServiceServer(gs.GRPC, lifecycle.NewSupportServer(svc.config))
 	lifecyclev1.RegisterAccountServiceServer(gs.GRPC, lifecycle.NewAccountServer(svc.config, svc.identity))
 	lifecyclev1.RegisterOperationsServiceServer(gs.GRPC, lifecycle.NewOperationsServer(svc.config, svc.reissuer.Wake))
+	lifecyclev1.RegisterWebhookServiceServer(gs.GRPC, lifecycle.NewWebhookServer(svc.config, svc.notify.Wake))
 
 	lis, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -291,6 +315,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g.Go(func() error { return gs.Run(ctx, lis, cfg.shutdownGrace) })
 	g.Go(func() error { return svc.ticker.Run(ctx) })
 	g.Go(func() error { return svc.reissuer.Run(ctx) })
+	g.Go(func() error { return svc.notify.Run(ctx) })
 	if crlLis != nil && svc.localCA != nil {
 		log.Info("local CA's revocation list served", "url", crlURL(cfg))
 		g.Go(func() error { return serveCRL(ctx, crlLis, svc.localCA, log) })
@@ -310,6 +335,7 @@ type service struct {
 	localCA  *localca.CA // when a product is routed to it
 	ticker   *lifecycle.Ticker
 	reissuer *lifecycle.Reissuer
+	notify   *notify.Dispatcher
 	events   *lifecycle.Notifier
 	verifier *auth.Verifier
 	identity *auth.Store
@@ -379,7 +405,15 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		svc.localCA = authority
 		return authority, authority, err
 	}
-	st := store.New(database, svc.events.Notify)
+	// Every commit with events wakes WatchEvents streams and the notification dispatcher.
+	// The dispatcher is made after the store: until then, the pointer is nil and nothing is woken.
+	var wake atomic.Pointer[notify.Dispatcher]
+	st := store.New(database, func() {
+		svc.events.Notify()
+		if d := wake.Load(); d != nil {
+			d.Wake()
+		}
+	})
 	if n, err := st.BackfillDomains(ctx); err != nil {
 		return nil, fmt.Errorf("filling the domain filters' names: %w", err)
 	} else if n > 0 {
@@ -419,7 +453,62 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Lease: cfg.lease,
 		DeployDeadline: cfg.deployDeadline, Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	svc.reissuer = lifecycle.NewReissuer(svc.config, svc.ticker.Wake)
+	dispatcher, err := notifier(cfg, st, clk, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	svc.notify = dispatcher
+	wake.Store(dispatcher)
 	return svc, nil
+}
+
+// notifier wires the notification dispatcher from the -webhook-* and -smtp-* flags.
+func notifier(cfg config, st *store.Store, clk clockwork.Clock, keys *secrets.Box, log *slog.Logger) (*notify.Dispatcher, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // the endpoint's own address is what PublicOnly checks
+	transport.DialContext = notify.Dialer(cfg.webhookAllowPrivate).DialContext
+	if cfg.webhookCAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.webhookCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-webhook-ca-file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-webhook-ca-file: no PEM certificate in %s", cfg.webhookCAFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	engineers := map[string]string{}
+	for _, pair := range splitList(cfg.supportEngineerEmails) {
+		name, addr, ok := strings.Cut(pair, "=")
+		if _, err := mail.ParseAddress(addr); !ok || name == "" || err != nil {
+			return nil, fmt.Errorf("-support-engineer-emails: %q is not name=address", pair)
+		}
+		engineers[name] = addr
+	}
+	o := notify.Options{Store: st, Clock: clk, Log: log.With("component", "notify"), Keys: keys,
+		HTTP: &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a redirect is an answer, not a new destination
+		}},
+		Engineers: engineers, Timeout: cfg.webhookTimeout}
+	if cfg.smtpAddr != "" {
+		password := os.Getenv(envPrefix + "_SMTP_PASSWORD")
+		if cfg.smtpPasswordFile != "" {
+			b, err := os.ReadFile(cfg.smtpPasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("-smtp-password-file: %w", err)
+			}
+			password = strings.TrimSpace(string(b))
+		}
+		if _, err := mail.ParseAddress(cfg.smtpFrom); err != nil {
+			return nil, fmt.Errorf("-smtp-from: %w", err)
+		}
+		o.Mail = &notify.SMTP{Addr: cfg.smtpAddr, Username: cfg.smtpUsername, Password: password, From: cfg.smtpFrom}
+	}
+	return notify.New(o), nil
 }
 
 func splitList(s string) []string {

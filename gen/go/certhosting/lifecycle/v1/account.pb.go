@@ -109,6 +109,9 @@ const (
 	AuditEventKind_AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED AuditEventKind = 7
 	// A support engineer assigned another engineer to the account (SetAccountEngineer).
 	AuditEventKind_AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET AuditEventKind = 8
+	// A webhook endpoint was created, updated, deleted, had its secret rotated or a delivery
+	// replayed (WebhookService).
+	AuditEventKind_AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED AuditEventKind = 9
 )
 
 // Enum value maps for AuditEventKind.
@@ -123,17 +126,19 @@ var (
 		6: "AUDIT_EVENT_KIND_CERTIFICATE_REVOKED",
 		7: "AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED",
 		8: "AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET",
+		9: "AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED",
 	}
 	AuditEventKind_value = map[string]int32{
-		"AUDIT_EVENT_KIND_UNSPECIFIED":          0,
-		"AUDIT_EVENT_KIND_ACCOUNT_CREATED":      1,
-		"AUDIT_EVENT_KIND_API_KEY_CREATED":      2,
-		"AUDIT_EVENT_KIND_API_KEY_REVOKED":      3,
-		"AUDIT_EVENT_KIND_CERTIFICATE_EXPORTED": 4,
-		"AUDIT_EVENT_KIND_HOSTING_CHANGED":      5,
-		"AUDIT_EVENT_KIND_CERTIFICATE_REVOKED":  6,
-		"AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED": 7,
-		"AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET": 8,
+		"AUDIT_EVENT_KIND_UNSPECIFIED":              0,
+		"AUDIT_EVENT_KIND_ACCOUNT_CREATED":          1,
+		"AUDIT_EVENT_KIND_API_KEY_CREATED":          2,
+		"AUDIT_EVENT_KIND_API_KEY_REVOKED":          3,
+		"AUDIT_EVENT_KIND_CERTIFICATE_EXPORTED":     4,
+		"AUDIT_EVENT_KIND_HOSTING_CHANGED":          5,
+		"AUDIT_EVENT_KIND_CERTIFICATE_REVOKED":      6,
+		"AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED":     7,
+		"AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET":     8,
+		"AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED": 9,
 	}
 )
 
@@ -914,7 +919,7 @@ const file_certhosting_lifecycle_v1_account_proto_rawDesc = "" +
 	"\x15API_KEY_ROLE_DEPLOYER\x10\x02\x12\x17\n" +
 	"\x13API_KEY_ROLE_READER\x10\x03\x12\x18\n" +
 	"\x14API_KEY_ROLE_SUPPORT\x10\x04\x12\x18\n" +
-	"\x14API_KEY_ROLE_SERVICE\x10\x05*\xf5\x02\n" +
+	"\x14API_KEY_ROLE_SERVICE\x10\x05*\xa4\x03\n" +
 	"\x0eAuditEventKind\x12 \n" +
 	"\x1cAUDIT_EVENT_KIND_UNSPECIFIED\x10\x00\x12$\n" +
 	" AUDIT_EVENT_KIND_ACCOUNT_CREATED\x10\x01\x12$\n" +
@@ -924,7 +929,8 @@ const file_certhosting_lifecycle_v1_account_proto_rawDesc = "" +
 	" AUDIT_EVENT_KIND_HOSTING_CHANGED\x10\x05\x12(\n" +
 	"$AUDIT_EVENT_KIND_CERTIFICATE_REVOKED\x10\x06\x12)\n" +
 	"%AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED\x10\a\x12)\n" +
-	"%AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET\x10\b2\xd2\x03\n" +
+	"%AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET\x10\b\x12-\n" +
+	")AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED\x10\t2\xd2\x03\n" +
 	"\x0eAccountService\x12m\n" +
 	"\fCreateApiKey\x12-.certhosting.lifecycle.v1.CreateApiKeyRequest\x1a..certhosting.lifecycle.v1.CreateApiKeyResponse\x12j\n" +
 	"\vListApiKeys\x12,.certhosting.lifecycle.v1.ListApiKeysRequest\x1a-.certhosting.lifecycle.v1.ListApiKeysResponse\x12m\n" +

@@ -505,6 +505,14 @@ export enum AuditEventKind {
    * @generated from enum value: AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET = 8;
    */
   ACCOUNT_ENGINEER_SET = 8,
+
+  /**
+   * A webhook endpoint was created, updated, deleted, had its secret rotated or a delivery
+   * replayed (WebhookService).
+   *
+   * @generated from enum value: AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED = 9;
+   */
+  WEBHOOK_ENDPOINT_CHANGED = 9,
 }
 
 /**

@@ -3,3 +3,4 @@ export * from "./account_pb.js";
 export * from "./lifecycle_pb.js";
 export * from "./operations_pb.js";
 export * from "./support_pb.js";
+export * from "./webhook_pb.js";
