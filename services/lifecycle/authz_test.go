@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
@@ -157,6 +158,16 @@ var authzCalls = map[string]authzCall{
 		_, err := lifecyclev1.NewAccountServiceClient(lc).ListAuditEvents(ctx, &lifecyclev1.ListAuditEventsRequest{})
 		return err
 	},
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewAccountServiceClient(lc).GetAccountSettings(ctx, &lifecyclev1.GetAccountSettingsRequest{})
+		return err
+	},
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewAccountServiceClient(lc).UpdateAccountSettings(ctx, &lifecyclev1.UpdateAccountSettingsRequest{
+			Settings:   &lifecyclev1.AccountSettings{ExpiryReminderDays: []int32{30, 14, 7, 3, 1}},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"expiry_reminder_days"}}})
+		return err
+	},
 	orderv1.OrderService_ListProducts_FullMethodName: func(ctx context.Context, _, oc *grpc.ClientConn, t authzTarget) error {
 		_, err := orderv1.NewOrderServiceClient(oc).ListProducts(ctx, &orderv1.ListProductsRequest{})
 		return err
@@ -192,15 +203,17 @@ var authzCalls = map[string]authzCall{
 // ask for, so the matrix checks them on the caller's own account only (tenant isolation of the
 // lists they return is tested with the lists).
 var accountWide = map[string]bool{
-	lifecyclev1.LifecycleService_ListBundles_FullMethodName:      true,
-	lifecyclev1.LifecycleService_ListCertificates_FullMethodName: true,
-	lifecyclev1.SupportService_ListSupportCases_FullMethodName:   true,
-	lifecyclev1.AccountService_CreateApiKey_FullMethodName:       true,
-	lifecyclev1.AccountService_ListApiKeys_FullMethodName:        true,
-	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:    true,
-	orderv1.OrderService_ListProducts_FullMethodName:             true,
-	orderv1.OrderService_CreateOrder_FullMethodName:              true,
-	orderv1.OrderService_ListOrders_FullMethodName:               true,
+	lifecyclev1.LifecycleService_ListBundles_FullMethodName:         true,
+	lifecyclev1.LifecycleService_ListCertificates_FullMethodName:    true,
+	lifecyclev1.SupportService_ListSupportCases_FullMethodName:      true,
+	lifecyclev1.AccountService_CreateApiKey_FullMethodName:          true,
+	lifecyclev1.AccountService_ListApiKeys_FullMethodName:           true,
+	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:       true,
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName:    true,
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName: true,
+	orderv1.OrderService_ListProducts_FullMethodName:                true,
+	orderv1.OrderService_CreateOrder_FullMethodName:                 true,
+	orderv1.OrderService_ListOrders_FullMethodName:                  true,
 }
 
 // wantAccess is the authorization table as the product describes it (docs/security.md), written
@@ -217,6 +230,7 @@ var wantAccess = map[string]string{
 	"UpdateApplicationTemplate": "owner", "RetryApplication": "owner support",
 	"ListSupportCases": "owner reader support", "GetSupportCase": "owner reader support", "UpdateSupportCase": "owner support",
 	"CreateApiKey": "owner", "ListApiKeys": "owner", "RevokeApiKey": "owner", "ListAuditEvents": "owner",
+	"GetAccountSettings": "owner", "UpdateAccountSettings": "owner",
 	"ListProducts": "owner deployer reader +bundles", "CreateOrder": "owner", "PayOrder": "owner",
 	"GetOrder": "owner reader", "ListOrders": "owner reader", "CancelOrder": "owner", "RefundOrder": "owner",
 }

@@ -81,6 +81,8 @@ var Policy = auth.Policy{
 	lifecyclev1.AccountService_ListApiKeys_FullMethodName:                 owner,
 	lifecyclev1.AccountService_RevokeApiKey_FullMethodName:                owner,
 	lifecyclev1.AccountService_ListAuditEvents_FullMethodName:             owner,
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName:          owner,
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName:       owner,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.
