@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
@@ -250,4 +251,17 @@ func TestAccountSettings(t *testing.T) {
 	}
 	_, err = lifecyclev1.NewAccountServiceClient(e.supportConn).GetAccountSettings(e.ctx, &lifecyclev1.GetAccountSettingsRequest{})
 	wantRefused(t, "a support key reading account settings", err, codes.PermissionDenied, "")
+}
+
+// TestAccountSettingsREADMEJSON: the README's UpdateAccountSettings request body is valid JSON
+// for the message (a field mask in JSON is one string of lowerCamelCase paths).
+func TestAccountSettingsREADMEJSON(t *testing.T) {
+	var req lifecyclev1.UpdateAccountSettingsRequest
+	body := `{"settings": {"expiry_reminder_days": [60, 30, 7]}, "update_mask": "expiryReminderDays"}`
+	if err := protojson.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.GetUpdateMask().GetPaths(); fmt.Sprint(got) != "[expiry_reminder_days]" || len(req.GetSettings().GetExpiryReminderDays()) != 3 {
+		t.Errorf("parsed %v, want the mask [expiry_reminder_days] and 3 thresholds", &req)
+	}
 }
