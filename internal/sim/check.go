@@ -54,6 +54,18 @@ func check(ctx context.Context, d *db.DB, n Notifications, end time.Time, lost m
 			return err
 		}
 	}
+	// The support cases by bundle, read once.
+	var caseRows []struct {
+		BundleID   string `db:"bundle_id"`
+		CreateTime int64  `db:"create_time"`
+	}
+	if err := d.Select(ctx, &caseRows, `SELECT bundle_id, create_time FROM support_cases`); err != nil {
+		return err
+	}
+	cases := map[string][]int64{}
+	for _, c := range caseRows {
+		cases[c.BundleID] = append(cases[c.BundleID], c.CreateTime)
+	}
 	endMicros := db.Micros(end)
 	for _, id := range order {
 		iss := byBundle[id]
@@ -78,14 +90,9 @@ func check(ctx context.Context, d *db.DB, n Notifications, end time.Time, lost m
 			if err != nil {
 				return err
 			}
-			cased := true
-			if c.Hosting {
-				var cases int
-				if err := d.Get(ctx, &cases, `SELECT COUNT(*) FROM support_cases WHERE bundle_id = ? AND create_time >= ? AND create_time <= ?`,
-					id, c.NotBefore, db.Micros(deadline)); err != nil {
-					return err
-				}
-				cased = cases > 0
+			cased := !c.Hosting
+			for _, at := range cases[id] {
+				cased = cased || (at >= c.NotBefore && at <= db.Micros(deadline))
 			}
 			if !notified || !cased {
 				r.SilentExpiries++

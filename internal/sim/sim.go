@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -94,15 +95,39 @@ type Env struct {
 }
 
 // CommittedEvents counts a notification as sent once its history event is committed: a
-// support_case_opened or expiry_reminder event of the bundle.
-type CommittedEvents struct{ DB *db.DB }
+// support_case_opened or expiry_reminder event of the bundle. It reads them all at its first call
+// (the run is over by then), one query instead of one per expiry.
+type CommittedEvents struct {
+	DB *db.DB
+
+	once  sync.Once
+	err   error
+	times map[string][]int64 // by bundle
+}
 
 // NotifiedBy implements Notifications.
-func (c CommittedEvents) NotifiedBy(ctx context.Context, bundleID, certificateID string, from, by time.Time) (bool, error) {
-	var n int
-	err := c.DB.Get(ctx, &n, `SELECT COUNT(*) FROM events WHERE bundle_id = ? AND type IN (?, ?) AND time >= ? AND time <= ?`,
-		bundleID, store.EventSupportCaseOpened, store.EventExpiryReminder, db.Micros(from), db.Micros(by))
-	return n > 0, err
+func (c *CommittedEvents) NotifiedBy(ctx context.Context, bundleID, certificateID string, from, by time.Time) (bool, error) {
+	c.once.Do(func() {
+		var rows []struct {
+			BundleID string `db:"bundle_id"`
+			Time     int64  `db:"time"`
+		}
+		c.err = c.DB.Select(ctx, &rows, `SELECT bundle_id, time FROM events WHERE type IN (?, ?)`,
+			store.EventSupportCaseOpened, store.EventExpiryReminder)
+		c.times = map[string][]int64{}
+		for _, r := range rows {
+			c.times[r.BundleID] = append(c.times[r.BundleID], r.Time)
+		}
+	})
+	if c.err != nil {
+		return false, c.err
+	}
+	for _, t := range c.times[bundleID] {
+		if t >= db.Micros(from) && t <= db.Micros(by) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Result is what a simulation found.
@@ -244,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Owner:   auth.WithCaller(ctx, auth.Principal{AccountID: account, Role: auth.RoleOwner, Name: "sim"}),
 	}
 	if cfg.Notifications == nil {
-		cfg.Notifications = CommittedEvents{DB: database}
+		cfg.Notifications = &CommittedEvents{DB: database}
 	}
 	if cfg.OnStart != nil {
 		if err := cfg.OnStart(ctx, env); err != nil {
