@@ -138,6 +138,7 @@ type Result struct {
 	Ticks                     int
 	Wall                      time.Duration
 	OutageStart               time.Time
+	Outage                    time.Duration
 	RecordsRemoved            int // bundles whose validation records were removed
 	Issuances, Renewals       int // renewals: issuances after each bundle's first
 	Cases, Reminders          int // support cases opened, expiry_reminder events
@@ -158,8 +159,9 @@ type Result struct {
 func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "simulation: seed %d, %d bundles (%d hosted), %d simulated days in %d ticks, %s wall\n",
 		r.Seed, r.Bundles, r.Hosted, r.SimulatedDays, r.Ticks, r.Wall.Round(time.Second))
-	fmt.Fprintf(w, "  faults: CA calls %d, transient errors %d, outage errors %d (3-day outage from %s), rejections %d, records removed from %d bundles\n",
-		r.CACalls, r.CAErrors, r.CAOutageErrors, r.OutageStart.Format("2006-01-02"), r.CARejections, r.RecordsRemoved)
+	fmt.Fprintf(w, "  faults: CA calls %d, errors %d (%d transient, %d in the %s outage from %s), rejections %d, records removed from %d bundles\n",
+		r.CACalls, r.CAErrors, r.CAErrors-r.CAOutageErrors, r.CAOutageErrors, r.Outage, r.OutageStart.Format("2006-01-02 15:04"),
+		r.CARejections, r.RecordsRemoved)
 	fmt.Fprintf(w, "  totals: issuances %d, renewals %d, support cases %d, expiry reminders %d\n",
 		r.Issuances, r.Renewals, r.Cases, r.Reminders)
 	fmt.Fprintf(w, "  expiries with no successor: %d (%d at the end of the subscription, %d of bundles whose records were removed)\n",
@@ -258,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	faulty.TransientRate, faulty.RejectRate = cfg.TransientRate, cfg.RejectRate
 	faulty.OutageStart = start.Add(cfg.Duration/4 + time.Duration(rng.Int64N(int64(cfg.Duration/2))))
 	faulty.OutageEnd = faulty.OutageStart.Add(cfg.Outage)
-	res.OutageStart = faulty.OutageStart
+	res.OutageStart, res.Outage = faulty.OutageStart, cfg.Outage
 
 	lc := lifecycle.Config{Store: st, Clock: clk, Log: cfg.Log, CAs: ca.Single("local", faulty), Keys: box, Engineers: []string{"alice", "bob"}}
 	account := ids.New(ids.Account, start)
