@@ -282,7 +282,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// The customers: 1, 2 or 3-year subscriptions without hosting, 2 or 3 years with.
 	plans := make([]*bundlePlan, cfg.Bundles)
 	for i := range plans {
-		p := &bundlePlan{at: start.Add(time.Duration(i) * purchaseSpan / time.Duration(cfg.Bundles)), hosting: rng.IntN(2) == 0}
+		// (span / n) · i: i · span overflows a Duration past 292 bundles.
+		p := &bundlePlan{at: start.Add(purchaseSpan / time.Duration(cfg.Bundles) * time.Duration(i)), hosting: rng.IntN(2) == 0}
 		if p.hosting {
 			p.years = 2 + rng.Int32N(2)
 			res.Hosted++
