@@ -416,10 +416,16 @@ func checkRenewedOnce(t *testing.T, lc lifecyclev1.LifecycleServiceClient, bundl
 	}
 	for id, want := range want {
 		got := history(t, lc, id)
-		// A renewal slowed down past escalate_before opens a case: worth knowing, not wrong.
+		// A renewal slowed down past escalate_before opens a case, and one not done by the first
+		// expiry reminder threshold (at the renewal time itself for these short certificates)
+		// sends a reminder: worth knowing, not wrong.
 		got = slices.DeleteFunc(got, func(s string) bool {
 			if strings.HasPrefix(s, "SUPPORT_CASE_OPENED(") {
 				t.Logf("bundle %s certificate %s: a support case was opened (a late renewal)", bundleID, id)
+				return true
+			}
+			if strings.HasPrefix(s, "EXPIRY_REMINDER(") {
+				t.Logf("bundle %s certificate %s: an expiry reminder was sent (the renewal was not done yet)", bundleID, id)
 				return true
 			}
 			return false

@@ -257,6 +257,16 @@ var authzCalls = map[string]authzCall{
 		_, err := lifecyclev1.NewWebhookServiceClient(lc).ReplayWebhookDelivery(ctx, &lifecyclev1.ReplayWebhookDeliveryRequest{WebhookDeliveryId: t.delivery})
 		return err
 	},
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewAccountServiceClient(lc).GetAccountSettings(ctx, &lifecyclev1.GetAccountSettingsRequest{})
+		return err
+	},
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		_, err := lifecyclev1.NewAccountServiceClient(lc).UpdateAccountSettings(ctx, &lifecyclev1.UpdateAccountSettingsRequest{
+			Settings:   &lifecyclev1.AccountSettings{ExpiryReminderDays: []int32{30, 14, 7, 3, 1}},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"expiry_reminder_days"}}})
+		return err
+	},
 	orderv1.OrderService_ListProducts_FullMethodName: func(ctx context.Context, _, oc *grpc.ClientConn, t authzTarget) error {
 		_, err := orderv1.NewOrderServiceClient(oc).ListProducts(ctx, &orderv1.ListProductsRequest{})
 		return err
@@ -311,6 +321,8 @@ var accountWide = map[string]bool{
 	lifecyclev1.WebhookService_ListWebhookEndpoints_FullMethodName:      true,
 	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName:     true,
 	orderv1.OrderService_ListOrders_FullMethodName:                      true,
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName:        true,
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName:     true,
 }
 
 // wantAccess is the authorization table as the product describes it (docs/security.md), written
@@ -333,6 +345,7 @@ var wantAccess = map[string]string{
 	"CreateWebhookEndpoint": "owner", "UpdateWebhookEndpoint": "owner", "DeleteWebhookEndpoint": "owner",
 	"RotateWebhookSecret": "owner", "ReplayWebhookDelivery": "owner",
 	"ListWebhookEndpoints": "owner reader", "GetWebhookEndpoint": "owner reader", "ListWebhookDeliveries": "owner reader",
+	"GetAccountSettings": "owner", "UpdateAccountSettings": "owner",
 	"ListProducts": "owner deployer reader +bundles", "CreateOrder": "owner", "PayOrder": "owner",
 	"GetOrder": "owner reader", "ListOrders": "owner reader", "CancelOrder": "owner", "RefundOrder": "owner",
 }

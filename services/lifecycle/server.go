@@ -106,6 +106,8 @@ var Policy = auth.Policy{
 	lifecyclev1.WebhookService_RotateWebhookSecret_FullMethodName:         owner,
 	lifecyclev1.WebhookService_ListWebhookDeliveries_FullMethodName:       readAccount,
 	lifecyclev1.WebhookService_ReplayWebhookDelivery_FullMethodName:       owner,
+	lifecyclev1.AccountService_GetAccountSettings_FullMethodName:          owner,
+	lifecyclev1.AccountService_UpdateAccountSettings_FullMethodName:       owner,
 }
 
 // Config wires the lifecycle service: what both the API and the ticker use.

@@ -134,10 +134,12 @@ type TickStats struct {
 	Submitted, SubmitErrors, Polled, Issued, Rejected, PollErrors                       int
 	// DeploymentsOverdue counts certificates reported as not deployed in time.
 	DeploymentsOverdue int
+	Reminders          int
 }
 
 // Tick does everything due at now: expiries, escalations, renewal windows to refresh, rejected
-// renewals to retry, renewals to start, applications to submit, applications to poll, in that order (so a renewal started now is submitted, and with a
+// renewals to retry, renewals to start, applications to submit, applications to poll, expiry
+// reminders, in that order (so a renewal started now is submitted, and with a
 // quick CA issued, in the same tick).
 func (t *Ticker) Tick(ctx context.Context, now time.Time) (st TickStats, err error) {
 	start := time.Now()
@@ -145,6 +147,8 @@ func (t *Ticker) Tick(ctx context.Context, now time.Time) (st TickStats, err err
 	var errs []error
 	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
 		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll, t.checkDeployments,
+		// Reminders come last: a successor issued in this tick makes its predecessor's reminder moot.
+		t.remind,
 	} {
 		if err := phase(ctx, now, &st); err != nil {
 			errs = append(errs, err)
@@ -214,7 +218,7 @@ func (t *Ticker) expire(ctx context.Context, now time.Time, st *TickStats) error
 				return err // changed since it was read: nothing to do
 			}
 			wasHosted := cur.State == state.Hosted
-			cur.ExpireAt = sql.NullInt64{}
+			cur.ExpireAt, cur.RemindAt = sql.NullInt64{}, sql.NullInt64{}
 			if cur.State == state.Hosted || cur.State == state.Issued {
 				cur.RenewAt, cur.EscalateAt, cur.ARICheckAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
 				if err := tx.Transition(&cur, state.Expired, state.ActorTicker, store.EventExpired,
@@ -836,6 +840,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 	cert.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
 	cert.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
 	cert.RetryAt, cert.Retries = sql.NullInt64{}, 0
+	// The remind sweep works out the new certificate's first expiry reminder (reminders.go).
+	cert.RemindAt = sql.NullInt64{Int64: db.Micros(now), Valid: true}
 	if b.Hosting || cert.State == state.Issued {
 		// The state changes below, if at all, with an event of its own (HOSTED), or not at all (a
 		// re-issue of an ISSUED instance): this event says what was issued.
@@ -851,7 +857,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			if o.ID == cert.ID || o.State != state.Hosted {
 				continue
 			}
-			o.RenewAt, o.EscalateAt, o.ARICheckAt, o.RetryAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
+			// Its successor is in place: no more renewals, escalations or expiry reminders.
+			o.RenewAt, o.EscalateAt, o.ARICheckAt, o.RetryAt, o.RemindAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
 			if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
 				fmt.Sprintf("superseded by instance %d's certificate %s", cert.Sequence, iss.Serial)); err != nil {
 				return err

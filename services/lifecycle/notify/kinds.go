@@ -16,10 +16,9 @@ import (
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
-// History event types this package notifies that the store does not name: the expiry reminder
-// (written by the ticker) and support case updates.
+// History event types this package notifies that the store does not record yet: support case
+// updates.
 const (
-	EventExpiryReminder      = "expiry_reminder"
 	EventSupportCaseUpdated  = "support_case_updated"
 	EventSupportCaseResolved = "support_case_resolved"
 )
@@ -36,7 +35,7 @@ var kindOfEvent = map[string]lifecyclev1.NotificationKind{
 	EventSupportCaseResolved:        lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED,
 	store.EventCoverageLapsed:       lifecyclev1.NotificationKind_NOTIFICATION_KIND_COVERAGE_LAPSED,
 	store.EventHostingEnding:        lifecyclev1.NotificationKind_NOTIFICATION_KIND_HOSTING_ENDING,
-	EventExpiryReminder:             lifecyclev1.NotificationKind_NOTIFICATION_KIND_EXPIRY_REMINDER,
+	store.EventExpiryReminder:       lifecyclev1.NotificationKind_NOTIFICATION_KIND_EXPIRY_REMINDER,
 }
 
 // KindOf is what an event notifies: ok is false for types that are not notified. renewal says

@@ -84,7 +84,7 @@ func TestKindOf(t *testing.T) {
 		{EventSupportCaseResolved, false, false, k(lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED), true},
 		{store.EventCoverageLapsed, false, false, k(lifecyclev1.NotificationKind_NOTIFICATION_KIND_COVERAGE_LAPSED), true},
 		{store.EventHostingEnding, false, false, k(lifecyclev1.NotificationKind_NOTIFICATION_KIND_HOSTING_ENDING), true},
-		{EventExpiryReminder, false, false, k(lifecyclev1.NotificationKind_NOTIFICATION_KIND_EXPIRY_REMINDER), true},
+		{store.EventExpiryReminder, false, false, k(lifecyclev1.NotificationKind_NOTIFICATION_KIND_EXPIRY_REMINDER), true},
 		{store.EventCreated, false, false, 0, false},
 		{store.EventHosted, false, false, 0, false},
 		{store.EventSuperseded, false, false, 0, false},

@@ -255,6 +255,9 @@ const (
 	// SweepEscalate: hosted instances whose successor is still not in place escalate_before their
 	// expiry.
 	SweepEscalate = "escalate_at"
+	// SweepRemind: instances whose certificate is due for an expiry reminder (or for working out
+	// its first one).
+	SweepRemind = "remind_at"
 )
 
 // ClaimCertificates claims up to limit certificates due at now in a sweep column (Sweep*) for
@@ -265,7 +268,7 @@ const (
 // nothing due writes nothing.
 func (s *Store) ClaimCertificates(ctx context.Context, column string, now time.Time, lease time.Duration, limit int) ([]Certificate, error) {
 	switch column {
-	case SweepRenew, SweepExpire, SweepRenewalInfo, SweepRetry, SweepEscalate:
+	case SweepRenew, SweepExpire, SweepRenewalInfo, SweepRetry, SweepEscalate, SweepRemind:
 	default:
 		return nil, fmt.Errorf("store: %q is not a sweep column", column)
 	}
@@ -330,6 +333,7 @@ func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 		UNION ALL SELECT MIN(escalate_at) FROM certificates WHERE escalate_at IS NOT NULL
 		UNION ALL SELECT MIN(ari_check_at) FROM certificates WHERE ari_check_at IS NOT NULL
 		UNION ALL SELECT MIN(retry_at) FROM certificates WHERE retry_at IS NOT NULL
+		UNION ALL SELECT MIN(remind_at) FROM certificates WHERE remind_at IS NOT NULL
 		UNION ALL SELECT MIN(next_poll_at) FROM applications WHERE next_poll_at IS NOT NULL) due`)
 	return db.FromNullMicros(v), v.Valid, err
 }

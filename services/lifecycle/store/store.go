@@ -104,11 +104,15 @@ type Certificate struct {
 	// for this (VALIDATION_FAILED) instance; Retries counts the attempts of the current renewal.
 	RetryAt sql.NullInt64 `db:"retry_at"`
 	Retries int           `db:"retries"`
+	// RemindAt is when the ticker next looks at the instance's certificate for an expiry reminder
+	// (SweepRemind): its next reminder threshold, or its issuance time; NULL when there is nothing
+	// to remind of.
+	RemindAt sql.NullInt64 `db:"remind_at"`
 }
 
 const certificateColumns = `certificate_id, bundle_id, account_id, sequence, state, coverage_start, coverage_end,
 	create_time, update_time, current_issuance_id, current_application_id, renew_at, expire_at, escalate_at,
-	ari_check_at, retry_at, retries`
+	ari_check_at, retry_at, retries, remind_at`
 
 // Event is one history entry.
 type Event struct {
@@ -149,6 +153,9 @@ const (
 	EventRevoked              = "revoked"
 	EventTemplateUpdated      = "template_updated"
 	EventCancelled            = "cancelled"
+	// EventExpiryReminder: the certificate, which has no successor yet, expires within one of the
+	// account's reminder thresholds; the reason names the threshold ("7 days") and the not_after.
+	EventExpiryReminder = "expiry_reminder"
 )
 
 // Store is the lifecycle database.
@@ -204,7 +211,7 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
 				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
 				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
-				:retries)`, nb.Certificates); err != nil {
+				:retries, :remind_at)`, nb.Certificates); err != nil {
 				return err
 			}
 		}

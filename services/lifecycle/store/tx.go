@@ -112,16 +112,16 @@ func (t *Tx) Event(e Event) error {
 }
 
 // SaveSchedule writes an instance's non-state columns: current issuance and application, coverage,
-// the sweep times (renew_at, expire_at, escalate_at, ari_check_at, retry_at) and the retry count.
+// the sweep times (renew_at, expire_at, escalate_at, ari_check_at, retry_at, remind_at) and the retry count.
 // It gives back a ticker replica's claim on the row (ClaimCertificates): the new schedule is due
 // for whichever replica finds it next.
 func (t *Tx) SaveSchedule(c *Certificate) error {
 	c.UpdateTime = t.now
 	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
 		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?,
-		update_time = ?, claim_until = NULL WHERE certificate_id = ?`,
+		remind_at = ?, update_time = ?, claim_until = NULL WHERE certificate_id = ?`,
 		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
-		c.ARICheckAt, c.RetryAt, c.Retries, c.UpdateTime, c.ID)
+		c.ARICheckAt, c.RetryAt, c.Retries, c.RemindAt, c.UpdateTime, c.ID)
 	return err
 }
 

@@ -9,6 +9,7 @@ package lifecyclev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -849,11 +850,257 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// AccountSettings are the settings of an account.
+type AccountSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The days before a certificate's not_after at which an EXPIRY_REMINDER history event is
+	// recorded for every certificate of the account without a successor yet, hosted or not; default
+	// 30, 14, 7, 3, 1. Each is sent once per certificate. For a certificate shorter than 90 days the
+	// thresholds are scaled like the renewal time: days x min(30 days, lifetime/3) / 30 days (a
+	// 6-day certificate is reminded 2 days, 22.4 hours, ... before it expires). In a request: 1 to
+	// 10 distinct whole days from 1 to 90, in any order (they are returned in descending order).
+	// Reminders cannot be turned off: no certificate expires silently.
+	ExpiryReminderDays []int32 `protobuf:"varint,1,rep,packed,name=expiry_reminder_days,json=expiryReminderDays,proto3" json:"expiry_reminder_days,omitempty"`
+	// Output only: when the settings were last changed; unset while the account has the defaults.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountSettings) Reset() {
+	*x = AccountSettings{}
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountSettings) ProtoMessage() {}
+
+func (x *AccountSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountSettings.ProtoReflect.Descriptor instead.
+func (*AccountSettings) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_account_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AccountSettings) GetExpiryReminderDays() []int32 {
+	if x != nil {
+		return x.ExpiryReminderDays
+	}
+	return nil
+}
+
+func (x *AccountSettings) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// GetAccountSettingsRequest asks for the caller's account settings.
+type GetAccountSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountSettingsRequest) Reset() {
+	*x = GetAccountSettingsRequest{}
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountSettingsRequest) ProtoMessage() {}
+
+func (x *GetAccountSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_account_proto_rawDescGZIP(), []int{11}
+}
+
+// GetAccountSettingsResponse is the account's settings.
+type GetAccountSettingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings, defaults included.
+	Settings      *AccountSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountSettingsResponse) Reset() {
+	*x = GetAccountSettingsResponse{}
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountSettingsResponse) ProtoMessage() {}
+
+func (x *GetAccountSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_account_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetAccountSettingsResponse) GetSettings() *AccountSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// UpdateAccountSettingsRequest changes some of the caller's account settings.
+type UpdateAccountSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new values of the fields named in update_mask; the others are ignored.
+	Settings *AccountSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	// Required: the fields of settings to change; today only "expiry_reminder_days" (update_time is
+	// output only).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAccountSettingsRequest) Reset() {
+	*x = UpdateAccountSettingsRequest{}
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAccountSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAccountSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateAccountSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAccountSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateAccountSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_account_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateAccountSettingsRequest) GetSettings() *AccountSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *UpdateAccountSettingsRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateAccountSettingsResponse is the account's settings after the change.
+type UpdateAccountSettingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings, defaults included.
+	Settings      *AccountSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateAccountSettingsResponse) Reset() {
+	*x = UpdateAccountSettingsResponse{}
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateAccountSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateAccountSettingsResponse) ProtoMessage() {}
+
+func (x *UpdateAccountSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_account_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateAccountSettingsResponse.ProtoReflect.Descriptor instead.
+func (*UpdateAccountSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_account_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpdateAccountSettingsResponse) GetSettings() *AccountSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_certhosting_lifecycle_v1_account_proto protoreflect.FileDescriptor
 
 const file_certhosting_lifecycle_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"&certhosting/lifecycle/v1/account.proto\x12\x18certhosting.lifecycle.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n" +
+	"&certhosting/lifecycle/v1/account.proto\x12\x18certhosting.lifecycle.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n" +
 	"\x06ApiKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x128\n" +
@@ -911,7 +1158,20 @@ const file_certhosting_lifecycle_v1_account_proto_rawDesc = "" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\x8a\x01\n" +
 	"\x17ListAuditEventsResponse\x12G\n" +
 	"\faudit_events\x18\x01 \x03(\v2$.certhosting.lifecycle.v1.AuditEventR\vauditEvents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xaa\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +
+	"\x0fAccountSettings\x120\n" +
+	"\x14expiry_reminder_days\x18\x01 \x03(\x05R\x12expiryReminderDays\x12;\n" +
+	"\vupdate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\x1b\n" +
+	"\x19GetAccountSettingsRequest\"c\n" +
+	"\x1aGetAccountSettingsResponse\x12E\n" +
+	"\bsettings\x18\x01 \x01(\v2).certhosting.lifecycle.v1.AccountSettingsR\bsettings\"\xa2\x01\n" +
+	"\x1cUpdateAccountSettingsRequest\x12E\n" +
+	"\bsettings\x18\x01 \x01(\v2).certhosting.lifecycle.v1.AccountSettingsR\bsettings\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"f\n" +
+	"\x1dUpdateAccountSettingsResponse\x12E\n" +
+	"\bsettings\x18\x01 \x01(\v2).certhosting.lifecycle.v1.AccountSettingsR\bsettings*\xaa\x01\n" +
 	"\n" +
 	"ApiKeyRole\x12\x1c\n" +
 	"\x18API_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -930,12 +1190,14 @@ const file_certhosting_lifecycle_v1_account_proto_rawDesc = "" +
 	"$AUDIT_EVENT_KIND_CERTIFICATE_REVOKED\x10\x06\x12)\n" +
 	"%AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED\x10\a\x12)\n" +
 	"%AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET\x10\b\x12-\n" +
-	")AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED\x10\t2\xd2\x03\n" +
+	")AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED\x10\t2\xde\x05\n" +
 	"\x0eAccountService\x12m\n" +
 	"\fCreateApiKey\x12-.certhosting.lifecycle.v1.CreateApiKeyRequest\x1a..certhosting.lifecycle.v1.CreateApiKeyResponse\x12j\n" +
 	"\vListApiKeys\x12,.certhosting.lifecycle.v1.ListApiKeysRequest\x1a-.certhosting.lifecycle.v1.ListApiKeysResponse\x12m\n" +
 	"\fRevokeApiKey\x12-.certhosting.lifecycle.v1.RevokeApiKeyRequest\x1a..certhosting.lifecycle.v1.RevokeApiKeyResponse\x12v\n" +
-	"\x0fListAuditEvents\x120.certhosting.lifecycle.v1.ListAuditEventsRequest\x1a1.certhosting.lifecycle.v1.ListAuditEventsResponseB\xfe\x01\n" +
+	"\x0fListAuditEvents\x120.certhosting.lifecycle.v1.ListAuditEventsRequest\x1a1.certhosting.lifecycle.v1.ListAuditEventsResponse\x12\x7f\n" +
+	"\x12GetAccountSettings\x123.certhosting.lifecycle.v1.GetAccountSettingsRequest\x1a4.certhosting.lifecycle.v1.GetAccountSettingsResponse\x12\x88\x01\n" +
+	"\x15UpdateAccountSettings\x126.certhosting.lifecycle.v1.UpdateAccountSettingsRequest\x1a7.certhosting.lifecycle.v1.UpdateAccountSettingsResponseB\xfe\x01\n" +
 	"\x1ccom.certhosting.lifecycle.v1B\fAccountProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03CLX\xaa\x02\x18Certhosting.Lifecycle.V1\xca\x02\x18Certhosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1aCerthosting::Lifecycle::V1b\x06proto3"
 
 var (
@@ -951,51 +1213,66 @@ func file_certhosting_lifecycle_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certhosting_lifecycle_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_certhosting_lifecycle_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_certhosting_lifecycle_v1_account_proto_goTypes = []any{
-	(ApiKeyRole)(0),                 // 0: certhosting.lifecycle.v1.ApiKeyRole
-	(AuditEventKind)(0),             // 1: certhosting.lifecycle.v1.AuditEventKind
-	(*ApiKey)(nil),                  // 2: certhosting.lifecycle.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),     // 3: certhosting.lifecycle.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),    // 4: certhosting.lifecycle.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),      // 5: certhosting.lifecycle.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),     // 6: certhosting.lifecycle.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),     // 7: certhosting.lifecycle.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),    // 8: certhosting.lifecycle.v1.RevokeApiKeyResponse
-	(*AuditEvent)(nil),              // 9: certhosting.lifecycle.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),  // 10: certhosting.lifecycle.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil), // 11: certhosting.lifecycle.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),   // 12: google.protobuf.Timestamp
+	(ApiKeyRole)(0),                       // 0: certhosting.lifecycle.v1.ApiKeyRole
+	(AuditEventKind)(0),                   // 1: certhosting.lifecycle.v1.AuditEventKind
+	(*ApiKey)(nil),                        // 2: certhosting.lifecycle.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),           // 3: certhosting.lifecycle.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),          // 4: certhosting.lifecycle.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),            // 5: certhosting.lifecycle.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),           // 6: certhosting.lifecycle.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),           // 7: certhosting.lifecycle.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),          // 8: certhosting.lifecycle.v1.RevokeApiKeyResponse
+	(*AuditEvent)(nil),                    // 9: certhosting.lifecycle.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),        // 10: certhosting.lifecycle.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 11: certhosting.lifecycle.v1.ListAuditEventsResponse
+	(*AccountSettings)(nil),               // 12: certhosting.lifecycle.v1.AccountSettings
+	(*GetAccountSettingsRequest)(nil),     // 13: certhosting.lifecycle.v1.GetAccountSettingsRequest
+	(*GetAccountSettingsResponse)(nil),    // 14: certhosting.lifecycle.v1.GetAccountSettingsResponse
+	(*UpdateAccountSettingsRequest)(nil),  // 15: certhosting.lifecycle.v1.UpdateAccountSettingsRequest
+	(*UpdateAccountSettingsResponse)(nil), // 16: certhosting.lifecycle.v1.UpdateAccountSettingsResponse
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),         // 18: google.protobuf.FieldMask
 }
 var file_certhosting_lifecycle_v1_account_proto_depIdxs = []int32{
 	0,  // 0: certhosting.lifecycle.v1.ApiKey.role:type_name -> certhosting.lifecycle.v1.ApiKeyRole
-	12, // 1: certhosting.lifecycle.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	12, // 2: certhosting.lifecycle.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 3: certhosting.lifecycle.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 1: certhosting.lifecycle.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	17, // 2: certhosting.lifecycle.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 3: certhosting.lifecycle.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: certhosting.lifecycle.v1.CreateApiKeyRequest.role:type_name -> certhosting.lifecycle.v1.ApiKeyRole
-	12, // 5: certhosting.lifecycle.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 5: certhosting.lifecycle.v1.CreateApiKeyRequest.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 6: certhosting.lifecycle.v1.CreateApiKeyResponse.api_key:type_name -> certhosting.lifecycle.v1.ApiKey
 	2,  // 7: certhosting.lifecycle.v1.ListApiKeysResponse.api_keys:type_name -> certhosting.lifecycle.v1.ApiKey
 	2,  // 8: certhosting.lifecycle.v1.RevokeApiKeyResponse.api_key:type_name -> certhosting.lifecycle.v1.ApiKey
-	12, // 9: certhosting.lifecycle.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	17, // 9: certhosting.lifecycle.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: certhosting.lifecycle.v1.AuditEvent.kind:type_name -> certhosting.lifecycle.v1.AuditEventKind
 	1,  // 11: certhosting.lifecycle.v1.ListAuditEventsRequest.kinds:type_name -> certhosting.lifecycle.v1.AuditEventKind
-	12, // 12: certhosting.lifecycle.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	12, // 13: certhosting.lifecycle.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	17, // 12: certhosting.lifecycle.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	17, // 13: certhosting.lifecycle.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	9,  // 14: certhosting.lifecycle.v1.ListAuditEventsResponse.audit_events:type_name -> certhosting.lifecycle.v1.AuditEvent
-	3,  // 15: certhosting.lifecycle.v1.AccountService.CreateApiKey:input_type -> certhosting.lifecycle.v1.CreateApiKeyRequest
-	5,  // 16: certhosting.lifecycle.v1.AccountService.ListApiKeys:input_type -> certhosting.lifecycle.v1.ListApiKeysRequest
-	7,  // 17: certhosting.lifecycle.v1.AccountService.RevokeApiKey:input_type -> certhosting.lifecycle.v1.RevokeApiKeyRequest
-	10, // 18: certhosting.lifecycle.v1.AccountService.ListAuditEvents:input_type -> certhosting.lifecycle.v1.ListAuditEventsRequest
-	4,  // 19: certhosting.lifecycle.v1.AccountService.CreateApiKey:output_type -> certhosting.lifecycle.v1.CreateApiKeyResponse
-	6,  // 20: certhosting.lifecycle.v1.AccountService.ListApiKeys:output_type -> certhosting.lifecycle.v1.ListApiKeysResponse
-	8,  // 21: certhosting.lifecycle.v1.AccountService.RevokeApiKey:output_type -> certhosting.lifecycle.v1.RevokeApiKeyResponse
-	11, // 22: certhosting.lifecycle.v1.AccountService.ListAuditEvents:output_type -> certhosting.lifecycle.v1.ListAuditEventsResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	17, // 15: certhosting.lifecycle.v1.AccountSettings.update_time:type_name -> google.protobuf.Timestamp
+	12, // 16: certhosting.lifecycle.v1.GetAccountSettingsResponse.settings:type_name -> certhosting.lifecycle.v1.AccountSettings
+	12, // 17: certhosting.lifecycle.v1.UpdateAccountSettingsRequest.settings:type_name -> certhosting.lifecycle.v1.AccountSettings
+	18, // 18: certhosting.lifecycle.v1.UpdateAccountSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	12, // 19: certhosting.lifecycle.v1.UpdateAccountSettingsResponse.settings:type_name -> certhosting.lifecycle.v1.AccountSettings
+	3,  // 20: certhosting.lifecycle.v1.AccountService.CreateApiKey:input_type -> certhosting.lifecycle.v1.CreateApiKeyRequest
+	5,  // 21: certhosting.lifecycle.v1.AccountService.ListApiKeys:input_type -> certhosting.lifecycle.v1.ListApiKeysRequest
+	7,  // 22: certhosting.lifecycle.v1.AccountService.RevokeApiKey:input_type -> certhosting.lifecycle.v1.RevokeApiKeyRequest
+	10, // 23: certhosting.lifecycle.v1.AccountService.ListAuditEvents:input_type -> certhosting.lifecycle.v1.ListAuditEventsRequest
+	13, // 24: certhosting.lifecycle.v1.AccountService.GetAccountSettings:input_type -> certhosting.lifecycle.v1.GetAccountSettingsRequest
+	15, // 25: certhosting.lifecycle.v1.AccountService.UpdateAccountSettings:input_type -> certhosting.lifecycle.v1.UpdateAccountSettingsRequest
+	4,  // 26: certhosting.lifecycle.v1.AccountService.CreateApiKey:output_type -> certhosting.lifecycle.v1.CreateApiKeyResponse
+	6,  // 27: certhosting.lifecycle.v1.AccountService.ListApiKeys:output_type -> certhosting.lifecycle.v1.ListApiKeysResponse
+	8,  // 28: certhosting.lifecycle.v1.AccountService.RevokeApiKey:output_type -> certhosting.lifecycle.v1.RevokeApiKeyResponse
+	11, // 29: certhosting.lifecycle.v1.AccountService.ListAuditEvents:output_type -> certhosting.lifecycle.v1.ListAuditEventsResponse
+	14, // 30: certhosting.lifecycle.v1.AccountService.GetAccountSettings:output_type -> certhosting.lifecycle.v1.GetAccountSettingsResponse
+	16, // 31: certhosting.lifecycle.v1.AccountService.UpdateAccountSettings:output_type -> certhosting.lifecycle.v1.UpdateAccountSettingsResponse
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_account_proto_init() }
@@ -1009,7 +1286,7 @@ func file_certhosting_lifecycle_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_account_proto_rawDesc), len(file_certhosting_lifecycle_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

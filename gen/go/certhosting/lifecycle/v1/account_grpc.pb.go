@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_CreateApiKey_FullMethodName    = "/certhosting.lifecycle.v1.AccountService/CreateApiKey"
-	AccountService_ListApiKeys_FullMethodName     = "/certhosting.lifecycle.v1.AccountService/ListApiKeys"
-	AccountService_RevokeApiKey_FullMethodName    = "/certhosting.lifecycle.v1.AccountService/RevokeApiKey"
-	AccountService_ListAuditEvents_FullMethodName = "/certhosting.lifecycle.v1.AccountService/ListAuditEvents"
+	AccountService_CreateApiKey_FullMethodName          = "/certhosting.lifecycle.v1.AccountService/CreateApiKey"
+	AccountService_ListApiKeys_FullMethodName           = "/certhosting.lifecycle.v1.AccountService/ListApiKeys"
+	AccountService_RevokeApiKey_FullMethodName          = "/certhosting.lifecycle.v1.AccountService/RevokeApiKey"
+	AccountService_ListAuditEvents_FullMethodName       = "/certhosting.lifecycle.v1.AccountService/ListAuditEvents"
+	AccountService_GetAccountSettings_FullMethodName    = "/certhosting.lifecycle.v1.AccountService/GetAccountSettings"
+	AccountService_UpdateAccountSettings_FullMethodName = "/certhosting.lifecycle.v1.AccountService/UpdateAccountSettings"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -46,6 +48,12 @@ type AccountServiceClient interface {
 	// private key exports, hosting changes, revocations, support actions and admin commands, each
 	// with who did it (key id, role and name), what, and when.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// GetAccountSettings returns the account's settings, the defaults for what it never set.
+	GetAccountSettings(ctx context.Context, in *GetAccountSettingsRequest, opts ...grpc.CallOption) (*GetAccountSettingsResponse, error)
+	// UpdateAccountSettings changes the settings named in update_mask and returns them all. New
+	// expiry reminder thresholds apply from the next reminder of each certificate: a reminder whose
+	// time has already passed is not sent for it.
+	UpdateAccountSettings(ctx context.Context, in *UpdateAccountSettingsRequest, opts ...grpc.CallOption) (*UpdateAccountSettingsResponse, error)
 }
 
 type accountServiceClient struct {
@@ -96,6 +104,26 @@ func (c *accountServiceClient) ListAuditEvents(ctx context.Context, in *ListAudi
 	return out, nil
 }
 
+func (c *accountServiceClient) GetAccountSettings(ctx context.Context, in *GetAccountSettingsRequest, opts ...grpc.CallOption) (*GetAccountSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccountSettingsResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetAccountSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UpdateAccountSettings(ctx context.Context, in *UpdateAccountSettingsRequest, opts ...grpc.CallOption) (*UpdateAccountSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateAccountSettingsResponse)
+	err := c.cc.Invoke(ctx, AccountService_UpdateAccountSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -117,6 +145,12 @@ type AccountServiceServer interface {
 	// private key exports, hosting changes, revocations, support actions and admin commands, each
 	// with who did it (key id, role and name), what, and when.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// GetAccountSettings returns the account's settings, the defaults for what it never set.
+	GetAccountSettings(context.Context, *GetAccountSettingsRequest) (*GetAccountSettingsResponse, error)
+	// UpdateAccountSettings changes the settings named in update_mask and returns them all. New
+	// expiry reminder thresholds apply from the next reminder of each certificate: a reminder whose
+	// time has already passed is not sent for it.
+	UpdateAccountSettings(context.Context, *UpdateAccountSettingsRequest) (*UpdateAccountSettingsResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -138,6 +172,12 @@ func (UnimplementedAccountServiceServer) RevokeApiKey(context.Context, *RevokeAp
 }
 func (UnimplementedAccountServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAccountServiceServer) GetAccountSettings(context.Context, *GetAccountSettingsRequest) (*GetAccountSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccountSettings not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateAccountSettings(context.Context, *UpdateAccountSettingsRequest) (*UpdateAccountSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateAccountSettings not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -232,6 +272,42 @@ func _AccountService_ListAuditEvents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetAccountSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetAccountSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetAccountSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetAccountSettings(ctx, req.(*GetAccountSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UpdateAccountSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateAccountSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateAccountSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateAccountSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateAccountSettings(ctx, req.(*UpdateAccountSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +330,14 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AccountService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "GetAccountSettings",
+			Handler:    _AccountService_GetAccountSettings_Handler,
+		},
+		{
+			MethodName: "UpdateAccountSettings",
+			Handler:    _AccountService_UpdateAccountSettings_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

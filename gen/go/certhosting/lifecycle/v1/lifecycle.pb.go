@@ -703,6 +703,10 @@ const (
 	// The bundle's current certificate was not deployed to every expected deployment target within
 	// the service's deploy deadline after its issuance (a support case is opened, urgent).
 	EventType_EVENT_TYPE_DEPLOYMENT_OVERDUE EventType = 20
+	// The certificate, which has no successor yet, expires within one of the account's expiry
+	// reminder thresholds (AccountSettings.expiry_reminder_days); the reason names the threshold,
+	// the serial and not_after. Each threshold is recorded once per certificate.
+	EventType_EVENT_TYPE_EXPIRY_REMINDER EventType = 21
 )
 
 // Enum value maps for EventType.
@@ -729,6 +733,7 @@ var (
 		18: "EVENT_TYPE_TEMPLATE_UPDATED",
 		19: "EVENT_TYPE_CANCELLED",
 		20: "EVENT_TYPE_DEPLOYMENT_OVERDUE",
+		21: "EVENT_TYPE_EXPIRY_REMINDER",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -752,6 +757,7 @@ var (
 		"EVENT_TYPE_TEMPLATE_UPDATED":      18,
 		"EVENT_TYPE_CANCELLED":             19,
 		"EVENT_TYPE_DEPLOYMENT_OVERDUE":    20,
+		"EVENT_TYPE_EXPIRY_REMINDER":       21,
 	}
 )
 
@@ -5021,7 +5027,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\xf1\x04\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\x91\x05\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -5044,7 +5050,8 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_REVOKED\x10\x11\x12\x1f\n" +
 	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12\x12\x18\n" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x13\x12!\n" +
-	"\x1dEVENT_TYPE_DEPLOYMENT_OVERDUE\x10\x14*\xd6\x01\n" +
+	"\x1dEVENT_TYPE_DEPLOYMENT_OVERDUE\x10\x14\x12\x1e\n" +
+	"\x1aEVENT_TYPE_EXPIRY_REMINDER\x10\x15*\xd6\x01\n" +
 	"\x10RevocationReason\x12!\n" +
 	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +

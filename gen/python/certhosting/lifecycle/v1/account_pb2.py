@@ -11,10 +11,11 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&certhosting/lifecycle/v1/account.proto\x12\x18\x63\x65rthosting.lifecycle.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n\x06\x41piKey\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x38\n\x04role\x18\x03 \x01(\x0e\x32$.certhosting.lifecycle.v1.ApiKeyRoleR\x04role\x12\x1d\n\nbundle_ids\x18\x04 \x03(\tR\tbundleIds\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12;\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\"\xbf\x01\n\x13\x43reateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x38\n\x04role\x18\x02 \x01(\x0e\x32$.certhosting.lifecycle.v1.ApiKeyRoleR\x04role\x12\x1d\n\nbundle_ids\x18\x03 \x03(\tR\tbundleIds\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"i\n\x14\x43reateApiKeyResponse\x12\x39\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"P\n\x12ListApiKeysRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"z\n\x13ListApiKeysResponse\x12;\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n\x13RevokeApiKeyRequest\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\"Q\n\x14RevokeApiKeyResponse\x12\x39\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x06\x61piKey\"\xc1\x02\n\nAuditEvent\x12$\n\x0e\x61udit_event_id\x18\x01 \x01(\tR\x0c\x61uditEventId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12<\n\x04kind\x18\x03 \x01(\x0e\x32(.certhosting.lifecycle.v1.AuditEventKindR\x04kind\x12 \n\x0c\x61\x63tor_key_id\x18\x04 \x01(\tR\nactorKeyId\x12\x1d\n\nactor_role\x18\x05 \x01(\tR\tactorRole\x12\x1d\n\nactor_name\x18\x06 \x01(\tR\tactorName\x12\x1a\n\x08resource\x18\x07 \x01(\tR\x08resource\x12\x16\n\x06\x64\x65tail\x18\x08 \x01(\tR\x06\x64\x65tail\"\x86\x02\n\x16ListAuditEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12>\n\x05kinds\x18\x03 \x03(\x0e\x32(.certhosting.lifecycle.v1.AuditEventKindR\x05kinds\x12\x39\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\x8a\x01\n\x17ListAuditEventsResponse\x12G\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32$.certhosting.lifecycle.v1.AuditEventR\x0b\x61uditEvents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xaa\x01\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41PI_KEY_ROLE_OWNER\x10\x01\x12\x19\n\x15\x41PI_KEY_ROLE_DEPLOYER\x10\x02\x12\x17\n\x13\x41PI_KEY_ROLE_READER\x10\x03\x12\x18\n\x14\x41PI_KEY_ROLE_SUPPORT\x10\x04\x12\x18\n\x14\x41PI_KEY_ROLE_SERVICE\x10\x05*\xa4\x03\n\x0e\x41uditEventKind\x12 \n\x1c\x41UDIT_EVENT_KIND_UNSPECIFIED\x10\x00\x12$\n AUDIT_EVENT_KIND_ACCOUNT_CREATED\x10\x01\x12$\n AUDIT_EVENT_KIND_API_KEY_CREATED\x10\x02\x12$\n AUDIT_EVENT_KIND_API_KEY_REVOKED\x10\x03\x12)\n%AUDIT_EVENT_KIND_CERTIFICATE_EXPORTED\x10\x04\x12$\n AUDIT_EVENT_KIND_HOSTING_CHANGED\x10\x05\x12(\n$AUDIT_EVENT_KIND_CERTIFICATE_REVOKED\x10\x06\x12)\n%AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED\x10\x07\x12)\n%AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET\x10\x08\x12-\n)AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED\x10\t2\xd2\x03\n\x0e\x41\x63\x63ountService\x12m\n\x0c\x43reateApiKey\x12-.certhosting.lifecycle.v1.CreateApiKeyRequest\x1a..certhosting.lifecycle.v1.CreateApiKeyResponse\x12j\n\x0bListApiKeys\x12,.certhosting.lifecycle.v1.ListApiKeysRequest\x1a-.certhosting.lifecycle.v1.ListApiKeysResponse\x12m\n\x0cRevokeApiKey\x12-.certhosting.lifecycle.v1.RevokeApiKeyRequest\x1a..certhosting.lifecycle.v1.RevokeApiKeyResponse\x12v\n\x0fListAuditEvents\x12\x30.certhosting.lifecycle.v1.ListAuditEventsRequest\x1a\x31.certhosting.lifecycle.v1.ListAuditEventsResponseB\xfe\x01\n\x1c\x63om.certhosting.lifecycle.v1B\x0c\x41\x63\x63ountProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03\x43LX\xaa\x02\x18\x43\x65rthosting.Lifecycle.V1\xca\x02\x18\x43\x65rthosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1a\x43\x65rthosting::Lifecycle::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&certhosting/lifecycle/v1/account.proto\x12\x18\x63\x65rthosting.lifecycle.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n\x06\x41piKey\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x38\n\x04role\x18\x03 \x01(\x0e\x32$.certhosting.lifecycle.v1.ApiKeyRoleR\x04role\x12\x1d\n\nbundle_ids\x18\x04 \x03(\tR\tbundleIds\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12;\n\x0brevoke_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\"\xbf\x01\n\x13\x43reateApiKeyRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x38\n\x04role\x18\x02 \x01(\x0e\x32$.certhosting.lifecycle.v1.ApiKeyRoleR\x04role\x12\x1d\n\nbundle_ids\x18\x03 \x03(\tR\tbundleIds\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"i\n\x14\x43reateApiKeyResponse\x12\x39\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x06\x61piKey\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"P\n\x12ListApiKeysRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"z\n\x13ListApiKeysResponse\x12;\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x07\x61piKeys\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n\x13RevokeApiKeyRequest\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\"Q\n\x14RevokeApiKeyResponse\x12\x39\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32 .certhosting.lifecycle.v1.ApiKeyR\x06\x61piKey\"\xc1\x02\n\nAuditEvent\x12$\n\x0e\x61udit_event_id\x18\x01 \x01(\tR\x0c\x61uditEventId\x12;\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12<\n\x04kind\x18\x03 \x01(\x0e\x32(.certhosting.lifecycle.v1.AuditEventKindR\x04kind\x12 \n\x0c\x61\x63tor_key_id\x18\x04 \x01(\tR\nactorKeyId\x12\x1d\n\nactor_role\x18\x05 \x01(\tR\tactorRole\x12\x1d\n\nactor_name\x18\x06 \x01(\tR\tactorName\x12\x1a\n\x08resource\x18\x07 \x01(\tR\x08resource\x12\x16\n\x06\x64\x65tail\x18\x08 \x01(\tR\x06\x64\x65tail\"\x86\x02\n\x16ListAuditEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12>\n\x05kinds\x18\x03 \x03(\x0e\x32(.certhosting.lifecycle.v1.AuditEventKindR\x05kinds\x12\x39\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\x8a\x01\n\x17ListAuditEventsResponse\x12G\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32$.certhosting.lifecycle.v1.AuditEventR\x0b\x61uditEvents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n\x0f\x41\x63\x63ountSettings\x12\x30\n\x14\x65xpiry_reminder_days\x18\x01 \x03(\x05R\x12\x65xpiryReminderDays\x12;\n\x0bupdate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x1b\n\x19GetAccountSettingsRequest\"c\n\x1aGetAccountSettingsResponse\x12\x45\n\x08settings\x18\x01 \x01(\x0b\x32).certhosting.lifecycle.v1.AccountSettingsR\x08settings\"\xa2\x01\n\x1cUpdateAccountSettingsRequest\x12\x45\n\x08settings\x18\x01 \x01(\x0b\x32).certhosting.lifecycle.v1.AccountSettingsR\x08settings\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"f\n\x1dUpdateAccountSettingsResponse\x12\x45\n\x08settings\x18\x01 \x01(\x0b\x32).certhosting.lifecycle.v1.AccountSettingsR\x08settings*\xaa\x01\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41PI_KEY_ROLE_OWNER\x10\x01\x12\x19\n\x15\x41PI_KEY_ROLE_DEPLOYER\x10\x02\x12\x17\n\x13\x41PI_KEY_ROLE_READER\x10\x03\x12\x18\n\x14\x41PI_KEY_ROLE_SUPPORT\x10\x04\x12\x18\n\x14\x41PI_KEY_ROLE_SERVICE\x10\x05*\xa4\x03\n\x0e\x41uditEventKind\x12 \n\x1c\x41UDIT_EVENT_KIND_UNSPECIFIED\x10\x00\x12$\n AUDIT_EVENT_KIND_ACCOUNT_CREATED\x10\x01\x12$\n AUDIT_EVENT_KIND_API_KEY_CREATED\x10\x02\x12$\n AUDIT_EVENT_KIND_API_KEY_REVOKED\x10\x03\x12)\n%AUDIT_EVENT_KIND_CERTIFICATE_EXPORTED\x10\x04\x12$\n AUDIT_EVENT_KIND_HOSTING_CHANGED\x10\x05\x12(\n$AUDIT_EVENT_KIND_CERTIFICATE_REVOKED\x10\x06\x12)\n%AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED\x10\x07\x12)\n%AUDIT_EVENT_KIND_ACCOUNT_ENGINEER_SET\x10\x08\x12-\n)AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED\x10\t2\xde\x05\n\x0e\x41\x63\x63ountService\x12m\n\x0c\x43reateApiKey\x12-.certhosting.lifecycle.v1.CreateApiKeyRequest\x1a..certhosting.lifecycle.v1.CreateApiKeyResponse\x12j\n\x0bListApiKeys\x12,.certhosting.lifecycle.v1.ListApiKeysRequest\x1a-.certhosting.lifecycle.v1.ListApiKeysResponse\x12m\n\x0cRevokeApiKey\x12-.certhosting.lifecycle.v1.RevokeApiKeyRequest\x1a..certhosting.lifecycle.v1.RevokeApiKeyResponse\x12v\n\x0fListAuditEvents\x12\x30.certhosting.lifecycle.v1.ListAuditEventsRequest\x1a\x31.certhosting.lifecycle.v1.ListAuditEventsResponse\x12\x7f\n\x12GetAccountSettings\x12\x33.certhosting.lifecycle.v1.GetAccountSettingsRequest\x1a\x34.certhosting.lifecycle.v1.GetAccountSettingsResponse\x12\x88\x01\n\x15UpdateAccountSettings\x12\x36.certhosting.lifecycle.v1.UpdateAccountSettingsRequest\x1a\x37.certhosting.lifecycle.v1.UpdateAccountSettingsResponseB\xfe\x01\n\x1c\x63om.certhosting.lifecycle.v1B\x0c\x41\x63\x63ountProtoP\x01ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\xa2\x02\x03\x43LX\xaa\x02\x18\x43\x65rthosting.Lifecycle.V1\xca\x02\x18\x43\x65rthosting\\Lifecycle\\V1\xe2\x02$Certhosting\\Lifecycle\\V1\\GPBMetadata\xea\x02\x1a\x43\x65rthosting::Lifecycle::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'certhosting.lifecycle.v1.account_pb2', globals())
@@ -22,30 +23,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\n\034com.certhosting.lifecycle.v1B\014AccountProtoP\001ZNgithub.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1;lifecyclev1\242\002\003CLX\252\002\030Certhosting.Lifecycle.V1\312\002\030Certhosting\\Lifecycle\\V1\342\002$Certhosting\\Lifecycle\\V1\\GPBMetadata\352\002\032Certhosting::Lifecycle::V1'
-  _APIKEYROLE._serialized_start=1794
-  _APIKEYROLE._serialized_end=1964
-  _AUDITEVENTKIND._serialized_start=1967
-  _AUDITEVENTKIND._serialized_end=2387
-  _APIKEY._serialized_start=102
-  _APIKEY._serialized_end=425
-  _CREATEAPIKEYREQUEST._serialized_start=428
-  _CREATEAPIKEYREQUEST._serialized_end=619
-  _CREATEAPIKEYRESPONSE._serialized_start=621
-  _CREATEAPIKEYRESPONSE._serialized_end=726
-  _LISTAPIKEYSREQUEST._serialized_start=728
-  _LISTAPIKEYSREQUEST._serialized_end=808
-  _LISTAPIKEYSRESPONSE._serialized_start=810
-  _LISTAPIKEYSRESPONSE._serialized_end=932
-  _REVOKEAPIKEYREQUEST._serialized_start=934
-  _REVOKEAPIKEYREQUEST._serialized_end=978
-  _REVOKEAPIKEYRESPONSE._serialized_start=980
-  _REVOKEAPIKEYRESPONSE._serialized_end=1061
-  _AUDITEVENT._serialized_start=1064
-  _AUDITEVENT._serialized_end=1385
-  _LISTAUDITEVENTSREQUEST._serialized_start=1388
-  _LISTAUDITEVENTSREQUEST._serialized_end=1650
-  _LISTAUDITEVENTSRESPONSE._serialized_start=1653
-  _LISTAUDITEVENTSRESPONSE._serialized_end=1791
-  _ACCOUNTSERVICE._serialized_start=2390
-  _ACCOUNTSERVICE._serialized_end=2856
+  _APIKEYROLE._serialized_start=2358
+  _APIKEYROLE._serialized_end=2528
+  _AUDITEVENTKIND._serialized_start=2531
+  _AUDITEVENTKIND._serialized_end=2951
+  _APIKEY._serialized_start=136
+  _APIKEY._serialized_end=459
+  _CREATEAPIKEYREQUEST._serialized_start=462
+  _CREATEAPIKEYREQUEST._serialized_end=653
+  _CREATEAPIKEYRESPONSE._serialized_start=655
+  _CREATEAPIKEYRESPONSE._serialized_end=760
+  _LISTAPIKEYSREQUEST._serialized_start=762
+  _LISTAPIKEYSREQUEST._serialized_end=842
+  _LISTAPIKEYSRESPONSE._serialized_start=844
+  _LISTAPIKEYSRESPONSE._serialized_end=966
+  _REVOKEAPIKEYREQUEST._serialized_start=968
+  _REVOKEAPIKEYREQUEST._serialized_end=1012
+  _REVOKEAPIKEYRESPONSE._serialized_start=1014
+  _REVOKEAPIKEYRESPONSE._serialized_end=1095
+  _AUDITEVENT._serialized_start=1098
+  _AUDITEVENT._serialized_end=1419
+  _LISTAUDITEVENTSREQUEST._serialized_start=1422
+  _LISTAUDITEVENTSREQUEST._serialized_end=1684
+  _LISTAUDITEVENTSRESPONSE._serialized_start=1687
+  _LISTAUDITEVENTSRESPONSE._serialized_end=1825
+  _ACCOUNTSETTINGS._serialized_start=1828
+  _ACCOUNTSETTINGS._serialized_end=1956
+  _GETACCOUNTSETTINGSREQUEST._serialized_start=1958
+  _GETACCOUNTSETTINGSREQUEST._serialized_end=1985
+  _GETACCOUNTSETTINGSRESPONSE._serialized_start=1987
+  _GETACCOUNTSETTINGSRESPONSE._serialized_end=2086
+  _UPDATEACCOUNTSETTINGSREQUEST._serialized_start=2089
+  _UPDATEACCOUNTSETTINGSREQUEST._serialized_end=2251
+  _UPDATEACCOUNTSETTINGSRESPONSE._serialized_start=2253
+  _UPDATEACCOUNTSETTINGSRESPONSE._serialized_end=2355
+  _ACCOUNTSERVICE._serialized_start=2954
+  _ACCOUNTSERVICE._serialized_end=3688
 # @@protoc_insertion_point(module_scope)

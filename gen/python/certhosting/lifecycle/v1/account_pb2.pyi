@@ -1,3 +1,4 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -22,6 +23,14 @@ AUDIT_EVENT_KIND_SUPPORT_CASE_UPDATED: AuditEventKind
 AUDIT_EVENT_KIND_UNSPECIFIED: AuditEventKind
 AUDIT_EVENT_KIND_WEBHOOK_ENDPOINT_CHANGED: AuditEventKind
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AccountSettings(_message.Message):
+    __slots__ = ["expiry_reminder_days", "update_time"]
+    EXPIRY_REMINDER_DAYS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    expiry_reminder_days: _containers.RepeatedScalarFieldContainer[int]
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, expiry_reminder_days: _Optional[_Iterable[int]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ApiKey(_message.Message):
     __slots__ = ["bundle_ids", "create_time", "expire_time", "key_id", "name", "revoke_time", "role"]
@@ -81,6 +90,16 @@ class CreateApiKeyResponse(_message.Message):
     secret: str
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
 
+class GetAccountSettingsRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class GetAccountSettingsResponse(_message.Message):
+    __slots__ = ["settings"]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    settings: AccountSettings
+    def __init__(self, settings: _Optional[_Union[AccountSettings, _Mapping]] = ...) -> None: ...
+
 class ListApiKeysRequest(_message.Message):
     __slots__ = ["page_size", "page_token"]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +149,20 @@ class RevokeApiKeyResponse(_message.Message):
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     api_key: ApiKey
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class UpdateAccountSettingsRequest(_message.Message):
+    __slots__ = ["settings", "update_mask"]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    settings: AccountSettings
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateAccountSettingsResponse(_message.Message):
+    __slots__ = ["settings"]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    settings: AccountSettings
+    def __init__(self, settings: _Optional[_Union[AccountSettings, _Mapping]] = ...) -> None: ...
 
 class ApiKeyRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -37,6 +37,16 @@ class AccountServiceStub(object):
                 request_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsResponse.FromString,
                 )
+        self.GetAccountSettings = channel.unary_unary(
+                '/certhosting.lifecycle.v1.AccountService/GetAccountSettings',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsResponse.FromString,
+                )
+        self.UpdateAccountSettings = channel.unary_unary(
+                '/certhosting.lifecycle.v1.AccountService/UpdateAccountSettings',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsResponse.FromString,
+                )
 
 
 class AccountServiceServicer(object):
@@ -78,6 +88,22 @@ class AccountServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccountSettings(self, request, context):
+        """GetAccountSettings returns the account's settings, the defaults for what it never set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAccountSettings(self, request, context):
+        """UpdateAccountSettings changes the settings named in update_mask and returns them all. New
+        expiry reminder thresholds apply from the next reminder of each certificate: a reminder whose
+        time has already passed is not sent for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +126,16 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'GetAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountSettings,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsResponse.SerializeToString,
+            ),
+            'UpdateAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAccountSettings,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,5 +215,39 @@ class AccountService(object):
         return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.AccountService/ListAuditEvents',
             certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsRequest.SerializeToString,
             certhosting_dot_lifecycle_dot_v1_dot_account__pb2.ListAuditEventsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetAccountSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.AccountService/GetAccountSettings',
+            certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_account__pb2.GetAccountSettingsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateAccountSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.AccountService/UpdateAccountSettings',
+            certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_account__pb2.UpdateAccountSettingsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

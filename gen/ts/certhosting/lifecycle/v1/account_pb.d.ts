@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file certhosting/lifecycle/v1/account.proto.
@@ -384,6 +384,121 @@ export declare type ListAuditEventsResponse = Message<"certhosting.lifecycle.v1.
 export declare const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse>;
 
 /**
+ * AccountSettings are the settings of an account.
+ *
+ * @generated from message certhosting.lifecycle.v1.AccountSettings
+ */
+export declare type AccountSettings = Message<"certhosting.lifecycle.v1.AccountSettings"> & {
+  /**
+   * The days before a certificate's not_after at which an EXPIRY_REMINDER history event is
+   * recorded for every certificate of the account without a successor yet, hosted or not; default
+   * 30, 14, 7, 3, 1. Each is sent once per certificate. For a certificate shorter than 90 days the
+   * thresholds are scaled like the renewal time: days x min(30 days, lifetime/3) / 30 days (a
+   * 6-day certificate is reminded 2 days, 22.4 hours, ... before it expires). In a request: 1 to
+   * 10 distinct whole days from 1 to 90, in any order (they are returned in descending order).
+   * Reminders cannot be turned off: no certificate expires silently.
+   *
+   * @generated from field: repeated int32 expiry_reminder_days = 1;
+   */
+  expiryReminderDays: number[];
+
+  /**
+   * Output only: when the settings were last changed; unset while the account has the defaults.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 2;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.AccountSettings.
+ * Use `create(AccountSettingsSchema)` to create a new message.
+ */
+export declare const AccountSettingsSchema: GenMessage<AccountSettings>;
+
+/**
+ * GetAccountSettingsRequest asks for the caller's account settings.
+ *
+ * @generated from message certhosting.lifecycle.v1.GetAccountSettingsRequest
+ */
+export declare type GetAccountSettingsRequest = Message<"certhosting.lifecycle.v1.GetAccountSettingsRequest"> & {
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.GetAccountSettingsRequest.
+ * Use `create(GetAccountSettingsRequestSchema)` to create a new message.
+ */
+export declare const GetAccountSettingsRequestSchema: GenMessage<GetAccountSettingsRequest>;
+
+/**
+ * GetAccountSettingsResponse is the account's settings.
+ *
+ * @generated from message certhosting.lifecycle.v1.GetAccountSettingsResponse
+ */
+export declare type GetAccountSettingsResponse = Message<"certhosting.lifecycle.v1.GetAccountSettingsResponse"> & {
+  /**
+   * The settings, defaults included.
+   *
+   * @generated from field: certhosting.lifecycle.v1.AccountSettings settings = 1;
+   */
+  settings?: AccountSettings | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.GetAccountSettingsResponse.
+ * Use `create(GetAccountSettingsResponseSchema)` to create a new message.
+ */
+export declare const GetAccountSettingsResponseSchema: GenMessage<GetAccountSettingsResponse>;
+
+/**
+ * UpdateAccountSettingsRequest changes some of the caller's account settings.
+ *
+ * @generated from message certhosting.lifecycle.v1.UpdateAccountSettingsRequest
+ */
+export declare type UpdateAccountSettingsRequest = Message<"certhosting.lifecycle.v1.UpdateAccountSettingsRequest"> & {
+  /**
+   * The new values of the fields named in update_mask; the others are ignored.
+   *
+   * @generated from field: certhosting.lifecycle.v1.AccountSettings settings = 1;
+   */
+  settings?: AccountSettings | undefined;
+
+  /**
+   * Required: the fields of settings to change; today only "expiry_reminder_days" (update_time is
+   * output only).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.UpdateAccountSettingsRequest.
+ * Use `create(UpdateAccountSettingsRequestSchema)` to create a new message.
+ */
+export declare const UpdateAccountSettingsRequestSchema: GenMessage<UpdateAccountSettingsRequest>;
+
+/**
+ * UpdateAccountSettingsResponse is the account's settings after the change.
+ *
+ * @generated from message certhosting.lifecycle.v1.UpdateAccountSettingsResponse
+ */
+export declare type UpdateAccountSettingsResponse = Message<"certhosting.lifecycle.v1.UpdateAccountSettingsResponse"> & {
+  /**
+   * The settings, defaults included.
+   *
+   * @generated from field: certhosting.lifecycle.v1.AccountSettings settings = 1;
+   */
+  settings?: AccountSettings | undefined;
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.UpdateAccountSettingsResponse.
+ * Use `create(UpdateAccountSettingsResponseSchema)` to create a new message.
+ */
+export declare const UpdateAccountSettingsResponseSchema: GenMessage<UpdateAccountSettingsResponse>;
+
+/**
  * ApiKeyRole is what a key may do.
  *
  * @generated from enum certhosting.lifecycle.v1.ApiKeyRole
@@ -572,6 +687,28 @@ export declare const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * GetAccountSettings returns the account's settings, the defaults for what it never set.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.AccountService.GetAccountSettings
+   */
+  getAccountSettings: {
+    methodKind: "unary";
+    input: typeof GetAccountSettingsRequestSchema;
+    output: typeof GetAccountSettingsResponseSchema;
+  },
+  /**
+   * UpdateAccountSettings changes the settings named in update_mask and returns them all. New
+   * expiry reminder thresholds apply from the next reminder of each certificate: a reminder whose
+   * time has already passed is not sent for it.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.AccountService.UpdateAccountSettings
+   */
+  updateAccountSettings: {
+    methodKind: "unary";
+    input: typeof UpdateAccountSettingsRequestSchema;
+    output: typeof UpdateAccountSettingsResponseSchema;
   },
 }>;
 

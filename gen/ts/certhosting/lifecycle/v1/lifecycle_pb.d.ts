@@ -2792,6 +2792,15 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_DEPLOYMENT_OVERDUE = 20;
    */
   DEPLOYMENT_OVERDUE = 20,
+
+  /**
+   * The certificate, which has no successor yet, expires within one of the account's expiry
+   * reminder thresholds (AccountSettings.expiry_reminder_days); the reason names the threshold,
+   * the serial and not_after. Each threshold is recorded once per certificate.
+   *
+   * @generated from enum value: EVENT_TYPE_EXPIRY_REMINDER = 21;
+   */
+  EXPIRY_REMINDER = 21,
 }
 
 /**
