@@ -111,7 +111,7 @@ func run() error {
 	defer dnsSrv.Close()
 	fmt.Printf("  seeded %d certificates and published %d records in %.1fs\n", *n, records, time.Since(began).Seconds())
 
-	p, err := pair.New(ctx, bins, pair.Options{Dir: runDir, LogLevel: "warn",
+	p, err := pair.New(ctx, bins, pair.Options{Dir: runDir, LogLevel: "warn", StartTimeout: 10 * time.Minute,
 		OrderArgs:     []string{"-rate-limit", "0"},
 		LifecycleArgs: []string{"-rate-limit", "0", "-localca-resolver", dnsSrv.Addr()}})
 	if err != nil {
