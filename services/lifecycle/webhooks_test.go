@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -628,5 +630,57 @@ func TestWebhookRenewalFailedNamesCase(t *testing.T) {
 	if caseID == "" || len(got) != 1 || got[0].GetKind() != lifecyclev1.NotificationKind_NOTIFICATION_KIND_RENEWAL_FAILED ||
 		got[0].GetSupportCaseId() != caseID || got[0].GetCertificateId() != cert {
 		t.Fatalf("deliveries %v; want one RENEWAL_FAILED of %s naming case %q", got, cert, caseID)
+	}
+}
+
+// TestWebhookSupportCaseUpdates: a note on a case and its resolution by an engineer are history
+// events of the instance, and each reaches an endpoint that wants it as SUPPORT_CASE_UPDATED and
+// SUPPORT_CASE_RESOLVED naming the case.
+func TestWebhookSupportCaseUpdates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{rejectOrg: regexp.MustCompile("Evil")})
+	r := newReceiver(t)
+	created, err := e.webhooksA.CreateWebhookEndpoint(e.ctx, &lifecyclev1.CreateWebhookEndpointRequest{Url: r.srv.URL,
+		EventKinds: []lifecyclev1.NotificationKind{lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_UPDATED,
+			lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.secret = []string{created.GetSecret()}
+	d := e.dispatcher(notify.Options{HTTP: trusting(r.srv)})
+	cert := e.rejectOV(1)[0]
+	cases := e.cases(e.aSupport)
+	if len(cases) != 1 {
+		t.Fatalf("cases %v, want the rejection's", cases)
+	}
+	caseID := cases[0].GetCaseId()
+	if _, err := e.updateCase(e.aSupport, &lifecyclev1.UpdateSupportCaseRequest{CaseId: caseID, Note: "our registry entry is fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.updateCase(e.support, &lifecyclev1.UpdateSupportCaseRequest{CaseId: caseID,
+		Status: lifecyclev1.SupportCaseStatus_SUPPORT_CASE_STATUS_RESOLVED}); err != nil {
+		t.Fatal(err)
+	}
+	sweep(t, d)
+	var kinds []lifecyclev1.NotificationKind
+	for _, p := range r.payloads() {
+		if p.GetSupportCaseId() != caseID || p.GetCertificateId() != cert {
+			t.Errorf("delivery %v; want it about case %s of %s", p, caseID, cert)
+		}
+		kinds = append(kinds, p.GetKind())
+	}
+	want := []lifecyclev1.NotificationKind{lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_UPDATED,
+		lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("deliveries %v, want %v", kinds, want)
+	}
+	var types []lifecyclev1.EventType
+	for _, ev := range e.history(cert) {
+		if ev.GetSupportCaseId() == caseID {
+			types = append(types, ev.GetType())
+		}
+	}
+	if !slices.Contains(types, lifecyclev1.EventType_EVENT_TYPE_SUPPORT_CASE_UPDATED) || !slices.Contains(types, lifecyclev1.EventType_EVENT_TYPE_SUPPORT_CASE_RESOLVED) {
+		t.Errorf("history of the case: %v; want SUPPORT_CASE_UPDATED and SUPPORT_CASE_RESOLVED", types)
 	}
 }

@@ -16,13 +16,6 @@ import (
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
-// History event types this package notifies that the store does not record yet: support case
-// updates.
-const (
-	EventSupportCaseUpdated  = "support_case_updated"
-	EventSupportCaseResolved = "support_case_resolved"
-)
-
 // kindOfEvent maps a history event type to what it notifies. issued is ISSUED or RENEWED (decided
 // by KindOf from the bundle's history); application_submitted is RECORDS_TO_PUBLISH only for DNS
 // validation. Types not here are not notified.
@@ -31,8 +24,8 @@ var kindOfEvent = map[string]lifecyclev1.NotificationKind{
 	store.EventIssued:               lifecyclev1.NotificationKind_NOTIFICATION_KIND_ISSUED,
 	store.EventRenewalFailed:        lifecyclev1.NotificationKind_NOTIFICATION_KIND_RENEWAL_FAILED,
 	store.EventSupportCaseOpened:    lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_OPENED,
-	EventSupportCaseUpdated:         lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_UPDATED,
-	EventSupportCaseResolved:        lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED,
+	store.EventSupportCaseUpdated:   lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_UPDATED,
+	store.EventSupportCaseResolved:  lifecyclev1.NotificationKind_NOTIFICATION_KIND_SUPPORT_CASE_RESOLVED,
 	store.EventCoverageLapsed:       lifecyclev1.NotificationKind_NOTIFICATION_KIND_COVERAGE_LAPSED,
 	store.EventHostingEnding:        lifecyclev1.NotificationKind_NOTIFICATION_KIND_HOSTING_ENDING,
 	store.EventExpiryReminder:       lifecyclev1.NotificationKind_NOTIFICATION_KIND_EXPIRY_REMINDER,

@@ -515,11 +515,34 @@ func (t *Tx) Case(id string) (SupportCase, error) {
 }
 
 // SaveCase writes a case's status, assignee, urgency, rejection reason and notes.
+//
+// Every change to a case is also a history event of its instance, support_case_resolved when it
+// becomes RESOLVED and support_case_updated otherwise (a note, a status, an assignee), naming the
+// case: the notifications follow the events (package notify), so the account and its engineer hear
+// of each change.
 func (t *Tx) SaveCase(c *SupportCase) error {
+	var prev string
+	if err := t.tx.Get(&prev, `SELECT status FROM support_cases WHERE case_id = ?`, c.ID); err != nil {
+		return err
+	}
 	c.UpdateTime = t.now
-	_, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, urgent = ?, reason = ?, notes = ?, update_time = ?
-		WHERE case_id = ?`, c.Status, c.Assignee, c.Urgent, c.Reason, c.Notes, c.UpdateTime, c.ID)
-	return err
+	if _, err := t.tx.Exec(`UPDATE support_cases SET status = ?, assignee = ?, urgent = ?, reason = ?, notes = ?, update_time = ?
+		WHERE case_id = ?`, c.Status, c.Assignee, c.Urgent, c.Reason, c.Notes, c.UpdateTime, c.ID); err != nil {
+		return err
+	}
+	cert, err := t.Certificate(c.CertificateID)
+	if err != nil {
+		return err
+	}
+	typ, reason := EventSupportCaseUpdated, "case "+c.Status
+	if c.Status == CaseResolved && prev != CaseResolved {
+		typ, reason = EventSupportCaseResolved, "case resolved"
+	}
+	if notes := c.NoteList(); len(notes) > 0 {
+		reason += ": " + notes[len(notes)-1].Text
+	}
+	return t.Event(Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.CertificateID, Type: typ,
+		From: cert.State, To: cert.State, Actor: state.ActorSystem, Reason: reason, SupportCaseID: c.ID})
 }
 
 // GetCase reads a case; accountID empty means any account (support engineers).

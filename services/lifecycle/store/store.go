@@ -143,6 +143,8 @@ const (
 	EventRenewalStarted       = "renewal_started"
 	EventSuperseded           = "superseded"
 	EventSupportCaseOpened    = "support_case_opened"
+	EventSupportCaseUpdated   = "support_case_updated"
+	EventSupportCaseResolved  = "support_case_resolved"
 	EventHostingEnding        = "hosting_ending"
 	EventExpired              = "expired"
 	EventHostingEnded         = "hosting_ended"

@@ -707,6 +707,12 @@ const (
 	// reminder thresholds (AccountSettings.expiry_reminder_days); the reason names the threshold,
 	// the serial and not_after. Each threshold is recorded once per certificate.
 	EventType_EVENT_TYPE_EXPIRY_REMINDER EventType = 21
+	// A support case about the instance changed: a note, its status or its assignee (the reason has
+	// the latest note; support_case_id names the case).
+	EventType_EVENT_TYPE_SUPPORT_CASE_UPDATED EventType = 22
+	// A support case about the instance was resolved: by the certificate's issuance, or by an
+	// engineer.
+	EventType_EVENT_TYPE_SUPPORT_CASE_RESOLVED EventType = 23
 )
 
 // Enum value maps for EventType.
@@ -734,6 +740,8 @@ var (
 		19: "EVENT_TYPE_CANCELLED",
 		20: "EVENT_TYPE_DEPLOYMENT_OVERDUE",
 		21: "EVENT_TYPE_EXPIRY_REMINDER",
+		22: "EVENT_TYPE_SUPPORT_CASE_UPDATED",
+		23: "EVENT_TYPE_SUPPORT_CASE_RESOLVED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -758,6 +766,8 @@ var (
 		"EVENT_TYPE_CANCELLED":             19,
 		"EVENT_TYPE_DEPLOYMENT_OVERDUE":    20,
 		"EVENT_TYPE_EXPIRY_REMINDER":       21,
+		"EVENT_TYPE_SUPPORT_CASE_UPDATED":  22,
+		"EVENT_TYPE_SUPPORT_CASE_RESOLVED": 23,
 	}
 )
 
@@ -5027,7 +5037,7 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x14REJECTION_REASON_DNS\x10\x01\x12!\n" +
 	"\x1dREJECTION_REASON_ORGANIZATION\x10\x02\x12\x18\n" +
 	"\x14REJECTION_REASON_CAA\x10\x03\x12\x1b\n" +
-	"\x17REJECTION_REASON_POLICY\x10\x04*\x91\x05\n" +
+	"\x17REJECTION_REASON_POLICY\x10\x04*\xdc\x05\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x18\n" +
@@ -5051,7 +5061,9 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x1bEVENT_TYPE_TEMPLATE_UPDATED\x10\x12\x12\x18\n" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x13\x12!\n" +
 	"\x1dEVENT_TYPE_DEPLOYMENT_OVERDUE\x10\x14\x12\x1e\n" +
-	"\x1aEVENT_TYPE_EXPIRY_REMINDER\x10\x15*\xd6\x01\n" +
+	"\x1aEVENT_TYPE_EXPIRY_REMINDER\x10\x15\x12#\n" +
+	"\x1fEVENT_TYPE_SUPPORT_CASE_UPDATED\x10\x16\x12$\n" +
+	" EVENT_TYPE_SUPPORT_CASE_RESOLVED\x10\x17*\xd6\x01\n" +
 	"\x10RevocationReason\x12!\n" +
 	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +

@@ -2801,6 +2801,22 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_EXPIRY_REMINDER = 21;
    */
   EXPIRY_REMINDER = 21,
+
+  /**
+   * A support case about the instance changed: a note, its status or its assignee (the reason has
+   * the latest note; support_case_id names the case).
+   *
+   * @generated from enum value: EVENT_TYPE_SUPPORT_CASE_UPDATED = 22;
+   */
+  SUPPORT_CASE_UPDATED = 22,
+
+  /**
+   * A support case about the instance was resolved: by the certificate's issuance, or by an
+   * engineer.
+   *
+   * @generated from enum value: EVENT_TYPE_SUPPORT_CASE_RESOLVED = 23;
+   */
+  SUPPORT_CASE_RESOLVED = 23,
 }
 
 /**
