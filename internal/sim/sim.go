@@ -58,11 +58,12 @@ type Config struct {
 	// MaxValidity is the local CA's longest certificate (default 200 days: two or more
 	// certificates per subscription year, so renewals happen inside years and across them).
 	MaxValidity time.Duration
-	// Notifications decides whether a certificate's customer was notified in time (default
-	// CommittedEvents: the case-opened or expiry-reminder history event was committed). The
-	// webhook pipeline plugs in here: an implementation that reads the delivery log and counts a
-	// notification only once an endpoint acknowledged it.
+	// Notifications decides whether a certificate's customer was notified in time (default: the
+	// FlakyEndpoint, which counts a webhook once it acknowledged it; with NoWebhook,
+	// CommittedEvents: the case-opened or expiry-reminder history event was committed).
 	Notifications Notifications
+	// NoWebhook runs without the webhook endpoint that fails half of its deliveries.
+	NoWebhook bool
 	// OnStart, if set, is called once the service is up and before the first purchase, with the
 	// simulation's environment: where a webhook endpoint that fails half of its deliveries is
 	// registered once the webhook pipeline exists (and its delivery worker driven from OnStep).
@@ -144,6 +145,8 @@ type Result struct {
 	Cases, Reminders          int // support cases opened, expiry_reminder events
 	CAErrors, CARejections    int // injected transient and outage errors; injected rejections
 	CAOutageErrors, CACalls   int
+	WebhookRequests           int // delivery attempts to the flaky endpoint
+	WebhookFailed             int // ... that it failed (every other one)
 	Expiries                  int // certificates that expired with no successor in place
 	ExpiriesAtSubscriptionEnd int // ... at the end of their subscription (expected)
 	ExpiriesRecordsRemoved    int // ... of bundles whose records were removed
@@ -164,6 +167,8 @@ func (r Result) Print(w io.Writer) {
 		r.CARejections, r.RecordsRemoved)
 	fmt.Fprintf(w, "  totals: issuances %d, renewals %d, support cases %d, expiry reminders %d\n",
 		r.Issuances, r.Renewals, r.Cases, r.Reminders)
+	fmt.Fprintf(w, "  webhook endpoint failing half of its deliveries: %d attempts, %d failed, %d acknowledged\n",
+		r.WebhookRequests, r.WebhookFailed, r.WebhookRequests-r.WebhookFailed)
 	fmt.Fprintf(w, "  expiries with no successor: %d (%d at the end of the subscription, %d of bundles whose records were removed)\n",
 		r.Expiries, r.ExpiriesAtSubscriptionEnd, r.ExpiriesRecordsRemoved)
 	fmt.Fprintf(w, "  silent expiries (no case and notification escalate_before earlier): %d\n", r.SilentExpiries)
@@ -270,6 +275,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		Service: auth.WithCaller(ctx, auth.Principal{AccountID: "acc_service", Role: auth.RoleService, Name: "certhosting-order"}),
 		Owner:   auth.WithCaller(ctx, auth.Principal{AccountID: account, Role: auth.RoleOwner, Name: "sim"}),
 	}
+	var hook *FlakyEndpoint
+	if !cfg.NoWebhook {
+		if hook, err = startFlakyEndpoint(ctx, lc, env.Owner, st, box, clk, cfg.Log); err != nil {
+			return res, fmt.Errorf("webhook endpoint: %w", err)
+		}
+		defer hook.Close()
+		if cfg.Notifications == nil {
+			cfg.Notifications = hook
+		}
+	}
 	if cfg.Notifications == nil {
 		cfg.Notifications = &CommittedEvents{DB: database}
 	}
@@ -324,6 +339,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, fmt.Errorf("tick at %s: %w", now, err)
 		}
 		res.Ticks++
+		if hook != nil {
+			if err := hook.deliver(ctx); err != nil {
+				return res, fmt.Errorf("webhook deliveries at %s: %w", now, err)
+			}
+		}
 		if cfg.OnStep != nil {
 			if err := cfg.OnStep(ctx, env, now); err != nil {
 				return res, err
@@ -341,6 +361,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if !p.removeRecords.IsZero() {
 			lost[p.id] = true
 		}
+	}
+	if hook != nil {
+		res.WebhookRequests, res.WebhookFailed = int(hook.requests.Load()), int(hook.failed.Load())
 	}
 	if err := check(ctx, database, cfg.Notifications, end, lost, &res); err != nil {
 		return res, err
