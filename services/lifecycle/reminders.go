@@ -111,6 +111,7 @@ func (t *Ticker) remind(ctx context.Context, now time.Time, st *TickStats) error
 			if err != nil || !cur.RemindAt.Valid || cur.RemindAt.Int64 > db.Micros(now) {
 				return err // changed since it was read: nothing to do
 			}
+			was := cur.RemindAt
 			since := db.FromMicros(cur.RemindAt.Int64)
 			cur.RemindAt = sql.NullInt64{}
 			sent, err := t.remindOne(tx, &cur, since, now)
@@ -122,7 +123,7 @@ func (t *Ticker) remind(ctx context.Context, now time.Time, st *TickStats) error
 				st.Reminders++
 				mu.Unlock()
 			}
-			return tx.SaveSchedule(&cur)
+			return tx.SaveRemindAt(&cur, was)
 		})
 	})
 }

@@ -125,6 +125,17 @@ func (t *Tx) SaveSchedule(c *Certificate) error {
 	return err
 }
 
+// SaveRemindAt writes an instance's remind_at alone, as a compare-and-set on the remind_at it was
+// read with (was), and gives back the ticker's claim. The reminder sweep writes nothing else: a
+// write of the whole schedule from its read would undo what another replica's transaction (an
+// issuance, a renewal started) committed meanwhile on PostgreSQL, where a read in a transaction
+// does not lock the row. db.ErrConflict means the row's remind_at changed: the caller rolls back.
+func (t *Tx) SaveRemindAt(c *Certificate, was sql.NullInt64) error {
+	c.UpdateTime = t.now
+	return db.ExpectOne(t.tx.Exec(`UPDATE certificates SET remind_at = ?, update_time = ?, claim_until = NULL
+		WHERE certificate_id = ? AND remind_at = ?`, c.RemindAt, c.UpdateTime, c.ID, was))
+}
+
 // SaveBundle writes a bundle's hosting columns (hosting itself, which EnableHosting turns on, and
 // the current certificate). When expectRenewal is given, the write is a
 // compare-and-set on renewal_application_id (NULL when expectRenewal.Valid is false): the guard
