@@ -15,7 +15,7 @@ NPM_GEN     := tools/ts/node_modules/.package-lock.json
 NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
 TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-reissue bench-sim clean
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-reissue bench-sim clean
 
 all: build
 
@@ -166,8 +166,9 @@ run-pg: build
 # e.g. make bench BENCHFLAGS="-runs 3" SWEEPFLAGS="-stored 10000,100000"; (3) the mass re-issue
 # drill: 100,000 hosted certificates replaced through OperationsService while CreateOrder calls go on
 # (cmd/certhosting-reissuebench, REISSUEFLAGS, e.g. -n 10000). bench-purchase, bench-sweep and
-# bench-reissue run one of them.
-bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-reissue bench-sim
+# bench-reissue run one of them; (4) bench-renew: completed renewals/s, the sweep with every due
+# bundle's validation record published, so one tick issues and stores every renewal.
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-reissue bench-sim
 
 # The proof of issue 13 (internal/sim) at 10,000 bundles over 3 simulated years, with a random
 # seed (printed; SIMFLAGS="-seed N" repeats a run). make test runs it at 1,000 (TestSimulation).
@@ -189,6 +190,9 @@ bench-sweep:
 # processes together, and by 1 in a store of 1,000,000 (PGSWEEPFLAGS, e.g. -pg-runs 10000x1).
 bench-sweep-pg:
 	$(GO) run ./cmd/certhosting-sweepbench -postgres $(PGURL)/postgres $(PGSWEEPFLAGS)
+
+bench-renew:
+	$(GO) run ./cmd/certhosting-sweepbench -records $(RENEWFLAGS)
 
 bench-reissue:
 	$(GO) run ./cmd/certhosting-reissuebench $(REISSUEFLAGS)

@@ -12,6 +12,12 @@
 // record up over DNS; the benchmark's DNS server has none, so the applications stay pending, as
 // they would while a real CA verifies). The figure that matters is the ratio: the cost of a sweep
 // must grow with the certificates due, not with the certificates stored.
+//
+// With -records the DNS server answers every due bundle's validation record (the command asks the
+// local CA for them before the tick, as cmd/certhosting-reissuebench does), so the same tick also
+// completes the renewals: the CA finds the record and signs, and the tick stores the issuance,
+// makes the next instance HOSTED and writes the event. The command then reports completed
+// renewals per second: certificates issued and stored by the tick / the tick's duration.
 package main
 
 import (
@@ -50,6 +56,7 @@ type result struct {
 	Activated    int
 	Submitted    int
 	Polled       int
+	Issued       int
 	MaxRSSKB     int64
 	DatabaseSize int64
 }
@@ -60,6 +67,8 @@ func run() error {
 	dir := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	profile := flag.Bool("profile", false, "write a CPU profile of each sweep to DIR/<stored>/sweep.pprof (keep -dir to read it)")
 	postgres := flag.String("postgres", "", "measure on PostgreSQL instead: the URL of any database on the server (each measurement creates and drops databases of its own)")
+	extra := flag.String("lifecycle-args", "", "more flags for the lifecycle service's sweep, space-separated (e.g. \"-ticker-concurrency 128\")")
+	records := flag.Bool("records", false, "publish the due bundles' validation records, so the tick completes the renewals (issued and stored) and the command reports completed renewals/s")
 	pgRuns := flag.String("pg-runs", "10000x1,10000x2,10000x3,1000000x1", "with -postgres: the measurements, STOREDxREPLICAS (lifecycle processes sweeping together)")
 	flag.Parse()
 	if *postgres != "" {
@@ -79,30 +88,45 @@ func run() error {
 		sizes = append(sizes, n)
 	}
 	ctx := context.Background()
-	work, bins, dnsSrv, cleanup, err := setup(ctx, *dir)
+	work, bins, dnsSrv, zone, cleanup, err := setup(ctx, *dir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 
-	fmt.Printf("renewal sweep: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", *due, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	what := "activations"
+	if *records {
+		what = "completed renewals"
+	}
+	fmt.Printf("renewal sweep: %d due certificates, records published: %v, GOMAXPROCS=%d, %d CPUs\n", *due, *records,
+		runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
 	for _, n := range sizes {
-		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), n, *due, *profile)
+		var publish *dnsserver.MemorySource
+		if *records {
+			publish = zone
+		}
+		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), publish, n, *due, *profile,
+			strings.Fields(*extra))
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
-		fmt.Printf("  stored %9d: seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled; peak RSS %.0f MB\n",
+		fmt.Printf("  stored %9d: seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled, %d issued (%.0f/s); peak RSS %.0f MB\n",
 			r.Stored, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
-			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, float64(r.MaxRSSKB)/1024)
+			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, r.Issued, float64(r.Issued)/r.Sweep.Seconds(),
+			float64(r.MaxRSSKB)/1024)
 	}
 	fmt.Println()
-	fmt.Println("| certificates stored | due | sweep time | activations/s | peak RSS |")
+	fmt.Printf("| certificates stored | due | sweep time | %s/s | peak RSS |\n", what)
 	fmt.Println("|---:|---:|---:|---:|---:|")
 	for _, r := range results {
+		done := r.Activated
+		if *records {
+			done = r.Issued
+		}
 		fmt.Printf("| %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Sweep.Seconds(),
-			float64(r.Activated)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+			float64(done)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
 	}
 	if len(results) > 1 {
 		first, last := results[0], results[len(results)-1]
@@ -112,32 +136,35 @@ func run() error {
 }
 
 // setup makes the work directory (dir, or a temporary one removed by cleanup), builds the
-// service binaries into it, and starts a DNS server with no records: the local CA's lookups get
-// a real (negative) answer, so the applications stay pending.
-func setup(ctx context.Context, dir string) (work string, bins pair.Binaries, dnsSrv *dnsserver.Server, cleanup func(), err error) {
+// service binaries into it, and starts a DNS server serving zone, empty until -records fills it:
+// without records the local CA's lookups get a real (negative) answer, so the applications stay
+// pending.
+func setup(ctx context.Context, dir string) (work string, bins pair.Binaries, dnsSrv *dnsserver.Server,
+	zone *dnsserver.MemorySource, cleanup func(), err error) {
 	work = dir
 	removeWork := func() {}
 	if work == "" {
 		if work, err = os.MkdirTemp("", "certhosting-sweepbench-"); err != nil {
-			return "", bins, nil, nil, err
+			return "", bins, nil, nil, nil, err
 		}
 		removeWork = func() { os.RemoveAll(work) }
 	}
 	if bins, err = pair.Build(ctx, filepath.Join(work, "bin"), false); err != nil {
 		removeWork()
-		return "", bins, nil, nil, err
+		return "", bins, nil, nil, nil, err
 	}
-	if dnsSrv, err = dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: dnsserver.NewMemorySource()}); err != nil {
+	zone = dnsserver.NewMemorySource()
+	if dnsSrv, err = dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0", Source: zone}); err != nil {
 		removeWork()
-		return "", bins, nil, nil, err
+		return "", bins, nil, nil, nil, err
 	}
-	return work, bins, dnsSrv, func() { dnsSrv.Close(); removeWork() }, nil
+	return work, bins, dnsSrv, zone, func() { dnsSrv.Close(); removeWork() }, nil
 }
 
 // runPostgres measures the sweep on PostgreSQL, with one or more replicas, and prints the table.
 func runPostgres(admin string, runs []pgRun, due int, dir string) error {
 	ctx := context.Background()
-	work, bins, dnsSrv, cleanup, err := setup(ctx, dir)
+	work, bins, dnsSrv, _, cleanup, err := setup(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -180,7 +207,9 @@ func runPostgres(admin string, runs []pgRun, due int, dir string) error {
 }
 
 // measure seeds a store of n instances (due of them at their renewal time) and times one sweep.
-func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int, profile bool) (result, error) {
+// With zone, the due bundles' validation records are published there first.
+func measure(ctx context.Context, dir, lifecycleBin, resolver string, zone *dnsserver.MemorySource, n, due int, profile bool,
+	extra []string) (result, error) {
 	r := result{Stored: n, Due: due}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, err
@@ -194,14 +223,24 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 	if fi, err := os.Stat(filepath.Join(dir, "lifecycle.db")); err == nil {
 		r.DatabaseSize = fi.Size()
 	}
-	keyFile := filepath.Join(dir, "master.key")
-	if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
+	keyFile, master := filepath.Join(dir, "master.key"), secrets.Generate()
+	if err := os.WriteFile(keyFile, []byte(master), 0o600); err != nil {
 		return r, err
+	}
+	if zone != nil {
+		published, err := benchseed.PublishRecords(ctx, zone, filepath.Join(dir, "lifecycle.db"), filepath.Join(dir, "localca.db"), master, at)
+		if err != nil {
+			return r, err
+		}
+		if published != due {
+			return r, fmt.Errorf("published %d records, want one per due certificate (%d)", published, due)
+		}
 	}
 	args := []string{"sweep",
 		"-db", filepath.Join(dir, "lifecycle.db"), "-identity-db", filepath.Join(dir, "identity.db"),
 		"-master-key-file", keyFile, "-localca-db", filepath.Join(dir, "localca.db"),
 		"-localca-resolver", resolver, "-log-level", "warn", "-at", at.Format(time.RFC3339)}
+	args = append(args, extra...)
 	if profile {
 		args = append(args, "-cpuprofile", filepath.Join(dir, "sweep.pprof"))
 	}
@@ -214,7 +253,7 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 	var out struct {
 		DurationMS float64 `json:"duration_ms"`
 		Stats      struct {
-			Activated, Submitted, Polled, RenewalsStarted int
+			Activated, Submitted, Polled, Issued, RenewalsStarted int
 		} `json:"stats"`
 		MaxRSSKB int64 `json:"max_rss_kb"`
 	}
@@ -224,8 +263,11 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, n, due int
 	if out.Stats.Activated != due || out.Stats.Submitted != due {
 		return r, fmt.Errorf("sweep activated %d and submitted %d, want %d each", out.Stats.Activated, out.Stats.Submitted, due)
 	}
+	if zone != nil && out.Stats.Issued != due {
+		return r, fmt.Errorf("sweep issued %d, want every due certificate (%d)", out.Stats.Issued, due)
+	}
 	r.Sweep = time.Duration(out.DurationMS * float64(time.Millisecond))
-	r.Activated, r.Submitted, r.Polled = out.Stats.Activated, out.Stats.Submitted, out.Stats.Polled
+	r.Activated, r.Submitted, r.Polled, r.Issued = out.Stats.Activated, out.Stats.Submitted, out.Stats.Polled, out.Stats.Issued
 	r.MaxRSSKB = out.MaxRSSKB
 	// The kernel's view of the whole process, as a cross-check of what it reported itself.
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > r.MaxRSSKB {

@@ -812,12 +812,13 @@ func TestHierarchy(t *testing.T) {
 	for _, c := range []struct {
 		cert  *x509.Certificate
 		years int
-	}{{root, 25}, {inter, 10}} {
+		curve elliptic.Curve
+	}{{root, 25, elliptic.P384()}, {inter, 10, elliptic.P256()}} {
 		if !c.cert.NotBefore.Equal(nb) || !c.cert.NotAfter.Equal(nb.Add(time.Duration(c.years)*365*day)) {
 			t.Errorf("%s valid [%s, %s], want %d years from %s", c.cert.Subject.CommonName, c.cert.NotBefore, c.cert.NotAfter, c.years, nb)
 		}
-		if k, ok := c.cert.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P384() {
-			t.Errorf("%s key is not ECDSA P-384", c.cert.Subject.CommonName)
+		if k, ok := c.cert.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != c.curve {
+			t.Errorf("%s key is not ECDSA %s", c.cert.Subject.CommonName, c.curve.Params().Name)
 		}
 	}
 }

@@ -303,6 +303,17 @@ func (d *Dispatcher) build(tx *store.Tx, events []store.Event) ([]store.Notifica
 	endpoints := map[string][]store.WebhookEndpoint{}
 	var out []store.Notification
 	for _, ev := range events {
+		eps, seen := endpoints[ev.AccountID]
+		if !seen {
+			var err error
+			if eps, err = tx.AccountEndpoints(ev.AccountID); err != nil {
+				return nil, err
+			}
+			endpoints[ev.AccountID] = eps
+		}
+		if len(eps) == 0 && d.o.Mail == nil {
+			continue // nobody to tell: no need to work out what the event means
+		}
 		kind, ok, err := d.kindOf(tx, ev)
 		if err != nil {
 			return nil, err
@@ -333,13 +344,6 @@ func (d *Dispatcher) build(tx *store.Tx, events []store.Event) ([]store.Notifica
 				Lane: lane, MessageID: MessageID(ev.ID), Payload: string(payload), Status: store.NotificationPending,
 				CreateTime: db.Micros(now), GiveUpTime: db.Micros(now.Add(d.o.GiveUp)),
 				NextAttemptTime: sql.NullInt64{Int64: db.Micros(now), Valid: true}}
-		}
-		eps, seen := endpoints[ev.AccountID]
-		if !seen {
-			if eps, err = tx.AccountEndpoints(ev.AccountID); err != nil {
-				return nil, err
-			}
-			endpoints[ev.AccountID] = eps
 		}
 		for _, e := range eps {
 			if Wants(e.Kinds, kind) {

@@ -280,8 +280,8 @@ func (s *Store) GetNotification(ctx context.Context, id string) (Notification, e
 // eventID: an issuance after that is a renewal.
 func (t *Tx) IssuedBefore(bundleID string, eventID int64) (bool, error) {
 	var n int
-	err := t.tx.Get(&n, `SELECT COUNT(*) FROM events WHERE bundle_id = ? AND type IN (?, ?) AND event_id < ?`,
-		bundleID, EventIssued, EventImported, eventID)
+	err := t.tx.Get(&n, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE bundle_id = ? AND event_id < ? AND type IN (?, ?) LIMIT 1) AS e`,
+		bundleID, eventID, EventIssued, EventImported)
 	return n > 0, err
 }
 
