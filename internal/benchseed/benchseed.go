@@ -72,13 +72,15 @@ var Columns = map[string][]string{
 		"validation_method", "contact", "key_algorithm", "ca_name", "ca_ref", "create_time", "update_time"},
 	"issuances": {"issuance_id", "certificate_id", "application_id", "bundle_id", "account_id", "serial", "not_before",
 		"not_after", "chain_pem", "create_time"},
+	"certificate_domains": {"account_id", "certificate_id", "bundle_id", "domain", "reversed"},
 }
 
 // Tables is the order the tables are written in.
-var Tables = []string{"bundles", "certificates", "applications", "issuances"}
+var Tables = []string{"bundles", "certificates", "applications", "issuances", "certificate_domains"}
 
 // Rows gives bundle i's rows, by table: its bundle, its two instances (the first HOSTED,
-// the second NOT_ACTIVATED), the first instance's application and issuance.
+// the second NOT_ACTIVATED), the first instance's application and issuance, and the names the
+// domain filters look up (certificate_domains), as the service writes them.
 func Rows(i int, account, chain string, t0, notAfter, at time.Time, due bool) map[string][][]any {
 	day := 24 * time.Hour
 	bundle, order := ids.New(ids.Bundle, t0), ids.New(ids.Order, t0)
@@ -103,7 +105,9 @@ func Rows(i int, account, chain string, t0, notAfter, at time.Time, due bool) ma
 		rows["certificates"] = append(rows["certificates"], []any{certs[1], bundle, account, int32(seq), "NOT_ACTIVATED",
 			micros(start), micros(end), micros(t0), micros(t0), nil, nil, nil, nil, nil})
 	}
-	rows["applications"] = [][]any{{app, certs[0], bundle, account, "ISSUED", false, "customer", fmt.Sprintf(`["bench-%d.example.com"]`, i),
+	domain := fmt.Sprintf("bench-%d.example.com", i)
+	rows["certificate_domains"] = [][]any{{account, certs[0], bundle, domain, store.ReverseName(domain)}}
+	rows["applications"] = [][]any{{app, certs[0], bundle, account, "ISSUED", false, "customer", `["` + domain + `"]`,
 		"DNS_TXT", `{"email":"ops@example.com"}`, "ECDSA_P256", "local", "seeded", micros(t0), micros(t0)}}
 	rows["issuances"] = [][]any{{iss, certs[0], app, bundle, account, strconv.Itoa(i), micros(t0), micros(notAfter), chain, micros(t0)}}
 	return rows

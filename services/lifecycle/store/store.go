@@ -455,17 +455,22 @@ func (s *Store) CertificateOf(ctx context.Context, accountID, certificateID stri
 // BackfillDomains fills the domain filters' names (certificate_domains) of instances applied for
 // before they were kept (migration 00006): the names of each instance's latest application, a
 // batch at a time. It returns how many instances it filled; run at start, it finds nothing to do
-// after the first time.
+// after the first time. The batches walk the applications in id order from where the last one
+// ended, so the whole pass reads each row once (restarting from the first id at every batch read
+// the rows already filled again: quadratic, an hour for a million instances), and an application
+// with no names cannot come back forever.
 func (s *Store) BackfillDomains(ctx context.Context) (int, error) {
-	total := 0
+	total, after := 0, ""
 	for {
 		var as []Application
 		if err := s.db.Select(ctx, &as, `SELECT `+prefixed("a", applicationColumns)+` FROM applications a
 			JOIN certificates c ON c.current_application_id = a.application_id
-			WHERE NOT EXISTS (SELECT 1 FROM certificate_domains d WHERE d.certificate_id = c.certificate_id)
-			ORDER BY a.application_id LIMIT 500`); err != nil || len(as) == 0 {
+			WHERE a.application_id > ?
+			AND NOT EXISTS (SELECT 1 FROM certificate_domains d WHERE d.certificate_id = c.certificate_id)
+			ORDER BY a.application_id LIMIT 500`, after); err != nil || len(as) == 0 {
 			return total, err
 		}
+		after = as[len(as)-1].ID
 		err := s.db.Write(ctx, func(dtx *db.Tx) error {
 			tx := &Tx{s: s, tx: dtx}
 			for i := range as {
