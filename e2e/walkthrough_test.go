@@ -45,7 +45,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var script string
-	for _, section := range []string{"walkthrough", "renewal", "keys", "support", "coverage"} {
+	for _, section := range []string{"walkthrough", "renewal", "keys", "support", "reminders", "deploy", "webhooks", "coverage"} {
 		block, err := readmeBlock(string(readme), section)
 		if err != nil {
 			t.Fatal(err)
@@ -134,6 +134,17 @@ func TestReadmeWalkthrough(t *testing.T) {
 		`"serialNumber"`, `"type": "EVENT_TYPE_SUPPORT_CASE_OPENED"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the support section's output does not show %q", want)
+		}
+	}
+	// The reminders, deploy and webhooks sections: the account's thresholds changed, the bundle's
+	// expected targets named (no agent has reported), an endpoint created and listed.
+	for what, re := range map[string]string{
+		"reminders": `"expiryReminderDays": \[\s*60,\s*30,\s*7\s*\]`,
+		"deploy":    `(?m)^\{"expected":\["web1","web2"\],"deployments":null\}$`,
+		"webhooks":  `(?m)^endpoint: whe_\w+\n1$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("the %s section's output does not match %s", what, re)
 		}
 	}
 	if !regexp.MustCompile(`(?m)^case: case_\w+$`).MatchString(out) {

@@ -253,8 +253,9 @@ func TestAccountSettings(t *testing.T) {
 	wantRefused(t, "a support key reading account settings", err, codes.PermissionDenied, "")
 }
 
-// TestAccountSettingsREADMEJSON: the README's UpdateAccountSettings request body is valid JSON
-// for the message (a field mask in JSON is one string of lowerCamelCase paths).
+// TestAccountSettingsREADMEJSON: the canonical JSON of an UpdateAccountSettings request, as the
+// README gives it for SDKs (a field mask in canonical JSON is one string of lowerCamelCase paths;
+// grpcurl, in the README's command, wants it as an object, which TestReadmeWalkthrough runs).
 func TestAccountSettingsREADMEJSON(t *testing.T) {
 	var req lifecyclev1.UpdateAccountSettingsRequest
 	body := `{"settings": {"expiry_reminder_days": [60, 30, 7]}, "update_mask": "expiryReminderDays"}`
