@@ -15,7 +15,7 @@ NPM_GEN     := tools/ts/node_modules/.package-lock.json
 NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
 TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-reissue bench-sim clean
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim clean
 
 all: build
 
@@ -168,7 +168,7 @@ run-pg: build
 # (cmd/certhosting-reissuebench, REISSUEFLAGS, e.g. -n 10000). bench-purchase, bench-sweep and
 # bench-reissue run one of them; (4) bench-renew: completed renewals/s, the sweep with every due
 # bundle's validation record published, so one tick issues and stores every renewal.
-bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-reissue bench-sim
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim
 
 # The proof of issue 13 (internal/sim) at 10,000 bundles over 3 simulated years, with a random
 # seed (printed; SIMFLAGS="-seed N" repeats a run). make test runs it at 1,000 (TestSimulation).
@@ -193,6 +193,10 @@ bench-sweep-pg:
 
 bench-renew:
 	$(GO) run ./cmd/certhosting-sweepbench -records $(RENEWFLAGS)
+
+# Completed renewals on PostgreSQL: 10,000 due, swept by 1 and by 3 lifecycle processes.
+bench-renew-pg:
+	$(GO) run ./cmd/certhosting-sweepbench -records -postgres $(PGURL)/postgres -pg-runs 10000x1,10000x3 $(PGRENEWFLAGS)
 
 bench-reissue:
 	$(GO) run ./cmd/certhosting-reissuebench $(REISSUEFLAGS)

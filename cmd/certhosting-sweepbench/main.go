@@ -76,7 +76,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		return runPostgres(*postgres, runs, *due, *dir)
+		return runPostgres(*postgres, runs, *due, *dir, *records)
 	}
 
 	var sizes []int
@@ -162,9 +162,9 @@ func setup(ctx context.Context, dir string) (work string, bins pair.Binaries, dn
 }
 
 // runPostgres measures the sweep on PostgreSQL, with one or more replicas, and prints the table.
-func runPostgres(admin string, runs []pgRun, due int, dir string) error {
+func runPostgres(admin string, runs []pgRun, due int, dir string, records bool) error {
 	ctx := context.Background()
-	work, bins, dnsSrv, _, cleanup, err := setup(ctx, dir)
+	work, bins, dnsSrv, zone, cleanup, err := setup(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -172,21 +172,35 @@ func runPostgres(admin string, runs []pgRun, due int, dir string) error {
 	fmt.Printf("renewal sweep on PostgreSQL: %d due certificates, GOMAXPROCS=%d, %d CPUs\n", due, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
 	for _, run := range runs {
-		r, err := measurePostgres(ctx, filepath.Join(work, fmt.Sprintf("pg-%d-%d", run.stored, run.replicas)), admin, bins.Lifecycle, dnsSrv.Addr(), run, due)
+		var publish *dnsserver.MemorySource
+		if records {
+			publish = zone
+		}
+		r, err := measurePostgres(ctx, filepath.Join(work, fmt.Sprintf("pg-%d-%d", run.stored, run.replicas)), admin, bins.Lifecycle, dnsSrv.Addr(),
+			publish, run, due)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
-		fmt.Printf("  stored %9d, %d replica(s): seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled; peak RSS %.0f MB\n",
+		fmt.Printf("  stored %9d, %d replica(s): seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled, %d issued (%.0f/s); peak RSS %.0f MB\n",
 			r.Stored, r.Replicas, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
-			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, float64(r.MaxRSSKB)/1024)
+			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, r.Issued, float64(r.Issued)/r.Sweep.Seconds(),
+			float64(r.MaxRSSKB)/1024)
 	}
 	fmt.Println()
-	fmt.Println("| certificates stored | due | lifecycle replicas | sweep time | activations/s | peak RSS (largest replica) |")
+	what := "activations"
+	if records {
+		what = "completed renewals"
+	}
+	fmt.Printf("| certificates stored | due | lifecycle replicas | sweep time | %s/s | peak RSS (largest replica) |\n", what)
 	fmt.Println("|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
+		done := r.Activated
+		if records {
+			done = r.Issued
+		}
 		fmt.Printf("| %d | %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Replicas, r.Sweep.Seconds(),
-			float64(r.Activated)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+			float64(done)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
 	}
 	var small, large *result
 	for i := range results {

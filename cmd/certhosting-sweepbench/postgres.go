@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/certhosting/certhosting/internal/benchseed"
 	"github.com/certhosting/certhosting/pkg/db"
+	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,8 @@ func parsePGRuns(s string, due int) ([]pgRun, error) {
 // measurePostgres seeds fresh PostgreSQL databases with n instances (due of them at their renewal
 // time) and times one sweep by `replicas` lifecycle processes started together on them, sharing
 // the work through their claims. The sweep time is the longest of the processes' own tick times.
-func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver string, run pgRun, due int) (result, error) {
+// With zone, the due bundles' validation records are published there before the timed sweeps.
+func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver string, zone *dnsserver.MemorySource, run pgRun, due int) (result, error) {
 	r := result{Stored: run.stored, Due: due, Replicas: run.replicas}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, err
@@ -59,8 +61,8 @@ func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver str
 		return r, fmt.Errorf("seed %d: %w", run.stored, err)
 	}
 	r.Seed = time.Since(began)
-	keyFile := filepath.Join(dir, "master.key")
-	if err := os.WriteFile(keyFile, []byte(secrets.Generate()), 0o600); err != nil {
+	keyFile, master := filepath.Join(dir, "master.key"), secrets.Generate()
+	if err := os.WriteFile(keyFile, []byte(master), 0o600); err != nil {
 		return r, err
 	}
 	args := []string{"sweep", "-db", dbs["lifecycle"], "-identity-db", dbs["identity"], "-master-key-file", keyFile,
@@ -68,6 +70,15 @@ func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver str
 	// The local CA makes its root on first use: once, before the timed sweeps.
 	if err := exec.CommandContext(ctx, lifecycleBin, append(args[:len(args)-2:len(args)-2], "-at", at.Add(-time.Hour).Format(time.RFC3339))...).Run(); err != nil {
 		return r, fmt.Errorf("first start: %w", err)
+	}
+	if zone != nil {
+		published, err := benchseed.PublishRecords(ctx, zone, dbs["lifecycle"], dbs["localca"], master, at)
+		if err != nil {
+			return r, err
+		}
+		if published != due {
+			return r, fmt.Errorf("published %d records, want one per due certificate (%d)", published, due)
+		}
 	}
 	outs := make([]sweepOutput, run.replicas)
 	errs := make([]error, run.replicas)
@@ -84,10 +95,14 @@ func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver str
 		r.Activated += out.Stats.Activated
 		r.Submitted += out.Stats.Submitted
 		r.Polled += out.Stats.Polled
+		r.Issued += out.Stats.Issued
 		r.MaxRSSKB = max(r.MaxRSSKB, out.MaxRSSKB)
 	}
 	if r.Activated != due || r.Submitted != due {
 		return r, fmt.Errorf("the sweeps activated %d and submitted %d, want %d each", r.Activated, r.Submitted, due)
+	}
+	if zone != nil && r.Issued != due {
+		return r, fmt.Errorf("the sweeps issued %d, want every due certificate (%d)", r.Issued, due)
 	}
 	conn, err := pgx.Connect(ctx, dbs["lifecycle"])
 	if err == nil {
@@ -101,7 +116,7 @@ func measurePostgres(ctx context.Context, dir, admin, lifecycleBin, resolver str
 type sweepOutput struct {
 	DurationMS float64 `json:"duration_ms"`
 	Stats      struct {
-		Activated, Submitted, Polled, RenewalsStarted int
+		Activated, Submitted, Polled, Issued, RenewalsStarted int
 	} `json:"stats"`
 	MaxRSSKB int64 `json:"max_rss_kb"`
 }

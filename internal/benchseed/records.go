@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/miekg/dns"
 
 	"github.com/certhosting/certhosting/pkg/ca/localca"
@@ -14,7 +13,8 @@ import (
 	"github.com/certhosting/certhosting/pkg/secrets"
 )
 
-// PublishRecords sets in zone the validation record of every seeded bundle whose first
+// PublishRecords sets in zone the validation record of every seeded bundle (in the lifecycle
+// database at lifecycleDB: a SQLite path or a PostgreSQL URL, as for the services) whose first
 // certificate renews by renewingBy (a far-future time for all of them), as the local CA at
 // localcaDB asks for it, and returns how many it set. The local CA's records are derived from its
 // own secret, so PublishRecords opens (at the first call, creates) the CA's database with the
@@ -30,26 +30,25 @@ func PublishRecords(ctx context.Context, zone *dnsserver.MemorySource, lifecycle
 		return 0, err
 	}
 	defer authority.Close()
-	d, err := sqlx.Open("sqlite3", "file:"+lifecycleDB+"?mode=ro")
+	d, err := db.Open(ctx, lifecycleDB, db.Options{})
 	if err != nil {
 		return 0, err
 	}
 	defer d.Close()
-	rows, err := d.QueryxContext(ctx, `SELECT b.bundle_id, a.domains FROM bundles b
+	var bundles []struct {
+		ID      string `db:"bundle_id"`
+		Domains string `db:"domains"`
+	}
+	if err := d.Select(ctx, &bundles, `SELECT b.bundle_id, a.domains FROM bundles b
 		JOIN applications a ON a.application_id = b.template_application_id
 		JOIN certificates c ON c.bundle_id = b.bundle_id AND c.sequence = 1
-		WHERE c.renew_at <= ?`, db.Micros(renewingBy))
-	if err != nil {
+		WHERE c.renew_at <= ?`, db.Micros(renewingBy)); err != nil {
 		return 0, err
 	}
-	defer rows.Close()
 	count := 0
-	for rows.Next() {
-		var bundle, domains string
-		if err := rows.Scan(&bundle, &domains); err != nil {
-			return 0, err
-		}
-		names := strings.Split(strings.Trim(domains, `[]`), ",")
+	for _, b := range bundles {
+		bundle := b.ID
+		names := strings.Split(strings.Trim(b.Domains, `[]`), ",")
 		for i := range names {
 			names[i] = strings.Trim(names[i], `"`)
 		}
@@ -60,5 +59,5 @@ func PublishRecords(ctx context.Context, zone *dnsserver.MemorySource, lifecycle
 			count++
 		}
 	}
-	return count, rows.Err()
+	return count, nil
 }
