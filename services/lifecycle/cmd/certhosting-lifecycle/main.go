@@ -147,7 +147,7 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.supportEngineerEmails, "support-engineer-emails", "", "e-mail addresses of the support engineers, name=address comma-separated (alice=alice@example.com,bob=bob@example.com): a case's assignee is e-mailed about it")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
-	fs.IntVar(&c.tickerWorkers, "ticker-concurrency", 0, "CA calls and per-item transactions each ticker sweep keeps in flight (0: the ticker's default)")
+	fs.IntVar(&c.tickerWorkers, "ticker-concurrency", 32, "CA calls and per-item transactions each ticker sweep keeps in flight")
 	fs.DurationVar(&c.deployDeadline, "deploy-deadline", lifecycle.DefaultDeployDeadline, "how long after its issuance a bundle's certificate may take to reach every deployment target the bundle expects before the ticker opens an urgent case")
 	fs.DurationVar(&c.lease, "lease", lifecycle.DefaultLease, "how long the ticker holds the rows it claimed before another replica may take them over")
 	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
