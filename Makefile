@@ -15,7 +15,7 @@ NPM_GEN     := tools/ts/node_modules/.package-lock.json
 NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
 TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim clean
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat clean
 
 all: build
 
@@ -167,8 +167,11 @@ run-pg: build
 # drill: 100,000 hosted certificates replaced through OperationsService while CreateOrder calls go on
 # (cmd/certhosting-reissuebench, REISSUEFLAGS, e.g. -n 10000). bench-purchase, bench-sweep and
 # bench-reissue run one of them; (4) bench-renew: completed renewals/s, the sweep with every due
-# bundle's validation record published, so one tick issues and stores every renewal.
-bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim
+# bundle's validation record published, so one tick issues and stores every renewal; (5) bench-flat:
+# the everyday costs (a sweep with nothing due, List* first and 100th page, GetBundle, WatchEvents
+# delivery, the service's RSS) with 10,000 and 1,000,000 certificates stored, and their ratios
+# (cmd/certhosting-flatbench, FLATFLAGS, e.g. -stored 10000,50000).
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat
 
 # The proof of issue 13 (internal/sim) at 10,000 bundles over 3 simulated years, with a random
 # seed (printed; SIMFLAGS="-seed N" repeats a run). make test runs it at 1,000 (TestSimulation).
@@ -200,6 +203,12 @@ bench-renew-pg:
 
 bench-reissue:
 	$(GO) run ./cmd/certhosting-reissuebench $(REISSUEFLAGS)
+
+# Issue 14's target 3: each everyday cost with 1,000,000 stored within 1.2x of the same with
+# 10,000, the lifecycle service under 150 MB; both stores' services run at once and every
+# operation alternates between them (FLATFLAGS, e.g. -stored 10000,50000 -n 100).
+bench-flat:
+	$(GO) run ./cmd/certhosting-flatbench $(FLATFLAGS)
 
 clean:
 	rm -rf $(BIN) var tools/ts/node_modules examples/typescript/node_modules examples/typescript/dist

@@ -14,12 +14,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/db"
 	"github.com/certhosting/certhosting/pkg/ids"
+	"github.com/certhosting/certhosting/services/lifecycle/state"
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
@@ -35,21 +37,50 @@ func Params(at time.Time) (account, chain string, t0, notAfter time.Time, err er
 // 335 days before at, expiring 30 days after it: renewing it activates instance 2. The first `due`
 // bundles are at their renewal time; the others renew over the next 300 days.
 func SQLite(ctx context.Context, path string, n, due int, at time.Time) error {
+	return SQLiteWith(ctx, path, Options{N: n, Due: due, At: at})
+}
+
+// Options are what SQLiteWith seeds.
+type Options struct {
+	// N bundles, the first Due of them at their renewal time at At (see SQLite).
+	N, Due int
+	At     time.Time
+	// Account owns every bundle; empty: a new account id. A benchmark that calls the API as the
+	// bundles' owner creates the account (and a key for it) first and passes its id.
+	Account string
+	// History also writes what the service keeps beside such a bundle, which SQLite leaves out:
+	// the bundle's current certificate (bundles.current_certificate_id, current_issuance_id,
+	// current_not_after) and the bundle's history events as the service writes them on the way to HOSTED (each instance
+	// created, the first application submitted, the certificate hosted: 4 per bundle), with the
+	// events counter set past them. Without it a store of a million certificates has an empty
+	// events table, and what reads the events (WatchEvents, GetCertificateLifecycle) is measured
+	// on nothing.
+	History bool
+}
+
+// SQLiteWith writes the bundles o describes into the lifecycle database at path (see SQLite).
+func SQLiteWith(ctx context.Context, path string, o Options) error {
 	d, err := db.Open(ctx, path, db.Options{Migrations: store.Migrations(), MaxBatch: 1})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	account, chain, t0, notAfter, err := Params(at)
+	account, chain, t0, notAfter, err := Params(o.At)
 	if err != nil {
 		return err
 	}
-	bundles := n
+	if o.Account != "" {
+		account = o.Account
+	}
 	const perTx = 5000
-	for startIdx := 0; startIdx < bundles; startIdx += perTx {
+	for startIdx := 0; startIdx < o.N; startIdx += perTx {
 		err := d.Write(ctx, func(tx *db.Tx) error {
-			for i := startIdx; i < min(startIdx+perTx, bundles); i++ {
-				if err := insertBundle(tx, i, account, chain, t0, notAfter, at, i < due); err != nil {
+			for i := startIdx; i < min(startIdx+perTx, o.N); i++ {
+				rows := Rows(i, account, chain, t0, notAfter, o.At, i < o.Due)
+				if o.History {
+					addHistory(rows, i)
+				}
+				if err := insertRows(tx, rows, o.History); err != nil {
 					return err
 				}
 			}
@@ -59,7 +90,13 @@ func SQLite(ctx context.Context, path string, n, due int, at time.Time) error {
 			return err
 		}
 	}
-	return nil
+	if !o.History || o.N == 0 {
+		return nil
+	}
+	return d.Write(ctx, func(tx *db.Tx) error {
+		_, err := tx.Exec(`UPDATE counters SET value = ? WHERE name = 'events'`, int64(o.N)*eventsPerBundle)
+		return err
+	})
 }
 
 // Columns of the seeded rows, in the order Rows gives their values.
@@ -113,10 +150,50 @@ func Rows(i int, account, chain string, t0, notAfter, at time.Time, due bool) ma
 	return rows
 }
 
-func insertBundle(tx *db.Tx, i int, account, chain string, t0, notAfter, at time.Time, due bool) error {
-	rows := Rows(i, account, chain, t0, notAfter, at, due)
-	for _, table := range Tables {
+// historyColumns are the columns of the rows addHistory adds or extends, by table: the bundle
+// also names its current certificate (bundles.current_*, which the service keeps up to date at
+// every issuance, RefreshCurrent).
+var historyColumns = map[string][]string{
+	"bundles":             append(slices.Clone(Columns["bundles"]), "current_certificate_id", "current_issuance_id", "current_not_after"),
+	"events": {"event_id", "account_id", "bundle_id", "certificate_id", "type", "from_state", "to_state", "actor",
+		"reason", "time"},
+}
+
+// allTables are Tables and the history tables, in the order insertRows writes them.
+var allTables = append(slices.Clone(Tables), "events")
+
+// eventsPerBundle is how many history events addHistory writes per bundle; bundle i's take the
+// event ids after i*eventsPerBundle, so ids increase with the bundles' order, as commits would.
+const eventsPerBundle = 4
+
+// addHistory adds to bundle i's rows its current certificate and its history events (Options.History).
+func addHistory(rows map[string][][]any, i int) {
+	b, certs, iss := rows["bundles"][0], rows["certificates"], rows["issuances"][0]
+	bundle, account, order, created := b[0], b[1], b[2], b[9]
+	first, second := certs[0][0], certs[1][0]
+	rows["bundles"][0] = append(b, first, iss[0], iss[7])
+	id := int64(i) * eventsPerBundle
+	event := func(cert any, typ string, from, to state.State, actor state.Actor, reason string) []any {
+		id++
+		return []any{id, account, bundle, cert, typ, string(from), string(to), string(actor), reason, created}
+	}
+	rows["events"] = [][]any{
+		event(first, store.EventCreated, state.None, state.PendingApplication, state.ActorSystem, fmt.Sprintf("order %s paid", order)),
+		event(second, store.EventCreated, state.None, state.NotActivated, state.ActorSystem, fmt.Sprintf("order %s paid", order)),
+		event(first, store.EventApplicationSubmitted, state.PendingApplication, state.Validating, state.ActorCustomer,
+			fmt.Sprintf("application %s submitted", rows["applications"][0][0])),
+		event(first, store.EventHosted, state.Validating, state.Hosted, state.ActorTicker,
+			fmt.Sprintf("certificate %s issued", iss[0])),
+	}
+}
+
+// insertRows writes one bundle's rows: Tables, then the history tables when present.
+func insertRows(tx *db.Tx, rows map[string][][]any, history bool) error {
+	for _, table := range allTables {
 		cols := Columns[table]
+		if history && historyColumns[table] != nil {
+			cols = historyColumns[table]
+		}
 		q := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (` +
 			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`
 		for _, r := range rows[table] {
