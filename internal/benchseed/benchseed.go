@@ -154,7 +154,7 @@ func Rows(i int, account, chain string, t0, notAfter, at time.Time, due bool) ma
 // also names its current certificate (bundles.current_*, which the service keeps up to date at
 // every issuance, RefreshCurrent).
 var historyColumns = map[string][]string{
-	"bundles":             append(slices.Clone(Columns["bundles"]), "current_certificate_id", "current_issuance_id", "current_not_after"),
+	"bundles": append(slices.Clone(Columns["bundles"]), "current_certificate_id", "current_issuance_id", "current_not_after"),
 	"events": {"event_id", "account_id", "bundle_id", "certificate_id", "type", "from_state", "to_state", "actor",
 		"reason", "time"},
 }
