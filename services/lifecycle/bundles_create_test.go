@@ -27,7 +27,7 @@ func TestCreateBundleAnswersWhatGetBundleReads(t *testing.T) {
 	}
 	defer d.Close()
 	clk := clockwork.NewFakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC))
-	s := NewServer(Config{Store: store.New(d, nil), Clock: clk, Log: slog.New(slog.DiscardHandler)}, NewNotifier(), nil)
+	s := NewServer(Config{Store: store.New(d, nil), Clock: clk, Log: slog.New(slog.DiscardHandler)}, NewEventHub(), nil)
 
 	account := ids.New(ids.Account, clk.Now())
 	req := &lifecyclev1.CreateBundleRequest{

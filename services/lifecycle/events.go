@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"context"
+	"log/slog"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -14,39 +16,234 @@ import (
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
-// Notifier wakes every WatchEvents stream when events are committed. It is a broadcast: Wait
-// returns a channel that Notify closes (and replaces), so any number of streams wait on it
-// without registering.
-type Notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+// EventHub fans the events committed on one database out to the WatchEvents streams of this
+// process.
+//
+// Every stream used to read the store after every commit: 10,000 streams meant 10,000 queries per
+// commit. The hub reads each commit's new events once, for all accounts (by the event_id primary
+// key), keeps the newest hubWindow of them in memory by account, and wakes only the streams of the
+// accounts that got events. A stream takes its events from that window, and reads the store itself
+// only when its cursor is older than the window: a stream resuming from an old event id, or one that
+// fell more than hubWindow events behind. A slow reader thus catches up from the store and never
+// holds the window, or anyone else's delivery, back; gRPC's flow control bounds what it buffers.
+//
+// Event ids increase in commit order (they are allocated inside the writing transaction, under
+// the writer's lock), so reading after the newest id read misses nothing. The store calls Notify
+// after each commit with events, and FollowCommits calls it for commits of other replicas; there is
+// no other poll. The reader runs only while a stream is open, so an idle process and a test that
+// opens no stream have no goroutine for it.
+type EventHub struct {
+	kick   chan struct{} // Notify → reader; one pending kick stands for any number
+	window int           // events kept (hubWindow; tests make it small)
+
+	mu     sync.Mutex
+	st     *store.Store
+	log    *slog.Logger
+	subs   map[string]map[*eventSub]struct{} // by account
+	nsubs  int
+	cancel context.CancelFunc // the running reader's; nil when none runs
+	gen    int                // bumped when a reader starts or stops: a stopped reader's reads are dropped
+	// The window: every event with start < event_id <= tail, by account, oldest first; order
+	// holds their accounts in id order, so the oldest is dropped first.
+	start, tail int64
+	byAccount   map[string][]store.Event
+	order       []string
 }
 
-// NewNotifier makes a notifier.
-func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
-
-// Notify wakes the current waiters. It never blocks.
-func (n *Notifier) Notify() {
-	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
-	n.mu.Unlock()
+// eventSub is one stream's registration: woken (a one-slot channel) when its account gets events.
+type eventSub struct {
+	account string
+	wake    chan struct{}
 }
 
-// Wait returns a channel closed at the next Notify. Take it before reading, so an event committed
-// between the read and the wait is not missed.
-func (n *Notifier) Wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
+// hubWindow is how many of the newest events the hub keeps (a few MB); hubBatch how many it reads
+// at a time.
+const (
+	hubWindow = 16384
+	hubBatch  = 1000
+)
+
+// NewEventHub makes a hub. It reads from the store of the first server made with it (NewServer).
+func NewEventHub() *EventHub {
+	return &EventHub{kick: make(chan struct{}, 1), window: hubWindow, subs: map[string]map[*eventSub]struct{}{}, byAccount: map[string][]store.Event{}}
+}
+
+// attach gives the hub its store; the first attach wins (every server of a process shares one
+// database).
+func (h *EventHub) attach(st *store.Store, log *slog.Logger) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.st == nil {
+		h.st, h.log = st, log
+	}
+}
+
+// Notify says events were committed. It never blocks.
+func (h *EventHub) Notify() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe registers a stream of the account, starting the reader if none runs (at the newest
+// event id: streams behind it read the store).
+func (h *EventHub) subscribe(ctx context.Context, account string) (*eventSub, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancel == nil {
+		last, err := h.st.LastEventID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h.gen++
+		h.start, h.tail = last, last
+		clear(h.byAccount)
+		h.order = h.order[:0]
+		rctx, cancel := context.WithCancel(context.Background())
+		h.cancel = cancel
+		go h.read(rctx, h.gen)
+	}
+	sub := &eventSub{account: account, wake: make(chan struct{}, 1)}
+	if h.subs[account] == nil {
+		h.subs[account] = map[*eventSub]struct{}{}
+	}
+	h.subs[account][sub] = struct{}{}
+	h.nsubs++
+	return sub, nil
+}
+
+// unsubscribe ends a stream's registration; the last one stops the reader and drops the window.
+func (h *EventHub) unsubscribe(sub *eventSub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs[sub.account], sub)
+	if len(h.subs[sub.account]) == 0 {
+		delete(h.subs, sub.account)
+	}
+	if h.nsubs--; h.nsubs == 0 {
+		h.cancel()
+		h.cancel = nil
+		h.gen++
+		clear(h.byAccount)
+		h.order = nil
+	}
+}
+
+// read is the reader: at each kick it reads the events after the window's tail, appends them and
+// wakes their accounts' streams. A failed read is retried with backoff (an unreachable database
+// delays the streams; it never ends them).
+func (h *EventHub) read(ctx context.Context, gen int) {
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		}
+		for {
+			h.mu.Lock()
+			tail := h.tail
+			h.mu.Unlock()
+			es, err := h.st.EventsSince(ctx, tail, hubBatch)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.log.Warn("reading events for WatchEvents streams; retrying", "err", err, "in", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				backoff = min(2*backoff, watchRetryMax)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			h.append(gen, es)
+			if len(es) < hubBatch {
+				break
+			}
+		}
+	}
+}
+
+// watchRetryMax bounds the reader's backoff.
+const watchRetryMax = 5 * time.Second
+
+// append adds events read after the tail to the window and wakes their accounts' streams.
+func (h *EventHub) append(gen int, es []store.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if gen != h.gen || len(es) == 0 {
+		return
+	}
+	woken := map[string]struct{}{}
+	for _, e := range es {
+		if e.ID <= h.tail {
+			continue
+		}
+		h.byAccount[e.AccountID] = append(h.byAccount[e.AccountID], e)
+		h.order = append(h.order, e.AccountID)
+		h.tail = e.ID
+		woken[e.AccountID] = struct{}{}
+	}
+	if drop := len(h.order) - h.window; drop > 0 {
+		for _, a := range h.order[:drop] {
+			l := h.byAccount[a]
+			h.start = l[0].ID
+			if len(l) == 1 {
+				delete(h.byAccount, a)
+			} else {
+				h.byAccount[a] = l[1:]
+			}
+		}
+		h.order = append(h.order[:0], h.order[drop:]...)
+	}
+	for a := range woken {
+		for sub := range h.subs[a] {
+			select {
+			case sub.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// after returns up to limit events of the account (and bundle, when given) after the cursor from
+// the window, and the id the stream has then seen everything up to (the window's tail when fewer
+// than limit came, so a stream of a quiet bundle does not fall behind the window); ok is false
+// when the cursor is older than the window, and the stream reads the store.
+func (h *EventHub) after(account, bundleID string, cursor int64, limit int) (es []store.Event, upTo int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cursor < h.start {
+		return nil, cursor, false
+	}
+	l := h.byAccount[account]
+	i := sort.Search(len(l), func(i int) bool { return l[i].ID > cursor })
+	for _, e := range l[i:] {
+		if len(es) == limit {
+			break
+		}
+		if bundleID == "" || e.BundleID == bundleID {
+			es = append(es, e)
+		}
+	}
+	if len(es) == limit {
+		return es, es[len(es)-1].ID, true
+	}
+	return es, max(cursor, h.tail), true
 }
 
 // FollowCommits wakes n's streams when another process commits events: replicas of the service
 // on one database each commit their own events (and notify their own streams), so each replica
 // also looks at the newest event id every `every` and notifies when it moved. A stream on replica B
 // thus receives an event committed by replica A within `every` plus a read. It returns when ctx
-// ends; a failed read is retried at the next look (the streams' own poll is the safety net).
-func FollowCommits(ctx context.Context, st *store.Store, n *Notifier, every time.Duration) {
+// ends; a failed read is retried at the next look.
+func FollowCommits(ctx context.Context, st *store.Store, n *EventHub, every time.Duration) {
 	last, _ := st.LastEventID(ctx)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -71,12 +268,8 @@ const FollowInterval = 250 * time.Millisecond
 // after; once a client has it, every event committed later reaches the stream.
 const WatchStartHeader = "certhosting-watch-start"
 
-// watchBatch is how many events WatchEvents reads at a time; watchPoll is how often it looks
-// even without a notification (a safety net; notifications carry the latency).
-const (
-	watchBatch = 200
-	watchPoll  = 5 * time.Second
-)
+// watchBatch is how many events WatchEvents sends per look.
+const watchBatch = 200
 
 // WatchEvents implements LifecycleService.WatchEvents: the account's events, from the cursor on,
 // then each new one as it is committed. Event ids increase in commit order (they are allocated
@@ -111,11 +304,18 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 	if err := stream.SendHeader(metadata.Pairs(WatchStartHeader, strconv.FormatInt(cursor, 10))); err != nil {
 		return err
 	}
+	sub, err := s.events.subscribe(ctx, who.AccountID)
+	if err != nil {
+		return err
+	}
+	defer s.events.unsubscribe(sub)
 	for {
-		wake := s.events.Wait()
-		es, err := s.Store.EventsAfter(ctx, who.AccountID, req.GetBundleId(), cursor, watchBatch)
-		if err != nil {
-			return err
+		es, upTo, ok := s.events.after(who.AccountID, req.GetBundleId(), cursor, watchBatch)
+		if !ok {
+			if es, err = s.Store.EventsAfter(ctx, who.AccountID, req.GetBundleId(), cursor, watchBatch); err != nil {
+				return err
+			}
+			upTo = cursor
 		}
 		for _, e := range es {
 			if !who.Sees(e.BundleID) {
@@ -127,17 +327,14 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 			}
 			cursor = e.ID
 		}
+		cursor = max(cursor, upTo)
 		if len(es) == watchBatch {
 			continue
 		}
-		timer := s.Clock.NewTimer(watchPoll)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return nil
-		case <-wake:
-		case <-timer.Chan():
+		case <-sub.wake:
 		}
-		timer.Stop()
 	}
 }

@@ -129,7 +129,7 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	t.Cleanup(func() { authority.Close() })
 
 	database := grpctest.OpenDBWith(t, dir, "lifecycle.db", store.DBOptions())
-	events := lifecycle.NewNotifier()
+	events := lifecycle.NewEventHub()
 	st := store.New(database, events.Notify)
 	flaky := &flakyCA{Client: authority}
 	cas := ca.Single("local", flaky)

@@ -146,17 +146,18 @@ func (c *core) caOf(a store.Application) (ca.Client, error) {
 type Server struct {
 	lifecyclev1.UnimplementedLifecycleServiceServer
 	core
-	events     *Notifier
+	events     *EventHub
 	wakeTicker func()
 }
 
-// NewServer returns the server. events wakes WatchEvents streams (the store calls its Notify on
-// every commit with events); wakeTicker (may be nil) asks the ticker to poll a new application
+// NewServer returns the server. events feeds WatchEvents streams (the store calls its Notify on
+// every commit with events; it reads c.Store); wakeTicker (may be nil) asks the ticker to poll a new application
 // at once.
-func NewServer(c Config, events *Notifier, wakeTicker func()) *Server {
+func NewServer(c Config, events *EventHub, wakeTicker func()) *Server {
 	if wakeTicker == nil {
 		wakeTicker = func() {}
 	}
+	events.attach(c.Store, c.Log)
 	return &Server{core: core{c}, events: events, wakeTicker: wakeTicker}
 }
 

@@ -77,16 +77,18 @@ func TestWatchEventsCapPerAccount(t *testing.T) {
 	e.watch(e.a, "", "") // fails the test if refused
 }
 
-// heap is the heap after a collection, twice: the first moves what sync.Pools hold (grpc-go's
-// buffers) to their victim caches, the second frees it. alloc is the bytes of live objects; inuse
-// adds the free space in the spans they occupy (fragmentation), which the runtime reuses for new
-// objects of the same sizes but cannot return while any object of the span lives.
+// heap is the memory of live objects and goroutine stacks after a collection, twice: the first
+// moves what sync.Pools hold (grpc-go's buffers) to their victim caches, the second frees it. alloc
+// is the bytes of live objects plus the stacks in use (a stream's largest cost is its goroutines'
+// stacks); inuse adds the free space in the heap spans the objects occupy (fragmentation), which
+// the runtime reuses for new objects of the same sizes but cannot return while any object of the
+// span lives.
 func heap() (alloc, inuse int64) {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc), int64(m.HeapInuse)
+	return int64(m.HeapAlloc + m.StackInuse), int64(m.HeapInuse + m.StackInuse)
 }
 
 // openStreams opens n WatchEvents streams as client c and returns the func that closes them all
@@ -139,7 +141,7 @@ func TestWatchEventsMemoryReturns(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		afterAlloc[round], afterInuse[round] = heap()
-		t.Logf("round %d: live heap %.1f MiB before, %.1f MiB with %d streams open (%.1f KiB a stream, client and server), %.1f MiB after they closed; heap in use %.1f, %.1f, %.1f MiB; goroutines %d before, %d after",
+		t.Logf("round %d: live heap and stacks %.1f MiB before, %.1f MiB with %d streams open (%.1f KiB a stream, client and server), %.1f MiB after they closed; heap in use %.1f, %.1f, %.1f MiB; goroutines %d before, %d after",
 			round+1, float64(baseAlloc)/mib, float64(peakAlloc[round])/mib, streams, float64(peakAlloc[round]-baseAlloc)/streams/1024, float64(afterAlloc[round])/mib,
 			float64(baseInuse)/mib, float64(peakInuse[round])/mib, float64(afterInuse[round])/mib, goroutines, runtime.NumGoroutine())
 	}

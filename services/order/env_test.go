@@ -84,7 +84,7 @@ func (e *env) startLifecycle(t *testing.T) lifecycleService {
 	t.Helper()
 	d := grpctest.OpenDB(t, t.TempDir(), "lifecycle.db", lifecyclestore.Migrations())
 	srv := lifecycle.NewServer(lifecycle.Config{Store: lifecyclestore.New(d, nil), Clock: e.clk, Log: grpctest.Logger(t)},
-		lifecycle.NewNotifier(), nil)
+		lifecycle.NewEventHub(), nil)
 	gs := grpctest.Start(t, auth.NewInterceptor(auth.NewVerifier(e.identity, e.clk, time.Minute), lifecycle.Policy, auth.Limits{}),
 		func(s *grpc.Server) { lifecyclev1.RegisterLifecycleServiceServer(s, srv) })
 	svc := grpctest.NewCaller(t, e.identity, "certhosting-order", auth.RoleService)

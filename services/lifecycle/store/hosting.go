@@ -375,6 +375,14 @@ func (s *Store) EventsAfter(ctx context.Context, accountID, bundleID string, aft
 	return es, err
 }
 
+// EventsSince returns up to limit events of every account after event id `after`, oldest first:
+// what the WatchEvents hub reads once per commit for all streams (by the primary key).
+func (s *Store) EventsSince(ctx context.Context, after int64, limit int) ([]Event, error) {
+	var es []Event
+	err := s.db.Select(ctx, &es, `SELECT `+eventColumns+` FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?`, after, limit)
+	return es, err
+}
+
 // LastEventID returns the newest event id (0 when there is none).
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var v int64

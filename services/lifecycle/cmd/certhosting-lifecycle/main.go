@@ -338,7 +338,7 @@ type service struct {
 	ticker   *lifecycle.Ticker
 	reissuer *lifecycle.Reissuer
 	notify   *notify.Dispatcher
-	events   *lifecycle.Notifier
+	events   *lifecycle.EventHub
 	verifier *auth.Verifier
 	identity *auth.Store
 	metrics  *metrics.Set
@@ -354,7 +354,7 @@ func (s *service) close() {
 // open wires the service: databases, master key, CAs (and the delegated DNS zone they may need),
 // the ticker.
 func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err error) {
-	svc := &service{events: lifecycle.NewNotifier()}
+	svc := &service{events: lifecycle.NewEventHub()}
 	defer func() {
 		if err != nil {
 			svc.close()
