@@ -15,7 +15,7 @@ NPM_GEN     := tools/ts/node_modules/.package-lock.json
 NPM_EXAMPLE := examples/typescript/node_modules/.package-lock.json
 TS_EXAMPLE  := examples/typescript/dist/walkthrough.js
 
-.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat clean
+.PHONY: all deps npm-deps sdk-examples test-alerts breaking build tools generate lint check-generated vet test test-short fuzz run run-pg bench bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat bench-streams clean
 
 all: build
 
@@ -170,8 +170,11 @@ run-pg: build
 # bundle's validation record published, so one tick issues and stores every renewal; (5) bench-flat:
 # the everyday costs (a sweep with nothing due, List* first and 100th page, GetBundle, WatchEvents
 # delivery, the service's RSS) with 10,000 and 1,000,000 certificates stored, and their ratios
-# (cmd/certhosting-flatbench, FLATFLAGS, e.g. -stored 10000,50000).
-bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat
+# (cmd/certhosting-flatbench, FLATFLAGS, e.g. -stored 10000,50000); (6) bench-streams: 10,000 open
+# WatchEvents streams on one lifecycle process while 10,000 renewals run: memory per stream and
+# commit → delivery latency beside one stream's (cmd/certhosting-streambench, STREAMFLAGS, e.g.
+# -mode account -due 100).
+bench: bench-purchase bench-purchase-pg bench-sweep bench-sweep-pg bench-renew bench-renew-pg bench-reissue bench-sim bench-flat bench-streams
 
 # The proof of issue 13 (internal/sim) at 10,000 bundles over 3 simulated years, with a random
 # seed (printed; SIMFLAGS="-seed N" repeats a run). make test runs it at 1,000 (TestSimulation).
@@ -209,6 +212,10 @@ bench-reissue:
 # operation alternates between them (FLATFLAGS, e.g. -stored 10000,50000 -n 100).
 bench-flat:
 	$(GO) run ./cmd/certhosting-flatbench $(FLATFLAGS)
+
+# Issue 14's target 4: many WatchEvents streams on one lifecycle process while renewals run.
+bench-streams:
+	$(GO) run ./cmd/certhosting-streambench $(STREAMFLAGS)
 
 clean:
 	rm -rf $(BIN) var tools/ts/node_modules examples/typescript/node_modules examples/typescript/dist

@@ -21,8 +21,8 @@ import (
 //
 // Every stream used to read the store after every commit: 10,000 streams meant 10,000 queries per
 // commit. The hub reads each commit's new events once, for all accounts (by the event_id primary
-// key), keeps the newest hubWindow of them in memory by account, and wakes only the streams of the
-// accounts that got events. A stream takes its events from that window, and reads the store itself
+// key), keeps the newest hubWindow of them in memory by account, and wakes only the streams that
+// watch the accounts (or bundles) that got events. A stream takes its events from that window, and reads the store itself
 // only when its cursor is older than the window: a stream resuming from an old event id, or one that
 // fell more than hubWindow events behind. A slow reader thus catches up from the store and never
 // holds the window, or anyone else's delivery, back; gRPC's flow control bounds what it buffers.
@@ -39,7 +39,7 @@ type EventHub struct {
 	mu     sync.Mutex
 	st     *store.Store
 	log    *slog.Logger
-	subs   map[string]map[*eventSub]struct{} // by account
+	subs   map[subKey]map[*eventSub]struct{} // by what they watch
 	nsubs  int
 	cancel context.CancelFunc // the running reader's; nil when none runs
 	gen    int                // bumped when a reader starts or stops: a stopped reader's reads are dropped
@@ -50,11 +50,17 @@ type EventHub struct {
 	order       []string
 }
 
-// eventSub is one stream's registration: woken (a one-slot channel) when its account gets events.
+// eventSub is one stream's registration: woken (a one-slot channel) when what it watches gets
+// events.
 type eventSub struct {
-	account string
-	wake    chan struct{}
+	key  subKey
+	wake chan struct{}
 }
+
+// subKey is what a stream watches: an account's events, or (bundle not empty) one bundle's. A
+// bundle's event wakes both its account's streams and its own, and no other bundle's: 10,000
+// streams of one account, each on its own bundle, are not all woken for each event.
+type subKey struct{ account, bundle string }
 
 // hubWindow is how many of the newest events the hub keeps (a few MB); hubBatch how many it reads
 // at a time.
@@ -65,7 +71,7 @@ const (
 
 // NewEventHub makes a hub. It reads from the store of the first server made with it (NewServer).
 func NewEventHub() *EventHub {
-	return &EventHub{kick: make(chan struct{}, 1), window: hubWindow, subs: map[string]map[*eventSub]struct{}{}, byAccount: map[string][]store.Event{}}
+	return &EventHub{kick: make(chan struct{}, 1), window: hubWindow, subs: map[subKey]map[*eventSub]struct{}{}, byAccount: map[string][]store.Event{}}
 }
 
 // attach gives the hub its store; the first attach wins (every server of a process shares one
@@ -86,9 +92,9 @@ func (h *EventHub) Notify() {
 	}
 }
 
-// subscribe registers a stream of the account, starting the reader if none runs (at the newest
-// event id: streams behind it read the store).
-func (h *EventHub) subscribe(ctx context.Context, account string) (*eventSub, error) {
+// subscribe registers a stream of the account (of one of its bundles, when bundleID is not empty),
+// starting the reader if none runs (at the newest event id: streams behind it read the store).
+func (h *EventHub) subscribe(ctx context.Context, account, bundleID string) (*eventSub, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.cancel == nil {
@@ -104,11 +110,11 @@ func (h *EventHub) subscribe(ctx context.Context, account string) (*eventSub, er
 		h.cancel = cancel
 		go h.read(rctx, h.gen)
 	}
-	sub := &eventSub{account: account, wake: make(chan struct{}, 1)}
-	if h.subs[account] == nil {
-		h.subs[account] = map[*eventSub]struct{}{}
+	sub := &eventSub{key: subKey{account, bundleID}, wake: make(chan struct{}, 1)}
+	if h.subs[sub.key] == nil {
+		h.subs[sub.key] = map[*eventSub]struct{}{}
 	}
-	h.subs[account][sub] = struct{}{}
+	h.subs[sub.key][sub] = struct{}{}
 	h.nsubs++
 	return sub, nil
 }
@@ -117,9 +123,9 @@ func (h *EventHub) subscribe(ctx context.Context, account string) (*eventSub, er
 func (h *EventHub) unsubscribe(sub *eventSub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs[sub.account], sub)
-	if len(h.subs[sub.account]) == 0 {
-		delete(h.subs, sub.account)
+	delete(h.subs[sub.key], sub)
+	if len(h.subs[sub.key]) == 0 {
+		delete(h.subs, sub.key)
 	}
 	if h.nsubs--; h.nsubs == 0 {
 		h.cancel()
@@ -173,14 +179,14 @@ func (h *EventHub) read(ctx context.Context, gen int) {
 // watchRetryMax bounds the reader's backoff.
 const watchRetryMax = 5 * time.Second
 
-// append adds events read after the tail to the window and wakes their accounts' streams.
+// append adds events read after the tail to the window and wakes the streams that watch them.
 func (h *EventHub) append(gen int, es []store.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if gen != h.gen || len(es) == 0 {
 		return
 	}
-	woken := map[string]struct{}{}
+	woken := map[subKey]struct{}{}
 	for _, e := range es {
 		if e.ID <= h.tail {
 			continue
@@ -188,7 +194,8 @@ func (h *EventHub) append(gen int, es []store.Event) {
 		h.byAccount[e.AccountID] = append(h.byAccount[e.AccountID], e)
 		h.order = append(h.order, e.AccountID)
 		h.tail = e.ID
-		woken[e.AccountID] = struct{}{}
+		woken[subKey{e.AccountID, ""}] = struct{}{}
+		woken[subKey{e.AccountID, e.BundleID}] = struct{}{}
 	}
 	if drop := len(h.order) - h.window; drop > 0 {
 		for _, a := range h.order[:drop] {
@@ -202,8 +209,8 @@ func (h *EventHub) append(gen int, es []store.Event) {
 		}
 		h.order = append(h.order[:0], h.order[drop:]...)
 	}
-	for a := range woken {
-		for sub := range h.subs[a] {
+	for k := range woken {
+		for sub := range h.subs[k] {
 			select {
 			case sub.wake <- struct{}{}:
 			default:
@@ -304,7 +311,7 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 	if err := stream.SendHeader(metadata.Pairs(WatchStartHeader, strconv.FormatInt(cursor, 10))); err != nil {
 		return err
 	}
-	sub, err := s.events.subscribe(ctx, who.AccountID)
+	sub, err := s.events.subscribe(ctx, who.AccountID, req.GetBundleId())
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/certhosting/certhosting/services/lifecycle/store"
 )
 
-// TestEventHub: the hub reads each commit's events once, wakes only the streams of the accounts
-// that got events, serves a cursor inside its window from memory, sends a cursor older than the
+// TestEventHub: the hub reads each commit's events once, wakes only the streams that watch the
+// accounts or bundles that got events, serves a cursor inside its window from memory, sends a cursor older than the
 // window to the store, moves a quiet bundle's cursor to the window's tail, and stops its reader
 // with the last stream.
 func TestEventHub(t *testing.T) {
@@ -59,17 +59,25 @@ func TestEventHub(t *testing.T) {
 		h.mu.Unlock()
 		select {
 		case <-s.wake:
-			t.Fatalf("stream of %s woken by another account's events", name)
+			t.Fatalf("stream of %s woken by events of another account or bundle", name)
 		default:
 		}
 	}
 
 	start := write("acc_a", "bdl_1", 2) // before any stream: not in the window
-	a, err := h.subscribe(ctx, "acc_a")
+	a, err := h.subscribe(ctx, "acc_a", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := h.subscribe(ctx, "acc_b")
+	b, err := h.subscribe(ctx, "acc_b", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := h.subscribe(ctx, "acc_a", "bdl_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := h.subscribe(ctx, "acc_a", "bdl_2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +87,9 @@ func TestEventHub(t *testing.T) {
 
 	last := write("acc_a", "bdl_1", 3)
 	woken(a)
+	woken(b1)
 	quiet(b, "acc_b")
+	quiet(b2, "bdl_2")
 
 	cases := []struct {
 		name     string
@@ -124,8 +134,9 @@ func TestEventHub(t *testing.T) {
 		t.Errorf("the window's four events: %d events up to %d, %v", len(es), upTo, ok)
 	}
 
-	h.unsubscribe(a)
-	h.unsubscribe(b)
+	for _, s := range []*eventSub{a, b, b1, b2} {
+		h.unsubscribe(s)
+	}
 	h.mu.Lock()
 	running, kept := h.cancel != nil, len(h.order)
 	h.mu.Unlock()
