@@ -270,7 +270,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	lc := lifecycle.Config{Store: st, Clock: clk, Log: cfg.Log, CAs: ca.Single("local", faulty), Keys: box, Engineers: []string{"alice", "bob"}}
 	account := ids.New(ids.Account, start)
 	env := &Env{
-		Clock: clk, DB: database, Store: st, Server: lifecycle.NewServer(lc, lifecycle.NewNotifier(), nil),
+		Clock: clk, DB: database, Store: st, Server: lifecycle.NewServer(lc, lifecycle.NewEventHub(), nil),
 		Ticker: lifecycle.NewTicker(lc, lifecycle.TickerConfig{}), CA: faulty, AccountID: account,
 		Service: auth.WithCaller(ctx, auth.Principal{AccountID: "acc_service", Role: auth.RoleService, Name: "certhosting-order"}),
 		Owner:   auth.WithCaller(ctx, auth.Principal{AccountID: account, Role: auth.RoleOwner, Name: "sim"}),
