@@ -130,7 +130,15 @@ func TestDeployAgent(t *testing.T) {
 		t.Fatal("the agent kept no cursor after following the renewal's events")
 	}
 
-	// Killed and restarted: it resumes after its cursor and installs nothing again.
+	// Killed and restarted: it resumes after its cursor and installs nothing again. (Killed after
+	// it recorded the deployment but before it saved that in its state, it would install the same
+	// certificate once more: at least once, by design; so the kill waits for the save.)
+	waitFor(t, 10*time.Second, func() error {
+		if got := agentDeployed(t, stateDir, hosted.id); got != second.GetIssuanceId() {
+			return fmt.Errorf("the agent's state has %q deployed, want %s", got, second.GetIssuanceId())
+		}
+		return nil
+	})
 	e.KillProcess("agent")
 	startAgent()
 	time.Sleep(time.Second) // room for a wrong redeploy to show
@@ -197,6 +205,18 @@ func agentCursor(t *testing.T, stateDir string) string {
 		t.Fatal(err)
 	}
 	return st.Cursor
+}
+
+// agentDeployed is the issuance the agent's state says it deployed for the bundle.
+func agentDeployed(t *testing.T, stateDir, bundleID string) string {
+	t.Helper()
+	var st struct {
+		Deployed map[string]string `json:"deployed"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(stateDir, "state.json"))), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Deployed[bundleID]
 }
 
 func readFile(t *testing.T, path string) string {

@@ -239,6 +239,9 @@ func (a *agent) sync(ctx context.Context, bundleID string) error {
 	if deployErr != nil {
 		return nil
 	}
+	// Saved after the service has the deployment: an agent killed between the two installs the
+	// same certificate again at its next start (the same files, one more reload), rather than
+	// leave a deployment the service never hears of and alarms on.
 	a.state.Deployed[bundleID] = iss.GetIssuanceId()
 	if err := a.state.save(); err != nil {
 		return err
