@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
@@ -46,8 +47,35 @@ type EventHub struct {
 	// The window: every event with start < event_id <= tail, by account, oldest first; order
 	// holds their accounts in id order, so the oldest is dropped first.
 	start, tail int64
-	byAccount   map[string][]store.Event
+	byAccount   map[string][]*hubEvent
 	order       []string
+}
+
+// hubEvent is an event of the window, with its WatchEvents message encoded once for every stream
+// that sends it. With 10,000 streams on one account each event goes out 10,000 times; marshalling
+// it 10,000 times was the fan-out's own cost, beside the framing.
+type hubEvent struct {
+	store.Event
+	once sync.Once
+	msg  *grpc.PreparedMsg // nil if encoding failed: each stream then sends the message itself
+}
+
+// message is what a stream sends for the event: the message encoded by the first stream that sent
+// it (grpc.PreparedMsg, which holds the bytes for any number of sends on any stream). The encoding
+// is the stream's codec and compressor; every stream of the service has the same ones, since the
+// service registers no compressor (were one registered, a stream that negotiated it would need a
+// message of its own).
+func (e *hubEvent) message(s grpc.ServerStream) any {
+	e.once.Do(func() {
+		m := new(grpc.PreparedMsg)
+		if m.Encode(s, &lifecyclev1.WatchEventsResponse{Event: eventProto(e.Event)}) == nil {
+			e.msg = m
+		}
+	})
+	if e.msg == nil {
+		return &lifecyclev1.WatchEventsResponse{Event: eventProto(e.Event)}
+	}
+	return e.msg
 }
 
 // eventSub is one stream's registration: woken (a one-slot channel) when what it watches gets
@@ -71,7 +99,7 @@ const (
 
 // NewEventHub makes a hub. It reads from the store of the first server made with it (NewServer).
 func NewEventHub() *EventHub {
-	return &EventHub{kick: make(chan struct{}, 1), window: hubWindow, subs: map[subKey]map[*eventSub]struct{}{}, byAccount: map[string][]store.Event{}}
+	return &EventHub{kick: make(chan struct{}, 1), window: hubWindow, subs: map[subKey]map[*eventSub]struct{}{}, byAccount: map[string][]*hubEvent{}}
 }
 
 // attach gives the hub its store; the first attach wins (every server of a process shares one
@@ -191,7 +219,7 @@ func (h *EventHub) append(gen int, es []store.Event) {
 		if e.ID <= h.tail {
 			continue
 		}
-		h.byAccount[e.AccountID] = append(h.byAccount[e.AccountID], e)
+		h.byAccount[e.AccountID] = append(h.byAccount[e.AccountID], &hubEvent{Event: e})
 		h.order = append(h.order, e.AccountID)
 		h.tail = e.ID
 		woken[subKey{e.AccountID, ""}] = struct{}{}
@@ -223,7 +251,7 @@ func (h *EventHub) append(gen int, es []store.Event) {
 // the window, and the id the stream has then seen everything up to (the window's tail when fewer
 // than limit came, so a stream of a quiet bundle does not fall behind the window); ok is false
 // when the cursor is older than the window, and the stream reads the store.
-func (h *EventHub) after(account, bundleID string, cursor int64, limit int) (es []store.Event, upTo int64, ok bool) {
+func (h *EventHub) after(account, bundleID string, cursor int64, limit int) (es []*hubEvent, upTo int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cursor < h.start {
@@ -319,17 +347,21 @@ func (s *Server) WatchEvents(req *lifecyclev1.WatchEventsRequest, stream lifecyc
 	for {
 		es, upTo, ok := s.events.after(who.AccountID, req.GetBundleId(), cursor, watchBatch)
 		if !ok {
-			if es, err = s.Store.EventsAfter(ctx, who.AccountID, req.GetBundleId(), cursor, watchBatch); err != nil {
+			stored, err := s.Store.EventsAfter(ctx, who.AccountID, req.GetBundleId(), cursor, watchBatch)
+			if err != nil {
 				return err
 			}
-			upTo = cursor
+			es, upTo = make([]*hubEvent, len(stored)), cursor
+			for i, e := range stored {
+				es[i] = &hubEvent{Event: e}
+			}
 		}
 		for _, e := range es {
 			if !who.Sees(e.BundleID) {
 				cursor = e.ID // a key limited to bundles sees only theirs
 				continue
 			}
-			if err := stream.Send(&lifecyclev1.WatchEventsResponse{Event: eventProto(e)}); err != nil {
+			if err := stream.SendMsg(e.message(stream)); err != nil {
 				return err
 			}
 			cursor = e.ID

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/grpctest"
@@ -194,6 +195,36 @@ func TestWatchEventsNewOnly(t *testing.T) {
 	e.submit(application(cert, "shop.example.com"))
 	if ev := w.next(1)[0]; ev.GetType() != evSubmitted || ev.GetCertificateId() != cert {
 		t.Errorf("first event %v, want the application just submitted (not the history before the stream)", ev)
+	}
+}
+
+// TestWatchEventsSharedMessage: streams of one account receive the same events, each message
+// whole, though the service encodes each event once for all of them (a stream on the whole account,
+// one on the bundle, and one opened from "0" that reads its history from the store and then joins).
+func TestWatchEventsSharedMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.create(t, e.accA, 2, false)
+	cert := b.GetCertificates()[0].GetCertificateId()
+	all, one := e.watch(e.a, "", ""), e.watch(e.a, "", b.GetBundleId())
+	e.submit(application(cert, "shop.example.com"))
+	got := [][]*lifecyclev1.LifecycleEvent{all.next(1), one.next(1)}
+	replay := e.watch(e.a, "0", "")
+	for {
+		ev := replay.next(1)
+		if ev[0].GetEventId() == got[0][0].GetEventId() {
+			got = append(got, ev)
+			break
+		}
+	}
+	for i, evs := range got {
+		if ev := evs[0]; ev.GetType() != evSubmitted || ev.GetCertificateId() != cert || ev.GetBundleId() != b.GetBundleId() ||
+			ev.GetTime() == nil || ev.GetToState() == lifecyclev1.CertificateState_CERTIFICATE_STATE_UNSPECIFIED {
+			t.Errorf("stream %d: %v, want the application submitted, whole", i, ev)
+		}
+		if !proto.Equal(evs[0], got[0][0]) {
+			t.Errorf("stream %d received %v, stream 0 %v", i, evs[0], got[0][0])
+		}
 	}
 }
 
