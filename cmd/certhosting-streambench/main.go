@@ -129,6 +129,8 @@ func run() error {
 	fmt.Println()
 	fmt.Printf("| | 1 stream (baseline) | %s streams (%s) | ratio |\n|---|---:|---:|---:|\n", thousands(c.streams), c.mode)
 	fmt.Printf("| probe events delivered (all streams) | %s | %s | |\n", thousands(len(base.lat)), thousands(len(many.lat)))
+	fmt.Printf("| events of every type delivered (all streams) | %s | %s | |\n", thousands(int(base.delivered)), thousands(int(many.delivered)))
+	fmt.Printf("| deliveries/s, renewals' time → last receipt | %.0f | %.0f | |\n", base.deliveryRate(), many.deliveryRate())
 	for _, q := range []struct {
 		name string
 		q    float64
@@ -148,6 +150,8 @@ func run() error {
 type result struct {
 	lat                         []time.Duration // every probe event's delivery on every stream, sorted
 	measured                    int             // streams that received a probe
+	delivered                   int64           // events of every type, on every stream
+	lastDelivery                time.Time       // the last event's receipt, on any stream
 	renewals                    int
 	renewStart, renewEnd        time.Time // the renewals' time, and when the last was seen issued
 	probeStart, probeEnd        time.Time
@@ -157,6 +161,12 @@ type result struct {
 
 func (r result) renewalRate() float64 {
 	return float64(r.renewals) / r.renewEnd.Sub(r.renewStart).Seconds()
+}
+
+// deliveryRate is the events delivered over all streams per second, from the renewals' time (when
+// the first could come) to the last receipt: a lower bound on what the service sent.
+func (r result) deliveryRate() float64 {
+	return float64(r.delivered) / r.lastDelivery.Sub(r.renewStart).Seconds()
 }
 
 func (r result) summary() string {
@@ -188,6 +198,7 @@ type stream struct {
 	bundle   string // "" for the whole account
 	start    int64  // the id it starts after (its WatchStartHeader)
 	received atomic.Int64
+	last     time.Time       // its last receipt; written by its receiving goroutine only
 	lat      []time.Duration // written by its receiving goroutine only
 	err      error
 	done     chan struct{}
@@ -386,6 +397,10 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 			return r, s.err
 		}
 		r.lat = append(r.lat, s.lat...)
+		r.delivered += s.received.Load()
+		if s.last.After(r.lastDelivery) {
+			r.lastDelivery = s.last
+		}
 		if len(s.lat) > 0 {
 			r.measured++
 		}
@@ -425,6 +440,7 @@ func (s *stream) open(ctx context.Context, api lifecyclev1.LifecycleServiceClien
 			if e := resp.GetEvent(); e.GetType() == lifecyclev1.EventType_EVENT_TYPE_TEMPLATE_UPDATED {
 				s.lat = append(s.lat, at.Sub(e.GetTime().AsTime()))
 			}
+			s.last = at
 			s.received.Add(1)
 		}
 	}()
