@@ -54,6 +54,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/benchseed"
+	"github.com/certhosting/certhosting/internal/benchutil"
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/auth"
 )
@@ -180,7 +181,7 @@ func run() error {
 	}
 	rss := make([][2]int64, len(stores))
 	for i, s := range stores {
-		if rss[i], err = memory(s.pair.LifecyclePID()); err != nil {
+		if rss[i][0], rss[i][1], err = benchutil.Memory(s.pair.LifecyclePID()); err != nil {
 			return err
 		}
 	}
@@ -189,11 +190,11 @@ func run() error {
 	fmt.Println()
 	head, rule := "| op |", "|---|"
 	for _, s := range stores {
-		head += fmt.Sprintf(" %s stored, median / p99 |", thousands(s.n))
+		head += fmt.Sprintf(" %s stored, median / p99 |", benchutil.Thousands(s.n))
 		rule += "---:|"
 	}
 	for _, s := range stores[1:] {
-		head += fmt.Sprintf(" ratio %s / %s |", thousands(s.n), thousands(stores[0].n))
+		head += fmt.Sprintf(" ratio %s / %s |", benchutil.Thousands(s.n), benchutil.Thousands(stores[0].n))
 		rule += "---:|"
 	}
 	fmt.Println(head)
@@ -202,13 +203,13 @@ func run() error {
 	for i, name := range names {
 		line := "| " + name + " |"
 		for _, d := range results[i] {
-			line += fmt.Sprintf(" %s / %s |", ms(quantile(d, 0.5)), ms(quantile(d, 0.99)))
+			line += fmt.Sprintf(" %s / %s |", ms(benchutil.Quantile(d, 0.5)), ms(benchutil.Quantile(d, 0.99)))
 		}
 		for j := 1; j < len(stores); j++ {
-			r := float64(quantile(results[i][j], 0.5)) / float64(quantile(results[i][0], 0.5))
+			r := float64(benchutil.Quantile(results[i][j], 0.5)) / float64(benchutil.Quantile(results[i][0], 0.5))
 			line += fmt.Sprintf(" %s |", flag12(r))
 			if r > limit {
-				over = append(over, fmt.Sprintf("%s at %s stored (%.2f×)", name, thousands(stores[j].n), r))
+				over = append(over, fmt.Sprintf("%s at %s stored (%.2f×)", name, benchutil.Thousands(stores[j].n), r))
 			}
 		}
 		fmt.Println(line)
@@ -221,13 +222,13 @@ func run() error {
 		r := float64(rss[j][0]) / float64(rss[0][0])
 		line += fmt.Sprintf(" %s |", flag12(r))
 		if r > limit {
-			over = append(over, fmt.Sprintf("RSS at %s stored (%.2f×)", thousands(stores[j].n), r))
+			over = append(over, fmt.Sprintf("RSS at %s stored (%.2f×)", benchutil.Thousands(stores[j].n), r))
 		}
 	}
 	fmt.Println(line)
 	for j, m := range rss {
 		if m[0] >= rssLimit {
-			over = append(over, fmt.Sprintf("RSS at %s stored: %.0f MB, not under 150 MB", thousands(stores[j].n), float64(m[0])/(1<<20)))
+			over = append(over, fmt.Sprintf("RSS at %s stored: %.0f MB, not under 150 MB", benchutil.Thousands(stores[j].n), float64(m[0])/(1<<20)))
 		}
 	}
 	fmt.Println()
@@ -350,7 +351,7 @@ func (s *stack) close() {
 		s.conn.Close()
 	}
 	if err := s.pair.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stored %d: the service did not stop cleanly: %v\n%s", s.n, err, tail(s.pair.Logs(), 20))
+		fmt.Fprintf(os.Stderr, "stored %d: the service did not stop cleanly: %v\n%s", s.n, err, benchutil.Tail(s.pair.Logs(), 20))
 	}
 }
 
@@ -530,30 +531,6 @@ func (s *stack) sweep(ctx context.Context, c config) (time.Duration, error) {
 	return time.Duration(out.DurationMS * float64(time.Millisecond)), nil
 }
 
-// memory reads a process's resident set size and its peak (VmRSS, VmHWM), in bytes.
-func memory(pid int) (rss [2]int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return rss, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		for i, name := range []string{"VmRSS:", "VmHWM:"} {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
-				kb, err := strconv.ParseInt(f[1], 10, 64)
-				if err != nil {
-					return rss, err
-				}
-				rss[i] = kb << 10
-			}
-		}
-	}
-	return rss, nil
-}
-
-func quantile(d []time.Duration, q float64) time.Duration {
-	return d[min(len(d)-1, int(q*float64(len(d))))]
-}
-
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
 }
@@ -564,19 +541,4 @@ func flag12(r float64) string {
 		return fmt.Sprintf("**%.2f** (> %.1f)", r, limit)
 	}
 	return fmt.Sprintf("%.2f", r)
-}
-
-// thousands writes n with thousands separators.
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -44,6 +44,7 @@ import (
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	orderv1 "github.com/certhosting/certhosting/gen/go/certhosting/order/v1"
 	"github.com/certhosting/certhosting/internal/benchseed"
+	"github.com/certhosting/certhosting/internal/benchutil"
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -209,7 +210,7 @@ func run() error {
 		return err
 	}
 	if drillErr != nil {
-		return fmt.Errorf("drill: %w\n%s", drillErr, tail(p.Logs(), 40))
+		return fmt.Errorf("drill: %w\n%s", drillErr, benchutil.Tail(p.Logs(), 40))
 	}
 	op, err := ops.GetOperation(ctx, &lifecyclev1.GetOperationRequest{Name: opName})
 	if err != nil {
@@ -290,10 +291,4 @@ func load(ctx context.Context, orders orderv1.OrderServiceClient, clients int, d
 	}
 	slices.Sort(all)
 	return latencies{d: all, window: window}, nil
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

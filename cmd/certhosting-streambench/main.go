@@ -50,6 +50,7 @@ import (
 
 	lifecyclev1 "github.com/certhosting/certhosting/gen/go/certhosting/lifecycle/v1"
 	"github.com/certhosting/certhosting/internal/benchseed"
+	"github.com/certhosting/certhosting/internal/benchutil"
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/auth"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
@@ -127,15 +128,15 @@ func run() error {
 	fmt.Printf("  %d streams done: %s\n", c.streams, many.summary())
 
 	fmt.Println()
-	fmt.Printf("| | 1 stream (baseline) | %s streams (%s) | ratio |\n|---|---:|---:|---:|\n", thousands(c.streams), c.mode)
-	fmt.Printf("| probe events delivered (all streams) | %s | %s | |\n", thousands(len(base.lat)), thousands(len(many.lat)))
-	fmt.Printf("| events of every type delivered (all streams) | %s | %s | |\n", thousands(int(base.delivered)), thousands(int(many.delivered)))
+	fmt.Printf("| | 1 stream (baseline) | %s streams (%s) | ratio |\n|---|---:|---:|---:|\n", benchutil.Thousands(c.streams), c.mode)
+	fmt.Printf("| probe events delivered (all streams) | %s | %s | |\n", benchutil.Thousands(len(base.lat)), benchutil.Thousands(len(many.lat)))
+	fmt.Printf("| events of every type delivered (all streams) | %s | %s | |\n", benchutil.Thousands(int(base.delivered)), benchutil.Thousands(int(many.delivered)))
 	fmt.Printf("| deliveries/s, renewals' time → last receipt | %.0f | %.0f | |\n", base.deliveryRate(), many.deliveryRate())
 	for _, q := range []struct {
 		name string
 		q    float64
 	}{{"commit → delivery, p50", 0.5}, {"commit → delivery, p99", 0.99}, {"commit → delivery, max", 1}} {
-		b, m := quantile(base.lat, q.q), quantile(many.lat, q.q)
+		b, m := benchutil.Quantile(base.lat, q.q), benchutil.Quantile(many.lat, q.q)
 		fmt.Printf("| %s | %s | %s | %.2f |\n", q.name, ms(b), ms(m), float64(m)/float64(b))
 	}
 	fmt.Printf("| renewals completed, /s | %.0f | %.0f | %.2f |\n", base.renewalRate(), many.renewalRate(), many.renewalRate()/base.renewalRate())
@@ -172,7 +173,7 @@ func (r result) deliveryRate() float64 {
 func (r result) summary() string {
 	return fmt.Sprintf("streams opened in %.1fs; %d renewals in %.1fs; probes from +%.1fs to +%.1fs; %d probe deliveries on %d streams, p99 %s",
 		r.open.Seconds(), r.renewals, r.renewEnd.Sub(r.renewStart).Seconds(), r.probeStart.Sub(r.renewStart).Seconds(),
-		r.probeEnd.Sub(r.renewStart).Seconds(), len(r.lat), r.measured, ms(quantile(r.lat, 0.99)))
+		r.probeEnd.Sub(r.renewStart).Seconds(), len(r.lat), r.measured, ms(benchutil.Quantile(r.lat, 0.99)))
 }
 
 // probe changes the application template of each bundle in turn (each change commits one
@@ -280,7 +281,7 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 		return r, err
 	}
 	pid := p.LifecyclePID()
-	if r.rssBefore, _, err = memory(pid); err != nil {
+	if r.rssBefore, _, err = benchutil.Memory(pid); err != nil {
 		return r, err
 	}
 
@@ -316,7 +317,7 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 		return r, fmt.Errorf("the streams opened after the renewals' time: raise -delay (they took %s)", r.open.Round(time.Second))
 	}
 	time.Sleep(time.Second) // what the streams allocated settles before it is read
-	if r.rssOpen, _, err = memory(pid); err != nil {
+	if r.rssOpen, _, err = benchutil.Memory(pid); err != nil {
 		return r, err
 	}
 
@@ -341,7 +342,7 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 			break
 		}
 		if time.Now().After(deadline) {
-			return r, fmt.Errorf("%d of %d renewals issued after 15 minutes\n%s", last-seededIssuances, c.due, tailLines(p.Logs(), 20))
+			return r, fmt.Errorf("%d of %d renewals issued after 15 minutes\n%s", last-seededIssuances, c.due, benchutil.Tail(p.Logs(), 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -387,7 +388,7 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if _, r.rssPeak, err = memory(pid); err != nil {
+	if _, r.rssPeak, err = benchutil.Memory(pid); err != nil {
 		return r, err
 	}
 	cancel()
@@ -455,48 +456,6 @@ func startOf(md metadata.MD) (int64, error) {
 	return strconv.ParseInt(v[0], 10, 64)
 }
 
-// memory is the process's resident memory and its peak (VmRSS and VmHWM), in bytes.
-func memory(pid int) (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	return rss, peak, nil
-}
-
-func quantile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	return d[min(len(d)-1, int(q*float64(len(d))))]
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
-
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
