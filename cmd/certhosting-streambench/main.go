@@ -362,14 +362,21 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 		if err := ro.Select(&evs, `SELECT event_id, bundle_id FROM events WHERE event_id > ? ORDER BY event_id`, minStart); err != nil {
 			return r, err
 		}
+		// The ids of every event and of each bundle's, in order: a stream's due is the count of
+		// its ids after its start (one search per stream, not a pass over the events).
+		all, byBundle := make([]int64, len(evs)), map[string][]int64{}
+		for i, e := range evs {
+			all[i] = e.ID
+			byBundle[e.Bundle] = append(byBundle[e.Bundle], e.ID)
+		}
 		missing := 0
 		for _, s := range streams {
-			want := int64(0)
-			for _, e := range evs {
-				if e.ID > s.start && (s.bundle == "" || s.bundle == e.Bundle) {
-					want++
-				}
+			ids := all
+			if s.bundle != "" {
+				ids = byBundle[s.bundle]
 			}
+			first, _ := slices.BinarySearch(ids, s.start+1)
+			want := int64(len(ids) - first)
 			if got := s.received.Load(); got > want {
 				return r, fmt.Errorf("a stream received %d events, the store holds %d for it", got, want)
 			} else if got < want {

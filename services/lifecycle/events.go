@@ -23,9 +23,9 @@ import (
 // Every stream used to read the store after every commit: 10,000 streams meant 10,000 queries per
 // commit. The hub reads each commit's new events once, for all accounts (by the event_id primary
 // key), keeps the newest hubWindow of them in memory by account, and wakes only the streams that
-// watch the accounts (or bundles) that got events. A stream takes its events from that window, and reads the store itself
-// only when its cursor is older than the window: a stream resuming from an old event id, or one that
-// fell more than hubWindow events behind. A slow reader thus catches up from the store and never
+// watch the accounts (or bundles) that got events. A stream takes its events from that window,
+// and reads the store itself only when its cursor is older than the window: a stream resuming
+// from an old event id, or one that fell more than hubWindow events behind. A slow reader thus catches up from the store and never
 // holds the window, or anyone else's delivery, back; gRPC's flow control bounds what it buffers.
 //
 // Event ids increase in commit order (they are allocated inside the writing transaction, under
@@ -165,7 +165,7 @@ func (h *EventHub) unsubscribe(sub *eventSub) {
 }
 
 // read is the reader: at each kick it reads the events after the window's tail, appends them and
-// wakes their accounts' streams. A failed read is retried with backoff (an unreachable database
+// wakes the streams that watch them. A failed read is retried with backoff (an unreachable database
 // delays the streams; it never ends them).
 func (h *EventHub) read(ctx context.Context, gen int) {
 	backoff := 50 * time.Millisecond

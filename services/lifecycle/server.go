@@ -151,8 +151,8 @@ type Server struct {
 }
 
 // NewServer returns the server. events feeds WatchEvents streams (the store calls its Notify on
-// every commit with events; it reads c.Store); wakeTicker (may be nil) asks the ticker to poll a new application
-// at once.
+// every commit with events; it reads c.Store); wakeTicker (may be nil) asks the ticker to poll a
+// new application at once.
 func NewServer(c Config, events *EventHub, wakeTicker func()) *Server {
 	if wakeTicker == nil {
 		wakeTicker = func() {}
