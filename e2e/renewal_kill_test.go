@@ -24,8 +24,9 @@ import (
 // and restarted each time: every bundle still ends with exactly one successor, and no history
 // records a step twice.
 //
-// The local CA issues 60-second certificates, so a renewal starts 40 s after issuance (with
-// renew_before = lifetime/3) and the second round 40 s after that. The first certificates are
+// The local CA issues 90-second certificates, so a renewal starts 60 s after issuance (with
+// renew_before = lifetime/3) and the second round 60 s after that: room for six restarts of a
+// race-built service on a slow, shared machine between the first renewals and the second round. The first certificates are
 // issued over 8 s (the applications are spread out), so the first renewals fall due over a window
 // the kills cover, and the test's DNS server answers the CA's checks slowly, so each renewal is in
 // flight for a while. Each kill comes as renewals fall due or right after the API shows one in
@@ -37,7 +38,7 @@ func TestRenewalsSurviveLifecycleKills(t *testing.T) {
 	t.Parallel()
 	const (
 		bundles  = 30
-		validity = 60 * time.Second
+		validity = 90 * time.Second
 		spread   = 8 * time.Second // the first issuances, and so the renewals, over this long
 		kills    = 6
 	)
