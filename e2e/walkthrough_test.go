@@ -30,79 +30,21 @@ import (
 // used, refused a purchase and revoked, and the audit log that shows it.
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
-	root, err := pair.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "bin", "grpcurl")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("bin/grpcurl is not built, and CI is set: `make test` builds it (make tools) before the tests; the walkthrough must not be skipped in CI")
-		}
-		t.Skip("bin/grpcurl is not built: run `make tools` (`make test` does) to run the README walkthrough")
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReadmeRun(t, func(dnsAddr, crlAddr string) []string {
+		return []string{"-localca-resolver", dnsAddr, "-localca-recheck", "1s", "-localca-max-validity", "30s", "-crl-listen", crlAddr}
+	})
 	var script string
 	for _, section := range []string{"walkthrough", "renewal", "keys", "support", "reminders", "deploy", "webhooks", "coverage"} {
-		block, err := readmeBlock(string(readme), section)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if section == "coverage" {
 			script += "echo '" + coverageMark + "'\n"
 		}
-		script += block
+		script += r.block(section)
 	}
-	for _, tool := range []string{"openssl", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the walkthrough uses %s (Debian's %s package), which is not installed", tool, tool)
-		}
-	}
-
-	// The working directory's var/ is what make run's would be: the pair's files and the zone file
-	// the development DNS server answers from.
-	work := t.TempDir()
-	varDir := filepath.Join(work, "var")
-	if err := os.Mkdir(varDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	dns, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0",
-		Source: dnsserver.NewZoneFileSource(filepath.Join(varDir, "dev.zone"), "", nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dns.Close() })
-	crlAddr := freeAddr(t)
-	e := startWith(t, pair.Options{Dir: varDir, LifecycleArgs: []string{
-		"-localca-resolver", dns.Addr(), "-localca-recheck", "1s", "-localca-max-validity", "30s", "-crl-listen", crlAddr,
-	}})
-	script = strings.NewReplacer("localhost:50051", e.OrderAddr, "localhost:50052", e.LifecycleAddr,
-		"127.0.0.1:50080", crlAddr).Replace(script)
-	// Whatever is left pointing at the defaults would talk to a `make run` pair, not this one.
-	for _, stale := range []string{"50051", "50052", "50080"} {
-		if strings.Contains(script, stale) {
-			t.Fatalf("the walkthrough still mentions %q after pointing it at the test's pair:\n%s", stale, script)
-		}
-	}
-
 	// The deploy key the keys section makes, for the secrets check below (not part of the README).
 	script += "\nprintf '%s' \"$DEPLOY_KEY\" > var/deploy-key.test\n"
-
 	// The walkthrough waits for delivery, issuance and the renewal with no limit of its own.
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
-	}
-	out := stdout.String()
+	out := r.run(script, 2*time.Minute)
+	e, varDir := r.env, r.varDir
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("walkthrough output:\n%s", out)
@@ -201,6 +143,133 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if renewed["EVENT_TYPE_RENEWAL_STARTED"] < 1 || renewed["EVENT_TYPE_ISSUED"] < 2 {
 		t.Errorf("history after the renewal section has %v, want a RENEWAL_STARTED and two ISSUED events", renewed)
 	}
+}
+
+// The README's maintenance-window and mass re-issue examples run as written after its walkthrough,
+// against a pair whose local CA issues certificates of its default validity (a window that never
+// opens before a 30-second certificate's escalation is refused, rightly): the window is set, and a
+// support engineer's key made with the admin commands re-issues the walkthrough's certificate in
+// an operation that runs to its end.
+func TestReadmeOperations(t *testing.T) {
+	t.Parallel()
+	r := newReadmeRun(t, func(dnsAddr, _ string) []string {
+		return []string{"-localca-resolver", dnsAddr, "-localca-recheck", "1s"}
+	})
+	out := r.run(r.block("walkthrough")+r.block("maintenance")+r.block("reissue"), 2*time.Minute)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", out)
+		}
+	})
+	for what, re := range map[string]string{
+		"maintenance": `"timeZone": "Europe/Berlin"`,
+		"reissue":     `(?m)^operation: operations/op_\w+$`,
+		"matched":     `"matched": "1"`,
+		"processed":   `"processed": "1"`,
+		"started":     `"started": "1"`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("the %s output does not match %s", what, re)
+		}
+	}
+}
+
+// readmeRun runs blocks of the README's shell against a fresh pair, from a directory whose var/
+// is the pair's (the demo key, the identity database the admin commands open, the dev DNS zone),
+// with only the addresses swapped for the pair's.
+type readmeRun struct {
+	t        *testing.T
+	root     string // the module, whose bin/ holds grpcurl
+	readme   string
+	work     string // the script's working directory
+	varDir   string
+	crlAddr  string
+	env      *env
+	adminBin string // a directory with certhosting-order, for the README's admin commands
+}
+
+// newReadmeRun starts the pair, the lifecycle service with lifecycleArgs(the dev DNS server's
+// address, a free address for the CRL listener). It skips (or, under CI, fails) without
+// bin/grpcurl, which `make tools` builds.
+func newReadmeRun(t *testing.T, lifecycleArgs func(dnsAddr, crlAddr string) []string) *readmeRun {
+	t.Helper()
+	root, err := pair.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin", "grpcurl")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("bin/grpcurl is not built, and CI is set: `make test` builds it (make tools) before the tests; the walkthrough must not be skipped in CI")
+		}
+		t.Skip("bin/grpcurl is not built: run `make tools` (`make test` does) to run the README walkthrough")
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"openssl", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the walkthrough uses %s (Debian's %s package), which is not installed", tool, tool)
+		}
+	}
+	// The working directory's var/ is what make run's would be: the pair's files and the zone file
+	// the development DNS server answers from.
+	r := &readmeRun{t: t, root: root, readme: string(readme), work: t.TempDir(), crlAddr: freeAddr(t)}
+	r.varDir = filepath.Join(r.work, "var")
+	if err := os.Mkdir(r.varDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dns, err := dnsserver.Start(dnsserver.Config{Addr: "127.0.0.1:0",
+		Source: dnsserver.NewZoneFileSource(filepath.Join(r.varDir, "dev.zone"), "", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Close() })
+	r.env = startWith(t, pair.Options{Dir: r.varDir, LifecycleArgs: lifecycleArgs(dns.Addr(), r.crlAddr)})
+	// The README's admin commands run the order binary `make build` puts in bin/; the test's is the
+	// one it built.
+	r.adminBin = t.TempDir()
+	if err := os.Symlink(bins.Order, filepath.Join(r.adminBin, "certhosting-order")); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// block is the README's ```sh block between <!-- name:begin --> and <!-- name:end -->.
+func (r *readmeRun) block(name string) string {
+	r.t.Helper()
+	b, err := readmeBlock(r.readme, name)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+// run runs script with bash -euo pipefail, pointed at the pair, and returns its standard output.
+func (r *readmeRun) run(script string, timeout time.Duration) string {
+	t := r.t
+	t.Helper()
+	script = strings.NewReplacer("localhost:50051", r.env.OrderAddr, "localhost:50052", r.env.LifecycleAddr,
+		"127.0.0.1:50080", r.crlAddr).Replace(script)
+	// Whatever is left pointing at the defaults would talk to a `make run` pair, not this one.
+	for _, stale := range []string{"50051", "50052", "50080"} {
+		if strings.Contains(script, stale) {
+			t.Fatalf("the README's script still mentions %q after pointing it at the test's pair:\n%s", stale, script)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = r.work
+	cmd.Env = append(os.Environ(), "PATH="+r.adminBin+string(os.PathListSeparator)+filepath.Join(r.root, "bin")+
+		string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("README script: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	return stdout.String()
 }
 
 // checkNoSecrets: after the walkthrough (a purchase, an application, an export, an import, a
