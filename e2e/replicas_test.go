@@ -330,7 +330,7 @@ func renewedCount(ctx context.Context, d *sql.DB, hosted map[string]*hostedBundl
 // Timing: the local CA issues 300-second certificates, so each bundle's renewal falls due 200 s
 // after its first issuance (renew_before = lifetime/3) and the next one 200 s after that. All the
 // purchases come before the applications, so the first issuances, and so the renewals, spread
-// over the time the applications take (about 35 s here). The kills start just before the first
+// over the time the applications take (17–35 s here). The kills start just before the first
 // renewal falls due and cover the renewals falling due (a minute at least), but end halfway to
 // the second round at the latest: a slow machine, whose window is wide, then has the other half
 // to finish the renewals the kills held up, and the outbox's deliveries, before the second round

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
@@ -38,10 +37,8 @@ type DB struct {
 	dialect Dialect
 	read    *sqlx.DB
 	write   *sqlx.DB
-	w       *groupWriter // SQLite only
+	w       *groupWriter
 	log     *slog.Logger
-	closed  atomic.Bool // PostgreSQL: Write refuses with ErrClosed after Close, as SQLite's writer does
-	lock    string      // PostgreSQL: Options.SerialWrites
 }
 
 // Dialect is the database's dialect.
@@ -52,7 +49,7 @@ type Options struct {
 	// Migrations holds the goose migration files (NNNNN_name.sql) at its root; they are applied,
 	// in order, before Open returns.
 	Migrations fs.FS
-	// MaxBatch bounds how many concurrent writes one group commit takes (SQLite; default 256).
+	// MaxBatch bounds how many concurrent writes one group commit takes (default 256).
 	MaxBatch int
 	// MaxConns is the size of the connection pool (PostgreSQL; default DefaultMaxConns).
 	MaxConns int
@@ -67,6 +64,9 @@ type Options struct {
 	// committed before it, and plain reads (ACCESS SHARE) are not blocked. Empty: no lock.
 	SerialWrites string
 }
+
+// defaultMaxBatch is Options.MaxBatch's default.
+const defaultMaxBatch = 256
 
 // sqliteDSN is the connection string for path. Every connection gets WAL, synchronous=FULL (the
 // driver's build default for WAL is NORMAL, which may lose the last commits on power loss), a
@@ -164,10 +164,10 @@ func openSQLiteDB(ctx context.Context, path string, opts Options, log *slog.Logg
 	read.SetMaxIdleConns(n)
 	maxBatch := opts.MaxBatch
 	if maxBatch <= 0 {
-		maxBatch = 256
+		maxBatch = defaultMaxBatch
 	}
 	d := &DB{dialect: SQLite, read: read, write: write, log: log}
-	d.w = newGroupWriter(write, maxBatch, log)
+	d.w = newGroupWriter(write, maxBatch, log, nil)
 	return d, nil
 }
 
@@ -212,11 +212,10 @@ func migrate(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger
 
 // Close stops the writer (after the writes already queued) and closes the connections.
 func (d *DB) Close() error {
-	if d.w == nil {
-		d.closed.Store(true)
-		return d.write.Close() // PostgreSQL: one pool
-	}
 	d.w.close()
+	if d.dialect == Postgres {
+		return d.write.Close() // one pool
+	}
 	return errors.Join(d.read.Close(), d.write.Close())
 }
 
@@ -240,12 +239,9 @@ func (d *DB) Select(ctx context.Context, dest any, query string, args ...any) er
 // on the network or on another Write (it would wait on itself); read what you need before, write
 // in fn, and use tx.AfterCommit for what must happen only once the write is durable.
 //
-// On PostgreSQL each Write is a SERIALIZABLE transaction of its own, run again when it loses a
-// race (postgres.go), so fn may run more than once: it must only read and write through tx.
+// On PostgreSQL the group's transaction is SERIALIZABLE and is run again when it loses a race
+// (postgres.go), so fn may run more than once: it must only read and write through tx.
 func (d *DB) Write(ctx context.Context, fn func(tx *Tx) error) error {
-	if d.w == nil {
-		return d.writePostgres(ctx, fn)
-	}
 	return d.w.do(ctx, fn)
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"path"
 	"time"
 
@@ -21,11 +20,13 @@ import (
 // PostgreSQL, the scale-out backend: several replicas of a service share one database.
 //
 // What differs from SQLite, and why:
-//   - Writes are plain transactions on a connection pool, not a group-commit loop: the server
-//     takes concurrent commits and groups their WAL flushes itself.
-//   - Every write transaction is SERIALIZABLE and is run again (up to writeAttempts times, with a
-//     random pause doubling from 2 ms to 100 ms) when the server reports a serialization failure or
-//     deadlock. SQLite runs
+//   - Writes are group-committed as on SQLite (groupcommit.go): one goroutine per process runs
+//     the writes queued meanwhile in one transaction, each in a savepoint, on one connection of
+//     the pool at a time. With the SerialWrites lock every write transaction of every replica
+//     runs alone anyway, so a commit per write was a turn of the lock and a WAL flush per write.
+//   - Every write transaction is SERIALIZABLE and is run again, whole group (up to writeAttempts
+//     times, with a random pause doubling from 2 ms to 100 ms), when the server reports a
+//     serialization failure or deadlock. SQLite runs
 //     writes one at a time, and the stores' read-modify-write code (read a row, decide, save it) is
 //     written for that; SERIALIZABLE gives the same result with concurrent transactions, whichever
 //     replica or goroutine runs them. A function passed to Write may therefore run more than once:
@@ -72,7 +73,13 @@ func openPostgres(ctx context.Context, dsn string, opts Options, log *slog.Logge
 			return nil, fmt.Errorf("db: migrate %s: %w", Redacted(dsn), err)
 		}
 	}
-	return &DB{dialect: Postgres, read: conn, write: conn, log: log, lock: opts.SerialWrites}, nil
+	maxBatch := opts.MaxBatch
+	if maxBatch <= 0 {
+		maxBatch = defaultMaxBatch
+	}
+	d := &DB{dialect: Postgres, read: conn, write: conn, log: log}
+	d.w = newGroupWriter(conn, maxBatch, log, &pgGroup{lock: opts.SerialWrites})
+	return d, nil
 }
 
 func migratePostgres(ctx context.Context, db *sql.DB, migrations fs.FS, log *slog.Logger) error {
@@ -90,64 +97,6 @@ func migratePostgres(ctx context.Context, db *sql.DB, migrations fs.FS, log *slo
 	}
 	return err
 }
-
-// writePostgres runs fn in a SERIALIZABLE transaction, again when it loses a race.
-func (d *DB) writePostgres(ctx context.Context, fn func(*Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		if d.closed.Load() {
-			return ErrClosed
-		}
-		err := d.txPostgres(ctx, fn)
-		// A transaction that could not begin did nothing: when its pooled connection turned out
-		// dead (the server restarted), the next attempt takes another, or a new one.
-		retry := IsRetryable(err) || (errors.Is(err, errBegin) && IsUnavailable(err) && attempt < 3)
-		if err == nil || !retry || attempt == writeAttempts {
-			return err
-		}
-		pause := min(time.Millisecond<<attempt, 100*time.Millisecond)
-		select {
-		case <-time.After(pause + rand.N(pause)):
-		case <-ctx.Done():
-			return err
-		}
-	}
-}
-
-// txPostgres runs fn once. Its statements run under a context that ends only with a timeout, not
-// with the caller's: a commit cut short by a cancelled call could have happened or not, and the
-// caller must not report failure for a write that happened (as with SQLite).
-func (d *DB) txPostgres(ctx context.Context, fn func(*Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	tx, err := d.write.BeginTxx(wctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
-	if err != nil {
-		return fmt.Errorf("%w: %w", errBegin, err)
-	}
-	if d.lock != "" {
-		if _, err := tx.ExecContext(wctx, `LOCK TABLE `+d.lock+` IN EXCLUSIVE MODE`); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("db: lock %s: %w", d.lock, err)
-		}
-	}
-	t := &Tx{tx: tx, ctx: wctx}
-	if err := call(fn, t); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("db: commit: %w", err)
-	}
-	for _, f := range t.after {
-		f()
-	}
-	return nil
-}
-
-// errBegin marks a transaction that failed to begin.
-var errBegin = errors.New("db: begin")
 
 // writeTimeout bounds one PostgreSQL write transaction.
 const writeTimeout = 30 * time.Second

@@ -3,10 +3,13 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/certhosting/certhosting/internal/dbtest"
 	"github.com/certhosting/certhosting/pkg/db"
@@ -203,4 +206,82 @@ func TestSerialWrites(t *testing.T) {
 			t.Errorf("%d values handed out, want %d", len(seen), writers*each)
 		}
 	})
+}
+
+// On PostgreSQL, as on SQLite, writes queued while the writer is busy commit as one group: one
+// transaction (one txid), each write seeing those before it. A group in which a write loses a race
+// (a serialization failure, here returned by the write itself the first time it runs) is run
+// again whole: every write commits once, and the writes before the one that failed ran twice.
+func TestPostgresGroupCommit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		failing int // the write that fails its first run with a serialization failure; -1: none
+	}{
+		{"queued writes share a transaction", -1},
+		{"a lost race runs the group again", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			database := dbtest.Open(t, db.Postgres, "group", db.Options{Migrations: migrations, SerialWrites: "counter"})
+			// A write holds the writer until the others are queued behind it.
+			started, unblock, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				held <- database.Write(context.Background(), func(*db.Tx) error { close(started); <-unblock; return nil })
+			}()
+			<-started
+			const n = 6
+			txids := make([]int64, n)
+			seen := make([]int, n)
+			runs := make([]int, n)
+			results := make([]<-chan error, n)
+			for i := range n {
+				results[i] = db.Enqueue(context.Background(), database, func(tx *db.Tx) error {
+					runs[i]++
+					if err := tx.Get(&txids[i], `SELECT txid_current()`); err != nil {
+						return err
+					}
+					if err := tx.Get(&seen[i], `SELECT count(*) FROM items`); err != nil {
+						return err
+					}
+					if i == tc.failing && runs[i] == 1 {
+						return &pgconn.PgError{Code: "40001", Message: "could not serialize access (test)"}
+					}
+					_, err := tx.Exec(`INSERT INTO items (id, name) VALUES (?, ?)`, i, fmt.Sprint("item", i))
+					return err
+				})
+			}
+			close(unblock)
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if err := <-results[i]; err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+			}
+			for i := range n {
+				if txids[i] != txids[0] {
+					t.Errorf("write %d committed in transaction %d, write 0 in %d; want one group", i, txids[i], txids[0])
+				}
+				if seen[i] != i {
+					t.Errorf("write %d saw %d items, want the %d written before it in the group", i, seen[i], i)
+				}
+				want := 1
+				if i <= tc.failing {
+					want = 2
+				}
+				if runs[i] != want {
+					t.Errorf("write %d ran %d times, want %d", i, runs[i], want)
+				}
+			}
+			var count int
+			if err := database.Get(context.Background(), &count, `SELECT count(*) FROM items`); err != nil {
+				t.Fatal(err)
+			}
+			if count != n {
+				t.Errorf("%d items committed, want %d", count, n)
+			}
+		})
+	}
 }
