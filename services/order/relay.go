@@ -49,7 +49,7 @@ type BundleCanceller interface {
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
 	Batch       int             // messages read per sweep (default 256)
-	Concurrency int             // CreateBundle calls in flight (default: Batch, the whole sweep)
+	Concurrency int             // lifecycle calls in flight; a BatchCreateBundles call is one (default: Batch, the whole sweep)
 	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
 	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
 	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
@@ -270,7 +270,6 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 	record func(store.OutboxMessage, store.Delivered, error)) bool {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
-	// One call carries many purchases: its span links to the trace of each PayOrder that queued one.
 	links := make([]trace.Link, 0, len(msgs))
 	sent := make([]store.OutboxMessage, 0, len(msgs))
 	req := &lifecyclev1.BatchCreateBundlesRequest{Requests: make([]*lifecyclev1.CreateBundleRequest, 0, len(msgs))}
@@ -287,8 +286,10 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 	if len(sent) == 0 {
 		return true
 	}
-	ctx, span := tracing.Tracer().Start(ctx, "outbox.deliver batch "+store.OutboxKindCreateBundle, trace.WithLinks(links...),
-		trace.WithAttributes(attribute.Int("certhosting.batch_size", len(sent))))
+	// The call continues the trace of the first message's PayOrder (so a lone purchase is traced
+	// end to end, as with CreateBundle) and links to every message's trace, the first included.
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, sent[0].TraceContext), "outbox.deliver "+store.OutboxKindCreateBundle,
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("certhosting.batch_size", len(sent))))
 	defer span.End()
 	resp, err := client.BatchCreateBundles(ctx, req)
 	if c := status.Code(err); len(sent) > 1 && (c == codes.InvalidArgument || c == codes.AlreadyExists) {
