@@ -212,14 +212,12 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				delivered := r.deliverBatch(ctx, batcher, chunk, record)
+				refused := r.deliverBatch(ctx, batcher, chunk, record)
 				<-sem // before one takes slots of its own
-				if !delivered {
-					// The lifecycle service refused the batch for one of its messages: deliver
-					// them one by one, so that message fails alone and the others go through.
-					for _, m := range chunk {
-						one(m)
-					}
+				// The lifecycle service refused the batch for one of its messages: deliver them
+				// one by one, so that message fails alone and the others go through.
+				for _, m := range refused {
+					one(m)
 				}
 			}()
 		}
@@ -262,12 +260,12 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 // deliverBatch makes one BatchCreateBundles attempt at msgs, CreateBundle messages, and records
 // each message's outcome, with the same meaning as deliver's: a bundle answered is delivered, an
 // error is retried with the message's own backoff. A message whose payload cannot be decoded
-// fails alone, before the call. It returns false, recording nothing for the messages sent, when
-// the lifecycle service refused the batch as a whole because of one request (InvalidArgument or
-// AlreadyExists name requests[i]): the batch is all or nothing, so the caller delivers those
+// fails alone, before the call. When the lifecycle service refused the batch as a whole because
+// of one request (InvalidArgument or AlreadyExists name requests[i]), it records nothing for the
+// messages sent and returns them: the batch is all or nothing, so the caller delivers those
 // messages one by one instead, and only the bad one keeps failing.
 func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msgs []store.OutboxMessage,
-	record func(store.OutboxMessage, store.Delivered, error)) bool {
+	record func(store.OutboxMessage, store.Delivered, error)) (refused []store.OutboxMessage) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
 	links := make([]trace.Link, 0, len(msgs))
@@ -284,7 +282,7 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 		links = append(links, trace.LinkFromContext(tracing.Extract(context.Background(), m.TraceContext)))
 	}
 	if len(sent) == 0 {
-		return true
+		return nil
 	}
 	// The call continues the trace of the first message's PayOrder (so a lone purchase is traced
 	// end to end, as with CreateBundle) and links to every message's trace, the first included.
@@ -294,7 +292,7 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 	resp, err := client.BatchCreateBundles(ctx, req)
 	if c := status.Code(err); len(sent) > 1 && (c == codes.InvalidArgument || c == codes.AlreadyExists) {
 		r.cfg.Log.Warn("lifecycle service refused an outbox batch; delivering its messages one by one", "messages", len(sent), "err", err)
-		return false
+		return sent
 	}
 	for i, m := range sent {
 		d := store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}
@@ -306,7 +304,7 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 		d.CertificateIDs, bad = bundleDelivered(req.GetRequests()[i], resp.GetBundles(), i)
 		record(m, d, bad)
 	}
-	return true
+	return nil
 }
 
 // bundleDelivered checks that bundles[i], the answer to req, is req's bundle and returns its

@@ -23,6 +23,7 @@ type batcher struct {
 	next          lifecyclev1.LifecycleServiceClient
 	batch         func(context.Context, *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error)
 	refuse        string
+	corrupt       string // the order whose outbox payload the test makes undecodable
 	batches, ones atomic.Int32
 	sizes         atomic.Int32 // requests sent in batch calls, in total
 }
@@ -71,6 +72,15 @@ func TestRelayBatchCreateBundles(t *testing.T) {
 				return nil, status.Error(codes.InvalidArgument, "requests[2].bundle_id: refused by the test")
 			}
 		}, 1, n, 1, "refused by the test"},
+		// The undecodable message fails before the call and alone; the refused batch's fallback
+		// delivers the others (deliverBatch hands back only the messages it sent).
+		{"an undecodable payload and a refused batch", func(b *batcher, orders []*orderv1.Order) {
+			b.refuse = orders[2].GetBundleId()
+			b.batch = func(context.Context, *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error) {
+				return nil, status.Error(codes.InvalidArgument, "requests[1].bundle_id: refused by the test")
+			}
+			b.corrupt = orders[0].GetOrderId()
+		}, 1, n - 1, 2, ""},
 		{"an answer short of one bundle", func(b *batcher, _ []*orderv1.Order) {
 			b.batch = func(ctx context.Context, in *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error) {
 				resp, err := b.next.BatchCreateBundles(ctx, in)
@@ -102,6 +112,14 @@ func TestRelayBatchCreateBundles(t *testing.T) {
 				orders = append(orders, e.paidOrder(t))
 			}
 			tc.setup(b, orders)
+			if b.corrupt != "" {
+				if err := e.db.Write(context.Background(), func(tx *db.Tx) error {
+					_, err := tx.Exec(`UPDATE outbox SET payload = 'not json' WHERE order_id = ?`, b.corrupt)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			sweep(t, relay, n)
 			if got := b.batches.Load(); got != tc.batches {
 				t.Errorf("%d BatchCreateBundles calls, want %d", got, tc.batches)
