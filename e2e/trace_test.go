@@ -74,7 +74,7 @@ func startCollector(t *testing.T) (*collector, string) {
 // TestTraceAcrossTheOutbox: with -otlp-endpoint set on both services, one trace runs from the
 // customer's PayOrder call through the outbox (the relay's delivery, in another goroutine and
 // possibly another process replica, continues the trace stored in the row) into the lifecycle
-// service's CreateBundle: the spans share the trace id, and each has its parent in that trace.
+// service's BatchCreateBundles (the relay's batch of one): the spans share the trace id, and each has its parent in that trace.
 // Both processes' -metrics-addr, scraped, count the same calls.
 func TestTraceAcrossTheOutbox(t *testing.T) {
 	t.Parallel()
@@ -90,9 +90,9 @@ func TestTraceAcrossTheOutbox(t *testing.T) {
 		// The gRPC metrics of both sides of the relay's call, and the domain's.
 		for _, c := range []struct{ addr, want string }{
 			{orderMetrics, `grpc_server_handled_total{grpc_code="OK",grpc_method="PayOrder",grpc_service="certhosting.order.v1.OrderService",grpc_type="unary"} 1`},
-			{orderMetrics, `grpc_client_handled_total{grpc_code="OK",grpc_method="CreateBundle",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
+			{orderMetrics, `grpc_client_handled_total{grpc_code="OK",grpc_method="BatchCreateBundles",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
 			{orderMetrics, "certhosting_outbox_backlog 0"},
-			{lifecycleMetrics, `grpc_server_handled_total{grpc_code="OK",grpc_method="CreateBundle",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
+			{lifecycleMetrics, `grpc_server_handled_total{grpc_code="OK",grpc_method="BatchCreateBundles",grpc_service="certhosting.lifecycle.v1.LifecycleService",grpc_type="unary"} 1`},
 			{lifecycleMetrics, `certhosting_certificates{hosting_status="WAITING",state="PENDING_APPLICATION"} 1`},
 			{lifecycleMetrics, "certhosting_store_up 1"},
 		} {
@@ -119,8 +119,9 @@ func TestTraceAcrossTheOutbox(t *testing.T) {
 	want := []struct{ service, name string }{
 		{"certhosting-order", "certhosting.order.v1.OrderService/PayOrder"},
 		{"certhosting-order", "outbox.deliver lifecycle.CreateBundle"},
-		{"certhosting-order", "certhosting.lifecycle.v1.LifecycleService/CreateBundle"}, // the client's span
-		{"certhosting-lifecycle", "certhosting.lifecycle.v1.LifecycleService/CreateBundle"},
+		// The relay sends CreateBundle messages in batches; a batch continues its first message's trace.
+		{"certhosting-order", "certhosting.lifecycle.v1.LifecycleService/BatchCreateBundles"}, // the client's span
+		{"certhosting-lifecycle", "certhosting.lifecycle.v1.LifecycleService/BatchCreateBundles"},
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

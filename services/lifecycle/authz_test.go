@@ -50,6 +50,17 @@ var authzCalls = map[string]authzCall{
 		})
 		return err
 	},
+	lifecyclev1.LifecycleService_BatchCreateBundles_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
+		now := time.Now()
+		_, err := lifecyclev1.NewLifecycleServiceClient(lc).BatchCreateBundles(ctx, &lifecyclev1.BatchCreateBundlesRequest{
+			Requests: []*lifecyclev1.CreateBundleRequest{{
+				BundleId: ids.New(ids.Bundle, now), AccountId: t.account, OrderId: ids.New(ids.Order, now),
+				Product:     &lifecyclev1.ProductSnapshot{ProductId: "dv-single", ValidationType: dv, DomainType: single},
+				DomainCount: 1, SubscriptionYears: 1,
+			}},
+		})
+		return err
+	},
 	lifecyclev1.LifecycleService_CancelBundle_FullMethodName: func(ctx context.Context, lc, _ *grpc.ClientConn, t authzTarget) error {
 		_, err := lifecyclev1.NewLifecycleServiceClient(lc).CancelBundle(ctx, &lifecyclev1.CancelBundleRequest{BundleId: t.spareBundle, AccountId: t.account})
 		return err
@@ -329,7 +340,7 @@ var accountWide = map[string]bool{
 // apart from the Policy tables so that a change to them is a change to this too: method name →
 // the roles that may call it; "+bundles" marks the methods keys limited to bundles may call.
 var wantAccess = map[string]string{
-	"CreateBundle": "service", "CancelBundle": "service",
+	"CreateBundle": "service", "BatchCreateBundles": "service", "CancelBundle": "service",
 	"GetBundle": "owner deployer reader +bundles", "ListBundles": "owner deployer reader +bundles",
 	"GetCertificate": "owner deployer reader +bundles", "ListCertificates": "owner deployer reader +bundles",
 	"GetCertificateLifecycle": "owner deployer reader +bundles", "WatchEvents": "owner deployer reader +bundles",

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,6 +57,83 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 	if err := validateCreateBundle(req); err != nil {
 		return nil, err
 	}
+	nb := s.newBundle(req)
+	b, created, err := s.Store.CreateBundle(ctx, nb)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.createdBundle(ctx, nb, b, created)
+	if err != nil {
+		return nil, err
+	}
+	return &lifecyclev1.CreateBundleResponse{Bundle: out}, nil
+}
+
+// maxBatchCreate is the most requests one BatchCreateBundles call takes (AIP-233 suggests 1000).
+const maxBatchCreate = 1000
+
+// BatchCreateBundles implements LifecycleService.BatchCreateBundles: CreateBundle for up to
+// maxBatchCreate requests, written in one transaction (all or nothing). It shares CreateBundle's
+// validation, row building, idempotency (store.createBundleTx) and answer, so a bundle created
+// by either RPC is the same bundle; only the number of commits differs, which is the point: the
+// order service's relay sends a sweep's paid orders in one call and one commit.
+func (s *Server) BatchCreateBundles(ctx context.Context, req *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error) {
+	reqs := req.GetRequests()
+	switch {
+	case len(reqs) == 0:
+		return nil, apierr.InvalidArgument("requests", "is required")
+	case len(reqs) > maxBatchCreate:
+		return nil, apierr.InvalidArgument("requests", "takes at most %d requests, got %d", maxBatchCreate, len(reqs))
+	}
+	seen := make(map[string]int, len(reqs))
+	nbs := make([]store.NewBundle, len(reqs))
+	for i, r := range reqs {
+		if err := validateCreateBundle(r); err != nil {
+			return nil, batchError(i, err)
+		}
+		// Two requests for one bundle in one batch would make the second a "repeated delivery" of
+		// a bundle this very transaction created; refuse it instead, as AIP-233 asks of batches.
+		if j, dup := seen[r.GetBundleId()]; dup {
+			return nil, apierr.InvalidArgument(fmt.Sprintf("requests[%d].bundle_id", i), "repeats requests[%d]", j)
+		}
+		seen[r.GetBundleId()] = i
+		nbs[i] = s.newBundle(r)
+	}
+	bs, created, failed, err := s.Store.CreateBundles(ctx, nbs)
+	if err != nil {
+		if failed >= 0 {
+			// The store's refusals name the field of one bundle (AlreadyExists on bundle_id or
+			// order_id): say which request it was.
+			return nil, batchError(failed, err)
+		}
+		return nil, err
+	}
+	out := &lifecyclev1.BatchCreateBundlesResponse{Bundles: make([]*lifecyclev1.Bundle, len(nbs))}
+	for i, nb := range nbs {
+		if out.Bundles[i], err = s.createdBundle(ctx, nb, bs[i], created[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// batchError names the request of a batch an error is about: field f becomes requests[i].f.
+func batchError(i int, err error) error {
+	var ae *apierr.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	named := *ae
+	named.Field = fmt.Sprintf("requests[%d]", i)
+	if ae.Field != "" {
+		named.Field += "." + ae.Field
+	}
+	return &named
+}
+
+// newBundle builds the rows of a validated CreateBundleRequest: the bundle and one instance per
+// subscription year, the first PENDING_APPLICATION and the rest NOT_ACTIVATED.
+func (s *Server) newBundle(req *lifecyclev1.CreateBundleRequest) store.NewBundle {
 	now := s.Clock.Now()
 	nowMicros := db.Micros(now)
 	p := req.GetProduct()
@@ -88,10 +166,12 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 			Sequence: seq, State: st, CreateTime: nowMicros, UpdateTime: nowMicros,
 		})
 	}
-	b, created, err := s.Store.CreateBundle(ctx, nb)
-	if err != nil {
-		return nil, err
-	}
+	return nb
+}
+
+// createdBundle is the answer for one bundle the store created (created) or found (a repeated
+// delivery, b as stored).
+func (s *Server) createdBundle(ctx context.Context, nb store.NewBundle, b store.Bundle, created bool) (*lifecyclev1.Bundle, error) {
 	if created {
 		s.Log.Info("bundle created", "bundle_id", b.ID, "order_id", b.OrderID, "account", b.AccountID,
 			"years", b.SubscriptionYears, "hosting", b.Hosting)
@@ -101,14 +181,14 @@ func (s *Server) CreateBundle(ctx context.Context, req *lifecyclev1.CreateBundle
 		for i, c := range nb.Certificates {
 			views[i].Certificate = c
 		}
-		return &lifecyclev1.CreateBundleResponse{Bundle: bundleProto(nb.Bundle, views)}, nil
+		return bundleProto(nb.Bundle, views), nil
 	}
 	// A repeated delivery: answer with the bundle as it is now.
 	b, certs, err := s.Store.BundleView(ctx, b.AccountID, b.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &lifecyclev1.CreateBundleResponse{Bundle: bundleProto(b, certs)}, nil
+	return bundleProto(b, certs), nil
 }
 
 // GetBundle implements LifecycleService.GetBundle.

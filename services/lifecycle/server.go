@@ -63,6 +63,7 @@ var (
 // PermissionDenied. Without mutual TLS the key alone is accepted, as on loopback by default.
 var Policy = auth.Policy{
 	lifecyclev1.LifecycleService_CreateBundle_FullMethodName:              service,
+	lifecyclev1.LifecycleService_BatchCreateBundles_FullMethodName:        service,
 	lifecyclev1.LifecycleService_CancelBundle_FullMethodName:              service,
 	lifecyclev1.LifecycleService_GetBundle_FullMethodName:                 read,
 	lifecyclev1.LifecycleService_ListBundles_FullMethodName:               read,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,17 @@ type BundleCreator interface {
 	CreateBundle(ctx context.Context, in *lifecyclev1.CreateBundleRequest, opts ...grpc.CallOption) (*lifecyclev1.CreateBundleResponse, error)
 }
 
+// BatchBundleCreator is the lifecycle service's batch form of CreateBundle. When the relay's
+// client implements it (the generated client does), the relay sends a sweep's CreateBundle
+// messages in BatchCreateBundles calls: one call and one lifecycle commit for up to
+// maxBatchCreate purchases instead of one each. A client without it gets one call per message.
+type BatchBundleCreator interface {
+	BatchCreateBundles(ctx context.Context, in *lifecyclev1.BatchCreateBundlesRequest, opts ...grpc.CallOption) (*lifecyclev1.BatchCreateBundlesResponse, error)
+}
+
+// maxBatchCreate is the most requests the lifecycle service takes in one BatchCreateBundles call.
+const maxBatchCreate = 1000
+
 // BundleCanceller is the part of the lifecycle service that cancels a refunded order's bundle.
 // The relay's client implements it (the lifecycle service's generated client does).
 type BundleCanceller interface {
@@ -37,7 +49,7 @@ type BundleCanceller interface {
 // RelayConfig tunes the relay; zero values take the defaults.
 type RelayConfig struct {
 	Batch       int             // messages read per sweep (default 256)
-	Concurrency int             // CreateBundle calls in flight (default: Batch, the whole sweep)
+	Concurrency int             // lifecycle calls in flight; a BatchCreateBundles call is one (default: Batch, the whole sweep)
 	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
 	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
 	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
@@ -156,28 +168,62 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 		wg     sync.WaitGroup
 		sem    = make(chan struct{}, r.cfg.Concurrency)
 	)
-	for _, m := range due {
+	// record keeps the outcome of one attempt at m.
+	record := func(m store.OutboxMessage, d store.Delivered, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			ok = append(ok, d)
+			return
+		}
+		attempts := m.Attempts + 1
+		delay := r.cfg.Backoff.Delay(attempts)
+		level := slog.LevelWarn
+		if attempts >= 10 {
+			level = slog.LevelError
+		}
+		r.cfg.Log.Log(ctx, level, "outbox delivery failed; will retry", "message_id", m.ID, "order_id", m.OrderID,
+			"attempts", attempts, "retry_in", delay, "code", status.Code(err).String(), "err", err)
+		failed = append(failed, store.Failed{MessageID: m.ID, Attempts: attempts, Next: r.cfg.Clock.Now().Add(delay), Err: err.Error()})
+	}
+	// one delivers m on its own, in a goroutine of the sweep.
+	one := func(m store.OutboxMessage) {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			d, err := r.deliver(ctx, m)
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				ok = append(ok, d)
-				return
-			}
-			attempts := m.Attempts + 1
-			delay := r.cfg.Backoff.Delay(attempts)
-			level := slog.LevelWarn
-			if attempts >= 10 {
-				level = slog.LevelError
-			}
-			r.cfg.Log.Log(ctx, level, "outbox delivery failed; will retry", "message_id", m.ID, "order_id", m.OrderID,
-				"attempts", attempts, "retry_in", delay, "code", status.Code(err).String(), "err", err)
-			failed = append(failed, store.Failed{MessageID: m.ID, Attempts: attempts, Next: r.cfg.Clock.Now().Add(delay), Err: err.Error()})
+			record(m, d, err)
 		}()
+	}
+	single := due
+	if batcher, isBatcher := r.client.(BatchBundleCreator); isBatcher {
+		var creates []store.OutboxMessage
+		single = nil
+		for _, m := range due {
+			if m.Kind == store.OutboxKindCreateBundle {
+				creates = append(creates, m)
+			} else {
+				single = append(single, m)
+			}
+		}
+		for chunk := range slices.Chunk(creates, maxBatchCreate) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				refused := r.deliverBatch(ctx, batcher, chunk, record)
+				<-sem // before one takes slots of its own
+				// The lifecycle service refused the batch for one of its messages: deliver them
+				// one by one, so that message fails alone and the others go through.
+				for _, m := range refused {
+					one(m)
+				}
+			}()
+		}
+	}
+	for _, m := range single {
+		one(m)
 	}
 	wg.Wait()
 	if ctx.Err() != nil && len(ok) == 0 {
@@ -211,6 +257,73 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
+// deliverBatch makes one BatchCreateBundles attempt at msgs, CreateBundle messages, and records
+// each message's outcome, with the same meaning as deliver's: a bundle answered is delivered, an
+// error is retried with the message's own backoff. A message whose payload cannot be decoded
+// fails alone, before the call. When the lifecycle service refused the batch as a whole because
+// of one request (InvalidArgument or AlreadyExists name requests[i]), it records nothing for the
+// messages sent and returns them: the batch is all or nothing, so the caller delivers those
+// messages one by one instead, and only the bad one keeps failing.
+func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msgs []store.OutboxMessage,
+	record func(store.OutboxMessage, store.Delivered, error)) (refused []store.OutboxMessage) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
+	links := make([]trace.Link, 0, len(msgs))
+	sent := make([]store.OutboxMessage, 0, len(msgs))
+	req := &lifecyclev1.BatchCreateBundlesRequest{Requests: make([]*lifecyclev1.CreateBundleRequest, 0, len(msgs))}
+	for _, m := range msgs {
+		var one lifecyclev1.CreateBundleRequest
+		if err := protojson.Unmarshal([]byte(m.Payload), &one); err != nil {
+			record(m, store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}, fmt.Errorf("decode outbox payload: %w", err))
+			continue
+		}
+		sent = append(sent, m)
+		req.Requests = append(req.Requests, &one)
+		links = append(links, trace.LinkFromContext(tracing.Extract(context.Background(), m.TraceContext)))
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	// The call continues the trace of the first message's PayOrder (so a lone purchase is traced
+	// end to end, as with CreateBundle) and links to every message's trace, the first included.
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, sent[0].TraceContext), "outbox.deliver "+store.OutboxKindCreateBundle,
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("certhosting.batch_size", len(sent))))
+	defer span.End()
+	resp, err := client.BatchCreateBundles(ctx, req)
+	if c := status.Code(err); len(sent) > 1 && (c == codes.InvalidArgument || c == codes.AlreadyExists) {
+		r.cfg.Log.Warn("lifecycle service refused an outbox batch; delivering its messages one by one", "messages", len(sent), "err", err)
+		return sent
+	}
+	for i, m := range sent {
+		d := store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}
+		if err != nil {
+			record(m, d, err) // the whole call failed: every message retries with its backoff
+			continue
+		}
+		var bad error
+		d.CertificateIDs, bad = bundleDelivered(req.GetRequests()[i], resp.GetBundles(), i)
+		record(m, d, bad)
+	}
+	return nil
+}
+
+// bundleDelivered checks that bundles[i], the answer to req, is req's bundle and returns its
+// certificate ids.
+func bundleDelivered(req *lifecyclev1.CreateBundleRequest, bundles []*lifecyclev1.Bundle, i int) ([]string, error) {
+	if i >= len(bundles) {
+		return nil, errors.New("lifecycle service answered fewer bundles than it was sent")
+	}
+	b := bundles[i]
+	if b.GetBundleId() != req.GetBundleId() {
+		return nil, errors.New("lifecycle service answered for another bundle")
+	}
+	ids := make([]string, 0, len(b.GetCertificates()))
+	for _, c := range b.GetCertificates() {
+		ids = append(ids, c.GetCertificateId())
+	}
+	return ids, nil
+}
+
 // deliver makes one attempt at a message. An error means "try again later"; a Delivered is final.
 func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) (store.Delivered, error) {
 	d := store.Delivered{MessageID: m.ID, OrderID: m.OrderID, Kind: m.Kind}
@@ -230,15 +343,8 @@ func (r *Relay) deliver(ctx context.Context, m store.OutboxMessage) (store.Deliv
 		if err != nil {
 			return d, err
 		}
-		b := resp.GetBundle()
-		if b.GetBundleId() != req.GetBundleId() {
-			return d, errors.New("lifecycle service answered for another bundle")
-		}
-		d.CertificateIDs = make([]string, 0, len(b.GetCertificates()))
-		for _, c := range b.GetCertificates() {
-			d.CertificateIDs = append(d.CertificateIDs, c.GetCertificateId())
-		}
-		return d, nil
+		d.CertificateIDs, err = bundleDelivered(&req, []*lifecyclev1.Bundle{resp.GetBundle()}, 0)
+		return d, err
 	case store.OutboxKindCancelBundle:
 		// A cancellation sent before its bundle was created (the relay delivers concurrently) is
 		// NotFound: retried, like any other error, until the bundle is there. FailedPrecondition is

@@ -187,46 +187,76 @@ type NewBundle struct {
 // one multi-row INSERT.
 func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, created bool, err error) {
 	err = s.db.Write(ctx, func(tx *db.Tx) error {
-		res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
-			:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
-			:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
-			:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after, :maintenance_window)
-			ON CONFLICT DO NOTHING`, nb.Bundle)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return existingBundle(tx, nb.Bundle, &b)
-		}
-		events := make([]Event, 0, len(nb.Certificates))
-		for _, c := range nb.Certificates {
-			if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
-				return err
-			}
-			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
-				Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
-		}
-		if len(nb.Certificates) > 0 {
-			// A slice argument makes sqlx repeat the VALUES tuple once per element.
-			if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
-				:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
-				:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
-				:retries, :remind_at)`, nb.Certificates); err != nil {
-				return err
-			}
-		}
-		if err := s.appendEventsRaw(tx, events); err != nil {
-			return err
-		}
-		if s.onEvents != nil {
-			tx.AfterCommit(s.onEvents)
-		}
-		b, created = nb.Bundle, true
-		return nil
+		b, created, err = s.createBundleTx(tx, nb)
+		return err
 	})
 	return b, created, err
+}
+
+// CreateBundles is CreateBundle for several bundles in one transaction: all of them are created
+// (or found, for repeated deliveries) or, on any error, none is. created[i] tells whether bundle i
+// was inserted now. One transaction rather than one per bundle is the point: a batch of the
+// relay's bundles costs the writer one commit. When bundle i's rows are refused (AlreadyExists,
+// say), failed is i; otherwise it is -1.
+func (s *Store) CreateBundles(ctx context.Context, nbs []NewBundle) (bs []Bundle, created []bool, failed int, err error) {
+	err = s.db.Write(ctx, func(tx *db.Tx) error {
+		// On PostgreSQL fn may run again after a serialization failure: start afresh each time.
+		bs, created, failed = make([]Bundle, len(nbs)), make([]bool, len(nbs)), -1
+		for i, nb := range nbs {
+			var err error
+			if bs[i], created[i], err = s.createBundleTx(tx, nb); err != nil {
+				failed = i
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		failed = -1
+	}
+	return bs, created, failed, err
+}
+
+// createBundleTx writes one bundle's rows in tx; CreateBundle and CreateBundles share it, so a
+// bundle is written, and a repeated delivery recognised, the same way by both.
+func (s *Store) createBundleTx(tx *db.Tx, nb NewBundle) (b Bundle, created bool, err error) {
+	res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
+		:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
+		:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
+		:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after, :maintenance_window)
+		ON CONFLICT DO NOTHING`, nb.Bundle)
+	if err != nil {
+		return b, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return b, false, err
+	} else if n == 0 {
+		return b, false, existingBundle(tx, nb.Bundle, &b)
+	}
+	events := make([]Event, 0, len(nb.Certificates))
+	for _, c := range nb.Certificates {
+		if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
+			return b, false, err
+		}
+		events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+			Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
+	}
+	if len(nb.Certificates) > 0 {
+		// A slice argument makes sqlx repeat the VALUES tuple once per element.
+		if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
+			:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
+			:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
+			:retries, :remind_at)`, nb.Certificates); err != nil {
+			return b, false, err
+		}
+	}
+	if err := s.appendEventsRaw(tx, events); err != nil {
+		return b, false, err
+	}
+	if s.onEvents != nil {
+		tx.AfterCommit(s.onEvents)
+	}
+	return nb.Bundle, true, nil
 }
 
 // existingBundle explains why inserting want changed nothing: the bundle exists (for the same

@@ -2410,6 +2410,99 @@ func (x *CreateBundleResponse) GetBundle() *Bundle {
 	return nil
 }
 
+// BatchCreateBundlesRequest holds the bundles to create in one transaction.
+type BatchCreateBundlesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundles to create, at most 1000.
+	Requests      []*CreateBundleRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateBundlesRequest) Reset() {
+	*x = BatchCreateBundlesRequest{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateBundlesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateBundlesRequest) ProtoMessage() {}
+
+func (x *BatchCreateBundlesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateBundlesRequest.ProtoReflect.Descriptor instead.
+func (*BatchCreateBundlesRequest) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *BatchCreateBundlesRequest) GetRequests() []*CreateBundleRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// BatchCreateBundlesResponse holds the created (or already existing) bundles, in the order of the
+// requests.
+type BatchCreateBundlesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One bundle per request, with its certificate instances.
+	Bundles       []*Bundle `protobuf:"bytes,1,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateBundlesResponse) Reset() {
+	*x = BatchCreateBundlesResponse{}
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateBundlesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateBundlesResponse) ProtoMessage() {}
+
+func (x *BatchCreateBundlesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateBundlesResponse.ProtoReflect.Descriptor instead.
+func (*BatchCreateBundlesResponse) Descriptor() ([]byte, []int) {
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *BatchCreateBundlesResponse) GetBundles() []*Bundle {
+	if x != nil {
+		return x.Bundles
+	}
+	return nil
+}
+
 // GetBundleRequest names one bundle.
 type GetBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2421,7 +2514,7 @@ type GetBundleRequest struct {
 
 func (x *GetBundleRequest) Reset() {
 	*x = GetBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2526,7 @@ func (x *GetBundleRequest) String() string {
 func (*GetBundleRequest) ProtoMessage() {}
 
 func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2539,7 @@ func (x *GetBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleRequest.ProtoReflect.Descriptor instead.
 func (*GetBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetBundleRequest) GetBundleId() string {
@@ -2467,7 +2560,7 @@ type GetBundleResponse struct {
 
 func (x *GetBundleResponse) Reset() {
 	*x = GetBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2572,7 @@ func (x *GetBundleResponse) String() string {
 func (*GetBundleResponse) ProtoMessage() {}
 
 func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2585,7 @@ func (x *GetBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBundleResponse.ProtoReflect.Descriptor instead.
 func (*GetBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetBundleResponse) GetBundle() *Bundle {
@@ -2527,7 +2620,7 @@ type ListBundlesRequest struct {
 
 func (x *ListBundlesRequest) Reset() {
 	*x = ListBundlesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2632,7 @@ func (x *ListBundlesRequest) String() string {
 func (*ListBundlesRequest) ProtoMessage() {}
 
 func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2645,7 @@ func (x *ListBundlesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesRequest.ProtoReflect.Descriptor instead.
 func (*ListBundlesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListBundlesRequest) GetPageSize() int32 {
@@ -2610,7 +2703,7 @@ type ListBundlesResponse struct {
 
 func (x *ListBundlesResponse) Reset() {
 	*x = ListBundlesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2715,7 @@ func (x *ListBundlesResponse) String() string {
 func (*ListBundlesResponse) ProtoMessage() {}
 
 func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2728,7 @@ func (x *ListBundlesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBundlesResponse.ProtoReflect.Descriptor instead.
 func (*ListBundlesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListBundlesResponse) GetBundles() []*Bundle {
@@ -2663,7 +2756,7 @@ type GetCertificateRequest struct {
 
 func (x *GetCertificateRequest) Reset() {
 	*x = GetCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2768,7 @@ func (x *GetCertificateRequest) String() string {
 func (*GetCertificateRequest) ProtoMessage() {}
 
 func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2781,7 @@ func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetCertificateRequest) GetCertificateId() string {
@@ -2709,7 +2802,7 @@ type GetCertificateResponse struct {
 
 func (x *GetCertificateResponse) Reset() {
 	*x = GetCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2814,7 @@ func (x *GetCertificateResponse) String() string {
 func (*GetCertificateResponse) ProtoMessage() {}
 
 func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2827,7 @@ func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCertificateResponse) GetCertificate() *Certificate {
@@ -2768,7 +2861,7 @@ type ListCertificatesRequest struct {
 
 func (x *ListCertificatesRequest) Reset() {
 	*x = ListCertificatesRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2873,7 @@ func (x *ListCertificatesRequest) String() string {
 func (*ListCertificatesRequest) ProtoMessage() {}
 
 func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2886,7 @@ func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCertificatesRequest) GetPageSize() int32 {
@@ -2858,7 +2951,7 @@ type ListCertificatesResponse struct {
 
 func (x *ListCertificatesResponse) Reset() {
 	*x = ListCertificatesResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +2963,7 @@ func (x *ListCertificatesResponse) String() string {
 func (*ListCertificatesResponse) ProtoMessage() {}
 
 func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +2976,7 @@ func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListCertificatesResponse) GetCertificates() []*Certificate {
@@ -2915,7 +3008,7 @@ type GetCertificateLifecycleRequest struct {
 
 func (x *GetCertificateLifecycleRequest) Reset() {
 	*x = GetCertificateLifecycleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3020,7 @@ func (x *GetCertificateLifecycleRequest) String() string {
 func (*GetCertificateLifecycleRequest) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3033,7 @@ func (x *GetCertificateLifecycleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetCertificateLifecycleRequest) GetCertificateId() string {
@@ -2977,7 +3070,7 @@ type GetCertificateLifecycleResponse struct {
 
 func (x *GetCertificateLifecycleResponse) Reset() {
 	*x = GetCertificateLifecycleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3082,7 @@ func (x *GetCertificateLifecycleResponse) String() string {
 func (*GetCertificateLifecycleResponse) ProtoMessage() {}
 
 func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3095,7 @@ func (x *GetCertificateLifecycleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateLifecycleResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateLifecycleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetCertificateLifecycleResponse) GetEvents() []*LifecycleEvent {
@@ -3047,7 +3140,7 @@ type SubmitApplicationRequest struct {
 
 func (x *SubmitApplicationRequest) Reset() {
 	*x = SubmitApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3059,7 +3152,7 @@ func (x *SubmitApplicationRequest) String() string {
 func (*SubmitApplicationRequest) ProtoMessage() {}
 
 func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3072,7 +3165,7 @@ func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubmitApplicationRequest) GetCertificateId() string {
@@ -3137,7 +3230,7 @@ type SubmitApplicationResponse struct {
 
 func (x *SubmitApplicationResponse) Reset() {
 	*x = SubmitApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3242,7 @@ func (x *SubmitApplicationResponse) String() string {
 func (*SubmitApplicationResponse) ProtoMessage() {}
 
 func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3255,7 @@ func (x *SubmitApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationResponse.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SubmitApplicationResponse) GetCertificate() *Certificate {
@@ -3190,7 +3283,7 @@ type RetryApplicationRequest struct {
 
 func (x *RetryApplicationRequest) Reset() {
 	*x = RetryApplicationRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3202,7 +3295,7 @@ func (x *RetryApplicationRequest) String() string {
 func (*RetryApplicationRequest) ProtoMessage() {}
 
 func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3215,7 +3308,7 @@ func (x *RetryApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationRequest.ProtoReflect.Descriptor instead.
 func (*RetryApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetryApplicationRequest) GetCertificateId() string {
@@ -3238,7 +3331,7 @@ type RetryApplicationResponse struct {
 
 func (x *RetryApplicationResponse) Reset() {
 	*x = RetryApplicationResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3343,7 @@ func (x *RetryApplicationResponse) String() string {
 func (*RetryApplicationResponse) ProtoMessage() {}
 
 func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3356,7 @@ func (x *RetryApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryApplicationResponse.ProtoReflect.Descriptor instead.
 func (*RetryApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RetryApplicationResponse) GetCertificate() *Certificate {
@@ -3292,7 +3385,7 @@ type ActivateCertificateRequest struct {
 
 func (x *ActivateCertificateRequest) Reset() {
 	*x = ActivateCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3304,7 +3397,7 @@ func (x *ActivateCertificateRequest) String() string {
 func (*ActivateCertificateRequest) ProtoMessage() {}
 
 func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3317,7 +3410,7 @@ func (x *ActivateCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ActivateCertificateRequest) GetCertificateId() string {
@@ -3338,7 +3431,7 @@ type ActivateCertificateResponse struct {
 
 func (x *ActivateCertificateResponse) Reset() {
 	*x = ActivateCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3350,7 +3443,7 @@ func (x *ActivateCertificateResponse) String() string {
 func (*ActivateCertificateResponse) ProtoMessage() {}
 
 func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3363,7 +3456,7 @@ func (x *ActivateCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ActivateCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ActivateCertificateResponse) GetCertificate() *Certificate {
@@ -3384,7 +3477,7 @@ type ExportCertificateRequest struct {
 
 func (x *ExportCertificateRequest) Reset() {
 	*x = ExportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3489,7 @@ func (x *ExportCertificateRequest) String() string {
 func (*ExportCertificateRequest) ProtoMessage() {}
 
 func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3502,7 @@ func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ExportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{29}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExportCertificateRequest) GetCertificateId() string {
@@ -3432,7 +3525,7 @@ type ExportCertificateResponse struct {
 
 func (x *ExportCertificateResponse) Reset() {
 	*x = ExportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3537,7 @@ func (x *ExportCertificateResponse) String() string {
 func (*ExportCertificateResponse) ProtoMessage() {}
 
 func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3550,7 @@ func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ExportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{30}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExportCertificateResponse) GetIssuance() *Issuance {
@@ -3507,7 +3600,7 @@ type UpdateBundleRequest struct {
 
 func (x *UpdateBundleRequest) Reset() {
 	*x = UpdateBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3612,7 @@ func (x *UpdateBundleRequest) String() string {
 func (*UpdateBundleRequest) ProtoMessage() {}
 
 func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[31]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3625,7 @@ func (x *UpdateBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{31}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateBundleRequest) GetBundleId() string {
@@ -3588,7 +3681,7 @@ type UpdateBundleResponse struct {
 
 func (x *UpdateBundleResponse) Reset() {
 	*x = UpdateBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3600,7 +3693,7 @@ func (x *UpdateBundleResponse) String() string {
 func (*UpdateBundleResponse) ProtoMessage() {}
 
 func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[32]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3613,7 +3706,7 @@ func (x *UpdateBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateBundleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{32}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateBundleResponse) GetBundle() *Bundle {
@@ -3637,7 +3730,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +3742,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[33]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +3755,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{33}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchEventsRequest) GetAfterEventId() string {
@@ -3690,7 +3783,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +3795,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[34]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +3808,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{34}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchEventsResponse) GetEvent() *LifecycleEvent {
@@ -3738,7 +3831,7 @@ type EnableHostingRequest struct {
 
 func (x *EnableHostingRequest) Reset() {
 	*x = EnableHostingRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3843,7 @@ func (x *EnableHostingRequest) String() string {
 func (*EnableHostingRequest) ProtoMessage() {}
 
 func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[35]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3856,7 @@ func (x *EnableHostingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingRequest.ProtoReflect.Descriptor instead.
 func (*EnableHostingRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{35}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnableHostingRequest) GetBundleId() string {
@@ -3784,7 +3877,7 @@ type EnableHostingResponse struct {
 
 func (x *EnableHostingResponse) Reset() {
 	*x = EnableHostingResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +3889,7 @@ func (x *EnableHostingResponse) String() string {
 func (*EnableHostingResponse) ProtoMessage() {}
 
 func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[36]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +3902,7 @@ func (x *EnableHostingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableHostingResponse.ProtoReflect.Descriptor instead.
 func (*EnableHostingResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{36}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnableHostingResponse) GetBundle() *Bundle {
@@ -3837,7 +3930,7 @@ type ReissueCertificateRequest struct {
 
 func (x *ReissueCertificateRequest) Reset() {
 	*x = ReissueCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +3942,7 @@ func (x *ReissueCertificateRequest) String() string {
 func (*ReissueCertificateRequest) ProtoMessage() {}
 
 func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[37]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +3955,7 @@ func (x *ReissueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{37}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReissueCertificateRequest) GetCertificateId() string {
@@ -3901,7 +3994,7 @@ type ReissueCertificateResponse struct {
 
 func (x *ReissueCertificateResponse) Reset() {
 	*x = ReissueCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4006,7 @@ func (x *ReissueCertificateResponse) String() string {
 func (*ReissueCertificateResponse) ProtoMessage() {}
 
 func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[38]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4019,7 @@ func (x *ReissueCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ReissueCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{38}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReissueCertificateResponse) GetCertificate() *Certificate {
@@ -3965,7 +4058,7 @@ type ImportCertificateRequest struct {
 
 func (x *ImportCertificateRequest) Reset() {
 	*x = ImportCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3977,7 +4070,7 @@ func (x *ImportCertificateRequest) String() string {
 func (*ImportCertificateRequest) ProtoMessage() {}
 
 func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[39]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3990,7 +4083,7 @@ func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateRequest.ProtoReflect.Descriptor instead.
 func (*ImportCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{39}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ImportCertificateRequest) GetCertificateId() string {
@@ -4043,7 +4136,7 @@ type ImportCertificateResponse struct {
 
 func (x *ImportCertificateResponse) Reset() {
 	*x = ImportCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4055,7 +4148,7 @@ func (x *ImportCertificateResponse) String() string {
 func (*ImportCertificateResponse) ProtoMessage() {}
 
 func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[40]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4068,7 +4161,7 @@ func (x *ImportCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportCertificateResponse.ProtoReflect.Descriptor instead.
 func (*ImportCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{40}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ImportCertificateResponse) GetCertificate() *Certificate {
@@ -4098,7 +4191,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4110,7 +4203,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[41]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4123,7 +4216,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{41}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RevokeCertificateRequest) GetCertificateId() string {
@@ -4152,7 +4245,7 @@ type RevokeCertificateResponse struct {
 
 func (x *RevokeCertificateResponse) Reset() {
 	*x = RevokeCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4164,7 +4257,7 @@ func (x *RevokeCertificateResponse) String() string {
 func (*RevokeCertificateResponse) ProtoMessage() {}
 
 func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[42]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4177,7 +4270,7 @@ func (x *RevokeCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{42}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RevokeCertificateResponse) GetCertificate() *Certificate {
@@ -4198,7 +4291,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +4303,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[43]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +4316,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{43}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RenewCertificateRequest) GetCertificateId() string {
@@ -4244,7 +4337,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +4349,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[44]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +4362,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{44}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RenewCertificateResponse) GetCertificate() *Certificate {
@@ -4296,7 +4389,7 @@ type UpdateApplicationTemplateRequest struct {
 
 func (x *UpdateApplicationTemplateRequest) Reset() {
 	*x = UpdateApplicationTemplateRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4401,7 @@ func (x *UpdateApplicationTemplateRequest) String() string {
 func (*UpdateApplicationTemplateRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[45]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4414,7 @@ func (x *UpdateApplicationTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationTemplateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{45}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateApplicationTemplateRequest) GetBundleId() string {
@@ -4366,7 +4459,7 @@ type UpdateApplicationTemplateResponse struct {
 
 func (x *UpdateApplicationTemplateResponse) Reset() {
 	*x = UpdateApplicationTemplateResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4471,7 @@ func (x *UpdateApplicationTemplateResponse) String() string {
 func (*UpdateApplicationTemplateResponse) ProtoMessage() {}
 
 func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[46]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4484,7 @@ func (x *UpdateApplicationTemplateResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateApplicationTemplateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{46}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateApplicationTemplateResponse) GetBundle() *Bundle {
@@ -4423,7 +4516,7 @@ type CancelBundleRequest struct {
 
 func (x *CancelBundleRequest) Reset() {
 	*x = CancelBundleRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +4528,7 @@ func (x *CancelBundleRequest) String() string {
 func (*CancelBundleRequest) ProtoMessage() {}
 
 func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[47]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +4541,7 @@ func (x *CancelBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleRequest.ProtoReflect.Descriptor instead.
 func (*CancelBundleRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{47}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CancelBundleRequest) GetBundleId() string {
@@ -4483,7 +4576,7 @@ type CancelBundleResponse struct {
 
 func (x *CancelBundleResponse) Reset() {
 	*x = CancelBundleResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4495,7 +4588,7 @@ func (x *CancelBundleResponse) String() string {
 func (*CancelBundleResponse) ProtoMessage() {}
 
 func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[48]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4508,7 +4601,7 @@ func (x *CancelBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBundleResponse.ProtoReflect.Descriptor instead.
 func (*CancelBundleResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{48}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CancelBundleResponse) GetBundle() *Bundle {
@@ -4546,7 +4639,7 @@ type RecordDeploymentRequest struct {
 
 func (x *RecordDeploymentRequest) Reset() {
 	*x = RecordDeploymentRequest{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4558,7 +4651,7 @@ func (x *RecordDeploymentRequest) String() string {
 func (*RecordDeploymentRequest) ProtoMessage() {}
 
 func (x *RecordDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[49]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4571,7 +4664,7 @@ func (x *RecordDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*RecordDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{49}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RecordDeploymentRequest) GetBundleId() string {
@@ -4648,7 +4741,7 @@ type RecordDeploymentResponse struct {
 
 func (x *RecordDeploymentResponse) Reset() {
 	*x = RecordDeploymentResponse{}
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4660,7 +4753,7 @@ func (x *RecordDeploymentResponse) String() string {
 func (*RecordDeploymentResponse) ProtoMessage() {}
 
 func (x *RecordDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[50]
+	mi := &file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4673,7 +4766,7 @@ func (x *RecordDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*RecordDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{50}
+	return file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RecordDeploymentResponse) GetDeployment() *Deployment {
@@ -4835,7 +4928,11 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x12subscription_years\x18\x06 \x01(\x05R\x11subscriptionYears\x12\x18\n" +
 	"\ahosting\x18\a \x01(\bR\ahosting\"P\n" +
 	"\x14CreateBundleResponse\x128\n" +
-	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"/\n" +
+	"\x06bundle\x18\x01 \x01(\v2 .certhosting.lifecycle.v1.BundleR\x06bundle\"f\n" +
+	"\x19BatchCreateBundlesRequest\x12I\n" +
+	"\brequests\x18\x01 \x03(\v2-.certhosting.lifecycle.v1.CreateBundleRequestR\brequests\"X\n" +
+	"\x1aBatchCreateBundlesResponse\x12:\n" +
+	"\abundles\x18\x01 \x03(\v2 .certhosting.lifecycle.v1.BundleR\abundles\"/\n" +
 	"\x10GetBundleRequest\x12\x1b\n" +
 	"\tbundle_id\x18\x01 \x01(\tR\bbundleId\"M\n" +
 	"\x11GetBundleResponse\x128\n" +
@@ -5078,9 +5175,10 @@ const file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc = "" +
 	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
 	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
 	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
-	"\x0eWEEKDAY_SUNDAY\x10\a2\x98\x13\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a2\x99\x14\n" +
 	"\x10LifecycleService\x12m\n" +
-	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12d\n" +
+	"\fCreateBundle\x12-.certhosting.lifecycle.v1.CreateBundleRequest\x1a..certhosting.lifecycle.v1.CreateBundleResponse\x12\x7f\n" +
+	"\x12BatchCreateBundles\x123.certhosting.lifecycle.v1.BatchCreateBundlesRequest\x1a4.certhosting.lifecycle.v1.BatchCreateBundlesResponse\x12d\n" +
 	"\tGetBundle\x12*.certhosting.lifecycle.v1.GetBundleRequest\x1a+.certhosting.lifecycle.v1.GetBundleResponse\x12j\n" +
 	"\vListBundles\x12,.certhosting.lifecycle.v1.ListBundlesRequest\x1a-.certhosting.lifecycle.v1.ListBundlesResponse\x12s\n" +
 	"\x0eGetCertificate\x12/.certhosting.lifecycle.v1.GetCertificateRequest\x1a0.certhosting.lifecycle.v1.GetCertificateResponse\x12y\n" +
@@ -5115,7 +5213,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_certhosting_lifecycle_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_certhosting_lifecycle_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(ValidationType)(0),                       // 0: certhosting.lifecycle.v1.ValidationType
 	(DomainType)(0),                           // 1: certhosting.lifecycle.v1.DomainType
@@ -5143,46 +5241,48 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_goTypes = []any{
 	(*LifecycleEvent)(nil),                    // 23: certhosting.lifecycle.v1.LifecycleEvent
 	(*CreateBundleRequest)(nil),               // 24: certhosting.lifecycle.v1.CreateBundleRequest
 	(*CreateBundleResponse)(nil),              // 25: certhosting.lifecycle.v1.CreateBundleResponse
-	(*GetBundleRequest)(nil),                  // 26: certhosting.lifecycle.v1.GetBundleRequest
-	(*GetBundleResponse)(nil),                 // 27: certhosting.lifecycle.v1.GetBundleResponse
-	(*ListBundlesRequest)(nil),                // 28: certhosting.lifecycle.v1.ListBundlesRequest
-	(*ListBundlesResponse)(nil),               // 29: certhosting.lifecycle.v1.ListBundlesResponse
-	(*GetCertificateRequest)(nil),             // 30: certhosting.lifecycle.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),            // 31: certhosting.lifecycle.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),           // 32: certhosting.lifecycle.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),          // 33: certhosting.lifecycle.v1.ListCertificatesResponse
-	(*GetCertificateLifecycleRequest)(nil),    // 34: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	(*GetCertificateLifecycleResponse)(nil),   // 35: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	(*SubmitApplicationRequest)(nil),          // 36: certhosting.lifecycle.v1.SubmitApplicationRequest
-	(*SubmitApplicationResponse)(nil),         // 37: certhosting.lifecycle.v1.SubmitApplicationResponse
-	(*RetryApplicationRequest)(nil),           // 38: certhosting.lifecycle.v1.RetryApplicationRequest
-	(*RetryApplicationResponse)(nil),          // 39: certhosting.lifecycle.v1.RetryApplicationResponse
-	(*ActivateCertificateRequest)(nil),        // 40: certhosting.lifecycle.v1.ActivateCertificateRequest
-	(*ActivateCertificateResponse)(nil),       // 41: certhosting.lifecycle.v1.ActivateCertificateResponse
-	(*ExportCertificateRequest)(nil),          // 42: certhosting.lifecycle.v1.ExportCertificateRequest
-	(*ExportCertificateResponse)(nil),         // 43: certhosting.lifecycle.v1.ExportCertificateResponse
-	(*UpdateBundleRequest)(nil),               // 44: certhosting.lifecycle.v1.UpdateBundleRequest
-	(*UpdateBundleResponse)(nil),              // 45: certhosting.lifecycle.v1.UpdateBundleResponse
-	(*WatchEventsRequest)(nil),                // 46: certhosting.lifecycle.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),               // 47: certhosting.lifecycle.v1.WatchEventsResponse
-	(*EnableHostingRequest)(nil),              // 48: certhosting.lifecycle.v1.EnableHostingRequest
-	(*EnableHostingResponse)(nil),             // 49: certhosting.lifecycle.v1.EnableHostingResponse
-	(*ReissueCertificateRequest)(nil),         // 50: certhosting.lifecycle.v1.ReissueCertificateRequest
-	(*ReissueCertificateResponse)(nil),        // 51: certhosting.lifecycle.v1.ReissueCertificateResponse
-	(*ImportCertificateRequest)(nil),          // 52: certhosting.lifecycle.v1.ImportCertificateRequest
-	(*ImportCertificateResponse)(nil),         // 53: certhosting.lifecycle.v1.ImportCertificateResponse
-	(*RevokeCertificateRequest)(nil),          // 54: certhosting.lifecycle.v1.RevokeCertificateRequest
-	(*RevokeCertificateResponse)(nil),         // 55: certhosting.lifecycle.v1.RevokeCertificateResponse
-	(*RenewCertificateRequest)(nil),           // 56: certhosting.lifecycle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil),          // 57: certhosting.lifecycle.v1.RenewCertificateResponse
-	(*UpdateApplicationTemplateRequest)(nil),  // 58: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	(*UpdateApplicationTemplateResponse)(nil), // 59: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	(*CancelBundleRequest)(nil),               // 60: certhosting.lifecycle.v1.CancelBundleRequest
-	(*CancelBundleResponse)(nil),              // 61: certhosting.lifecycle.v1.CancelBundleResponse
-	(*RecordDeploymentRequest)(nil),           // 62: certhosting.lifecycle.v1.RecordDeploymentRequest
-	(*RecordDeploymentResponse)(nil),          // 63: certhosting.lifecycle.v1.RecordDeploymentResponse
-	(*timestamppb.Timestamp)(nil),             // 64: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 65: google.protobuf.Duration
+	(*BatchCreateBundlesRequest)(nil),         // 26: certhosting.lifecycle.v1.BatchCreateBundlesRequest
+	(*BatchCreateBundlesResponse)(nil),        // 27: certhosting.lifecycle.v1.BatchCreateBundlesResponse
+	(*GetBundleRequest)(nil),                  // 28: certhosting.lifecycle.v1.GetBundleRequest
+	(*GetBundleResponse)(nil),                 // 29: certhosting.lifecycle.v1.GetBundleResponse
+	(*ListBundlesRequest)(nil),                // 30: certhosting.lifecycle.v1.ListBundlesRequest
+	(*ListBundlesResponse)(nil),               // 31: certhosting.lifecycle.v1.ListBundlesResponse
+	(*GetCertificateRequest)(nil),             // 32: certhosting.lifecycle.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),            // 33: certhosting.lifecycle.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),           // 34: certhosting.lifecycle.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),          // 35: certhosting.lifecycle.v1.ListCertificatesResponse
+	(*GetCertificateLifecycleRequest)(nil),    // 36: certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	(*GetCertificateLifecycleResponse)(nil),   // 37: certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	(*SubmitApplicationRequest)(nil),          // 38: certhosting.lifecycle.v1.SubmitApplicationRequest
+	(*SubmitApplicationResponse)(nil),         // 39: certhosting.lifecycle.v1.SubmitApplicationResponse
+	(*RetryApplicationRequest)(nil),           // 40: certhosting.lifecycle.v1.RetryApplicationRequest
+	(*RetryApplicationResponse)(nil),          // 41: certhosting.lifecycle.v1.RetryApplicationResponse
+	(*ActivateCertificateRequest)(nil),        // 42: certhosting.lifecycle.v1.ActivateCertificateRequest
+	(*ActivateCertificateResponse)(nil),       // 43: certhosting.lifecycle.v1.ActivateCertificateResponse
+	(*ExportCertificateRequest)(nil),          // 44: certhosting.lifecycle.v1.ExportCertificateRequest
+	(*ExportCertificateResponse)(nil),         // 45: certhosting.lifecycle.v1.ExportCertificateResponse
+	(*UpdateBundleRequest)(nil),               // 46: certhosting.lifecycle.v1.UpdateBundleRequest
+	(*UpdateBundleResponse)(nil),              // 47: certhosting.lifecycle.v1.UpdateBundleResponse
+	(*WatchEventsRequest)(nil),                // 48: certhosting.lifecycle.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),               // 49: certhosting.lifecycle.v1.WatchEventsResponse
+	(*EnableHostingRequest)(nil),              // 50: certhosting.lifecycle.v1.EnableHostingRequest
+	(*EnableHostingResponse)(nil),             // 51: certhosting.lifecycle.v1.EnableHostingResponse
+	(*ReissueCertificateRequest)(nil),         // 52: certhosting.lifecycle.v1.ReissueCertificateRequest
+	(*ReissueCertificateResponse)(nil),        // 53: certhosting.lifecycle.v1.ReissueCertificateResponse
+	(*ImportCertificateRequest)(nil),          // 54: certhosting.lifecycle.v1.ImportCertificateRequest
+	(*ImportCertificateResponse)(nil),         // 55: certhosting.lifecycle.v1.ImportCertificateResponse
+	(*RevokeCertificateRequest)(nil),          // 56: certhosting.lifecycle.v1.RevokeCertificateRequest
+	(*RevokeCertificateResponse)(nil),         // 57: certhosting.lifecycle.v1.RevokeCertificateResponse
+	(*RenewCertificateRequest)(nil),           // 58: certhosting.lifecycle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil),          // 59: certhosting.lifecycle.v1.RenewCertificateResponse
+	(*UpdateApplicationTemplateRequest)(nil),  // 60: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	(*UpdateApplicationTemplateResponse)(nil), // 61: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	(*CancelBundleRequest)(nil),               // 62: certhosting.lifecycle.v1.CancelBundleRequest
+	(*CancelBundleResponse)(nil),              // 63: certhosting.lifecycle.v1.CancelBundleResponse
+	(*RecordDeploymentRequest)(nil),           // 64: certhosting.lifecycle.v1.RecordDeploymentRequest
+	(*RecordDeploymentResponse)(nil),          // 65: certhosting.lifecycle.v1.RecordDeploymentResponse
+	(*timestamppb.Timestamp)(nil),             // 66: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 67: google.protobuf.Duration
 }
 var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	8,   // 0: certhosting.lifecycle.v1.Application.status:type_name -> certhosting.lifecycle.v1.ApplicationStatus
@@ -5192,134 +5292,138 @@ var file_certhosting_lifecycle_v1_lifecycle_proto_depIdxs = []int32{
 	7,   // 4: certhosting.lifecycle.v1.Application.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
 	15,  // 5: certhosting.lifecycle.v1.Application.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
 	9,   // 6: certhosting.lifecycle.v1.Application.rejection_reason:type_name -> certhosting.lifecycle.v1.RejectionReason
-	64,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	64,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	64,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
-	64,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
-	64,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
-	64,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
+	66,  // 7: certhosting.lifecycle.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	66,  // 8: certhosting.lifecycle.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	66,  // 9: certhosting.lifecycle.v1.Issuance.not_before:type_name -> google.protobuf.Timestamp
+	66,  // 10: certhosting.lifecycle.v1.Issuance.not_after:type_name -> google.protobuf.Timestamp
+	66,  // 11: certhosting.lifecycle.v1.Issuance.issue_time:type_name -> google.protobuf.Timestamp
+	66,  // 12: certhosting.lifecycle.v1.Issuance.revoke_time:type_name -> google.protobuf.Timestamp
 	11,  // 13: certhosting.lifecycle.v1.Issuance.revocation_reason:type_name -> certhosting.lifecycle.v1.RevocationReason
 	0,   // 14: certhosting.lifecycle.v1.ProductSnapshot.validation_type:type_name -> certhosting.lifecycle.v1.ValidationType
 	1,   // 15: certhosting.lifecycle.v1.ProductSnapshot.domain_type:type_name -> certhosting.lifecycle.v1.DomainType
 	18,  // 16: certhosting.lifecycle.v1.Bundle.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
 	22,  // 17: certhosting.lifecycle.v1.Bundle.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	64,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
+	66,  // 18: certhosting.lifecycle.v1.Bundle.create_time:type_name -> google.protobuf.Timestamp
 	4,   // 19: certhosting.lifecycle.v1.Bundle.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	64,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
-	64,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
-	65,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
+	66,  // 20: certhosting.lifecycle.v1.Bundle.first_issue_time:type_name -> google.protobuf.Timestamp
+	66,  // 21: certhosting.lifecycle.v1.Bundle.hosting_end_time:type_name -> google.protobuf.Timestamp
+	67,  // 22: certhosting.lifecycle.v1.Bundle.renew_before:type_name -> google.protobuf.Duration
 	17,  // 23: certhosting.lifecycle.v1.Bundle.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
 	16,  // 24: certhosting.lifecycle.v1.Bundle.application_template:type_name -> certhosting.lifecycle.v1.Application
 	21,  // 25: certhosting.lifecycle.v1.Bundle.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
 	20,  // 26: certhosting.lifecycle.v1.Bundle.deployments:type_name -> certhosting.lifecycle.v1.Deployment
-	64,  // 27: certhosting.lifecycle.v1.Deployment.deploy_time:type_name -> google.protobuf.Timestamp
-	64,  // 28: certhosting.lifecycle.v1.Deployment.record_time:type_name -> google.protobuf.Timestamp
+	66,  // 27: certhosting.lifecycle.v1.Deployment.deploy_time:type_name -> google.protobuf.Timestamp
+	66,  // 28: certhosting.lifecycle.v1.Deployment.record_time:type_name -> google.protobuf.Timestamp
 	12,  // 29: certhosting.lifecycle.v1.MaintenanceWindow.days:type_name -> certhosting.lifecycle.v1.Weekday
 	2,   // 30: certhosting.lifecycle.v1.Certificate.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	64,  // 31: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
-	64,  // 32: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
-	64,  // 33: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	64,  // 34: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
+	66,  // 31: certhosting.lifecycle.v1.Certificate.coverage_start_time:type_name -> google.protobuf.Timestamp
+	66,  // 32: certhosting.lifecycle.v1.Certificate.coverage_end_time:type_name -> google.protobuf.Timestamp
+	66,  // 33: certhosting.lifecycle.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	66,  // 34: certhosting.lifecycle.v1.Certificate.update_time:type_name -> google.protobuf.Timestamp
 	17,  // 35: certhosting.lifecycle.v1.Certificate.current_issuance:type_name -> certhosting.lifecycle.v1.Issuance
 	16,  // 36: certhosting.lifecycle.v1.Certificate.current_application:type_name -> certhosting.lifecycle.v1.Application
-	64,  // 37: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
-	64,  // 38: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
+	66,  // 37: certhosting.lifecycle.v1.Certificate.renew_time:type_name -> google.protobuf.Timestamp
+	66,  // 38: certhosting.lifecycle.v1.Certificate.retry_time:type_name -> google.protobuf.Timestamp
 	5,   // 39: certhosting.lifecycle.v1.Certificate.renewal_status:type_name -> certhosting.lifecycle.v1.RenewalStatus
 	2,   // 40: certhosting.lifecycle.v1.LifecycleEvent.from_state:type_name -> certhosting.lifecycle.v1.CertificateState
 	2,   // 41: certhosting.lifecycle.v1.LifecycleEvent.to_state:type_name -> certhosting.lifecycle.v1.CertificateState
 	3,   // 42: certhosting.lifecycle.v1.LifecycleEvent.actor:type_name -> certhosting.lifecycle.v1.Actor
-	64,  // 43: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
+	66,  // 43: certhosting.lifecycle.v1.LifecycleEvent.time:type_name -> google.protobuf.Timestamp
 	10,  // 44: certhosting.lifecycle.v1.LifecycleEvent.type:type_name -> certhosting.lifecycle.v1.EventType
 	18,  // 45: certhosting.lifecycle.v1.CreateBundleRequest.product:type_name -> certhosting.lifecycle.v1.ProductSnapshot
 	19,  // 46: certhosting.lifecycle.v1.CreateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	19,  // 47: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	2,   // 48: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 49: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	64,  // 50: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	19,  // 51: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
-	22,  // 52: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	2,   // 53: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
-	4,   // 54: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
-	64,  // 55: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
-	22,  // 56: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
-	23,  // 57: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	6,   // 58: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
-	13,  // 59: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 60: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	7,   // 61: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	22,  // 62: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 63: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	22,  // 64: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 65: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	22,  // 66: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	17,  // 67: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
-	65,  // 68: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
-	21,  // 69: certhosting.lifecycle.v1.UpdateBundleRequest.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
-	19,  // 70: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	23,  // 71: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
-	19,  // 72: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	7,   // 73: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
-	22,  // 74: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 75: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	13,  // 76: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 77: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	22,  // 78: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	15,  // 79: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	11,  // 80: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
-	22,  // 81: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	22,  // 82: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
-	13,  // 83: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
-	14,  // 84: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
-	19,  // 85: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	15,  // 86: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
-	19,  // 87: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
-	64,  // 88: certhosting.lifecycle.v1.RecordDeploymentRequest.deploy_time:type_name -> google.protobuf.Timestamp
-	20,  // 89: certhosting.lifecycle.v1.RecordDeploymentResponse.deployment:type_name -> certhosting.lifecycle.v1.Deployment
-	24,  // 90: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
-	26,  // 91: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
-	28,  // 92: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
-	30,  // 93: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
-	32,  // 94: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
-	34,  // 95: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
-	36,  // 96: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
-	38,  // 97: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
-	40,  // 98: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
-	42,  // 99: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
-	44,  // 100: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
-	46,  // 101: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
-	48,  // 102: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
-	50,  // 103: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
-	52,  // 104: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
-	54,  // 105: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
-	56,  // 106: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
-	58,  // 107: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
-	60,  // 108: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
-	62,  // 109: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:input_type -> certhosting.lifecycle.v1.RecordDeploymentRequest
-	25,  // 110: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
-	27,  // 111: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
-	29,  // 112: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
-	31,  // 113: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
-	33,  // 114: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
-	35,  // 115: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
-	37,  // 116: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
-	39,  // 117: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
-	41,  // 118: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
-	43,  // 119: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
-	45,  // 120: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
-	47,  // 121: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
-	49,  // 122: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
-	51,  // 123: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
-	53,  // 124: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
-	55,  // 125: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
-	57,  // 126: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
-	59,  // 127: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
-	61,  // 128: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
-	63,  // 129: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:output_type -> certhosting.lifecycle.v1.RecordDeploymentResponse
-	110, // [110:130] is the sub-list for method output_type
-	90,  // [90:110] is the sub-list for method input_type
-	90,  // [90:90] is the sub-list for extension type_name
-	90,  // [90:90] is the sub-list for extension extendee
-	0,   // [0:90] is the sub-list for field type_name
+	24,  // 47: certhosting.lifecycle.v1.BatchCreateBundlesRequest.requests:type_name -> certhosting.lifecycle.v1.CreateBundleRequest
+	19,  // 48: certhosting.lifecycle.v1.BatchCreateBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	19,  // 49: certhosting.lifecycle.v1.GetBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	2,   // 50: certhosting.lifecycle.v1.ListBundlesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 51: certhosting.lifecycle.v1.ListBundlesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	66,  // 52: certhosting.lifecycle.v1.ListBundlesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	19,  // 53: certhosting.lifecycle.v1.ListBundlesResponse.bundles:type_name -> certhosting.lifecycle.v1.Bundle
+	22,  // 54: certhosting.lifecycle.v1.GetCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	2,   // 55: certhosting.lifecycle.v1.ListCertificatesRequest.state:type_name -> certhosting.lifecycle.v1.CertificateState
+	4,   // 56: certhosting.lifecycle.v1.ListCertificatesRequest.hosting_status:type_name -> certhosting.lifecycle.v1.HostingStatus
+	66,  // 57: certhosting.lifecycle.v1.ListCertificatesRequest.expire_before:type_name -> google.protobuf.Timestamp
+	22,  // 58: certhosting.lifecycle.v1.ListCertificatesResponse.certificates:type_name -> certhosting.lifecycle.v1.Certificate
+	23,  // 59: certhosting.lifecycle.v1.GetCertificateLifecycleResponse.events:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	6,   // 60: certhosting.lifecycle.v1.SubmitApplicationRequest.validation_method:type_name -> certhosting.lifecycle.v1.ValidationMethod
+	13,  // 61: certhosting.lifecycle.v1.SubmitApplicationRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 62: certhosting.lifecycle.v1.SubmitApplicationRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	7,   // 63: certhosting.lifecycle.v1.SubmitApplicationRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	22,  // 64: certhosting.lifecycle.v1.SubmitApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 65: certhosting.lifecycle.v1.SubmitApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	22,  // 66: certhosting.lifecycle.v1.RetryApplicationResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 67: certhosting.lifecycle.v1.RetryApplicationResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	22,  // 68: certhosting.lifecycle.v1.ActivateCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	17,  // 69: certhosting.lifecycle.v1.ExportCertificateResponse.issuance:type_name -> certhosting.lifecycle.v1.Issuance
+	67,  // 70: certhosting.lifecycle.v1.UpdateBundleRequest.renew_before:type_name -> google.protobuf.Duration
+	21,  // 71: certhosting.lifecycle.v1.UpdateBundleRequest.maintenance_window:type_name -> certhosting.lifecycle.v1.MaintenanceWindow
+	19,  // 72: certhosting.lifecycle.v1.UpdateBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	23,  // 73: certhosting.lifecycle.v1.WatchEventsResponse.event:type_name -> certhosting.lifecycle.v1.LifecycleEvent
+	19,  // 74: certhosting.lifecycle.v1.EnableHostingResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	7,   // 75: certhosting.lifecycle.v1.ReissueCertificateRequest.key_algorithm:type_name -> certhosting.lifecycle.v1.KeyAlgorithm
+	22,  // 76: certhosting.lifecycle.v1.ReissueCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 77: certhosting.lifecycle.v1.ReissueCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	13,  // 78: certhosting.lifecycle.v1.ImportCertificateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 79: certhosting.lifecycle.v1.ImportCertificateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	22,  // 80: certhosting.lifecycle.v1.ImportCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	15,  // 81: certhosting.lifecycle.v1.ImportCertificateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	11,  // 82: certhosting.lifecycle.v1.RevokeCertificateRequest.reason:type_name -> certhosting.lifecycle.v1.RevocationReason
+	22,  // 83: certhosting.lifecycle.v1.RevokeCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	22,  // 84: certhosting.lifecycle.v1.RenewCertificateResponse.certificate:type_name -> certhosting.lifecycle.v1.Certificate
+	13,  // 85: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.contact:type_name -> certhosting.lifecycle.v1.Contact
+	14,  // 86: certhosting.lifecycle.v1.UpdateApplicationTemplateRequest.organization:type_name -> certhosting.lifecycle.v1.Organization
+	19,  // 87: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	15,  // 88: certhosting.lifecycle.v1.UpdateApplicationTemplateResponse.instructions:type_name -> certhosting.lifecycle.v1.DnsRecord
+	19,  // 89: certhosting.lifecycle.v1.CancelBundleResponse.bundle:type_name -> certhosting.lifecycle.v1.Bundle
+	66,  // 90: certhosting.lifecycle.v1.RecordDeploymentRequest.deploy_time:type_name -> google.protobuf.Timestamp
+	20,  // 91: certhosting.lifecycle.v1.RecordDeploymentResponse.deployment:type_name -> certhosting.lifecycle.v1.Deployment
+	24,  // 92: certhosting.lifecycle.v1.LifecycleService.CreateBundle:input_type -> certhosting.lifecycle.v1.CreateBundleRequest
+	26,  // 93: certhosting.lifecycle.v1.LifecycleService.BatchCreateBundles:input_type -> certhosting.lifecycle.v1.BatchCreateBundlesRequest
+	28,  // 94: certhosting.lifecycle.v1.LifecycleService.GetBundle:input_type -> certhosting.lifecycle.v1.GetBundleRequest
+	30,  // 95: certhosting.lifecycle.v1.LifecycleService.ListBundles:input_type -> certhosting.lifecycle.v1.ListBundlesRequest
+	32,  // 96: certhosting.lifecycle.v1.LifecycleService.GetCertificate:input_type -> certhosting.lifecycle.v1.GetCertificateRequest
+	34,  // 97: certhosting.lifecycle.v1.LifecycleService.ListCertificates:input_type -> certhosting.lifecycle.v1.ListCertificatesRequest
+	36,  // 98: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:input_type -> certhosting.lifecycle.v1.GetCertificateLifecycleRequest
+	38,  // 99: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:input_type -> certhosting.lifecycle.v1.SubmitApplicationRequest
+	40,  // 100: certhosting.lifecycle.v1.LifecycleService.RetryApplication:input_type -> certhosting.lifecycle.v1.RetryApplicationRequest
+	42,  // 101: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:input_type -> certhosting.lifecycle.v1.ActivateCertificateRequest
+	44,  // 102: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:input_type -> certhosting.lifecycle.v1.ExportCertificateRequest
+	46,  // 103: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:input_type -> certhosting.lifecycle.v1.UpdateBundleRequest
+	48,  // 104: certhosting.lifecycle.v1.LifecycleService.WatchEvents:input_type -> certhosting.lifecycle.v1.WatchEventsRequest
+	50,  // 105: certhosting.lifecycle.v1.LifecycleService.EnableHosting:input_type -> certhosting.lifecycle.v1.EnableHostingRequest
+	52,  // 106: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:input_type -> certhosting.lifecycle.v1.ReissueCertificateRequest
+	54,  // 107: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:input_type -> certhosting.lifecycle.v1.ImportCertificateRequest
+	56,  // 108: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:input_type -> certhosting.lifecycle.v1.RevokeCertificateRequest
+	58,  // 109: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:input_type -> certhosting.lifecycle.v1.RenewCertificateRequest
+	60,  // 110: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:input_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateRequest
+	62,  // 111: certhosting.lifecycle.v1.LifecycleService.CancelBundle:input_type -> certhosting.lifecycle.v1.CancelBundleRequest
+	64,  // 112: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:input_type -> certhosting.lifecycle.v1.RecordDeploymentRequest
+	25,  // 113: certhosting.lifecycle.v1.LifecycleService.CreateBundle:output_type -> certhosting.lifecycle.v1.CreateBundleResponse
+	27,  // 114: certhosting.lifecycle.v1.LifecycleService.BatchCreateBundles:output_type -> certhosting.lifecycle.v1.BatchCreateBundlesResponse
+	29,  // 115: certhosting.lifecycle.v1.LifecycleService.GetBundle:output_type -> certhosting.lifecycle.v1.GetBundleResponse
+	31,  // 116: certhosting.lifecycle.v1.LifecycleService.ListBundles:output_type -> certhosting.lifecycle.v1.ListBundlesResponse
+	33,  // 117: certhosting.lifecycle.v1.LifecycleService.GetCertificate:output_type -> certhosting.lifecycle.v1.GetCertificateResponse
+	35,  // 118: certhosting.lifecycle.v1.LifecycleService.ListCertificates:output_type -> certhosting.lifecycle.v1.ListCertificatesResponse
+	37,  // 119: certhosting.lifecycle.v1.LifecycleService.GetCertificateLifecycle:output_type -> certhosting.lifecycle.v1.GetCertificateLifecycleResponse
+	39,  // 120: certhosting.lifecycle.v1.LifecycleService.SubmitApplication:output_type -> certhosting.lifecycle.v1.SubmitApplicationResponse
+	41,  // 121: certhosting.lifecycle.v1.LifecycleService.RetryApplication:output_type -> certhosting.lifecycle.v1.RetryApplicationResponse
+	43,  // 122: certhosting.lifecycle.v1.LifecycleService.ActivateCertificate:output_type -> certhosting.lifecycle.v1.ActivateCertificateResponse
+	45,  // 123: certhosting.lifecycle.v1.LifecycleService.ExportCertificate:output_type -> certhosting.lifecycle.v1.ExportCertificateResponse
+	47,  // 124: certhosting.lifecycle.v1.LifecycleService.UpdateBundle:output_type -> certhosting.lifecycle.v1.UpdateBundleResponse
+	49,  // 125: certhosting.lifecycle.v1.LifecycleService.WatchEvents:output_type -> certhosting.lifecycle.v1.WatchEventsResponse
+	51,  // 126: certhosting.lifecycle.v1.LifecycleService.EnableHosting:output_type -> certhosting.lifecycle.v1.EnableHostingResponse
+	53,  // 127: certhosting.lifecycle.v1.LifecycleService.ReissueCertificate:output_type -> certhosting.lifecycle.v1.ReissueCertificateResponse
+	55,  // 128: certhosting.lifecycle.v1.LifecycleService.ImportCertificate:output_type -> certhosting.lifecycle.v1.ImportCertificateResponse
+	57,  // 129: certhosting.lifecycle.v1.LifecycleService.RevokeCertificate:output_type -> certhosting.lifecycle.v1.RevokeCertificateResponse
+	59,  // 130: certhosting.lifecycle.v1.LifecycleService.RenewCertificate:output_type -> certhosting.lifecycle.v1.RenewCertificateResponse
+	61,  // 131: certhosting.lifecycle.v1.LifecycleService.UpdateApplicationTemplate:output_type -> certhosting.lifecycle.v1.UpdateApplicationTemplateResponse
+	63,  // 132: certhosting.lifecycle.v1.LifecycleService.CancelBundle:output_type -> certhosting.lifecycle.v1.CancelBundleResponse
+	65,  // 133: certhosting.lifecycle.v1.LifecycleService.RecordDeployment:output_type -> certhosting.lifecycle.v1.RecordDeploymentResponse
+	113, // [113:134] is the sub-list for method output_type
+	92,  // [92:113] is the sub-list for method input_type
+	92,  // [92:92] is the sub-list for extension type_name
+	92,  // [92:92] is the sub-list for extension extendee
+	0,   // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_certhosting_lifecycle_v1_lifecycle_proto_init() }
@@ -5333,7 +5437,7 @@ func file_certhosting_lifecycle_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc), len(file_certhosting_lifecycle_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	LifecycleService_CreateBundle_FullMethodName              = "/certhosting.lifecycle.v1.LifecycleService/CreateBundle"
+	LifecycleService_BatchCreateBundles_FullMethodName        = "/certhosting.lifecycle.v1.LifecycleService/BatchCreateBundles"
 	LifecycleService_GetBundle_FullMethodName                 = "/certhosting.lifecycle.v1.LifecycleService/GetBundle"
 	LifecycleService_ListBundles_FullMethodName               = "/certhosting.lifecycle.v1.LifecycleService/ListBundles"
 	LifecycleService_GetCertificate_FullMethodName            = "/certhosting.lifecycle.v1.LifecycleService/GetCertificate"
@@ -56,6 +57,12 @@ type LifecycleServiceClient interface {
 	// Only the order service's own credential may call it. Idempotent on bundle_id: calling it again
 	// returns the existing bundle.
 	CreateBundle(ctx context.Context, in *CreateBundleRequest, opts ...grpc.CallOption) (*CreateBundleResponse, error)
+	// BatchCreateBundles creates up to 1000 bundles (AIP-233), each exactly as CreateBundle would,
+	// all in one transaction: either every bundle exists afterwards or none was created. Each
+	// sub-request is validated as CreateBundle validates it; an error names the field as
+	// `requests[i].field`. Idempotent per bundle_id like CreateBundle. Only the order service's own
+	// credential may call it.
+	BatchCreateBundles(ctx context.Context, in *BatchCreateBundlesRequest, opts ...grpc.CallOption) (*BatchCreateBundlesResponse, error)
 	// GetBundle returns one bundle with every one of its certificate instances.
 	GetBundle(ctx context.Context, in *GetBundleRequest, opts ...grpc.CallOption) (*GetBundleResponse, error)
 	// ListBundles returns the caller's bundles, newest first, one page at a time.
@@ -155,6 +162,16 @@ func (c *lifecycleServiceClient) CreateBundle(ctx context.Context, in *CreateBun
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateBundleResponse)
 	err := c.cc.Invoke(ctx, LifecycleService_CreateBundle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *lifecycleServiceClient) BatchCreateBundles(ctx context.Context, in *BatchCreateBundlesRequest, opts ...grpc.CallOption) (*BatchCreateBundlesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchCreateBundlesResponse)
+	err := c.cc.Invoke(ctx, LifecycleService_BatchCreateBundles_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -375,6 +392,12 @@ type LifecycleServiceServer interface {
 	// Only the order service's own credential may call it. Idempotent on bundle_id: calling it again
 	// returns the existing bundle.
 	CreateBundle(context.Context, *CreateBundleRequest) (*CreateBundleResponse, error)
+	// BatchCreateBundles creates up to 1000 bundles (AIP-233), each exactly as CreateBundle would,
+	// all in one transaction: either every bundle exists afterwards or none was created. Each
+	// sub-request is validated as CreateBundle validates it; an error names the field as
+	// `requests[i].field`. Idempotent per bundle_id like CreateBundle. Only the order service's own
+	// credential may call it.
+	BatchCreateBundles(context.Context, *BatchCreateBundlesRequest) (*BatchCreateBundlesResponse, error)
 	// GetBundle returns one bundle with every one of its certificate instances.
 	GetBundle(context.Context, *GetBundleRequest) (*GetBundleResponse, error)
 	// ListBundles returns the caller's bundles, newest first, one page at a time.
@@ -473,6 +496,9 @@ type UnimplementedLifecycleServiceServer struct{}
 func (UnimplementedLifecycleServiceServer) CreateBundle(context.Context, *CreateBundleRequest) (*CreateBundleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateBundle not implemented")
 }
+func (UnimplementedLifecycleServiceServer) BatchCreateBundles(context.Context, *BatchCreateBundlesRequest) (*BatchCreateBundlesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchCreateBundles not implemented")
+}
 func (UnimplementedLifecycleServiceServer) GetBundle(context.Context, *GetBundleRequest) (*GetBundleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBundle not implemented")
 }
@@ -565,6 +591,24 @@ func _LifecycleService_CreateBundle_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LifecycleServiceServer).CreateBundle(ctx, req.(*CreateBundleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LifecycleService_BatchCreateBundles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchCreateBundlesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LifecycleServiceServer).BatchCreateBundles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LifecycleService_BatchCreateBundles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LifecycleServiceServer).BatchCreateBundles(ctx, req.(*BatchCreateBundlesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -914,6 +958,10 @@ var LifecycleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateBundle",
 			Handler:    _LifecycleService_CreateBundle_Handler,
+		},
+		{
+			MethodName: "BatchCreateBundles",
+			Handler:    _LifecycleService_BatchCreateBundles_Handler,
 		},
 		{
 			MethodName: "GetBundle",

@@ -144,6 +144,18 @@ class Application(_message.Message):
     validation_method: ValidationMethod
     def __init__(self, application_id: _Optional[str] = ..., certificate_id: _Optional[str] = ..., status: _Optional[_Union[ApplicationStatus, str]] = ..., domains: _Optional[_Iterable[str]] = ..., validation_method: _Optional[_Union[ValidationMethod, str]] = ..., contact: _Optional[_Union[Contact, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ..., key_algorithm: _Optional[_Union[KeyAlgorithm, str]] = ..., customer_key: bool = ..., automatic: bool = ..., instructions: _Optional[_Iterable[_Union[DnsRecord, _Mapping]]] = ..., rejection_reason: _Optional[_Union[RejectionReason, str]] = ..., rejection_message: _Optional[str] = ..., submit_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class BatchCreateBundlesRequest(_message.Message):
+    __slots__ = ["requests"]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CreateBundleRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[CreateBundleRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchCreateBundlesResponse(_message.Message):
+    __slots__ = ["bundles"]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    bundles: _containers.RepeatedCompositeFieldContainer[Bundle]
+    def __init__(self, bundles: _Optional[_Iterable[_Union[Bundle, _Mapping]]] = ...) -> None: ...
+
 class Bundle(_message.Message):
     __slots__ = ["account_id", "application_template", "bundle_id", "certificates", "create_time", "current_certificate_id", "current_issuance", "deployments", "domain_count", "expected_deployment_targets", "first_issue_time", "hosting", "hosting_end_time", "hosting_status", "maintenance_window", "order_id", "product", "renew_before", "subscription_years"]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -24,6 +24,11 @@ class LifecycleServiceStub(object):
                 request_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleRequest.SerializeToString,
                 response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleResponse.FromString,
                 )
+        self.BatchCreateBundles = channel.unary_unary(
+                '/certhosting.lifecycle.v1.LifecycleService/BatchCreateBundles',
+                request_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesRequest.SerializeToString,
+                response_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesResponse.FromString,
+                )
         self.GetBundle = channel.unary_unary(
                 '/certhosting.lifecycle.v1.LifecycleService/GetBundle',
                 request_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetBundleRequest.SerializeToString,
@@ -134,6 +139,17 @@ class LifecycleServiceServicer(object):
         year, the first PENDING_APPLICATION and the others NOT_ACTIVATED, in one transaction.
         Only the order service's own credential may call it. Idempotent on bundle_id: calling it again
         returns the existing bundle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateBundles(self, request, context):
+        """BatchCreateBundles creates up to 1000 bundles (AIP-233), each exactly as CreateBundle would,
+        all in one transaction: either every bundle exists afterwards or none was created. Each
+        sub-request is validated as CreateBundle validates it; an error names the field as
+        `requests[i].field`. Idempotent per bundle_id like CreateBundle. Only the order service's own
+        credential may call it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -327,6 +343,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleRequest.FromString,
                     response_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleResponse.SerializeToString,
             ),
+            'BatchCreateBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateBundles,
+                    request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesRequest.FromString,
+                    response_serializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesResponse.SerializeToString,
+            ),
             'GetBundle': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBundle,
                     request_deserializer=certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.GetBundleRequest.FromString,
@@ -451,6 +472,23 @@ class LifecycleService(object):
         return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.LifecycleService/CreateBundle',
             certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleRequest.SerializeToString,
             certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.CreateBundleResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def BatchCreateBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/certhosting.lifecycle.v1.LifecycleService/BatchCreateBundles',
+            certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesRequest.SerializeToString,
+            certhosting_dot_lifecycle_dot_v1_dot_lifecycle__pb2.BatchCreateBundlesResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

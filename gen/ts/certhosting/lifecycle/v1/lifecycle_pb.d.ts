@@ -961,6 +961,47 @@ export declare type CreateBundleResponse = Message<"certhosting.lifecycle.v1.Cre
 export declare const CreateBundleResponseSchema: GenMessage<CreateBundleResponse>;
 
 /**
+ * BatchCreateBundlesRequest holds the bundles to create in one transaction.
+ *
+ * @generated from message certhosting.lifecycle.v1.BatchCreateBundlesRequest
+ */
+export declare type BatchCreateBundlesRequest = Message<"certhosting.lifecycle.v1.BatchCreateBundlesRequest"> & {
+  /**
+   * The bundles to create, at most 1000.
+   *
+   * @generated from field: repeated certhosting.lifecycle.v1.CreateBundleRequest requests = 1;
+   */
+  requests: CreateBundleRequest[];
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.BatchCreateBundlesRequest.
+ * Use `create(BatchCreateBundlesRequestSchema)` to create a new message.
+ */
+export declare const BatchCreateBundlesRequestSchema: GenMessage<BatchCreateBundlesRequest>;
+
+/**
+ * BatchCreateBundlesResponse holds the created (or already existing) bundles, in the order of the
+ * requests.
+ *
+ * @generated from message certhosting.lifecycle.v1.BatchCreateBundlesResponse
+ */
+export declare type BatchCreateBundlesResponse = Message<"certhosting.lifecycle.v1.BatchCreateBundlesResponse"> & {
+  /**
+   * One bundle per request, with its certificate instances.
+   *
+   * @generated from field: repeated certhosting.lifecycle.v1.Bundle bundles = 1;
+   */
+  bundles: Bundle[];
+};
+
+/**
+ * Describes the message certhosting.lifecycle.v1.BatchCreateBundlesResponse.
+ * Use `create(BatchCreateBundlesResponseSchema)` to create a new message.
+ */
+export declare const BatchCreateBundlesResponseSchema: GenMessage<BatchCreateBundlesResponse>;
+
+/**
  * GetBundleRequest names one bundle.
  *
  * @generated from message certhosting.lifecycle.v1.GetBundleRequest
@@ -2962,6 +3003,20 @@ export declare const LifecycleService: GenService<{
     methodKind: "unary";
     input: typeof CreateBundleRequestSchema;
     output: typeof CreateBundleResponseSchema;
+  },
+  /**
+   * BatchCreateBundles creates up to 1000 bundles (AIP-233), each exactly as CreateBundle would,
+   * all in one transaction: either every bundle exists afterwards or none was created. Each
+   * sub-request is validated as CreateBundle validates it; an error names the field as
+   * `requests[i].field`. Idempotent per bundle_id like CreateBundle. Only the order service's own
+   * credential may call it.
+   *
+   * @generated from rpc certhosting.lifecycle.v1.LifecycleService.BatchCreateBundles
+   */
+  batchCreateBundles: {
+    methodKind: "unary";
+    input: typeof BatchCreateBundlesRequestSchema;
+    output: typeof BatchCreateBundlesResponseSchema;
   },
   /**
    * GetBundle returns one bundle with every one of its certificate instances.
