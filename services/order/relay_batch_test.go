@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -157,7 +158,9 @@ func TestRelayBatchChunks(t *testing.T) {
 	e := newEnv(t)
 	lc := e.startLifecycle(t)
 	b := &batcher{next: lc.svc}
-	relay := e.newRelay(t, e.store, b, order.RelayConfig{Batch: 1001})
+	// A call timeout far above the default 5s: a 1000-bundle transaction on PostgreSQL took more
+	// than 5s while other tests loaded the machine, and this test is about chunking, not timing.
+	relay := e.newRelay(t, e.store, b, order.RelayConfig{Batch: 1001, CallTimeout: 2 * time.Minute})
 	b.batch = func(ctx context.Context, in *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error) {
 		if len(in.GetRequests()) > 1000 {
 			t.Errorf("a batch of %d requests", len(in.GetRequests()))
