@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -79,10 +80,12 @@ func startCollector(t *testing.T) (*collector, string) {
 func TestTraceAcrossTheOutbox(t *testing.T) {
 	t.Parallel()
 	col, addr := startCollector(t)
-	orderMetrics, lifecycleMetrics := freeAddr(t), freeAddr(t)
+	// The metrics listeners take ports of the kernel's choosing (a port picked free beforehand may be
+	// taken meanwhile, by the other service's own listeners among others); each logs the address.
 	e := startWith(t, pair.Options{Dir: t.TempDir(),
-		OrderArgs:     []string{"-otlp-endpoint", addr, "-metrics-addr", orderMetrics},
-		LifecycleArgs: []string{"-otlp-endpoint", addr, "-metrics-addr", lifecycleMetrics}})
+		OrderArgs:     []string{"-otlp-endpoint", addr, "-metrics-addr", "127.0.0.1:0"},
+		LifecycleArgs: []string{"-otlp-endpoint", addr, "-metrics-addr", "127.0.0.1:0"}})
+	orderMetrics, lifecycleMetrics := loggedAddr(t, e.Logs(), "order", "metrics-addr"), loggedAddr(t, e.Logs(), "lifecycle", "metrics-addr")
 	t.Cleanup(func() {
 		if t.Failed() {
 			return
@@ -164,4 +167,15 @@ func TestTraceAcrossTheOutbox(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// loggedAddr is the address a process of the pair logged for the listener of flag ("listening"
+// flag=... addr=...).
+func loggedAddr(t *testing.T, logs, process, flag string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(process) + `: .*msg=listening flag=` + regexp.QuoteMeta(flag) + ` addr=(\S+)`).FindStringSubmatch(logs)
+	if m == nil {
+		t.Fatalf("%s logged no address for -%s", process, flag)
+	}
+	return m[1]
 }
