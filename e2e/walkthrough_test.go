@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,8 +29,8 @@ import (
 // used, refused a purchase and revoked, and the audit log that shows it.
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
-	r := newReadmeRun(t, func(dnsAddr, crlAddr string) []string {
-		return []string{"-localca-resolver", dnsAddr, "-localca-recheck", "1s", "-localca-max-validity", "30s", "-crl-listen", crlAddr}
+	r := newReadmeRun(t, func(dnsAddr string) []string {
+		return []string{"-localca-resolver", dnsAddr, "-localca-recheck", "1s", "-localca-max-validity", "30s"}
 	})
 	var script string
 	for _, section := range []string{"walkthrough", "renewal", "keys", "support", "reminders", "deploy", "webhooks", "coverage"} {
@@ -152,7 +151,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 // an operation that runs to its end.
 func TestReadmeOperations(t *testing.T) {
 	t.Parallel()
-	r := newReadmeRun(t, func(dnsAddr, _ string) []string {
+	r := newReadmeRun(t, func(dnsAddr string) []string {
 		return []string{"-localca-resolver", dnsAddr, "-localca-recheck", "1s"}
 	})
 	out := r.run(r.block("walkthrough")+r.block("maintenance")+r.block("reissue"), 2*time.Minute)
@@ -189,9 +188,10 @@ type readmeRun struct {
 }
 
 // newReadmeRun starts the pair, the lifecycle service with lifecycleArgs(the dev DNS server's
-// address, a free address for the CRL listener). It skips (or, under CI, fails) without
+// address); its CRL listener takes a port of the kernel's choosing (the pair's -crl-listen
+// 127.0.0.1:0), read from its log, for the README's 127.0.0.1:50080. It skips (or, under CI, fails) without
 // bin/grpcurl, which `make tools` builds.
-func newReadmeRun(t *testing.T, lifecycleArgs func(dnsAddr, crlAddr string) []string) *readmeRun {
+func newReadmeRun(t *testing.T, lifecycleArgs func(dnsAddr string) []string) *readmeRun {
 	t.Helper()
 	root, err := pair.ModuleRoot()
 	if err != nil {
@@ -214,7 +214,7 @@ func newReadmeRun(t *testing.T, lifecycleArgs func(dnsAddr, crlAddr string) []st
 	}
 	// The working directory's var/ is what make run's would be: the pair's files and the zone file
 	// the development DNS server answers from.
-	r := &readmeRun{t: t, root: root, readme: string(readme), work: t.TempDir(), crlAddr: freeAddr(t)}
+	r := &readmeRun{t: t, root: root, readme: string(readme), work: t.TempDir()}
 	r.varDir = filepath.Join(r.work, "var")
 	if err := os.Mkdir(r.varDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,12 @@ func newReadmeRun(t *testing.T, lifecycleArgs func(dnsAddr, crlAddr string) []st
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dns.Close() })
-	r.env = startWith(t, pair.Options{Dir: r.varDir, LifecycleArgs: lifecycleArgs(dns.Addr(), r.crlAddr)})
+	r.env = startWith(t, pair.Options{Dir: r.varDir, LifecycleArgs: lifecycleArgs(dns.Addr())})
+	crl := regexp.MustCompile(`(?m)^lifecycle: .*revocation list served" url=http://([^/\s]+)/`).FindStringSubmatch(r.env.Logs())
+	if crl == nil {
+		t.Fatal("the lifecycle service logged no address for its revocation list")
+	}
+	r.crlAddr = crl[1]
 	// The README's admin commands run the order binary `make build` puts in bin/; the test's is the
 	// one it built.
 	r.adminBin = t.TempDir()
@@ -458,17 +463,6 @@ func jsonDocs(t *testing.T, out string) []*walkthroughDoc {
 
 // coverageMark separates the output of the README's coverage section from the rest.
 const coverageMark = "### the coverage section"
-
-// freeAddr is a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
 
 // checkCoverageSection reads the output of the README's "Hosting later, an imported certificate,
 // revocation" section: the import made the instance ISSUED with a record to publish, hosting
