@@ -133,17 +133,22 @@ func TestNotificationsWebhookAndEmail(t *testing.T) {
 		return mailed("Certificate renewed")
 	})
 
-	log, err := webhooks.ListWebhookDeliveries(t.Context(), &lifecyclev1.ListWebhookDeliveriesRequest{
-		WebhookEndpointId: created.GetWebhookEndpoint().GetWebhookEndpointId()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range log.GetWebhookDeliveries() {
-		if d.GetStatus() != lifecyclev1.WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_SUCCEEDED || d.GetLastStatusCode() != 200 {
-			t.Errorf("delivery %v", d)
+	// The receiver counts a webhook when it arrives; the service records the delivery's outcome
+	// once the answer is back, a moment later.
+	waitFor(t, 10*time.Second, func() error {
+		log, err := webhooks.ListWebhookDeliveries(t.Context(), &lifecyclev1.ListWebhookDeliveriesRequest{
+			WebhookEndpointId: created.GetWebhookEndpoint().GetWebhookEndpointId()})
+		if err != nil {
+			return err
 		}
-	}
-	if len(log.GetWebhookDeliveries()) < 2 {
-		t.Errorf("delivery log has %d entries, want the issuance and the renewal", len(log.GetWebhookDeliveries()))
-	}
+		for _, d := range log.GetWebhookDeliveries() {
+			if d.GetStatus() != lifecyclev1.WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_SUCCEEDED || d.GetLastStatusCode() != 200 {
+				return fmt.Errorf("delivery %v", d)
+			}
+		}
+		if len(log.GetWebhookDeliveries()) < 2 {
+			return fmt.Errorf("delivery log has %d entries, want the issuance and the renewal", len(log.GetWebhookDeliveries()))
+		}
+		return nil
+	})
 }
