@@ -166,15 +166,7 @@ func (w *groupWriter) run(batch []*writeReq) {
 // skipped instead.
 func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, after []func(), retry bool) {
 	results = make([]error, len(batch))
-	fail := func(err error) ([]error, []func(), bool) {
-		retry := w.pg != nil && IsRetryable(err)
-		for i := range results {
-			if results[i] == nil || retry {
-				results[i] = err
-			}
-		}
-		return results, nil, retry
-	}
+	fail := func(err error) ([]error, []func(), bool) { return w.failAll(results, err) }
 	var tx *sqlx.Tx
 	var err error
 	var deadline time.Time
@@ -258,10 +250,17 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 // abort rolls the whole group back after a failure of the transaction itself (not of one fn).
 func (w *groupWriter) abort(tx *sqlx.Tx, batch []*writeReq, results []error, err error) ([]error, []func(), bool) {
 	_ = tx.Rollback()
-	retry := w.pg != nil && IsRetryable(err)
-	if !retry {
+	if w.pg == nil || !IsRetryable(err) {
 		w.log.Error("group transaction aborted", "requests", len(batch), "err", err)
 	}
+	return w.failAll(results, err)
+}
+
+// failAll gives err to every request of a group that committed nothing, except those that
+// failed on their own (their error says more), and says whether the group may run again: a lost
+// race on PostgreSQL, in which case every request gets err, since each will run again.
+func (w *groupWriter) failAll(results []error, err error) ([]error, []func(), bool) {
+	retry := w.pg != nil && IsRetryable(err)
 	for i := range results {
 		if results[i] == nil || retry {
 			results[i] = err

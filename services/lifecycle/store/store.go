@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -188,6 +189,9 @@ type NewBundle struct {
 func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, created bool, err error) {
 	err = s.db.Write(ctx, func(tx *db.Tx) error {
 		b, created, err = s.createBundleTx(tx, nb)
+		if created {
+			s.notifyEvents(tx)
+		}
 		return err
 	})
 	return b, created, err
@@ -209,6 +213,9 @@ func (s *Store) CreateBundles(ctx context.Context, nbs []NewBundle) (bs []Bundle
 				return err
 			}
 		}
+		if slices.Contains(created, true) {
+			s.notifyEvents(tx) // once for the whole batch's events
+		}
 		return nil
 	})
 	if err == nil {
@@ -218,7 +225,8 @@ func (s *Store) CreateBundles(ctx context.Context, nbs []NewBundle) (bs []Bundle
 }
 
 // createBundleTx writes one bundle's rows in tx; CreateBundle and CreateBundles share it, so a
-// bundle is written, and a repeated delivery recognised, the same way by both.
+// bundle is written, and a repeated delivery recognised, the same way by both. The caller wakes
+// the event watchers (notifyEvents) once per transaction that created a bundle.
 func (s *Store) createBundleTx(tx *db.Tx, nb NewBundle) (b Bundle, created bool, err error) {
 	res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
 		:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
@@ -253,10 +261,14 @@ func (s *Store) createBundleTx(tx *db.Tx, nb NewBundle) (b Bundle, created bool,
 	if err := s.appendEventsRaw(tx, events); err != nil {
 		return b, false, err
 	}
+	return nb.Bundle, true, nil
+}
+
+// notifyEvents has the event watchers woken once tx, which appended events, commits.
+func (s *Store) notifyEvents(tx *db.Tx) {
 	if s.onEvents != nil {
 		tx.AfterCommit(s.onEvents)
 	}
-	return nb.Bundle, true, nil
 }
 
 // existingBundle explains why inserting want changed nothing: the bundle exists (for the same
