@@ -268,14 +268,10 @@ func (t *Tx) Select(dest any, query string, args ...any) error {
 	return t.tx.SelectContext(t.ctx, dest, t.tx.Rebind(query), args...)
 }
 
-// NamedExec runs a statement with :name parameters bound from arg's db tags.
-func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
-	q, args, err := sqlx.Named(query, arg)
-	if err != nil {
-		return nil, err
-	}
-	return t.Exec(q, args...)
-}
+// NamedExec runs a statement with :name parameters bound from arg's db tags. arg is a struct, or
+// a slice of structs for `INSERT … VALUES (:a, :b, …)`, which then inserts one row per element
+// (in statements of at most 64 rows). named.go compiles each query once.
+func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) { return t.namedExec(query, arg) }
 
 // AfterCommit registers f to run once the transaction is committed (and never if it is not):
 // waking a relay, notifying event watchers. f runs on the writer's goroutine and must not block.

@@ -74,7 +74,7 @@ const maxBatchCreate = 1000
 
 // BatchCreateBundles implements LifecycleService.BatchCreateBundles: CreateBundle for up to
 // maxBatchCreate requests, written in one transaction (all or nothing). It shares CreateBundle's
-// validation, row building, idempotency (store.createBundleTx) and answer, so a bundle created
+// validation, row building, idempotency (store.createBundlesTx) and answer, so a bundle created
 // by either RPC is the same bundle; only the number of commits differs, which is the point: the
 // order service's relay sends a sweep's paid orders in one call and one commit.
 func (s *Server) BatchCreateBundles(ctx context.Context, req *lifecyclev1.BatchCreateBundlesRequest) (*lifecyclev1.BatchCreateBundlesResponse, error) {

@@ -35,7 +35,8 @@ func TestBatchCreateBundles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// taken is a bundle id already used by another order.
-	taken := e.create(t, e.accA, 1, false).GetBundleId()
+	takenBundle := e.create(t, e.accA, 1, false)
+	taken := takenBundle.GetBundleId()
 
 	tests := []struct {
 		name   string
@@ -75,6 +76,16 @@ func TestBatchCreateBundles(t *testing.T) {
 			reqs[3].BundleId = taken
 			return reqs
 		}, codes.AlreadyExists, "requests[3].bundle_id", 0},
+		{"an order that has another bundle", func() lifecyclev1.LifecycleServiceClient { return e.svc }, func() []*lifecyclev1.CreateBundleRequest {
+			reqs := batch(4)
+			reqs[2].OrderId = takenBundle.GetOrderId()
+			return reqs
+		}, codes.AlreadyExists, "requests[2].order_id", 0},
+		{"one order twice with two bundle ids", func() lifecyclev1.LifecycleServiceClient { return e.svc }, func() []*lifecyclev1.CreateBundleRequest {
+			reqs := batch(4)
+			reqs[3].OrderId = reqs[1].OrderId
+			return reqs
+		}, codes.AlreadyExists, "requests[3].order_id", 0},
 		{"empty", func() lifecyclev1.LifecycleServiceClient { return e.svc }, func() []*lifecyclev1.CreateBundleRequest { return nil },
 			codes.InvalidArgument, "requests", 0},
 		{"1000 requests", func() lifecyclev1.LifecycleServiceClient { return e.svc }, func() []*lifecyclev1.CreateBundleRequest { return batch(1000) },

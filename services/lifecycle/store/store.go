@@ -181,20 +181,12 @@ type NewBundle struct {
 // CreateBundle inserts the bundle, its instances and each instance's first history event in one
 // transaction. If the bundle exists already it returns the existing one (created false) when it
 // was made for the same order and account, and AlreadyExists otherwise.
-//
-// Every purchase takes this path on the service's one writer goroutine, so it is written to cost
-// few statements: the bundle is inserted first and looked up only when that insert changed
-// nothing (a repeated delivery is the rare case), and the instances and their events are each
-// one multi-row INSERT.
 func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, created bool, err error) {
-	err = s.db.Write(ctx, func(tx *db.Tx) error {
-		b, created, err = s.createBundleTx(tx, nb)
-		if created {
-			s.notifyEvents(tx)
-		}
-		return err
-	})
-	return b, created, err
+	bs, cs, _, err := s.CreateBundles(ctx, []NewBundle{nb})
+	if err != nil {
+		return Bundle{}, false, err
+	}
+	return bs[0], cs[0], nil
 }
 
 // CreateBundles is CreateBundle for several bundles in one transaction: all of them are created
@@ -205,18 +197,11 @@ func (s *Store) CreateBundle(ctx context.Context, nb NewBundle) (b Bundle, creat
 func (s *Store) CreateBundles(ctx context.Context, nbs []NewBundle) (bs []Bundle, created []bool, failed int, err error) {
 	err = s.db.Write(ctx, func(tx *db.Tx) error {
 		// On PostgreSQL fn may run again after a serialization failure: start afresh each time.
-		bs, created, failed = make([]Bundle, len(nbs)), make([]bool, len(nbs)), -1
-		for i, nb := range nbs {
-			var err error
-			if bs[i], created[i], err = s.createBundleTx(tx, nb); err != nil {
-				failed = i
-				return err
-			}
-		}
+		bs, created, failed, err = s.createBundlesTx(tx, nbs)
 		if slices.Contains(created, true) {
 			s.notifyEvents(tx) // once for the whole batch's events
 		}
-		return nil
+		return err
 	})
 	if err == nil {
 		failed = -1
@@ -224,44 +209,115 @@ func (s *Store) CreateBundles(ctx context.Context, nbs []NewBundle) (bs []Bundle
 	return bs, created, failed, err
 }
 
-// createBundleTx writes one bundle's rows in tx; CreateBundle and CreateBundles share it, so a
-// bundle is written, and a repeated delivery recognised, the same way by both. The caller wakes
-// the event watchers (notifyEvents) once per transaction that created a bundle.
-func (s *Store) createBundleTx(tx *db.Tx, nb NewBundle) (b Bundle, created bool, err error) {
+// createBundlesTx writes the bundles' rows in tx. Every purchase takes this path on the service's
+// one writer goroutine, so a batch costs a handful of statements whatever its size: one read of
+// which bundles exist already (a repeated delivery is the rare case), then one multi-row INSERT
+// each for the new bundles, their instances and their events (in chunks, Tx.NamedExec). The
+// caller wakes the event watchers (notifyEvents) once per transaction that created a bundle.
+func (s *Store) createBundlesTx(tx *db.Tx, nbs []NewBundle) (bs []Bundle, created []bool, failed int, err error) {
+	bs, created = make([]Bundle, len(nbs)), make([]bool, len(nbs))
+	stored, err := existingBundleIDs(tx, nbs)
+	if err != nil {
+		return bs, created, -1, err
+	}
+	var (
+		fresh  = make([]Bundle, 0, len(nbs))
+		certs  = make([]Certificate, 0, 3*len(nbs))
+		events = make([]Event, 0, 3*len(nbs))
+		first  = make(map[string]int, len(nbs)) // bundle id → its first request in the batch
+	)
+	for i, nb := range nbs {
+		if stored[nb.Bundle.ID] {
+			if err := existingBundle(tx, nb.Bundle, &bs[i]); err != nil {
+				return bs, created, i, err
+			}
+			continue
+		}
+		if j, ok := first[nb.Bundle.ID]; ok { // the same bundle twice in one batch
+			if err := sameBundle(nb.Bundle, nbs[j].Bundle); err != nil {
+				return bs, created, i, err
+			}
+			bs[i] = nbs[j].Bundle
+			continue
+		}
+		for _, c := range nb.Certificates {
+			if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
+				return bs, created, i, err
+			}
+			events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
+				Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
+		}
+		first[nb.Bundle.ID] = i
+		fresh = append(fresh, nb.Bundle)
+		certs = append(certs, nb.Certificates...)
+		bs[i], created[i] = nb.Bundle, true
+	}
+	if len(fresh) == 0 {
+		return bs, created, -1, nil
+	}
 	res, err := tx.NamedExec(`INSERT INTO bundles (`+bundleColumns+`) VALUES (:bundle_id, :account_id, :order_id,
 		:product_id, :validation_type, :domain_type, :domain_count, :hosting, :subscription_years, :create_time,
 		:t0, :template_application_id, :renewal_application_id, :hosting_status, :hosting_end_time,
 		:renew_before_seconds, :current_certificate_id, :current_issuance_id, :current_not_after, :maintenance_window)
-		ON CONFLICT DO NOTHING`, nb.Bundle)
+		ON CONFLICT DO NOTHING`, fresh)
 	if err != nil {
-		return b, false, err
+		return bs, created, -1, err
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return b, false, err
-	} else if n == 0 {
-		return b, false, existingBundle(tx, nb.Bundle, &b)
+		return bs, created, -1, err
+	} else if n < int64(len(fresh)) {
+		// Not one of these bundles existed, so each row left out is an order that has a bundle.
+		i, err := orderWithBundle(tx, nbs, created)
+		return bs, created, i, err
 	}
-	events := make([]Event, 0, len(nb.Certificates))
-	for _, c := range nb.Certificates {
-		if err := state.Check(state.None, c.State, state.ActorSystem); err != nil {
-			return b, false, err
+	if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
+		:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
+		:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
+		:retries, :remind_at)`, certs); err != nil {
+		return bs, created, -1, err
+	}
+	return bs, created, -1, s.appendEventsRaw(tx, events)
+}
+
+// existingBundleIDs returns which of the bundles are stored already.
+func existingBundleIDs(tx *db.Tx, nbs []NewBundle) (map[string]bool, error) {
+	stored := map[string]bool{}
+	for start := 0; start < len(nbs); start += maxBatchRead {
+		part := nbs[start:min(start+maxBatchRead, len(nbs))]
+		args := make([]any, len(part))
+		for i, nb := range part {
+			args[i] = nb.Bundle.ID
 		}
-		events = append(events, Event{AccountID: c.AccountID, BundleID: c.BundleID, CertificateID: c.ID,
-			Type: EventCreated, From: state.None, To: c.State, Actor: state.ActorSystem, Reason: nb.Reason, Time: c.CreateTime})
-	}
-	if len(nb.Certificates) > 0 {
-		// A slice argument makes sqlx repeat the VALUES tuple once per element.
-		if _, err := tx.NamedExec(`INSERT INTO certificates (`+certificateColumns+`) VALUES (:certificate_id,
-			:bundle_id, :account_id, :sequence, :state, :coverage_start, :coverage_end, :create_time, :update_time,
-			:current_issuance_id, :current_application_id, :renew_at, :expire_at, :escalate_at, :ari_check_at, :retry_at,
-			:retries, :remind_at)`, nb.Certificates); err != nil {
-			return b, false, err
+		var found []string
+		if err := tx.Select(&found, `SELECT bundle_id FROM bundles WHERE bundle_id IN (`+db.Placeholders(len(args))+`)`, args...); err != nil {
+			return nil, err
+		}
+		for _, id := range found {
+			stored[id] = true
 		}
 	}
-	if err := s.appendEventsRaw(tx, events); err != nil {
-		return b, false, err
+	return stored, nil
+}
+
+// maxBatchRead bounds the ids of one `IN (...)` read.
+const maxBatchRead = 500
+
+// orderWithBundle finds, after an insert of the created bundles left some out, the first whose
+// order already has another bundle, and returns its index and the AlreadyExists error.
+func orderWithBundle(tx *db.Tx, nbs []NewBundle, created []bool) (int, error) {
+	for i, nb := range nbs {
+		if !created[i] {
+			continue
+		}
+		var id string
+		if err := tx.Get(&id, `SELECT bundle_id FROM bundles WHERE order_id = ?`, nb.Bundle.OrderID); err != nil {
+			return i, err
+		}
+		if id != nb.Bundle.ID {
+			return i, apierr.AlreadyExists("order_id", "order %s already has a bundle", nb.Bundle.OrderID)
+		}
 	}
-	return nb.Bundle, true, nil
+	return -1, errors.New("bundle insert left rows out, and no order has another bundle")
 }
 
 // notifyEvents has the event watchers woken once tx, which appended events, commits.
@@ -281,7 +337,14 @@ func existingBundle(tx *db.Tx, want Bundle, out *Bundle) error {
 		return apierr.AlreadyExists("order_id", "order %s already has a bundle", want.OrderID)
 	case err != nil:
 		return err
-	case out.OrderID != want.OrderID || out.AccountID != want.AccountID:
+	}
+	return sameBundle(want, *out)
+}
+
+// sameBundle is nil when stored, a bundle with want's id, was made for want's order and account
+// (a repeated delivery), and AlreadyExists otherwise.
+func sameBundle(want, stored Bundle) error {
+	if stored.OrderID != want.OrderID || stored.AccountID != want.AccountID {
 		return apierr.AlreadyExists("bundle_id", "%s already exists for another order", want.ID)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -451,27 +452,28 @@ type Failed struct {
 }
 
 // RecordDeliveries removes delivered messages, records their bundles on the orders, and
-// reschedules failed ones, in one transaction.
+// reschedules failed ones, in one transaction. The relay records a whole sweep at once, so the
+// delivered bundles are written set-wise: one DELETE and one UPDATE … FROM (VALUES …) per
+// maxRecordRows messages rather than two statements each.
 func (s *Store) RecordDeliveries(ctx context.Context, t time.Time, ok []Delivered, failed []Failed) error {
 	now := db.Micros(t)
 	return s.db.Write(ctx, func(tx *db.Tx) error {
+		bundles := make([]Delivered, 0, len(ok))
 		for _, d := range ok {
+			if d.Kind != OutboxKindCancelBundle {
+				bundles = append(bundles, d)
+				continue
+			}
 			if _, err := tx.Exec(`DELETE FROM outbox WHERE message_id = ?`, d.MessageID); err != nil {
 				return err
 			}
-			if d.Kind == OutboxKindCancelBundle {
-				if err := recordRefund(tx, d, now); err != nil {
-					return err
-				}
-				continue
-			}
-			certs, err := json.Marshal(d.CertificateIDs)
-			if err != nil {
+			if err := recordRefund(tx, d, now); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`UPDATE orders SET certificate_ids = ?, bundle_delivery_time = ? WHERE order_id = ?`,
-				string(certs), now, d.OrderID); err != nil {
-				return fmt.Errorf("record delivery of %s: %w", d.OrderID, err)
+		}
+		for start := 0; start < len(bundles); start += maxRecordRows {
+			if err := recordBundles(tx, bundles[start:min(start+maxRecordRows, len(bundles))], now); err != nil {
+				return err
 			}
 		}
 		for _, f := range failed {
@@ -482,6 +484,36 @@ func (s *Store) RecordDeliveries(ctx context.Context, t time.Time, ok []Delivere
 		}
 		return nil
 	})
+}
+
+// maxRecordRows bounds the deliveries recordBundles writes in one pair of statements (two
+// parameters each, well inside SQLite's and PostgreSQL's limits).
+const maxRecordRows = 500
+
+// recordBundles removes delivered CreateBundle messages and stores each order's instances and
+// delivery time.
+func recordBundles(tx *db.Tx, ds []Delivered, now int64) error {
+	ids := make([]any, len(ds))
+	values := make([]any, 0, 1+2*len(ds))
+	values = append(values, now)
+	for i, d := range ds {
+		certs, err := json.Marshal(d.CertificateIDs)
+		if err != nil {
+			return err
+		}
+		ids[i] = d.MessageID
+		values = append(values, d.OrderID, string(certs))
+	}
+	if _, err := tx.Exec(`DELETE FROM outbox WHERE message_id IN (`+db.Placeholders(len(ids))+`)`, ids...); err != nil {
+		return err
+	}
+	// A VALUES list names its columns column1, column2 in SQLite and PostgreSQL alike.
+	if _, err := tx.Exec(`UPDATE orders SET certificate_ids = v.column2, bundle_delivery_time = ?
+		FROM (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?), ", len(ds)), ", ")+`) AS v
+		WHERE orders.order_id = v.column1`, values...); err != nil {
+		return fmt.Errorf("record deliveries of %d orders: %w", len(ds), err)
+	}
+	return nil
 }
 
 // recordRefund records the lifecycle service's answer to a cancellation: the order REFUNDED, or
