@@ -131,28 +131,31 @@ func (s *Store) Products(ctx context.Context) ([]Product, error) {
 }
 
 // CreateOrder inserts o unless the account already has an order with o's request id, in which
-// case it returns that order (same parameters) or AlreadyExists (other parameters).
+// case it returns that order (same parameters) or AlreadyExists (other parameters). The insert
+// comes first and the existing order is read only when it changed nothing: a retried call is the
+// rare case, and every purchase takes this path on the service's one writer goroutine.
 func (s *Store) CreateOrder(ctx context.Context, o Order) (Order, error) {
 	var out Order
 	err := s.db.Write(ctx, func(tx *db.Tx) error {
-		err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE account_id = ? AND request_id = ?`, o.AccountID, o.RequestID)
-		switch {
-		case err == nil:
-			if out.ProductID != o.ProductID || out.DomainCount != o.DomainCount ||
-				out.SubscriptionYears != o.SubscriptionYears || out.Hosting != o.Hosting {
-				return apierr.AlreadyExists("request_id", "%q was already used for order %s with other parameters", o.RequestID, out.ID)
-			}
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if _, err := tx.NamedExec(`INSERT INTO orders (`+orderColumns+`) VALUES (:order_id, :account_id, :request_id,
+		res, err := tx.NamedExec(`INSERT INTO orders (`+orderColumns+`) VALUES (:order_id, :account_id, :request_id,
 			:status, :product_id, :validation_type, :domain_type, :domain_count, :subscription_years, :hosting,
 			:currency_code, :total_minor, :payment_reference, :bundle_id, :certificate_ids, :create_time, :pay_time,
-			:cancel_time, :bundle_delivery_time, :refund_status, :refund_request_time, :refund_time, :refund_message)`, o); err != nil {
+			:cancel_time, :bundle_delivery_time, :refund_status, :refund_request_time, :refund_time, :refund_message)
+			ON CONFLICT (account_id, request_id) DO NOTHING`, o)
+		if err != nil {
 			return err
 		}
-		out = o
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			out = o
+			return err
+		}
+		if err := tx.Get(&out, `SELECT `+orderColumns+` FROM orders WHERE account_id = ? AND request_id = ?`, o.AccountID, o.RequestID); err != nil {
+			return err
+		}
+		if out.ProductID != o.ProductID || out.DomainCount != o.DomainCount ||
+			out.SubscriptionYears != o.SubscriptionYears || out.Hosting != o.Hosting {
+			return apierr.AlreadyExists("request_id", "%q was already used for order %s with other parameters", o.RequestID, out.ID)
+		}
 		return nil
 	})
 	return out, err
