@@ -245,27 +245,67 @@ func (d *DB) Write(ctx context.Context, fn func(tx *Tx) error) error {
 	return d.w.do(ctx, fn)
 }
 
-// Tx is a write transaction (or, inside a group, one request's savepoint of it). Statements are
+// Tx is a write transaction (or, inside a group, one request's part of it). Statements are
 // written with `?` placeholders and rebound for the driver.
 type Tx struct {
 	tx    *sqlx.Tx
 	ctx   context.Context
 	after []func()
+	// dirty: a statement of this request changed rows, may have, or failed (a failed statement
+	// aborts a PostgreSQL transaction). A request that fails when dirty cannot simply be left
+	// out of its group: the group writer undoes it with a savepoint (groupcommit.go).
+	dirty bool
 }
 
 // Exec runs a statement.
 func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(t.ctx, t.tx.Rebind(query), args...)
+	res, err := t.tx.ExecContext(t.ctx, t.tx.Rebind(query), args...)
+	if err != nil {
+		t.dirty = true
+		return res, err
+	}
+	if !t.dirty && (!isRowWrite(query) || changedRows(res)) {
+		t.dirty = true
+	}
+	return res, nil
 }
 
 // Get reads one row (seeing this transaction's own writes). sql.ErrNoRows when nothing matches.
 func (t *Tx) Get(dest any, query string, args ...any) error {
-	return t.tx.GetContext(t.ctx, dest, t.tx.Rebind(query), args...)
+	err := t.tx.GetContext(t.ctx, dest, t.tx.Rebind(query), args...)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) || err == nil && !isSelect(query) {
+		t.dirty = true
+	}
+	return err
 }
 
 // Select reads rows into dest (a pointer to a slice), seeing this transaction's own writes.
 func (t *Tx) Select(dest any, query string, args ...any) error {
-	return t.tx.SelectContext(t.ctx, dest, t.tx.Rebind(query), args...)
+	err := t.tx.SelectContext(t.ctx, dest, t.tx.Rebind(query), args...)
+	if err != nil || !isSelect(query) {
+		t.dirty = true
+	}
+	return err
+}
+
+// isSelect tells a query that only reads (SELECT …) from one that may write (UPDATE … RETURNING).
+func isSelect(query string) bool { return hasKeyword(query, "SELECT") }
+
+// isRowWrite tells an INSERT, UPDATE or DELETE, whose rows affected say whether it changed
+// anything, from other statements (DDL, say), which count as changes.
+func isRowWrite(query string) bool {
+	return hasKeyword(query, "INSERT") || hasKeyword(query, "UPDATE") || hasKeyword(query, "DELETE")
+}
+
+func hasKeyword(query, keyword string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	return len(q) >= len(keyword) && strings.EqualFold(q[:len(keyword)], keyword)
+}
+
+// changedRows is false only when res says the statement affected no row.
+func changedRows(res sql.Result) bool {
+	n, err := res.RowsAffected()
+	return err != nil || n > 0
 }
 
 // NamedExec runs a statement with :name parameters bound from arg's db tags. arg is a struct, or

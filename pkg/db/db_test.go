@@ -308,6 +308,66 @@ func TestGroupFailingWriteRolledBackAlone(t *testing.T) {
 	}
 }
 
+// A group runs without savepoints, and again with them only when a request failed after it
+// changed something: a request that fails before writing (or whose compare-and-set matched no
+// row) costs the others nothing.
+func TestGroupRunsAgainOnlyForDirtyFailures(t *testing.T) {
+	t.Parallel()
+	errNope := errors.New("nope")
+	tests := []struct {
+		name      string
+		fail      func(*Tx) error
+		wantCalls [2]int // calls of the requests before and after it
+	}{
+		{"fails after a read", func(tx *Tx) error {
+			var n int
+			if err := tx.Get(&n, `SELECT COUNT(*) FROM items`); err != nil {
+				return err
+			}
+			return errNope
+		}, [2]int{1, 1}},
+		{"fails on a read that finds nothing", func(tx *Tx) error {
+			var n int
+			return tx.Get(&n, `SELECT id FROM items WHERE id = 99`)
+		}, [2]int{1, 1}},
+		{"compare-and-set matched nothing", func(tx *Tx) error {
+			return ExpectOne(tx.Exec(`UPDATE items SET name = 'x' WHERE id = 99`))
+		}, [2]int{1, 1}},
+		{"fails after an insert", func(tx *Tx) error {
+			if err := insert(2, "two")(tx); err != nil {
+				return err
+			}
+			return errNope
+		}, [2]int{2, 1}},
+		{"statement fails", func(tx *Tx) error { return insert(3, "one")(tx) }, [2]int{2, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := open(t)
+			release := holdWriter(t, d)
+			var calls [2]int
+			first := enqueue(context.Background(), d, func(tx *Tx) error { calls[0]++; return insert(1, "one")(tx) })
+			failing := enqueue(context.Background(), d, tc.fail)
+			last := enqueue(context.Background(), d, func(tx *Tx) error { calls[1]++; return insert(4, "four")(tx) })
+			release()
+			if err := <-first; err != nil {
+				t.Errorf("first write: %v", err)
+			}
+			if err := <-failing; err == nil {
+				t.Error("the failing write succeeded")
+			}
+			if err := <-last; err != nil {
+				t.Errorf("last write: %v", err)
+			}
+			if calls != tc.wantCalls {
+				t.Errorf("the requests before and after it ran %v times, want %v", calls, tc.wantCalls)
+			}
+			wantItems(t, d, 1, 4)
+		})
+	}
+}
+
 // A write alone in its group that fails is rolled back (no savepoint path).
 func TestSingleFailingWriteRolledBack(t *testing.T) {
 	t.Parallel()

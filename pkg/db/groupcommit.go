@@ -143,8 +143,16 @@ func (w *groupWriter) run(batch []*writeReq) {
 	if w.pg != nil {
 		attempts = writeAttempts
 	}
+	savepoints := false
 	for attempt := 1; ; attempt++ {
-		results, after, retry := w.attempt(batch, attempt)
+		results, after, retry, undo := w.attempt(batch, attempt, savepoints)
+		if undo {
+			// A request failed after changing the transaction: run the group again, each
+			// request in a savepoint this time, so that its changes can be undone alone.
+			savepoints = true
+			attempt--
+			continue
+		}
 		if !retry || attempt == attempts {
 			w.finish(batch, results, after)
 			return
@@ -158,15 +166,28 @@ func (w *groupWriter) run(batch []*writeReq) {
 // those committed, and whether the group lost a race and may be run again whole (nothing of it
 // was committed then).
 //
+// Savepoints. A request that fails must leave no trace, while the others commit. Most requests
+// succeed, and most that fail do so before they change anything (a read that finds the row
+// missing, a compare-and-set that matched nothing), so the group first runs without a savepoint
+// per request: that saves two statements per write, which on PostgreSQL are two round trips on
+// the connection every write of the process waits for. When a request fails after a statement
+// of it changed rows or failed (Tx.dirty), the group is rolled back and attempt reports undo, and
+// run runs it again with savepoints (savepoints true), in which a failed request is rolled back to
+// its savepoint. Requests run again are what PostgreSQL's retries already demand of them: fn only
+// reads and writes through tx.
+//
 // On SQLite, statements run under a context that is never cancelled: cancelling a SQLite
 // statement interrupts it, and an interrupted write inside an explicit transaction rolls back the
 // whole transaction, that is, the other requests of the group too. On PostgreSQL they run under
 // writeTimeout, not the callers' contexts, for the same reason and because a commit cut short by a
 // cancelled call could have happened or not. A request whose context ended before its turn is
 // skipped instead.
-func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, after []func(), retry bool) {
+func (w *groupWriter) attempt(batch []*writeReq, attempt int, savepoints bool) (results []error, after []func(), retry, undo bool) {
 	results = make([]error, len(batch))
-	fail := func(err error) ([]error, []func(), bool) { return w.failAll(results, err) }
+	fail := func(err error) ([]error, []func(), bool, bool) {
+		results, after, retry := w.failAll(results, err)
+		return results, after, retry, false
+	}
 	var tx *sqlx.Tx
 	var err error
 	var deadline time.Time
@@ -182,7 +203,7 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 		if err != nil && IsUnavailable(err) && attempt < 3 {
 			// It did nothing: when its pooled connection turned out dead (the server restarted),
 			// the next attempt takes another, or a new one.
-			return fillErr(results, fmt.Errorf("db: begin: %w", err)), nil, true
+			return fillErr(results, fmt.Errorf("db: begin: %w", err)), nil, true, false
 		}
 		if err == nil && w.pg.lock != "" {
 			if _, lerr := tx.ExecContext(gctx, `LOCK TABLE `+w.pg.lock+` IN EXCLUSIVE MODE`); lerr != nil {
@@ -192,9 +213,10 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 		}
 	}
 	if err != nil {
-		return fillErr(results, fmt.Errorf("db: begin: %w", err)), nil, false
+		return fillErr(results, fmt.Errorf("db: begin: %w", err)), nil, false, false
 	}
 	single := len(batch) == 1
+	savepoints = savepoints && !single
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = err
@@ -207,7 +229,7 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 			defer cancel()
 		}
 		t := &Tx{tx: tx, ctx: ctx}
-		if !single {
+		if savepoints {
 			if _, err := tx.Exec("SAVEPOINT grp"); err != nil {
 				return w.abort(tx, batch, results, fmt.Errorf("db: savepoint: %w", err))
 			}
@@ -220,15 +242,20 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 		}
 		if err != nil {
 			results[i] = err
-			if single {
+			switch {
+			case single:
 				_ = tx.Rollback()
-				return results, nil, false
-			}
-			if _, rbErr := tx.Exec("ROLLBACK TO grp"); rbErr != nil {
-				return w.abort(tx, batch, results, fmt.Errorf("db: rollback to savepoint: %w", rbErr))
+				return results, nil, false, false
+			case savepoints:
+				if _, rbErr := tx.Exec("ROLLBACK TO grp"); rbErr != nil {
+					return w.abort(tx, batch, results, fmt.Errorf("db: rollback to savepoint: %w", rbErr))
+				}
+			case t.dirty:
+				_ = tx.Rollback()
+				return results, nil, false, true
 			}
 		}
-		if !single {
+		if savepoints {
 			if _, err := tx.Exec("RELEASE grp"); err != nil {
 				return w.abort(tx, batch, results, fmt.Errorf("db: release savepoint: %w", err))
 			}
@@ -244,16 +271,17 @@ func (w *groupWriter) attempt(batch []*writeReq, attempt int) (results []error, 
 		}
 		return fail(err)
 	}
-	return results, after, false
+	return results, after, false, false
 }
 
 // abort rolls the whole group back after a failure of the transaction itself (not of one fn).
-func (w *groupWriter) abort(tx *sqlx.Tx, batch []*writeReq, results []error, err error) ([]error, []func(), bool) {
+func (w *groupWriter) abort(tx *sqlx.Tx, batch []*writeReq, results []error, err error) ([]error, []func(), bool, bool) {
 	_ = tx.Rollback()
 	if w.pg == nil || !IsRetryable(err) {
 		w.log.Error("group transaction aborted", "requests", len(batch), "err", err)
 	}
-	return w.failAll(results, err)
+	results, after, retry := w.failAll(results, err)
+	return results, after, retry, false
 }
 
 // failAll gives err to every request of a group that committed nothing, except those that
