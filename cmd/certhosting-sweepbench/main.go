@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/certhosting/certhosting/internal/benchseed"
+	"github.com/certhosting/certhosting/internal/benchutil"
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/secrets"
@@ -59,6 +60,39 @@ type result struct {
 	Issued       int
 	MaxRSSKB     int64
 	DatabaseSize int64
+	// Baseline (with -records): the cryptography of one renewal alone on every core, rounds/s,
+	// measured right after the sweep (benchutil.RenewalCrypto).
+	Baseline float64
+}
+
+// baselineTime is how long each crypto baseline runs.
+const baselineTime = 3 * time.Second
+
+// withBaseline measures r's crypto baseline when the sweep completed renewals.
+func withBaseline(r result, records bool) (result, error) {
+	if !records {
+		return r, nil
+	}
+	var err error
+	r.Baseline, err = benchutil.RenewalCrypto(baselineTime)
+	return r, err
+}
+
+// header and row print a result table's columns after "sweep time": the rate, and with -records
+// the crypto baseline beside it and their ratio.
+func header(records bool) (string, string) {
+	if !records {
+		return "activations/s |", "---:|"
+	}
+	return "completed renewals/s | baseline: a renewal's cryptography alone, rounds/s | ratio |", "---:|---:|---:|"
+}
+
+func row(r result, records bool) string {
+	if !records {
+		return fmt.Sprintf("%.0f |", float64(r.Activated)/r.Sweep.Seconds())
+	}
+	rate := float64(r.Issued) / r.Sweep.Seconds()
+	return fmt.Sprintf("%.0f | %.0f | %.3f |", rate, r.Baseline, rate/r.Baseline)
 }
 
 func run() error {
@@ -94,10 +128,6 @@ func run() error {
 	}
 	defer cleanup()
 
-	what := "activations"
-	if *records {
-		what = "completed renewals"
-	}
 	fmt.Printf("renewal sweep: %d due certificates, records published: %v, GOMAXPROCS=%d, %d CPUs\n", *due, *records,
 		runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var results []result
@@ -108,6 +138,9 @@ func run() error {
 		}
 		r, err := measure(ctx, filepath.Join(work, strconv.Itoa(n)), bins.Lifecycle, dnsSrv.Addr(), publish, n, *due, *profile,
 			strings.Fields(*extra))
+		if err == nil {
+			r, err = withBaseline(r, *records)
+		}
 		if err != nil {
 			return err
 		}
@@ -118,15 +151,11 @@ func run() error {
 			float64(r.MaxRSSKB)/1024)
 	}
 	fmt.Println()
-	fmt.Printf("| certificates stored | due | sweep time | %s/s | peak RSS |\n", what)
-	fmt.Println("|---:|---:|---:|---:|---:|")
+	cols, align := header(*records)
+	fmt.Printf("| certificates stored | due | sweep time | %s peak RSS |\n", cols)
+	fmt.Printf("|---:|---:|---:|%s---:|\n", align)
 	for _, r := range results {
-		done := r.Activated
-		if *records {
-			done = r.Issued
-		}
-		fmt.Printf("| %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Sweep.Seconds(),
-			float64(done)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+		fmt.Printf("| %d | %d | %.2f s | %s %.0f MB |\n", r.Stored, r.Due, r.Sweep.Seconds(), row(r, *records), float64(r.MaxRSSKB)/1024)
 	}
 	if len(results) > 1 {
 		first, last := results[0], results[len(results)-1]
@@ -178,6 +207,9 @@ func runPostgres(admin string, runs []pgRun, due int, dir string, records bool) 
 		}
 		r, err := measurePostgres(ctx, filepath.Join(work, fmt.Sprintf("pg-%d-%d", run.stored, run.replicas)), admin, bins.Lifecycle, dnsSrv.Addr(),
 			publish, run, due)
+		if err == nil {
+			r, err = withBaseline(r, records)
+		}
 		if err != nil {
 			return err
 		}
@@ -188,19 +220,12 @@ func runPostgres(admin string, runs []pgRun, due int, dir string, records bool) 
 			float64(r.MaxRSSKB)/1024)
 	}
 	fmt.Println()
-	what := "activations"
-	if records {
-		what = "completed renewals"
-	}
-	fmt.Printf("| certificates stored | due | lifecycle replicas | sweep time | %s/s | peak RSS (largest replica) |\n", what)
-	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	cols, align := header(records)
+	fmt.Printf("| certificates stored | due | lifecycle replicas | sweep time | %s peak RSS (largest replica) |\n", cols)
+	fmt.Printf("|---:|---:|---:|---:|%s---:|\n", align)
 	for _, r := range results {
-		done := r.Activated
-		if records {
-			done = r.Issued
-		}
-		fmt.Printf("| %d | %d | %d | %.2f s | %.0f | %.0f MB |\n", r.Stored, r.Due, r.Replicas, r.Sweep.Seconds(),
-			float64(done)/r.Sweep.Seconds(), float64(r.MaxRSSKB)/1024)
+		fmt.Printf("| %d | %d | %d | %.2f s | %s %.0f MB |\n", r.Stored, r.Due, r.Replicas, r.Sweep.Seconds(), row(r, records),
+			float64(r.MaxRSSKB)/1024)
 	}
 	var small, large *result
 	for i := range results {

@@ -54,3 +54,11 @@ func TestMemory(t *testing.T) {
 		t.Errorf("Memory = %d, %d; want 0 < rss <= peak", rss, peak)
 	}
 }
+
+func TestRenewalCrypto(t *testing.T) {
+	t.Parallel()
+	perSec, err := RenewalCrypto(50 * time.Millisecond)
+	if err != nil || perSec <= 0 {
+		t.Fatalf("RenewalCrypto = %v, %v; want a positive rate", perSec, err)
+	}
+}
