@@ -50,7 +50,7 @@ type BundleCanceller interface {
 type RelayConfig struct {
 	Batch       int             // messages read per sweep (default 256)
 	Concurrency int             // lifecycle calls in flight; a BatchCreateBundles call is one (default: Batch, the whole sweep)
-	CallTimeout time.Duration   // deadline of each CreateBundle call (default 5s)
+	CallTimeout time.Duration   // deadline of each CreateBundle call, and of a BatchCreateBundles call per 256 messages (default 5s)
 	Poll        time.Duration   // longest sleep between sweeps when nothing wakes the relay (default 1s)
 	Backoff     backoff.Policy  // retry delays (default 500ms doubling to 1m)
 	Lease       time.Duration   // how long a claimed message is this relay's alone (default 30s; store.ClaimOutbox)
@@ -266,7 +266,7 @@ func (r *Relay) Sweep(ctx context.Context) (int, error) {
 // messages one by one instead, and only the bad one keeps failing.
 func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msgs []store.OutboxMessage,
 	record func(store.OutboxMessage, store.Delivered, error)) (refused []store.OutboxMessage) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout(r.cfg.CallTimeout, len(msgs)))
 	defer cancel()
 	links := make([]trace.Link, 0, len(msgs))
 	sent := make([]store.OutboxMessage, 0, len(msgs))
@@ -305,6 +305,16 @@ func (r *Relay) deliverBatch(ctx context.Context, client BatchBundleCreator, msg
 		record(m, d, bad)
 	}
 	return nil
+}
+
+// batchCallUnit is how many messages of a BatchCreateBundles call one CallTimeout covers: the
+// default sweep (256) gets CallTimeout, a call of 1000 four times it, so that a larger
+// -relay-batch does not time out calls a healthy lifecycle service is still writing.
+const batchCallUnit = 256
+
+// batchTimeout is the deadline of a BatchCreateBundles call of n messages.
+func batchTimeout(callTimeout time.Duration, n int) time.Duration {
+	return callTimeout * time.Duration((n+batchCallUnit-1)/batchCallUnit)
 }
 
 // bundleDelivered checks that bundles[i], the answer to req, is req's bundle and returns its
