@@ -145,6 +145,7 @@ type CA struct {
 var (
 	_ ca.Client       = (*CA)(nil)
 	_ ca.VerdictTimer = (*CA)(nil)
+	_ ca.InProcess    = (*CA)(nil)
 	_ ca.Revoker      = (*CA)(nil)
 	_ ca.Instructor   = (*CA)(nil)
 )
@@ -359,6 +360,9 @@ func (c *CA) Status(ctx context.Context, ref string) (ca.Status, error) {
 	}
 	return st, nil
 }
+
+// InProcess implements ca.InProcess: the CA signs in the calling process.
+func (c *CA) InProcess() {}
 
 // VerdictTimeout implements ca.VerdictTimer: the DNS timeout is the only wait that ends in a
 // verdict.
