@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -802,14 +803,20 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		if err != nil || cur.Status != store.AppPending {
 			return err // decided meanwhile
 		}
-		c, err := tx.Certificate(a.CertificateID)
-		if err != nil {
-			return err
-		}
 		b, err := tx.Bundle(a.BundleID)
 		if err != nil {
 			return err
 		}
+		// The instance is one of its bundle's, which the placement reads anyway.
+		certs, err := tx.Certificates(b.ID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(certs, func(c store.Certificate) bool { return c.ID == a.CertificateID })
+		if i < 0 {
+			return apierr.NotFound("certificate", a.CertificateID)
+		}
+		c := certs[i]
 		leaf := chain.leaf
 		iss := store.Issuance{
 			ID: ids.New(ids.Issuance, now), CertificateID: c.ID, ApplicationID: a.ID, BundleID: b.ID, AccountID: b.AccountID,
@@ -827,10 +834,6 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 			return err
 		}
 
-		certs, err := tx.Certificates(b.ID)
-		if err != nil {
-			return err
-		}
 		if err := setT0(tx, &b, &c, certs, leaf.NotBefore); err != nil {
 			return err
 		}
@@ -897,7 +900,7 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 	cert.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
 	cert.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
 	cert.RetryAt, cert.Retries = sql.NullInt64{}, 0
-	// The remind sweep works out the new certificate's first expiry reminder (reminders.go).
+	// The first expiry reminder is planned below (firstReminder), or by the remind sweep.
 	cert.RemindAt = sql.NullInt64{Int64: db.Micros(now), Valid: true}
 	if b.Hosting || cert.State == state.Issued {
 		// The state changes below, if at all, with an event of its own (HOSTED), or not at all (a
@@ -941,6 +944,9 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 		if err := tx.Transition(cert, state.Issued, actor, eventType, what); err != nil {
 			return err
 		}
+	}
+	if err := firstReminder(tx, cert, certs, iss, now); err != nil {
+		return err
 	}
 	if err := tx.SaveSchedule(cert); err != nil {
 		return err
