@@ -161,14 +161,15 @@ func (t *Ticker) remindOne(tx *store.Tx, cur *store.Certificate, since, now time
 }
 
 // firstReminder plans the first expiry reminder of cert, whose certificate iss placeIssued has just
-// put in use at now (cert.RemindAt is now): it sets remind_at to what the remind sweep would set
-// looking at cert at now, when that sweep would send nothing, so a renewal does not cost a sweep
+// put in use at now, in state placed (cert.RemindAt is now): it sets remind_at to what the remind
+// sweep would set looking at cert at now, when that sweep would send nothing, so a renewal does not cost a sweep
 // transaction of its own to learn its first threshold. It leaves remind_at at now, for the sweep
 // to decide, when a reminder is due at now already or another instance's certificate outlives
 // cert's. certs are the bundle's instances as read before the placement: the only changes the
 // placement makes to them (predecessors HOSTED to ISSUED) do not change what hasSuccessor says.
-func firstReminder(tx *store.Tx, cert *store.Certificate, certs []store.Certificate, iss store.Issuance, now time.Time) error {
-	if (cert.State != state.Hosted && cert.State != state.Issued) || iss.NotAfter <= db.Micros(now) ||
+func firstReminder(tx *store.Tx, cert *store.Certificate, placed state.State, certs []store.Certificate, iss store.Issuance,
+	now time.Time) error {
+	if (placed != state.Hosted && placed != state.Issued) || iss.NotAfter <= db.Micros(now) ||
 		hasSuccessor(*cert, certs) {
 		return nil
 	}

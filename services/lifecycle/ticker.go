@@ -601,24 +601,19 @@ func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certifica
 		Type: store.EventRenewalStarted, From: cur.State, To: cur.State, Actor: actor, Reason: reason}); err != nil {
 		return 0, err
 	}
-	if next.Kind == Activate {
-		if target.State == state.NotActivated {
-			if err := tx.Transition(&target, state.PendingApplication, state.ActorTicker, store.EventActivated,
-				fmt.Sprintf("activated by the renewal of instance %d", cur.Sequence)); err != nil {
-				return 0, err
-			}
-		}
-		if err := tx.Transition(&target, state.Validating, state.ActorTicker, store.EventApplicationSubmitted,
-			fmt.Sprintf("application %s submitted automatically with the first application's information", a.ID)); err != nil {
+	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
+	target.RetryAt, target.Retries = sql.NullInt64{}, 0 // a new renewal: its retries count from zero
+	if next.Kind != Activate {
+		return next.Kind, tx.SaveSchedule(&target)
+	}
+	if target.State == state.NotActivated {
+		if err := tx.Transition(&target, state.PendingApplication, state.ActorTicker, store.EventActivated,
+			fmt.Sprintf("activated by the renewal of instance %d", cur.Sequence)); err != nil {
 			return 0, err
 		}
 	}
-	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
-	target.RetryAt, target.Retries = sql.NullInt64{}, 0 // a new renewal: its retries count from zero
-	if err := tx.SaveSchedule(&target); err != nil {
-		return 0, err
-	}
-	return next.Kind, nil
+	return next.Kind, tx.TransitionSaving(&target, state.Validating, state.ActorTicker, store.EventApplicationSubmitted,
+		fmt.Sprintf("application %s submitted automatically with the first application's information", a.ID))
 }
 
 // submit hands applications recorded by startRenewals (status SUBMITTING) to the CA. The key is
@@ -910,6 +905,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			return err
 		}
 	}
+	var to state.State // the instance's new state, if it changes
+	var toEvent, toWhat string
 	if b.Hosting {
 		// The predecessor stays valid until it expires, no longer hosted.
 		for i := range certs {
@@ -919,11 +916,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			}
 			// Its successor is in place: no more renewals, escalations or expiry reminders.
 			o.RenewAt, o.EscalateAt, o.ARICheckAt, o.RetryAt, o.RemindAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
-			if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
+			if err := tx.TransitionSaving(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
 				fmt.Sprintf("superseded by instance %d's certificate %s", cert.Sequence, iss.Serial)); err != nil {
-				return err
-			}
-			if err := tx.SaveSchedule(&o); err != nil {
 				return err
 			}
 			if err := tx.ResolveCases("", o.ID, "the successor certificate is in place"); err != nil {
@@ -931,9 +925,7 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			}
 		}
 		if cert.State != state.Hosted {
-			if err := tx.Transition(cert, state.Hosted, actor, store.EventHosted, "hosted: the service renews it before it expires"); err != nil {
-				return err
-			}
+			to, toEvent, toWhat = state.Hosted, store.EventHosted, "hosted: the service renews it before it expires"
 		}
 		c.scheduleHosted(cert, *b, a, notBefore, notAfter, now)
 		switch b.HostingStatus {
@@ -941,14 +933,21 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			b.HostingStatus = store.HostingActive
 		}
 	} else if cert.State != state.Issued {
-		if err := tx.Transition(cert, state.Issued, actor, eventType, what); err != nil {
-			return err
-		}
+		to, toEvent, toWhat = state.Issued, eventType, what
 	}
-	if err := firstReminder(tx, cert, certs, iss, now); err != nil {
+	placed := cert.State
+	if to != "" {
+		placed = to
+	}
+	if err := firstReminder(tx, cert, placed, certs, iss, now); err != nil {
 		return err
 	}
-	if err := tx.SaveSchedule(cert); err != nil {
+	// The state changes, if it does, in the statement that saves the schedule.
+	if to != "" {
+		if err := tx.TransitionSaving(cert, to, actor, toEvent, toWhat); err != nil {
+			return err
+		}
+	} else if err := tx.SaveSchedule(cert); err != nil {
 		return err
 	}
 	return tx.RefreshCurrent(b)

@@ -103,11 +103,24 @@ func (t *Tx) Issuance(id string) (Issuance, error) {
 // records the history event. It is the only way the store changes an instance's state. On success
 // c.State is `to`.
 func (t *Tx) Transition(c *Certificate, to state.State, actor state.Actor, eventType, reason string) error {
+	return t.transition(c, to, actor, eventType, reason, false)
+}
+
+// TransitionSaving is Transition and SaveSchedule of c in one statement: the state's compare-and-
+// set writes c's schedule columns too. A renewal moves three instances and saves their schedules.
+func (t *Tx) TransitionSaving(c *Certificate, to state.State, actor state.Actor, eventType, reason string) error {
+	return t.transition(c, to, actor, eventType, reason, true)
+}
+
+func (t *Tx) transition(c *Certificate, to state.State, actor state.Actor, eventType, reason string, schedule bool) error {
 	if err := state.Check(c.State, to, actor); err != nil {
 		return err
 	}
-	err := db.ExpectOne(t.tx.Exec(`UPDATE certificates SET state = ?, update_time = ? WHERE certificate_id = ? AND state = ?`,
-		string(to), t.now, c.ID, string(c.State)))
+	q, args := `UPDATE certificates SET state = ?, update_time = ?`, []any{string(to), t.now}
+	if schedule {
+		q, args = `UPDATE certificates SET state = ?, `+scheduleColumns, append([]any{string(to)}, t.scheduleArgs(c)...)
+	}
+	err := db.ExpectOne(t.tx.Exec(q+` WHERE certificate_id = ? AND state = ?`, append(args, c.ID, string(c.State))...))
 	if errors.Is(err, db.ErrConflict) {
 		return apierr.FailedPrecondition("certificate %s changed concurrently; try again", c.ID)
 	}
@@ -134,13 +147,20 @@ func (t *Tx) Event(e Event) error {
 // It gives back a ticker replica's claim on the row (ClaimCertificates): the new schedule is due
 // for whichever replica finds it next.
 func (t *Tx) SaveSchedule(c *Certificate) error {
-	c.UpdateTime = t.now
-	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
-		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?,
-		remind_at = ?, update_time = ?, claim_until = NULL WHERE certificate_id = ?`,
-		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
-		c.ARICheckAt, c.RetryAt, c.Retries, c.RemindAt, c.UpdateTime, c.ID)
+	_, err := t.tx.Exec(`UPDATE certificates SET `+scheduleColumns+` WHERE certificate_id = ?`, append(t.scheduleArgs(c), c.ID)...)
 	return err
+}
+
+// scheduleColumns are the assignments SaveSchedule makes, with scheduleArgs' arguments.
+const scheduleColumns = `current_issuance_id = ?, current_application_id = ?, coverage_start = ?, coverage_end = ?,
+	renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?, remind_at = ?,
+	update_time = ?, claim_until = NULL`
+
+// scheduleArgs are c's values for scheduleColumns, at the transaction's time (which c takes).
+func (t *Tx) scheduleArgs(c *Certificate) []any {
+	c.UpdateTime = t.now
+	return []any{c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt,
+		c.EscalateAt, c.ARICheckAt, c.RetryAt, c.Retries, c.RemindAt, c.UpdateTime}
 }
 
 // SaveRemindAt writes an instance's remind_at alone, as a compare-and-set on the remind_at it was
