@@ -186,6 +186,15 @@ type VerdictTimer interface {
 	VerdictTimeout() time.Duration
 }
 
+// InProcess is implemented by a Client whose CA runs inside the lifecycle service's own process
+// (the local CA): a call to it costs this process's CPU and database, not a remote service's
+// capacity or rate limits, so the renewal ticker does not bound the calls it has in flight to it
+// (the lifecycle service's TickerConfig.CACalls bounds those to every other CA).
+type InProcess interface {
+	// InProcess marks the implementation; it does nothing.
+	InProcess()
+}
+
 // Instructor is implemented by a Client whose DNS records depend only on the subscription (a
 // Request's Binding) and the names, so it can tell them before any application is made: an
 // imported certificate's customer publishes them at once, and the first renewal verifies with no

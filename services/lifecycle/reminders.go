@@ -160,6 +160,33 @@ func (t *Ticker) remindOne(tx *store.Tx, cur *store.Certificate, since, now time
 		Reason: reminderReason(r, notAfter, iss.Serial)})
 }
 
+// firstReminder plans the first expiry reminder of cert, whose certificate iss placeIssued has just
+// put in use at now, in state placed (cert.RemindAt is now): it sets remind_at to what the remind
+// sweep would set looking at cert at now, when that sweep would send nothing, so a renewal does not cost a sweep
+// transaction of its own to learn its first threshold. It leaves remind_at at now, for the sweep
+// to decide, when a reminder is due at now already or another instance's certificate outlives
+// cert's. certs are the bundle's instances as read before the placement: the only changes the
+// placement makes to them (predecessors HOSTED to ISSUED) do not change what hasSuccessor says.
+func firstReminder(tx *store.Tx, cert *store.Certificate, placed state.State, certs []store.Certificate, iss store.Issuance,
+	now time.Time) error {
+	if (placed != state.Hosted && placed != state.Issued) || iss.NotAfter <= db.Micros(now) ||
+		hasSuccessor(*cert, certs) {
+		return nil
+	}
+	as, ok, err := tx.AccountSettings(cert.AccountID)
+	if err != nil {
+		return err
+	}
+	sched := ReminderSchedule(db.FromMicros(iss.NotBefore), db.FromMicros(iss.NotAfter), reminderDays(as, ok))
+	if _, send, next, more := PlanReminder(sched, now, now); !send {
+		cert.RemindAt = sql.NullInt64{}
+		if more {
+			cert.RemindAt = db.NullMicros(next)
+		}
+	}
+	return nil
+}
+
 // reminderReason is the reminder event's reason: the threshold ("7 days"), when the certificate
 // expires, and the serial.
 func reminderReason(r Reminder, notAfter time.Time, serial string) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,8 +33,17 @@ type TickerConfig struct {
 	Interval time.Duration
 	// Batch is how many rows each sweep reads at a time (default 1000).
 	Batch int
-	// Concurrency bounds the CA calls and per-item transactions in flight (default 32).
+	// Concurrency bounds the items each sweep has in flight: their transactions, and their calls
+	// to a CA that runs in this process (ca.InProcess: the local CA), whose only cost is this
+	// process's CPU (default 256). The items' writes are group-committed together, so the more
+	// are in flight the fewer commits, and the less of the writer's time, each renewal costs:
+	// 256 measured about 1.4 times the completed renewals/s of 32, the default before
+	// (docs/performance.md, "Completed renewals"). Calls to any other CA are bounded by CACalls.
 	Concurrency int
+	// CACalls bounds the calls the ticker has in flight to each CA outside this process (ACME,
+	// plug-ins) (default 32, the sweeps' concurrency before Concurrency grew: such a CA sees no
+	// more calls at once than it did, whatever Concurrency is).
+	CACalls int
 	// Backoff spaces out retries of transient CA errors (default 5s doubling to 1h).
 	Backoff backoff.Policy
 	// Lease is how long a sweep holds the rows it claimed (default DefaultLease): replicas of the
@@ -66,8 +76,9 @@ const DefaultLease = 30 * time.Second
 // bundle ever gets two successors.
 type Ticker struct {
 	core
-	cfg  TickerConfig
-	wake chan struct{}
+	cfg     TickerConfig
+	wake    chan struct{}
+	caSlots caSlots
 }
 
 // NewTicker makes the ticker.
@@ -79,7 +90,10 @@ func NewTicker(c Config, cfg TickerConfig) *Ticker {
 		cfg.Batch = 1000
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 32
+		cfg.Concurrency = 256
+	}
+	if cfg.CACalls <= 0 {
+		cfg.CACalls = 32
 	}
 	if cfg.Backoff == (backoff.Policy{}) {
 		cfg.Backoff = backoff.Policy{Base: 5 * time.Second, Max: time.Hour}
@@ -90,7 +104,36 @@ func NewTicker(c Config, cfg TickerConfig) *Ticker {
 	if cfg.DeployDeadline <= 0 {
 		cfg.DeployDeadline = DefaultDeployDeadline
 	}
-	return &Ticker{core: core{c}, cfg: cfg, wake: make(chan struct{}, 1)}
+	return &Ticker{core: core{c}, cfg: cfg, wake: make(chan struct{}, 1),
+		caSlots: caSlots{size: cfg.CACalls, slots: map[string]chan struct{}{}}}
+}
+
+// caSlots bounds the ticker's calls in flight to each CA outside the process (TickerConfig.CACalls).
+type caSlots struct {
+	size  int
+	mu    sync.Mutex
+	slots map[string]chan struct{} // by CA name
+}
+
+// acquire waits for a slot for a call to CA name (client) and returns its release; a CA in the
+// process (ca.InProcess) needs none. An error means ctx ended first: no call was made.
+func (l *caSlots) acquire(ctx context.Context, name string, client ca.Client) (release func(), err error) {
+	if _, ok := client.(ca.InProcess); ok {
+		return func() {}, nil
+	}
+	l.mu.Lock()
+	slot, ok := l.slots[name]
+	if !ok {
+		slot = make(chan struct{}, l.size)
+		l.slots[name] = slot
+	}
+	l.mu.Unlock()
+	select {
+	case slot <- struct{}{}:
+		return func() { <-slot }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Wake makes the ticker tick now (an application was submitted). It never blocks.
@@ -378,9 +421,14 @@ func (t *Ticker) planRenewal(ctx context.Context, c store.Certificate, now time.
 	if !ok {
 		return stop, nil
 	}
+	release, err := t.caSlots.acquire(ctx, a.CAName, client)
+	if err != nil {
+		return stop, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
 	w, ok, err := informer.RenewalInfo(cctx, []byte(iss.ChainPEM))
 	cancel()
+	release()
 	if err != nil {
 		t.Log.Warn("renewal information unavailable; asking again later", "certificate_id", c.ID, "err", err)
 		return RenewalInfoPlan{NextCheck: now.Add(max(time.Hour, ca.RetryAfter(err)))}, nil
@@ -553,24 +601,19 @@ func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certifica
 		Type: store.EventRenewalStarted, From: cur.State, To: cur.State, Actor: actor, Reason: reason}); err != nil {
 		return 0, err
 	}
-	if next.Kind == Activate {
-		if target.State == state.NotActivated {
-			if err := tx.Transition(&target, state.PendingApplication, state.ActorTicker, store.EventActivated,
-				fmt.Sprintf("activated by the renewal of instance %d", cur.Sequence)); err != nil {
-				return 0, err
-			}
-		}
-		if err := tx.Transition(&target, state.Validating, state.ActorTicker, store.EventApplicationSubmitted,
-			fmt.Sprintf("application %s submitted automatically with the first application's information", a.ID)); err != nil {
+	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
+	target.RetryAt, target.Retries = sql.NullInt64{}, 0 // a new renewal: its retries count from zero
+	if next.Kind != Activate {
+		return next.Kind, tx.SaveSchedule(&target)
+	}
+	if target.State == state.NotActivated {
+		if err := tx.Transition(&target, state.PendingApplication, state.ActorTicker, store.EventActivated,
+			fmt.Sprintf("activated by the renewal of instance %d", cur.Sequence)); err != nil {
 			return 0, err
 		}
 	}
-	target.CurrentApplicationID = sql.NullString{String: a.ID, Valid: true}
-	target.RetryAt, target.Retries = sql.NullInt64{}, 0 // a new renewal: its retries count from zero
-	if err := tx.SaveSchedule(&target); err != nil {
-		return 0, err
-	}
-	return next.Kind, nil
+	return next.Kind, tx.TransitionSaving(&target, state.Validating, state.ActorTicker, store.EventApplicationSubmitted,
+		fmt.Sprintf("application %s submitted automatically with the first application's information", a.ID))
 }
 
 // submit hands applications recorded by startRenewals (status SUBMITTING) to the CA. The key is
@@ -623,11 +666,16 @@ func (t *Ticker) submitOne(ctx context.Context, a store.Application, now time.Ti
 	if err != nil {
 		return t.retryLater(ctx, a, now, 0, err)
 	}
+	release, err := t.caSlots.acquire(ctx, a.CAName, authority)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
 	cctx, span := caSpan(cctx, a, "submit")
 	start := time.Now()
 	sub, err := authority.Submit(cctx, req)
 	cancel()
+	release()
 	endSpan(span, err)
 	t.Metrics.caCall(a.CAName, "submit", start, err)
 	if err != nil {
@@ -673,11 +721,16 @@ func (t *Ticker) poll(ctx context.Context, now time.Time, st *TickStats) error {
 		authority, err := t.caOf(a)
 		var res ca.Status
 		if err == nil {
+			release, aerr := t.caSlots.acquire(ctx, a.CAName, authority)
+			if aerr != nil {
+				return aerr
+			}
 			cctx, cancel := context.WithTimeout(ctx, caCallTimeout)
 			cctx, span := caSpan(cctx, a, "status")
 			start := time.Now()
 			res, err = authority.Status(cctx, a.CARef.String)
 			cancel()
+			release()
 			endSpan(span, err)
 			t.Metrics.caCall(a.CAName, "status", start, err)
 		}
@@ -745,14 +798,20 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 		if err != nil || cur.Status != store.AppPending {
 			return err // decided meanwhile
 		}
-		c, err := tx.Certificate(a.CertificateID)
-		if err != nil {
-			return err
-		}
 		b, err := tx.Bundle(a.BundleID)
 		if err != nil {
 			return err
 		}
+		// The instance is one of its bundle's, which the placement reads anyway.
+		certs, err := tx.Certificates(b.ID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(certs, func(c store.Certificate) bool { return c.ID == a.CertificateID })
+		if i < 0 {
+			return apierr.NotFound("certificate", a.CertificateID)
+		}
+		c := certs[i]
 		leaf := chain.leaf
 		iss := store.Issuance{
 			ID: ids.New(ids.Issuance, now), CertificateID: c.ID, ApplicationID: a.ID, BundleID: b.ID, AccountID: b.AccountID,
@@ -770,10 +829,6 @@ func (t *Ticker) recordIssued(ctx context.Context, a store.Application, chainPEM
 			return err
 		}
 
-		certs, err := tx.Certificates(b.ID)
-		if err != nil {
-			return err
-		}
 		if err := setT0(tx, &b, &c, certs, leaf.NotBefore); err != nil {
 			return err
 		}
@@ -840,7 +895,7 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 	cert.CurrentIssuanceID = sql.NullString{String: iss.ID, Valid: true}
 	cert.ExpireAt = sql.NullInt64{Int64: iss.NotAfter, Valid: true}
 	cert.RetryAt, cert.Retries = sql.NullInt64{}, 0
-	// The remind sweep works out the new certificate's first expiry reminder (reminders.go).
+	// The first expiry reminder is planned below (firstReminder), or by the remind sweep.
 	cert.RemindAt = sql.NullInt64{Int64: db.Micros(now), Valid: true}
 	if b.Hosting || cert.State == state.Issued {
 		// The state changes below, if at all, with an event of its own (HOSTED), or not at all (a
@@ -850,6 +905,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			return err
 		}
 	}
+	var to state.State // the instance's new state, if it changes
+	var toEvent, toWhat string
 	if b.Hosting {
 		// The predecessor stays valid until it expires, no longer hosted.
 		for i := range certs {
@@ -859,11 +916,8 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			}
 			// Its successor is in place: no more renewals, escalations or expiry reminders.
 			o.RenewAt, o.EscalateAt, o.ARICheckAt, o.RetryAt, o.RemindAt = sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}, sql.NullInt64{}
-			if err := tx.Transition(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
+			if err := tx.TransitionSaving(&o, state.Issued, state.ActorTicker, store.EventSuperseded,
 				fmt.Sprintf("superseded by instance %d's certificate %s", cert.Sequence, iss.Serial)); err != nil {
-				return err
-			}
-			if err := tx.SaveSchedule(&o); err != nil {
 				return err
 			}
 			if err := tx.ResolveCases("", o.ID, "the successor certificate is in place"); err != nil {
@@ -871,9 +925,7 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			}
 		}
 		if cert.State != state.Hosted {
-			if err := tx.Transition(cert, state.Hosted, actor, store.EventHosted, "hosted: the service renews it before it expires"); err != nil {
-				return err
-			}
+			to, toEvent, toWhat = state.Hosted, store.EventHosted, "hosted: the service renews it before it expires"
 		}
 		c.scheduleHosted(cert, *b, a, notBefore, notAfter, now)
 		switch b.HostingStatus {
@@ -881,11 +933,21 @@ func (c *core) placeIssued(tx *store.Tx, b *store.Bundle, cert *store.Certificat
 			b.HostingStatus = store.HostingActive
 		}
 	} else if cert.State != state.Issued {
-		if err := tx.Transition(cert, state.Issued, actor, eventType, what); err != nil {
+		to, toEvent, toWhat = state.Issued, eventType, what
+	}
+	placed := cert.State
+	if to != "" {
+		placed = to
+	}
+	if err := firstReminder(tx, cert, placed, certs, iss, now); err != nil {
+		return err
+	}
+	// The state changes, if it does, in the statement that saves the schedule.
+	if to != "" {
+		if err := tx.TransitionSaving(cert, to, actor, toEvent, toWhat); err != nil {
 			return err
 		}
-	}
-	if err := tx.SaveSchedule(cert); err != nil {
+	} else if err := tx.SaveSchedule(cert); err != nil {
 		return err
 	}
 	return tx.RefreshCurrent(b)

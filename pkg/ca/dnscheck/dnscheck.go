@@ -69,6 +69,9 @@ type Resolver struct {
 	Addr string
 	// Timeout bounds each query (DefaultQueryTimeout when zero).
 	Timeout time.Duration
+	// Slots, when not nil, bounds the queries in flight, across every copy of the Resolver: a
+	// query waits for a free slot (under its ctx, not Timeout) before it is sent.
+	Slots chan struct{}
 }
 
 // TXT looks up the TXT records at name (following CNAMEs) and says whether one of them is want.
@@ -204,6 +207,14 @@ func (r Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = DefaultQueryTimeout
+	}
+	if r.Slots != nil {
+		select {
+		case r.Slots <- struct{}{}:
+			defer func() { <-r.Slots }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s %s: query to %s: %w", name, dns.TypeToString[qtype], r.Addr, ctx.Err())
+		}
 	}
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)

@@ -232,3 +232,21 @@ func TestContextCancelled(t *testing.T) {
 		t.Errorf("TXT with a cancelled context = %v, want failed", got.Outcome)
 	}
 }
+
+// TestSlots: a query waits for a free slot of Resolver.Slots (here: until its context ends, so
+// nothing is sent and the lookup failed), and a slot freed by a finished query is taken again.
+func TestSlots(t *testing.T) {
+	t.Parallel()
+	r := dnscheck.Resolver{Addr: serve(t), Timeout: 100 * time.Millisecond, Slots: make(chan struct{}, 1)}
+	if got := r.TXT(t.Context(), "_v.right.example", "want"); got.Outcome != dnscheck.Found {
+		t.Fatalf("TXT with a free slot = %v (%v), want found", got.Outcome, got.Err)
+	}
+	if got := r.TXT(t.Context(), "_v.right.example", "want"); got.Outcome != dnscheck.Found {
+		t.Fatalf("TXT after a query returned its slot = %v (%v), want found", got.Outcome, got.Err)
+	}
+	r.Slots <- struct{}{} // another query holds the only slot
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	got := r.TXT(ctx, "_v.right.example", "want")
+	checkResult(t, got, dnscheck.Failed, "context canceled")
+}

@@ -72,6 +72,12 @@ const (
 	DefaultDNSTimeout = time.Hour
 	// DefaultDNSQueryTimeout bounds one DNS query.
 	DefaultDNSQueryTimeout = dnscheck.DefaultQueryTimeout
+	// DefaultDNSQueries bounds the queries in flight: what the renewal ticker put in flight when it
+	// kept 32 applications in flight (a lookup at a time each, for one name). With 256 in flight
+	// (TickerConfig.Concurrency) and no bound, the bursts of queries overflowed a DNS server's
+	// receive buffer: queries went unanswered, and their applications waited for the query timeout
+	// and a later poll.
+	DefaultDNSQueries = 32
 )
 
 // DefaultCAAIdentity is the issuer domain name the binaries give the local CA for CAA records: a
@@ -109,6 +115,9 @@ type Config struct {
 	Recheck time.Duration
 	// DNSQueryTimeout bounds each DNS query (default DefaultDNSQueryTimeout).
 	DNSQueryTimeout time.Duration
+	// DNSQueries bounds the CA's DNS queries in flight, all applications together (default
+	// DefaultDNSQueries).
+	DNSQueries int
 	// OrganizationRule vets OV and EV organizations.
 	OrganizationRule OrganizationRule
 	// CAAIdentity is the issuer domain name CAA records must name for this CA to issue for a
@@ -145,6 +154,7 @@ type CA struct {
 var (
 	_ ca.Client       = (*CA)(nil)
 	_ ca.VerdictTimer = (*CA)(nil)
+	_ ca.InProcess    = (*CA)(nil)
 	_ ca.Revoker      = (*CA)(nil)
 	_ ca.Instructor   = (*CA)(nil)
 )
@@ -181,6 +191,11 @@ func Open(ctx context.Context, cfg Config) (*CA, error) {
 	if c.recheck = cfg.Recheck; c.recheck <= 0 {
 		c.recheck = DefaultRecheck
 	}
+	queries := cfg.DNSQueries
+	if queries <= 0 {
+		queries = DefaultDNSQueries
+	}
+	c.resolver.Slots = make(chan struct{}, queries)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -359,6 +374,9 @@ func (c *CA) Status(ctx context.Context, ref string) (ca.Status, error) {
 	}
 	return st, nil
 }
+
+// InProcess implements ca.InProcess: the CA signs in the calling process.
+func (c *CA) InProcess() {}
 
 // VerdictTimeout implements ca.VerdictTimer: the DNS timeout is the only wait that ends in a
 // verdict.

@@ -350,8 +350,10 @@ func sameBundle(want, stored Bundle) error {
 	return nil
 }
 
-// appendEvents inserts events with ids allocated from the events counter in this transaction, so
-// ids increase in commit order.
+// appendEventsRaw inserts events with ids allocated from the events counter in this transaction,
+// so ids increase in commit order. The rows are bound by position, several to a statement: the
+// events of a renewal were a counter update and a named insert each, whose query sqlx compiled
+// again on every call.
 func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 	if len(events) == 0 {
 		return nil
@@ -364,10 +366,29 @@ func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 	for i := range events {
 		events[i].ID = first + int64(i)
 	}
-	_, err := tx.NamedExec(`INSERT INTO events (`+eventColumns+`) VALUES (:event_id, :account_id, :bundle_id,
-		:certificate_id, :type, :from_state, :to_state, :actor, :reason, :time, :support_case_id)`, events)
-	return err
+	for rest := events; len(rest) > 0; {
+		n := min(len(rest), maxEventRows)
+		args := make([]any, 0, n*eventFields)
+		for _, e := range rest[:n] {
+			args = append(args, e.ID, e.AccountID, e.BundleID, e.CertificateID, e.Type, string(e.From), string(e.To), string(e.Actor), e.Reason,
+				e.Time, e.SupportCaseID)
+		}
+		row := `(` + db.Placeholders(eventFields) + `)`
+		q := `INSERT INTO events (` + eventColumns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row+`, `, n), `, `)
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
 }
+
+// eventFields is the number of eventColumns; maxEventRows bounds the rows of one INSERT, well
+// inside both dialects' limits on bound parameters.
+const (
+	eventFields  = 11
+	maxEventRows = 500
+)
 
 // GetBundle returns a bundle of the account with its instances, or NotFound.
 func (s *Store) GetBundle(ctx context.Context, accountID, bundleID string) (Bundle, []Certificate, error) {

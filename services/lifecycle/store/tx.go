@@ -18,17 +18,37 @@ import (
 // Tx is one write transaction of the lifecycle store, with the domain's operations: the lifecycle
 // package composes them, and everything in one Write commits or rolls back together.
 type Tx struct {
-	s        *Store
-	tx       *db.Tx
-	now      int64
-	notified bool
+	s   *Store
+	tx  *db.Tx
+	now int64
+	// events are the history events recorded so far, inserted together when fn returns (flush).
+	events []Event
 }
 
 // Write runs fn in one write transaction; now is the time recorded on every row it touches.
 func (s *Store) Write(ctx context.Context, now int64, fn func(tx *Tx) error) error {
 	return s.db.Write(ctx, func(dtx *db.Tx) error {
-		return fn(&Tx{s: s, tx: dtx, now: now})
+		tx := &Tx{s: s, tx: dtx, now: now}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.flush()
 	})
+}
+
+// flush inserts the events recorded in the transaction, in the order they were recorded, with one
+// allocation of ids and one statement: a renewal records three in each of its two main
+// transactions, which were a counter update and an insert each. Nothing in a write reads the
+// events it records, so holding them until fn returns changes no outcome, and they still commit
+// or roll back with everything else.
+func (t *Tx) flush() error {
+	if len(t.events) == 0 {
+		return nil
+	}
+	if t.s.onEvents != nil {
+		t.tx.AfterCommit(t.s.onEvents)
+	}
+	return t.s.appendEventsRaw(t.tx, t.events)
 }
 
 // Now is the transaction's time.
@@ -83,11 +103,24 @@ func (t *Tx) Issuance(id string) (Issuance, error) {
 // records the history event. It is the only way the store changes an instance's state. On success
 // c.State is `to`.
 func (t *Tx) Transition(c *Certificate, to state.State, actor state.Actor, eventType, reason string) error {
+	return t.transition(c, to, actor, eventType, reason, false)
+}
+
+// TransitionSaving is Transition and SaveSchedule of c in one statement: the state's compare-and-
+// set writes c's schedule columns too. A renewal moves three instances and saves their schedules.
+func (t *Tx) TransitionSaving(c *Certificate, to state.State, actor state.Actor, eventType, reason string) error {
+	return t.transition(c, to, actor, eventType, reason, true)
+}
+
+func (t *Tx) transition(c *Certificate, to state.State, actor state.Actor, eventType, reason string, schedule bool) error {
 	if err := state.Check(c.State, to, actor); err != nil {
 		return err
 	}
-	err := db.ExpectOne(t.tx.Exec(`UPDATE certificates SET state = ?, update_time = ? WHERE certificate_id = ? AND state = ?`,
-		string(to), t.now, c.ID, string(c.State)))
+	q, args := `UPDATE certificates SET state = ?, update_time = ?`, []any{string(to), t.now}
+	if schedule {
+		q, args = `UPDATE certificates SET state = ?, `+scheduleColumns, append([]any{string(to)}, t.scheduleArgs(c)...)
+	}
+	err := db.ExpectOne(t.tx.Exec(q+` WHERE certificate_id = ? AND state = ?`, append(args, c.ID, string(c.State))...))
 	if errors.Is(err, db.ErrConflict) {
 		return apierr.FailedPrecondition("certificate %s changed concurrently; try again", c.ID)
 	}
@@ -102,13 +135,11 @@ func (t *Tx) Transition(c *Certificate, to state.State, actor state.Actor, event
 
 // Event records a history event that is not a state change (renewal started, support case
 // opened, hosting ending); From and To default to the instance's current state.
+// The event is inserted when the transaction's fn returns (Store.Write).
 func (t *Tx) Event(e Event) error {
 	e.Time = t.now
-	if !t.notified && t.s.onEvents != nil {
-		t.tx.AfterCommit(t.s.onEvents)
-		t.notified = true
-	}
-	return t.s.appendEventsRaw(t.tx, []Event{e})
+	t.events = append(t.events, e)
+	return nil
 }
 
 // SaveSchedule writes an instance's non-state columns: current issuance and application, coverage,
@@ -116,13 +147,20 @@ func (t *Tx) Event(e Event) error {
 // It gives back a ticker replica's claim on the row (ClaimCertificates): the new schedule is due
 // for whichever replica finds it next.
 func (t *Tx) SaveSchedule(c *Certificate) error {
-	c.UpdateTime = t.now
-	_, err := t.tx.Exec(`UPDATE certificates SET current_issuance_id = ?, current_application_id = ?, coverage_start = ?,
-		coverage_end = ?, renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?,
-		remind_at = ?, update_time = ?, claim_until = NULL WHERE certificate_id = ?`,
-		c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt, c.EscalateAt,
-		c.ARICheckAt, c.RetryAt, c.Retries, c.RemindAt, c.UpdateTime, c.ID)
+	_, err := t.tx.Exec(`UPDATE certificates SET `+scheduleColumns+` WHERE certificate_id = ?`, append(t.scheduleArgs(c), c.ID)...)
 	return err
+}
+
+// scheduleColumns are the assignments SaveSchedule makes, with scheduleArgs' arguments.
+const scheduleColumns = `current_issuance_id = ?, current_application_id = ?, coverage_start = ?, coverage_end = ?,
+	renew_at = ?, expire_at = ?, escalate_at = ?, ari_check_at = ?, retry_at = ?, retries = ?, remind_at = ?,
+	update_time = ?, claim_until = NULL`
+
+// scheduleArgs are c's values for scheduleColumns, at the transaction's time (which c takes).
+func (t *Tx) scheduleArgs(c *Certificate) []any {
+	c.UpdateTime = t.now
+	return []any{c.CurrentIssuanceID, c.CurrentApplicationID, c.CoverageStart, c.CoverageEnd, c.RenewAt, c.ExpireAt,
+		c.EscalateAt, c.ARICheckAt, c.RetryAt, c.Retries, c.RemindAt, c.UpdateTime}
 }
 
 // SaveRemindAt writes an instance's remind_at alone, as a compare-and-set on the remind_at it was
@@ -163,11 +201,13 @@ func (t *Tx) SaveBundle(b *Bundle, expectRenewal *sql.NullString) error {
 // InsertApplication adds an application.
 func (t *Tx) InsertApplication(a *Application) error {
 	a.CreateTime, a.UpdateTime = t.now, t.now
-	_, err := t.tx.NamedExec(`INSERT INTO applications (`+applicationColumns+`) VALUES (:application_id, :certificate_id,
-		:bundle_id, :account_id, :status, :automatic, :actor, :domains, :validation_method, :contact, :organization,
-		:key_algorithm, :csr_pem, :key_sealed, :requested_not_after, :replaces_issuance_id, :ca_name, :ca_ref,
-		:instructions, :attempts, :next_poll_at, :last_error, :reject_reason, :reject_message, :create_time,
-		:update_time, :imported, :trace_context)`, a)
+	// Bound by position, in applicationColumns' order: a named insert has sqlx compile the query
+	// and walk the struct by reflection on every call, and every renewal inserts an application.
+	_, err := t.tx.Exec(`INSERT INTO applications (`+applicationColumns+`) VALUES (`+db.Placeholders(28)+`)`,
+		a.ID, a.CertificateID, a.BundleID, a.AccountID, a.Status, a.Automatic, string(a.Actor), a.Domains,
+		a.ValidationMethod, a.Contact, a.Organization, a.KeyAlgorithm, a.CSRPEM, a.KeySealed, a.RequestedNotAfter,
+		a.ReplacesIssuanceID, a.CAName, a.CARef, a.Instructions, a.Attempts, a.NextPollAt, a.LastError, a.RejectReason,
+		a.RejectMessage, a.CreateTime, a.UpdateTime, a.Imported, a.TraceContext)
 	if db.IsUniqueViolation(err) {
 		return apierr.FailedPrecondition("certificate %s already has an application in flight", a.CertificateID)
 	}
@@ -187,21 +227,21 @@ func (t *Tx) setDomains(a *Application) error {
 	if _, err := t.tx.Exec(`DELETE FROM certificate_domains WHERE certificate_id = ?`, a.CertificateID); err != nil {
 		return err
 	}
-	rows := make([]map[string]any, 0, len(domains))
+	var args []any
 	seen := map[string]bool{}
 	for _, d := range domains {
 		if seen[d] {
 			continue
 		}
 		seen[d] = true
-		rows = append(rows, map[string]any{"account_id": a.AccountID, "certificate_id": a.CertificateID,
-			"bundle_id": a.BundleID, "domain": d, "reversed": ReverseName(d)})
+		args = append(args, a.AccountID, a.CertificateID, a.BundleID, d, ReverseName(d))
 	}
-	if len(rows) == 0 {
+	if len(args) == 0 {
 		return nil
 	}
-	_, err := t.tx.NamedExec(`INSERT INTO certificate_domains (account_id, certificate_id, bundle_id, domain, reversed)
-		VALUES (:account_id, :certificate_id, :bundle_id, :domain, :reversed)`, rows)
+	row := `(?, ?, ?, ?, ?)`
+	_, err := t.tx.Exec(`INSERT INTO certificate_domains (account_id, certificate_id, bundle_id, domain, reversed)
+		VALUES `+strings.TrimSuffix(strings.Repeat(row+`, `, len(seen)), `, `), args...)
 	return err
 }
 
@@ -268,9 +308,9 @@ func (t *Tx) RevokeIssuance(id string, reason int) error {
 // InsertIssuance adds an issued certificate.
 func (t *Tx) InsertIssuance(i *Issuance) error {
 	i.CreateTime = t.now
-	_, err := t.tx.NamedExec(`INSERT INTO issuances (`+issuanceColumns+`) VALUES (:issuance_id, :certificate_id,
-		:application_id, :bundle_id, :account_id, :serial, :not_before, :not_after, :chain_pem, :create_time, :revoke_time,
-		:revoke_reason)`, i)
+	_, err := t.tx.Exec(`INSERT INTO issuances (`+issuanceColumns+`) VALUES (`+db.Placeholders(12)+`)`,
+		i.ID, i.CertificateID, i.ApplicationID, i.BundleID, i.AccountID, i.Serial, i.NotBefore, i.NotAfter, i.ChainPEM,
+		i.CreateTime, i.RevokeTime, i.RevokeReason)
 	return err
 }
 

@@ -83,6 +83,7 @@ type config struct {
 	tickerInterval time.Duration
 	tickerBatch    int
 	tickerWorkers  int
+	tickerCACalls  int
 	lease          time.Duration
 	deployDeadline time.Duration
 	caRetryBase    time.Duration
@@ -147,7 +148,8 @@ func parseFlags(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (
 	fs.StringVar(&c.supportEngineerEmails, "support-engineer-emails", "", "e-mail addresses of the support engineers, name=address comma-separated (alice=alice@example.com,bob=bob@example.com): a case's assignee is e-mailed about it")
 	fs.DurationVar(&c.tickerInterval, "ticker-interval", time.Minute, "longest pause of the renewal ticker; it wakes sooner when work is due")
 	fs.IntVar(&c.tickerBatch, "ticker-batch", 1000, "rows each ticker sweep reads at a time")
-	fs.IntVar(&c.tickerWorkers, "ticker-concurrency", 32, "CA calls and per-item transactions each ticker sweep keeps in flight")
+	fs.IntVar(&c.tickerWorkers, "ticker-concurrency", 256, "items (their transactions, and their calls to the built-in local CA) each ticker sweep keeps in flight")
+	fs.IntVar(&c.tickerCACalls, "ticker-ca-calls", 32, "calls the ticker keeps in flight to each CA outside the process (ACME, plug-ins)")
 	fs.DurationVar(&c.deployDeadline, "deploy-deadline", lifecycle.DefaultDeployDeadline, "how long after its issuance a bundle's certificate may take to reach every deployment target the bundle expects before the ticker opens an urgent case")
 	fs.DurationVar(&c.lease, "lease", lifecycle.DefaultLease, "how long the ticker holds the rows it claimed before another replica may take them over")
 	fs.DurationVar(&c.caRetryBase, "ca-retry-base", 5*time.Second, "pause after a CA call fails (unreachable, timed out, erroring); it doubles with each failure of the same application")
@@ -452,7 +454,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 	svc.config = lifecycle.Config{Store: st, Clock: clk, Log: log, CAs: cas, Keys: keys, Engineers: engineers,
 		Metrics: lifecycle.NewMetrics(svc.metrics.Registry), CARateLimits: caFile.IssuanceRates()}
 	svc.metrics.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, cfg.metricsBundleExpiry))
-	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Concurrency: cfg.tickerWorkers, Lease: cfg.lease,
+	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Concurrency: cfg.tickerWorkers, CACalls: cfg.tickerCACalls, Lease: cfg.lease,
 		DeployDeadline: cfg.deployDeadline, Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
 	svc.reissuer = lifecycle.NewReissuer(svc.config, svc.ticker.Wake)
 	dispatcher, err := notifier(cfg, st, clk, keys, log)
