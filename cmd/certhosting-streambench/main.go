@@ -139,6 +139,9 @@ func run() error {
 		b, m := benchutil.Quantile(base.lat, q.q), benchutil.Quantile(many.lat, q.q)
 		fmt.Printf("| %s | %s | %s | %.2f |\n", q.name, ms(b), ms(m), float64(m)/float64(b))
 	}
+	fmt.Printf("| the probes' UpdateApplicationTemplate calls (a write while renewals run), p50 / p99 | %s / %s | %s / %s | |\n",
+		ms(benchutil.Quantile(base.calls, 0.5)), ms(benchutil.Quantile(base.calls, 0.99)),
+		ms(benchutil.Quantile(many.calls, 0.5)), ms(benchutil.Quantile(many.calls, 0.99)))
 	fmt.Printf("| renewals completed, /s | %.0f | %.0f | %.2f |\n", base.renewalRate(), many.renewalRate(), many.renewalRate()/base.renewalRate())
 	fmt.Printf("| service RSS, streams open (before they opened) | %.1f MB (%.1f MB) | %.1f MB (%.1f MB) | |\n",
 		mb(base.rssOpen), mb(base.rssBefore), mb(many.rssOpen), mb(many.rssBefore))
@@ -156,6 +159,7 @@ type result struct {
 	renewals                    int
 	renewStart, renewEnd        time.Time // the renewals' time, and when the last was seen issued
 	probeStart, probeEnd        time.Time
+	calls                       []time.Duration // each probe's UpdateApplicationTemplate call, sorted
 	rssBefore, rssOpen, rssPeak int64
 	open                        time.Duration // to open every stream
 }
@@ -177,21 +181,25 @@ func (r result) summary() string {
 }
 
 // probe changes the application template of each bundle in turn (each change commits one
-// template_updated event), rate a second, over the connections.
-func probe(ctx context.Context, conns []lifecyclev1.LifecycleServiceClient, bundles []string, rate int) error {
+// template_updated event), rate a second, over the connections, and returns each call's time:
+// an API write's latency while the renewals' writes fill the service's write groups.
+func probe(ctx context.Context, conns []lifecyclev1.LifecycleServiceClient, bundles []string, rate int) ([]time.Duration, error) {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	g := new(errgroup.Group)
 	g.SetLimit(16)
+	calls := make([]time.Duration, len(bundles))
 	for i, b := range bundles {
 		<-tick.C
 		g.Go(func() error {
+			start := time.Now()
 			_, err := conns[i%len(conns)].UpdateApplicationTemplate(ctx, &lifecyclev1.UpdateApplicationTemplateRequest{BundleId: b,
 				Contact: &lifecyclev1.Contact{Email: fmt.Sprintf("ops+%d@example.com", i)}})
+			calls[i] = time.Since(start)
 			return err
 		})
 	}
-	return g.Wait()
+	return calls, g.Wait()
 }
 
 // stream is one open WatchEvents stream and what it received.
@@ -325,11 +333,18 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 	// probes run meanwhile.
 	renewAt := at.Add(-time.Minute)
 	time.Sleep(time.Until(renewAt))
-	probeErr := make(chan error, 1)
+	type probed struct {
+		start, end time.Time
+		calls      []time.Duration
+		err        error
+	}
+	probeDone := make(chan probed, 1)
 	go func() {
-		r.probeStart = time.Now()
-		probeErr <- probe(ctx, conns, probes, c.probeRate)
-		r.probeEnd = time.Now()
+		var p probed
+		p.start = time.Now()
+		p.calls, p.err = probe(ctx, conns, probes, c.probeRate)
+		p.end = time.Now()
+		probeDone <- p
 	}()
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
@@ -347,9 +362,12 @@ func phase(ctx context.Context, dir string, bins pair.Binaries, resolver string,
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.renewStart, r.renewEnd = renewAt, time.Now()
-	if err := <-probeErr; err != nil {
-		return r, fmt.Errorf("probe: %w", err)
+	pr := <-probeDone
+	if pr.err != nil {
+		return r, fmt.Errorf("probe: %w", pr.err)
 	}
+	r.probeStart, r.probeEnd, r.calls = pr.start, pr.end, pr.calls
+	slices.Sort(r.calls)
 
 	// Every stream must then hold every event the store has for it, after its start.
 	minStart := slices.MinFunc(streams, func(a, b *stream) int { return int(a.start - b.start) }).start
