@@ -320,6 +320,11 @@ func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 // Placeholders is n comma-separated `?`, for an `IN (...)` list of n arguments.
 func Placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
+// Rows is n comma-separated tuples of cols `?` each, for a multi-row `VALUES` list.
+func Rows(n, cols int) string {
+	return strings.TrimSuffix(strings.Repeat("("+Placeholders(cols)+"), ", n), ", ")
+}
+
 // ExpectOne returns ErrConflict unless res affected exactly one row: the check after every
 // compare-and-set UPDATE (`... WHERE id = ? AND state = ?`).
 func ExpectOne(res sql.Result, err error) error {

@@ -113,3 +113,15 @@ func TestNamedExecMissingField(t *testing.T) {
 		t.Fatalf("err = %v, want one naming :title", err)
 	}
 }
+
+func TestRows(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		n, cols int
+		want    string
+	}{{1, 1, "(?)"}, {1, 3, "(?, ?, ?)"}, {3, 2, "(?, ?), (?, ?), (?, ?)"}} {
+		if got := Rows(tc.n, tc.cols); got != tc.want {
+			t.Errorf("Rows(%d, %d) = %q, want %q", tc.n, tc.cols, got, tc.want)
+		}
+	}
+}

@@ -352,8 +352,7 @@ func sameBundle(want, stored Bundle) error {
 
 // appendEventsRaw inserts events with ids allocated from the events counter in this transaction,
 // so ids increase in commit order. The rows are bound by position, several to a statement: the
-// events of a renewal were a counter update and a named insert each, whose query sqlx compiled
-// again on every call.
+// events of a renewal were a counter update and a named insert each.
 func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 	if len(events) == 0 {
 		return nil
@@ -373,9 +372,7 @@ func (s *Store) appendEventsRaw(tx *db.Tx, events []Event) error {
 			args = append(args, e.ID, e.AccountID, e.BundleID, e.CertificateID, e.Type, string(e.From), string(e.To), string(e.Actor), e.Reason,
 				e.Time, e.SupportCaseID)
 		}
-		row := `(` + db.Placeholders(eventFields) + `)`
-		q := `INSERT INTO events (` + eventColumns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row+`, `, n), `, `)
-		if _, err := tx.Exec(q, args...); err != nil {
+		if _, err := tx.Exec(`INSERT INTO events (`+eventColumns+`) VALUES `+db.Rows(n, eventFields), args...); err != nil {
 			return err
 		}
 		rest = rest[n:]

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/certhosting/certhosting/pkg/apierr"
@@ -512,7 +511,7 @@ func recordBundles(tx *db.Tx, ds []Delivered, now int64) error {
 	}
 	// A VALUES list names its columns column1, column2 in SQLite and PostgreSQL alike.
 	if _, err := tx.Exec(`UPDATE orders SET certificate_ids = v.column2, bundle_delivery_time = ?
-		FROM (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?), ", len(ds)), ", ")+`) AS v
+		FROM (VALUES `+db.Rows(len(ds), 2)+`) AS v
 		WHERE orders.order_id = v.column1`, values...); err != nil {
 		return fmt.Errorf("record deliveries of %d orders: %w", len(ds), err)
 	}
