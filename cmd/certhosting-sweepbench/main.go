@@ -66,6 +66,31 @@ type result struct {
 	// CPU is the sweep process's user and system CPU time, its start-up included (SQLite runs):
 	// steadier than the rate when other work shares the machine.
 	CPU time.Duration
+	// Phases are the tick's sweeps that took a millisecond or more, as the sweep command
+	// reported them.
+	Phases []phase
+}
+
+// phase is one of the tick's sweeps, as the sweep command reports it: its time, the process's CPU
+// time meanwhile, and the database writers' (the lifecycle store's and the local CA's together):
+// the wall time they spent running transaction groups, the groups and the writes in them.
+type phase struct {
+	Name         string  `json:"name"`
+	MS           float64 `json:"ms"`
+	CPUMS        float64 `json:"cpu_ms"`
+	WriterBusyMS float64 `json:"writer_busy_ms"`
+	Groups       int64   `json:"groups"`
+	Writes       int64   `json:"writes"`
+}
+
+// printPhases prints where a sweep's time went, sweep by sweep: cores busy is the process's CPU
+// over the sweep's time; writers busy adds up both writers' wall time over it (up to 2.0: a
+// writer near 1.0 is what the sweep waits for).
+func printPhases(r result) {
+	for _, p := range r.Phases {
+		fmt.Printf("    %-12s %7.2fs  %.2f cores busy  writers busy %.2f (%d writes in %d groups, %.1f per group)\n",
+			p.Name, p.MS/1000, p.CPUMS/p.MS, p.WriterBusyMS/p.MS, p.Writes, p.Groups, float64(p.Writes)/float64(max(p.Groups, 1)))
+	}
 }
 
 // baselineTime is how long each crypto baseline runs.
@@ -152,6 +177,7 @@ func run() error {
 			r.Stored, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
 			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, r.Issued, float64(r.Issued)/r.Sweep.Seconds(),
 			float64(r.MaxRSSKB)/1024, r.CPU.Seconds(), float64(r.CPU.Microseconds())/float64(max(r.Issued, 1)))
+		printPhases(r)
 	}
 	fmt.Println()
 	cols, align := header(*records)
@@ -297,7 +323,8 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, zone *dnss
 		Stats      struct {
 			Activated, Submitted, Polled, Issued, RenewalsStarted int
 		} `json:"stats"`
-		MaxRSSKB int64 `json:"max_rss_kb"`
+		MaxRSSKB int64   `json:"max_rss_kb"`
+		Phases   []phase `json:"phases"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return r, fmt.Errorf("sweep output %q: %w", stdout.String(), err)
@@ -310,7 +337,7 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, zone *dnss
 	}
 	r.Sweep = time.Duration(out.DurationMS * float64(time.Millisecond))
 	r.Activated, r.Submitted, r.Polled, r.Issued = out.Stats.Activated, out.Stats.Submitted, out.Stats.Polled, out.Stats.Issued
-	r.MaxRSSKB = out.MaxRSSKB
+	r.MaxRSSKB, r.Phases = out.MaxRSSKB, out.Phases
 	// The kernel's view of the whole process, as a cross-check of what it reported itself.
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.MaxRSSKB = max(r.MaxRSSKB, ru.Maxrss)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -133,8 +134,38 @@ func (w *groupWriter) loop() {
 				break drain
 			}
 		}
+		began := time.Now()
 		w.run(batch)
+		writerTotals.busy.Add(int64(time.Since(began)))
+		writerTotals.groups.Add(1)
+		writerTotals.writes.Add(int64(len(batch)))
 	}
+}
+
+// WriterStats adds up the work of group-commit writers.
+type WriterStats struct {
+	// Groups is how many transactions the writers ran (attempts run again count once), and Writes
+	// how many writes those carried.
+	Groups, Writes int64
+	// Busy is the wall time the writers spent on them: statements, commits, and the waits for
+	// the CPU and the disk in between.
+	Busy time.Duration
+}
+
+// Sub is what was added since earlier.
+func (s WriterStats) Sub(earlier WriterStats) WriterStats {
+	return WriterStats{Groups: s.Groups - earlier.Groups, Writes: s.Writes - earlier.Writes, Busy: s.Busy - earlier.Busy}
+}
+
+var writerTotals struct{ groups, writes, busy atomic.Int64 }
+
+// WriterTotals returns the work of every database's writer in this process together, since it
+// started. A benchmark reads it around a stretch of work: a Busy close to the stretch's length
+// times the writers that were working means the work waited for the writers, which run one
+// transaction at a time each.
+func WriterTotals() WriterStats {
+	return WriterStats{Groups: writerTotals.groups.Load(), Writes: writerTotals.writes.Load(),
+		Busy: time.Duration(writerTotals.busy.Load())}
 }
 
 // run executes one group, again while it loses races (PostgreSQL; attempts is 1 on SQLite).

@@ -54,6 +54,9 @@ type TickerConfig struct {
 	// reach every deployment target the bundle expects (default DefaultDeployDeadline); past it
 	// the ticker reports the deployment as overdue (deployments.go).
 	DeployDeadline time.Duration
+	// PhaseDone, if set, is called after each of a tick's sweeps with its name and how long it
+	// took (the sweep command reports each sweep's time and CPU for the renewal benchmark).
+	PhaseDone func(name string, took time.Duration)
 }
 
 // DefaultLease is the ticker's default claim lease.
@@ -188,13 +191,21 @@ func (t *Ticker) Tick(ctx context.Context, now time.Time) (st TickStats, err err
 	start := time.Now()
 	defer func() { t.Metrics.sweep(start, now, err) }()
 	var errs []error
-	for _, phase := range []func(context.Context, time.Time, *TickStats) error{
-		t.expire, t.escalate, t.renewalInfo, t.retryRenewals, t.startRenewals, t.submit, t.poll, t.checkDeployments,
+	for _, phase := range []struct {
+		name string
+		run  func(context.Context, time.Time, *TickStats) error
+	}{
+		{"expire", t.expire}, {"escalate", t.escalate}, {"renewal_info", t.renewalInfo}, {"retry", t.retryRenewals},
+		{"renew", t.startRenewals}, {"submit", t.submit}, {"poll", t.poll}, {"deployments", t.checkDeployments},
 		// Reminders come last: a successor issued in this tick makes its predecessor's reminder moot.
-		t.remind,
+		{"remind", t.remind},
 	} {
-		if err := phase(ctx, now, &st); err != nil {
+		began := time.Now()
+		if err := phase.run(ctx, now, &st); err != nil {
 			errs = append(errs, err)
+		}
+		if t.cfg.PhaseDone != nil {
+			t.cfg.PhaseDone(phase.name, time.Since(began))
 		}
 		if ctx.Err() != nil {
 			break

@@ -67,6 +67,9 @@ import (
 const envPrefix = "CERTHOSTING_LIFECYCLE"
 
 type config struct {
+	// phaseDone is the ticker's TickerConfig.PhaseDone (the sweep command's; not a flag).
+	phaseDone func(name string, took time.Duration)
+
 	listen        string
 	dbPath        string
 	dbMaxConns    int
@@ -455,7 +458,7 @@ func open(ctx context.Context, cfg config, log *slog.Logger) (_ *service, err er
 		Metrics: lifecycle.NewMetrics(svc.metrics.Registry), CARateLimits: caFile.IssuanceRates()}
 	svc.metrics.Registry.MustRegister(lifecycle.NewStoreCollector(st, clk.Now, log, cfg.metricsBundleExpiry))
 	svc.ticker = lifecycle.NewTicker(svc.config, lifecycle.TickerConfig{Interval: cfg.tickerInterval, Batch: cfg.tickerBatch, Concurrency: cfg.tickerWorkers, CACalls: cfg.tickerCACalls, Lease: cfg.lease,
-		DeployDeadline: cfg.deployDeadline, Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}})
+		DeployDeadline: cfg.deployDeadline, Backoff: backoff.Policy{Base: cfg.caRetryBase, Max: cfg.caRetryMax}, PhaseDone: cfg.phaseDone})
 	svc.reissuer = lifecycle.NewReissuer(svc.config, svc.ticker.Wake)
 	dispatcher, err := notifier(cfg, st, clk, keys, log)
 	if err != nil {
@@ -549,11 +552,26 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var (
+		phases  []sweepPhase
+		lastCPU = processCPU()
+		lastW   = db.WriterTotals()
+	)
+	cfg.phaseDone = func(name string, took time.Duration) {
+		cpu, w := processCPU(), db.WriterTotals()
+		if took >= time.Millisecond {
+			d := w.Sub(lastW)
+			phases = append(phases, sweepPhase{Name: name, MS: ms(took), CPUMS: ms(cpu - lastCPU),
+				WriterBusyMS: ms(d.Busy), Groups: d.Groups, Writes: d.Writes})
+		}
+		lastCPU, lastW = cpu, w
+	}
 	svc, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer svc.close()
+	lastCPU, lastW = processCPU(), db.WriterTotals()
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -577,10 +595,34 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DurationMS float64             `json:"duration_ms"`
 		Stats      lifecycle.TickStats `json:"stats"`
 		MaxRSSKB   int64               `json:"max_rss_kb"`
-	}{at, float64(took.Microseconds()) / 1000, stats, ru.Maxrss})
+		Phases     []sweepPhase        `json:"phases"`
+	}{at, ms(took), stats, ru.Maxrss, phases})
 	fmt.Fprintln(stdout, string(out))
 	return err
 }
+
+// sweepPhase is what one of the tick's sweeps took (those of a millisecond or more): its time,
+// the process's CPU time meanwhile, and the database writers' share (db.WriterTotals: the wall
+// time they spent on transaction groups, how many groups, how many writes those carried).
+type sweepPhase struct {
+	Name         string  `json:"name"`
+	MS           float64 `json:"ms"`
+	CPUMS        float64 `json:"cpu_ms"`
+	WriterBusyMS float64 `json:"writer_busy_ms"`
+	Groups       int64   `json:"groups"`
+	Writes       int64   `json:"writes"`
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // crlURL is the local CA's CRL distribution point: -crl-url, or the address -crl-listen serves.
 func crlURL(cfg config) string {
