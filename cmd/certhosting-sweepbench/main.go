@@ -40,6 +40,7 @@ import (
 	"github.com/certhosting/certhosting/internal/pair"
 	"github.com/certhosting/certhosting/pkg/dnsserver"
 	"github.com/certhosting/certhosting/pkg/secrets"
+	"github.com/certhosting/certhosting/services/lifecycle"
 )
 
 func main() {
@@ -68,19 +69,7 @@ type result struct {
 	CPU time.Duration
 	// Phases are the tick's sweeps that took a millisecond or more, as the sweep command
 	// reported them.
-	Phases []phase
-}
-
-// phase is one of the tick's sweeps, as the sweep command reports it: its time, the process's CPU
-// time meanwhile, and the database writers' (the lifecycle store's and the local CA's together):
-// the wall time they spent running transaction groups, the groups and the writes in them.
-type phase struct {
-	Name         string  `json:"name"`
-	MS           float64 `json:"ms"`
-	CPUMS        float64 `json:"cpu_ms"`
-	WriterBusyMS float64 `json:"writer_busy_ms"`
-	Groups       int64   `json:"groups"`
-	Writes       int64   `json:"writes"`
+	Phases []lifecycle.PhaseReport
 }
 
 // printPhases prints where a sweep's time went, sweep by sweep: cores busy is the process's CPU
@@ -323,8 +312,8 @@ func measure(ctx context.Context, dir, lifecycleBin, resolver string, zone *dnss
 		Stats      struct {
 			Activated, Submitted, Polled, Issued, RenewalsStarted int
 		} `json:"stats"`
-		MaxRSSKB int64   `json:"max_rss_kb"`
-		Phases   []phase `json:"phases"`
+		MaxRSSKB int64                   `json:"max_rss_kb"`
+		Phases   []lifecycle.PhaseReport `json:"phases"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return r, fmt.Errorf("sweep output %q: %w", stdout.String(), err)

@@ -183,6 +183,19 @@ type TickStats struct {
 	Reminders          int
 }
 
+// PhaseReport is what the sweep command (certhosting-lifecycle sweep) reports, as JSON, of one of
+// a tick's sweeps, from TickerConfig.PhaseDone: its name and time, the process's CPU time
+// meanwhile, and the database writers' share (db.WriterTotals: the wall time they spent running
+// transaction groups, the groups and the writes in them). The renewal benchmark prints it.
+type PhaseReport struct {
+	Name         string  `json:"name"`
+	MS           float64 `json:"ms"`
+	CPUMS        float64 `json:"cpu_ms"`
+	WriterBusyMS float64 `json:"writer_busy_ms"`
+	Groups       int64   `json:"groups"`
+	Writes       int64   `json:"writes"`
+}
+
 // Tick does everything due at now: expiries, escalations, renewal windows to refresh, rejected
 // renewals to retry, renewals to start, applications to submit, applications to poll, expiry
 // reminders, in that order (so a renewal started now is submitted, and with a

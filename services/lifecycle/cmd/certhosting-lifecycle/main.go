@@ -553,7 +553,7 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var (
-		phases  []sweepPhase
+		phases  []lifecycle.PhaseReport
 		lastCPU = processCPU()
 		lastW   = db.WriterTotals()
 	)
@@ -561,7 +561,7 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cpu, w := processCPU(), db.WriterTotals()
 		if took >= time.Millisecond {
 			d := w.Sub(lastW)
-			phases = append(phases, sweepPhase{Name: name, MS: ms(took), CPUMS: ms(cpu - lastCPU),
+			phases = append(phases, lifecycle.PhaseReport{Name: name, MS: ms(took), CPUMS: ms(cpu - lastCPU),
 				WriterBusyMS: ms(d.Busy), Groups: d.Groups, Writes: d.Writes})
 		}
 		lastCPU, lastW = cpu, w
@@ -591,26 +591,14 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	out, _ := json.Marshal(struct {
-		At         time.Time           `json:"at"`
-		DurationMS float64             `json:"duration_ms"`
-		Stats      lifecycle.TickStats `json:"stats"`
-		MaxRSSKB   int64               `json:"max_rss_kb"`
-		Phases     []sweepPhase        `json:"phases"`
+		At         time.Time               `json:"at"`
+		DurationMS float64                 `json:"duration_ms"`
+		Stats      lifecycle.TickStats     `json:"stats"`
+		MaxRSSKB   int64                   `json:"max_rss_kb"`
+		Phases     []lifecycle.PhaseReport `json:"phases"`
 	}{at, ms(took), stats, ru.Maxrss, phases})
 	fmt.Fprintln(stdout, string(out))
 	return err
-}
-
-// sweepPhase is what one of the tick's sweeps took (those of a millisecond or more): its time,
-// the process's CPU time meanwhile, and the database writers' share (db.WriterTotals: the wall
-// time they spent on transaction groups, how many groups, how many writes those carried).
-type sweepPhase struct {
-	Name         string  `json:"name"`
-	MS           float64 `json:"ms"`
-	CPUMS        float64 `json:"cpu_ms"`
-	WriterBusyMS float64 `json:"writer_busy_ms"`
-	Groups       int64   `json:"groups"`
-	Writes       int64   `json:"writes"`
 }
 
 // processCPU is the user and system CPU time this process has used.
