@@ -595,11 +595,10 @@ func (c *core) applySuccessor(tx *store.Tx, b *store.Bundle, cur store.Certifica
 	if info.CSRPEM != "" { // not possible for a hosted bundle; never re-use a customer's key anyway
 		info.CSRPEM, info.KeyAlgorithm = "", KeyECDSAP256
 	}
-	certs, err := tx.Certificates(b.ID)
+	target, err := tx.CertificateAt(b.ID, next.Sequence)
 	if err != nil {
 		return 0, err
 	}
-	target := certs[next.Sequence-1]
 	a := store.Application{
 		ID: ids.New(ids.Application, now), CertificateID: target.ID, BundleID: b.ID, AccountID: b.AccountID,
 		Status: store.AppSubmitting, Automatic: true, Actor: state.ActorTicker,

@@ -78,6 +78,14 @@ func (t *Tx) Certificate(id string) (Certificate, error) {
 	return c, notFound(err, "certificate", id)
 }
 
+// CertificateAt reads the instance of a bundle for subscription year sequence (1-based), or
+// NotFound.
+func (t *Tx) CertificateAt(bundleID string, sequence int) (Certificate, error) {
+	var c Certificate
+	err := t.tx.Get(&c, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id = ? AND sequence = ?`, bundleID, sequence)
+	return c, notFound(err, "certificate", fmt.Sprintf("%d of bundle %s", sequence, bundleID))
+}
+
 // Certificates reads every instance of a bundle in sequence order.
 func (t *Tx) Certificates(bundleID string) ([]Certificate, error) {
 	var cs []Certificate
