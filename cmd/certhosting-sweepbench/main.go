@@ -73,8 +73,9 @@ type result struct {
 }
 
 // printPhases prints where a sweep's time went, sweep by sweep: cores busy is the process's CPU
-// over the sweep's time; writers busy adds up both writers' wall time over it (up to 2.0: a
-// writer near 1.0 is what the sweep waits for).
+// over the sweep's time; writers busy adds up the database writers' wall time over it (one per
+// database; the busy ones are the lifecycle store's and the local CA's, so up to 2.0: a writer
+// near 1.0 is what the sweep waits for).
 func printPhases(r result) {
 	for _, p := range r.Phases {
 		fmt.Printf("    %-12s %7.2fs  %.2f cores busy  writers busy %.2f (%d writes in %d groups, %.1f per group)\n",

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +39,8 @@ func TestCertificateAt(t *testing.T) {
 			err := s.Write(ctx, db.Micros(now), func(tx *Tx) error {
 				c, err := tx.CertificateAt(nb.Bundle.ID, tc.sequence)
 				if tc.want == "" {
-					if status.Code(err) != codes.NotFound {
-						t.Errorf("sequence %d: got %+v, err %v; want NotFound", tc.sequence, c, err)
+					if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), nb.Bundle.ID) {
+						t.Errorf("sequence %d: got %+v, err %v; want NotFound naming the bundle", tc.sequence, c, err)
 					}
 					return nil
 				}

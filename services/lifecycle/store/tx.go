@@ -83,7 +83,7 @@ func (t *Tx) Certificate(id string) (Certificate, error) {
 func (t *Tx) CertificateAt(bundleID string, sequence int) (Certificate, error) {
 	var c Certificate
 	err := t.tx.Get(&c, `SELECT `+certificateColumns+` FROM certificates WHERE bundle_id = ? AND sequence = ?`, bundleID, sequence)
-	return c, notFound(err, "certificate", fmt.Sprintf("%d of bundle %s", sequence, bundleID))
+	return c, notFound(err, fmt.Sprintf("instance %d of bundle", sequence), bundleID)
 }
 
 // Certificates reads every instance of a bundle in sequence order.
