@@ -83,6 +83,15 @@ func printPhases(r result) {
 	}
 }
 
+// cpuPer is the sweep's CPU per renewal: per certificate issued when the tick completed renewals
+// (-records), per activation when it stopped short of issuance.
+func cpuPer(r result) string {
+	if r.Issued > 0 {
+		return fmt.Sprintf("%.0f µs per issued", float64(r.CPU.Microseconds())/float64(r.Issued))
+	}
+	return fmt.Sprintf("%.0f µs per activation", float64(r.CPU.Microseconds())/float64(max(r.Activated, 1)))
+}
+
 // baselineTime is how long each crypto baseline runs.
 const baselineTime = 3 * time.Second
 
@@ -163,10 +172,10 @@ func run() error {
 			return err
 		}
 		results = append(results, r)
-		fmt.Printf("  stored %9d: seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled, %d issued (%.0f/s); peak RSS %.0f MB; CPU %.2fs (%.0f µs per issued)\n",
+		fmt.Printf("  stored %9d: seeded in %6.1fs (%5.0f MB database); sweep %6.2fs: %d activated (%.0f/s), %d submitted, %d polled, %d issued (%.0f/s); peak RSS %.0f MB; CPU %.2fs (%s)\n",
 			r.Stored, r.Seed.Seconds(), float64(r.DatabaseSize)/1e6, r.Sweep.Seconds(), r.Activated,
 			float64(r.Activated)/r.Sweep.Seconds(), r.Submitted, r.Polled, r.Issued, float64(r.Issued)/r.Sweep.Seconds(),
-			float64(r.MaxRSSKB)/1024, r.CPU.Seconds(), float64(r.CPU.Microseconds())/float64(max(r.Issued, 1)))
+			float64(r.MaxRSSKB)/1024, r.CPU.Seconds(), cpuPer(r))
 		printPhases(r)
 	}
 	fmt.Println()

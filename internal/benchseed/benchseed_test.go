@@ -88,4 +88,16 @@ func TestHistory(t *testing.T) {
 	if after, err := s.EventsAfter(ctx, account, "", n*eventsPerBundle, 10); err != nil || len(after) != 1 || after[0].Type != store.EventTemplateUpdated {
 		t.Errorf("events after the seeded ones: %+v (err %v), want the one just written", after, err)
 	}
+	// The notification fan-out starts after the seeded history, as in a store whose fan-out kept
+	// up with its writes: it has the one new event to consume, not the whole history.
+	var fanned []int64
+	consumed, err := s.FanOut(ctx, db.Micros(at), 1000, func(_ *store.Tx, es []store.Event) ([]store.Notification, error) {
+		for _, e := range es {
+			fanned = append(fanned, e.ID)
+		}
+		return nil, nil
+	})
+	if err != nil || consumed != 1 || len(fanned) != 1 || fanned[0] != n*eventsPerBundle+1 {
+		t.Errorf("FanOut consumed %d events %v (err %v), want only the new one, %d", consumed, fanned, err, n*eventsPerBundle+1)
+	}
 }
