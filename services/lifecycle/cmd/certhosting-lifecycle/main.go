@@ -552,10 +552,12 @@ func sweep(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Each sweep's report is the difference from the end of the sweep before it, or from the
+	// service's start-up for the first (set once open returns, so it is not counted).
 	var (
 		phases  []lifecycle.PhaseReport
-		lastCPU = processCPU()
-		lastW   = db.WriterTotals()
+		lastCPU time.Duration
+		lastW   db.WriterStats
 	)
 	cfg.phaseDone = func(name string, took time.Duration) {
 		cpu, w := processCPU(), db.WriterTotals()
