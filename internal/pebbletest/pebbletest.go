@@ -372,9 +372,23 @@ func do(hc *http.Client, req *http.Request) ([]byte, error) {
 }
 
 // Count is how often s occurs in Pebble's output (Pebble logs each request it handles as
-// "METHOD /path -> calling handler()").
+// "METHOD /path -> calling handler()"). Pebble's output reaches us through a pipe that a
+// goroutine copies, so the line of a request that has just been answered may not be in it yet:
+// a check that a request was made uses AwaitCount.
 func (p *Pebble) Count(s string) int {
 	return strings.Count(p.Output(), s)
+}
+
+// AwaitCount is Count once s occurs at least n times, or after five seconds if it does not.
+func (p *Pebble) AwaitCount(s string, n int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := p.Count(s)
+		if c >= n || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // CertStatus is Pebble's record of the certificate with this serial (hexadecimal, as

@@ -321,7 +321,7 @@ func TestACMEHostedSubscription(t *testing.T) {
 	if got := e.acme.published(cname.GetValue()); len(got) != 0 {
 		t.Errorf("the delegated zone still holds %q at %s after the order was decided; want nothing", got, cname.GetValue())
 	}
-	challenges := p.Count(challengePOST)
+	challenges := p.AwaitCount(challengePOST, 1)
 	if challenges == 0 {
 		t.Error("Pebble got no challenge request for the first certificate")
 	}
@@ -331,7 +331,7 @@ func TestACMEHostedSubscription(t *testing.T) {
 	// renewal inside it.
 	const ariGET = "GET /draft-ietf-acme-ari-03/renewalInfo/"
 	e.tick()
-	if n := p.Count(ariGET); n == 0 {
+	if n := p.AwaitCount(ariGET, 1); n == 0 {
 		t.Fatal("the service did not ask Pebble for the first certificate's renewal window")
 	}
 	wStart, wEnd, err := p.RenewalWindow(ctx, []byte(chain1))
@@ -363,13 +363,13 @@ func TestACMEHostedSubscription(t *testing.T) {
 	if app := second.GetCurrentApplication(); !app.GetAutomatic() || !slices.Equal(app.GetDomains(), []string{domain}) {
 		t.Errorf("renewal application: automatic %v, domains %v; want automatic, [%s]", app.GetAutomatic(), app.GetDomains(), domain)
 	}
-	if n := p.Count(challengePOST); n <= challenges {
+	if n := p.AwaitCount(challengePOST, challenges+1); n <= challenges {
 		t.Errorf("Pebble got no challenge request for the renewal (%d in all); want it validated afresh through the CNAME", n)
 	}
 	challenges = p.Count(challengePOST)
 	// The renewal's order named the first certificate (RFC 9773 replaces): Pebble accepted it as a
 	// replacement, and the order it created says so.
-	if n := p.Count(replacement); n != 1 {
+	if n := p.AwaitCount(replacement, 1); n != 1 {
 		t.Errorf("Pebble logged %d replacement orders, want 1", n)
 	}
 	if got, want := e.acme.replaces(), []string{ariCertID(t, leaf1)}; !slices.Equal(got, want) {
@@ -439,7 +439,7 @@ func TestACMEHostedSubscription(t *testing.T) {
 	if n := p.Count(challengePOST); n != challenges {
 		t.Errorf("%d challenge requests during the renewal without the CNAME, want none", n-challenges)
 	}
-	if n := p.Count(replacement); n != 2 {
+	if n := p.AwaitCount(replacement, 2); n != 2 {
 		t.Errorf("Pebble logged %d replacement orders in all, want 2", n)
 	}
 	if got, want := e.acme.replaces(), []string{ariCertID(t, leaf1), ariCertID(t, leaf2)}; !slices.Equal(got, want) {
@@ -460,7 +460,7 @@ func TestACMEHostedSubscription(t *testing.T) {
 	if got, want := e.acme.replaces(), []string{ariCertID(t, leaf1), ariCertID(t, leaf2), ariCertID(t, leaf2)}; !slices.Equal(got, want) {
 		t.Errorf("orders Pebble created with replaces: %q; want %q, the retry naming the certificate in use", got, want)
 	}
-	if n := p.Count(challengePOST); n <= challenges {
+	if n := p.AwaitCount(challengePOST, challenges+1); n <= challenges {
 		t.Errorf("Pebble got no challenge request for the retried renewal (%d in all); want it validated through the CNAME", n)
 	}
 	sc, err := e.support.GetSupportCase(e.ctx, &lifecyclev1.GetSupportCaseRequest{CaseId: cases[0].GetCaseId()})

@@ -143,7 +143,7 @@ func TestRelinquishAuthorizations(t *testing.T) {
 	for i := range 2 {
 		before := e.pebble.Count(challenge)
 		e.issue(e.client, request(t, fmt.Sprintf("app-again-%d", i), "bdl_relinquish", "relinquish.example.com"))
-		if after := e.pebble.Count(challenge); after <= before {
+		if after := e.pebble.AwaitCount(challenge, before+1); after <= before {
 			t.Errorf("order %d after the first: no challenge request (%d before, %d after); want it validated afresh", i+2, before, after)
 		}
 	}
@@ -179,7 +179,7 @@ func TestSubmitIdempotent(t *testing.T) {
 			t.Fatalf("concurrent Submits returned refs %q, want one", refs)
 		}
 	}
-	if n := e.pebble.Count("Added order"); n != 2 {
+	if n := e.pebble.AwaitCount("Added order", 2); n != 2 {
 		t.Errorf("Pebble created %d orders, want 2 (one per request id)", n)
 	}
 	for _, ref := range []string{first.Ref, refs[0]} {
